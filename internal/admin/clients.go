@@ -1,0 +1,425 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// Token endpoint authentication methods (RFC 7591 §2).
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
+
+var (
+	knownAuthMethods = []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthNone}
+	knownGrantTypes  = []string{"authorization_code", "client_credentials", "password", "refresh_token"}
+	// RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
+	scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
+	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+)
+
+// ClientMetadata is a client as the admin API and CLI show it: RFC 7591
+// metadata plus Latchkey's "trusted".
+type ClientMetadata struct {
+	ClientID                string          `json:"client_id,omitempty"`
+	ClientSecret            string          `json:"client_secret,omitempty"`
+	ClientSecretExpiresAt   *int64          `json:"client_secret_expires_at,omitempty"`
+	ClientIDIssuedAt        int64           `json:"client_id_issued_at,omitempty"`
+	ClientName              string          `json:"client_name,omitempty"`
+	RedirectURIs            []string        `json:"redirect_uris"`
+	GrantTypes              []string        `json:"grant_types"`
+	ResponseTypes           []string        `json:"response_types"`
+	Scope                   string          `json:"scope"`
+	Audience                []string        `json:"audience"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	Trusted                 bool            `json:"trusted"`
+}
+
+// MetadataError is a registration that breaks a rule. Code is RFC 7591
+// §3.2.2's invalid_client_metadata or invalid_redirect_uri.
+type MetadataError struct {
+	Code        string
+	Description string
+}
+
+func (e *MetadataError) Error() string { return e.Code + ": " + e.Description }
+
+func invalidMetadata(format string, args ...any) error {
+	return &MetadataError{Code: "invalid_client_metadata", Description: fmt.Sprintf(format, args...)}
+}
+
+func invalidRedirect(format string, args ...any) error {
+	return &MetadataError{Code: "invalid_redirect_uri", Description: fmt.Sprintf(format, args...)}
+}
+
+// ErrPublicClient is returned when a secret is asked of a public client.
+var ErrPublicClient = errors.New("public clients have no secret")
+
+// Service manages clients.
+type Service struct {
+	store  *store.Store
+	hasher *secrets.ClientSecretHasher
+}
+
+// NewService returns the admin service.
+func NewService(st *store.Store, hasher *secrets.ClientSecretHasher) *Service {
+	return &Service{store: st, hasher: hasher}
+}
+
+// normalize applies RFC 7591 defaults and checks every rule, returning the
+// row to store.
+func normalize(md *ClientMetadata) (*store.Client, error) {
+	c := &store.Client{
+		ID:                      md.ClientID,
+		Name:                    strings.TrimSpace(md.ClientName),
+		TokenEndpointAuthMethod: md.TokenEndpointAuthMethod,
+		Trusted:                 md.Trusted,
+		JWKSURI:                 md.JWKSURI,
+	}
+	if c.ID != "" && !clientIDRe.MatchString(c.ID) {
+		return nil, invalidMetadata("client_id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -")
+	}
+	if len(c.Name) > 200 {
+		return nil, invalidMetadata("client_name must be at most 200 characters")
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = AuthSecretBasic // RFC 7591 §2 default
+	}
+	if !slices.Contains(knownAuthMethods, c.TokenEndpointAuthMethod) {
+		return nil, invalidMetadata("token_endpoint_auth_method %q is not one of %s", c.TokenEndpointAuthMethod, strings.Join(knownAuthMethods, ", "))
+	}
+	c.Public = c.TokenEndpointAuthMethod == AuthNone
+
+	c.GrantTypes = dedupe(md.GrantTypes)
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{"authorization_code"} // RFC 7591 §2 default
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(knownGrantTypes, g) {
+			return nil, invalidMetadata("grant type %q is not supported; use %s", g, strings.Join(knownGrantTypes, ", "))
+		}
+		if c.Public && (g == "client_credentials" || g == "password") {
+			return nil, invalidMetadata("a public client (token_endpoint_auth_method none) cannot use the %s grant", g)
+		}
+	}
+	usesCode := slices.Contains(c.GrantTypes, "authorization_code")
+
+	c.ResponseTypes = dedupe(md.ResponseTypes)
+	if len(c.ResponseTypes) == 0 && usesCode {
+		c.ResponseTypes = []string{"code"}
+	}
+	for _, rt := range c.ResponseTypes {
+		if rt != "code" {
+			return nil, invalidMetadata("response type %q is not supported; only \"code\"", rt)
+		}
+	}
+	if len(c.ResponseTypes) > 0 && !usesCode {
+		return nil, invalidMetadata("response_types \"code\" needs the authorization_code grant type")
+	}
+
+	c.RedirectURIs = dedupe(md.RedirectURIs)
+	if usesCode && len(c.RedirectURIs) == 0 {
+		return nil, invalidRedirect("the authorization_code grant needs at least one redirect URI")
+	}
+	for _, u := range c.RedirectURIs {
+		if err := validateRedirectURI(u, c.Public); err != nil {
+			return nil, err
+		}
+	}
+
+	c.Scopes = dedupe(strings.Fields(md.Scope))
+	for _, s := range c.Scopes {
+		if !scopeToken.MatchString(s) {
+			return nil, invalidMetadata("scope %q has characters RFC 6749 §3.3 does not allow", s)
+		}
+	}
+	c.Audience = dedupe(md.Audience)
+	for _, a := range c.Audience {
+		if a == "" || strings.ContainsAny(a, " \t\r\n") || len(a) > 2048 {
+			return nil, invalidMetadata("audience %q must be a non-empty string without spaces", a)
+		}
+	}
+
+	if c.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+		if err := validateJWKS(md, c); err != nil {
+			return nil, err
+		}
+	} else if len(md.JWKS) > 0 || md.JWKSURI != "" {
+		return nil, invalidMetadata("jwks and jwks_uri are only used with token_endpoint_auth_method private_key_jwt")
+	}
+	return c, nil
+}
+
+func validateJWKS(md *ClientMetadata, c *store.Client) error {
+	hasSet := len(md.JWKS) > 0 && string(md.JWKS) != "null"
+	if hasSet == (md.JWKSURI != "") {
+		return invalidMetadata("private_key_jwt needs exactly one of jwks and jwks_uri")
+	}
+	if md.JWKSURI != "" {
+		u, err := url.Parse(md.JWKSURI)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return invalidMetadata("jwks_uri must be an https URL")
+		}
+		return nil
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(md.JWKS, &set); err != nil {
+		return invalidMetadata("jwks is not a JSON Web Key Set: %v", err)
+	}
+	if len(set.Keys) == 0 {
+		return invalidMetadata("jwks has no keys")
+	}
+	for i := range set.Keys {
+		if !set.Keys[i].IsPublic() {
+			return invalidMetadata("jwks must hold public keys only (key %q is private)", set.Keys[i].KeyID)
+		}
+		if set.Keys[i].Use == "" {
+			// fosite only considers keys marked for signatures.
+			set.Keys[i].Use = "sig"
+		}
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		return invalidMetadata("jwks cannot be encoded: %v", err)
+	}
+	c.JWKS = string(b)
+	return nil
+}
+
+// validateRedirectURI applies RFC 6749 §3.1.2 (absolute, no fragment),
+// RFC 9700 §2.1 (https, except loopback) and RFC 8252 §7 (private-use
+// schemes and loopback redirects for native apps).
+func validateRedirectURI(raw string, public bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return invalidRedirect("redirect URI %q is not a URI: %v", raw, err)
+	}
+	if !u.IsAbs() {
+		return invalidRedirect("redirect URI %q must be absolute", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return invalidRedirect("redirect URI %q must not have a fragment (RFC 6749 §3.1.2)", raw)
+	}
+	if u.User != nil {
+		return invalidRedirect("redirect URI %q must not carry user information", raw)
+	}
+	switch scheme := strings.ToLower(u.Scheme); scheme {
+	case "https":
+		if u.Host == "" {
+			return invalidRedirect("redirect URI %q has no host", raw)
+		}
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return invalidRedirect("redirect URI %q must use https; plain http is allowed only for loopback addresses (RFC 8252 §7.3)", raw)
+		}
+	case "javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss":
+		return invalidRedirect("redirect URI %q uses a scheme that cannot be a redirect target", raw)
+	default:
+		// RFC 8252 §7.1: private-use schemes are reverse domain names.
+		if !public {
+			return invalidRedirect("redirect URI %q: private-use schemes are for public native clients only", raw)
+		}
+		if !strings.Contains(scheme, ".") {
+			return invalidRedirect("redirect URI %q: a private-use scheme must be a reverse domain name such as com.example.app (RFC 8252 §7.1)", raw)
+		}
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// toMetadata renders a stored client; it never includes the secret.
+func toMetadata(c *store.Client) *ClientMetadata {
+	md := &ClientMetadata{
+		ClientID:                c.ID,
+		ClientIDIssuedAt:        c.CreatedAt.Unix(),
+		ClientName:              c.Name,
+		RedirectURIs:            nonNil(c.RedirectURIs),
+		GrantTypes:              nonNil(c.GrantTypes),
+		ResponseTypes:           nonNil(c.ResponseTypes),
+		Scope:                   strings.Join(c.Scopes, " "),
+		Audience:                nonNil(c.Audience),
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		JWKSURI:                 c.JWKSURI,
+		Trusted:                 c.Trusted,
+	}
+	if c.JWKS != "" {
+		md.JWKS = json.RawMessage(c.JWKS)
+	}
+	return md
+}
+
+func nonNil(a []string) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a
+}
+
+// withSecret adds a freshly generated secret to c and md.
+func (s *Service) withSecret(ctx context.Context, c *store.Client, md *ClientMetadata) error {
+	secret, err := secrets.NewClientSecret()
+	if err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, []byte(secret))
+	if err != nil {
+		return err
+	}
+	c.SecretHash = hash
+	md.ClientSecret = secret
+	never := int64(0) // RFC 7591 §3.2.1: 0 means the secret does not expire
+	md.ClientSecretExpiresAt = &never
+	return nil
+}
+
+// CreateClient registers a client. For a confidential client the answer
+// carries the secret; it is not stored and is never shown again.
+func (s *Service) CreateClient(ctx context.Context, md *ClientMetadata) (*ClientMetadata, error) {
+	c, err := normalize(md)
+	if err != nil {
+		return nil, err
+	}
+	if c.ID == "" {
+		if c.ID, err = secrets.RandomToken(16); err != nil {
+			return nil, err
+		}
+	}
+	out := &ClientMetadata{}
+	if !c.Public {
+		if err := s.withSecret(ctx, c, out); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return nil, invalidMetadata("client_id %q is already registered", c.ID)
+		}
+		return nil, err
+	}
+	res := toMetadata(c)
+	res.ClientSecret, res.ClientSecretExpiresAt = out.ClientSecret, out.ClientSecretExpiresAt
+	return res, nil
+}
+
+// GetClient returns a client's metadata. store.ErrNotFound if unknown.
+func (s *Service) GetClient(ctx context.Context, id string) (*ClientMetadata, error) {
+	c, err := s.store.FindClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return toMetadata(c), nil
+}
+
+// ListClients returns every client's metadata.
+func (s *Service) ListClients(ctx context.Context) ([]*ClientMetadata, error) {
+	cs, err := s.store.ListClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ClientMetadata, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, toMetadata(c))
+	}
+	return out, nil
+}
+
+// ReplaceClient replaces a client's metadata (PUT). The secret is kept; a
+// public client that becomes confidential gets a new one, shown once, and a
+// confidential client that becomes public loses its secret.
+func (s *Service) ReplaceClient(ctx context.Context, id string, md *ClientMetadata) (*ClientMetadata, error) {
+	if md.ClientID != "" && md.ClientID != id {
+		return nil, invalidMetadata("client_id in the body (%q) differs from the one in the path (%q)", md.ClientID, id)
+	}
+	md.ClientID = id
+	c, err := normalize(md)
+	if err != nil {
+		return nil, err
+	}
+	out := &ClientMetadata{}
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		old, err := s.store.FindClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.Public:
+			c.SecretHash = nil
+		case old.Public || len(old.SecretHash) == 0:
+			if err := s.withSecret(ctx, c, out); err != nil {
+				return err
+			}
+		default:
+			c.SecretHash = old.SecretHash
+		}
+		c.CreatedAt = old.CreatedAt
+		return s.store.UpdateClient(ctx, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := toMetadata(c)
+	res.ClientSecret, res.ClientSecretExpiresAt = out.ClientSecret, out.ClientSecretExpiresAt
+	return res, nil
+}
+
+// DeleteClient removes a client and every token issued to it.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	return s.store.DeleteClient(ctx, id)
+}
+
+// RotateSecret replaces a confidential client's secret and returns the new
+// one; the old one stops working at once.
+func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientMetadata, error) {
+	var res *ClientMetadata
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		c, err := s.store.FindClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		if c.Public {
+			return ErrPublicClient
+		}
+		res = toMetadata(c)
+		if err := s.withSecret(ctx, c, res); err != nil {
+			return err
+		}
+		return s.store.SetClientSecretHash(ctx, id, c.SecretHash)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}

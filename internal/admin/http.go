@@ -1,0 +1,173 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// API is the admin HTTP API. Every route demands the admin bearer token.
+type API struct {
+	svc       *Service
+	tokenHash [32]byte
+	log       *slog.Logger
+}
+
+// NewAPI returns the admin API guarded by adminToken.
+func NewAPI(svc *Service, adminToken string, log *slog.Logger) *API {
+	return &API{svc: svc, tokenHash: sha256.Sum256([]byte(adminToken)), log: log}
+}
+
+// Register adds the admin routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.Handle("POST /admin/clients", a.guard(a.createClient))
+	mux.Handle("GET /admin/clients", a.guard(a.listClients))
+	mux.Handle("GET /admin/clients/{id}", a.guard(a.getClient))
+	mux.Handle("PUT /admin/clients/{id}", a.guard(a.replaceClient))
+	mux.Handle("DELETE /admin/clients/{id}", a.guard(a.deleteClient))
+	mux.Handle("POST /admin/clients/{id}/secret", a.guard(a.rotateSecret))
+}
+
+// guard checks the bearer token. Both sides are hashed first so the
+// comparison is constant-time whatever the lengths.
+func (a *API) guard(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey-admin"`)
+			writeError(w, http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer $LATCHKEY_ADMIN_TOKEN")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		next(w, r)
+	})
+}
+
+func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
+	var md ClientMetadata
+	if !decode(w, r, &md) {
+		return
+	}
+	out, err := a.svc.CreateClient(r.Context(), &md)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "client created", "client_id", out.ClientID)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
+	out, err := a.svc.ListClients(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
+	out, err := a.svc.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) replaceClient(w http.ResponseWriter, r *http.Request) {
+	var md ClientMetadata
+	if !decode(w, r, &md) {
+		return
+	}
+	out, err := a.svc.ReplaceClient(r.Context(), r.PathValue("id"), &md)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "client replaced", "client_id", out.ClientID)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) deleteClient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.svc.DeleteClient(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "client deleted", "client_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	out, err := a.svc.RotateSecret(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "client secret rotated", "client_id", id)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// fail is the one place admin errors become HTTP statuses.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var md *MetadataError
+	switch {
+	case errors.As(err, &md):
+		writeError(w, http.StatusBadRequest, md.Code, md.Description)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such client")
+	case errors.Is(err, ErrPublicClient):
+		writeError(w, http.StatusBadRequest, "invalid_request", "a public client has no secret to rotate")
+	default:
+		a.log.ErrorContext(r.Context(), "admin request failed", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "the request could not be completed")
+	}
+}
+
+// decode reads a JSON body. RFC 7591 §2 says unknown metadata is ignored,
+// so unknown fields are not an error; trailing data is.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body is not a valid JSON object: "+jsonProblem(err))
+		return false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body has data after the JSON object")
+		return false
+	}
+	return true
+}
+
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return "field " + typeErr.Field + " must be " + typeErr.Type.String()
+	}
+	if errors.Is(err, io.EOF) {
+		return "it is empty"
+	}
+	return err.Error()
+}
+
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,122 @@
+// Package cli is the latchkey command line, built on cobra. Main is what
+// cmd/latchkey calls and what tests call with their own arguments,
+// environment and streams.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/spf13/cobra"
+)
+
+// Set with -ldflags "-X github.com/latchkey/latchkey/internal/cli.version=…".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// env is what one invocation sees of the outside world.
+type env struct {
+	environ []string
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	// devDir is where `--dev` keeps its generated secrets file.
+	devDir string
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{environ: environ, stdin: stdin, stdout: stdout, stderr: stderr, devDir: "."}
+	root := e.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+	return 0
+}
+
+func (e *env) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "latchkey",
+		Short:         "Latchkey, an OAuth 2.0 authorization server",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	config.RegisterFlags(root.PersistentFlags())
+	root.PersistentFlags().Bool("dev", false, "zero-setup mode: SQLite at "+config.DevDatabaseURL+" and generated secrets kept in "+devFileName)
+	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.versionCommand())
+	return root
+}
+
+// loadConfig reads the configuration and, with --dev, fills what dev mode
+// generates. It validates only the settings the command needs.
+func (e *env) loadConfig(cmd *cobra.Command, settings ...string) (*config.Config, error) {
+	cfg, err := config.Load(cmd.Flags(), e.environ)
+	if err != nil {
+		return nil, err
+	}
+	if dev, _ := cmd.Flags().GetBool("dev"); dev {
+		if err := e.applyDev(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.ValidateSettings(settings...); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func (e *env) logger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
+	return store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
+}
+
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (e *env) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print version, commit and Go version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := commit
+			if c == "" {
+				if info, ok := debug.ReadBuildInfo(); ok {
+					for _, s := range info.Settings {
+						if s.Key == "vcs.revision" {
+							c = s.Value
+						}
+					}
+				}
+			}
+			if c == "" {
+				c = "unknown"
+			}
+			_, err := fmt.Fprintf(e.stdout, "latchkey %s\ncommit %s\n%s %s/%s\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return err
+		},
+	}
+}
+

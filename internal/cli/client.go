@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/spf13/cobra"
+)
+
+// withAdmin opens the store and runs fn with the admin service, the same one
+// the admin API uses.
+func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admin.Service) error) error {
+	cfg, err := e.loadConfig(cmd, settings...)
+	if err != nil {
+		return err
+	}
+	st, err := e.openStore(cmd.Context(), cfg, e.logger(cfg.LogLevel))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := requireMigrated(cmd, st); err != nil {
+		return err
+	}
+	var hasher *secrets.ClientSecretHasher
+	if cfg.Secret != "" {
+		if hasher, err = secrets.NewClientSecretHasher([]byte(cfg.Secret)); err != nil {
+			return err
+		}
+	}
+	return fn(admin.NewService(st, hasher))
+}
+
+func (e *env) clientCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth 2.0 clients (output is JSON)"}
+
+	var (
+		md       admin.ClientMetadata
+		fromJSON string
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Register a client; a confidential client's secret is printed this once",
+		Example: `  latchkey client create --name billing --grant-type client_credentials --scope "invoices:read"
+  latchkey client create --name spa --auth-method none --grant-type authorization_code \
+      --grant-type refresh_token --redirect-uri https://app.example.com/callback --scope "openid offline_access"
+  latchkey client create --from-json client.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fromJSON != "" {
+				var err error
+				if md, err = e.readMetadata(fromJSON); err != nil {
+					return err
+				}
+			}
+			return e.withAdmin(cmd, []string{"DATABASE_URL", "SECRET"}, func(svc *admin.Service) error {
+				out, err := svc.CreateClient(cmd.Context(), &md)
+				if err != nil {
+					return err
+				}
+				return e.printJSON(out)
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&md.ClientID, "id", "", "client_id (generated when empty)")
+	f.StringVar(&md.ClientName, "name", "", "client_name")
+	f.StringArrayVar(&md.GrantTypes, "grant-type", nil, "grant type, repeatable: authorization_code, client_credentials, password, refresh_token")
+	f.StringArrayVar(&md.RedirectURIs, "redirect-uri", nil, "redirect URI, repeatable")
+	f.StringVar(&md.Scope, "scope", "", "space-separated scopes the client may request")
+	f.StringArrayVar(&md.Audience, "audience", nil, "audience the client may request, repeatable")
+	f.StringVar(&md.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
+	f.BoolVar(&md.Trusted, "trusted", false, "first-party client: skips consent; may use the password grant when confidential")
+	f.StringVar(&fromJSON, "from-json", "", "read RFC 7591 metadata from this file (- for stdin) instead of flags")
+	cmd.AddCommand(create)
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List clients",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withAdmin(cmd, []string{"DATABASE_URL"}, func(svc *admin.Service) error {
+				out, err := svc.ListClients(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return e.printJSON(out)
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "get CLIENT_ID",
+		Short: "Show one client",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAdmin(cmd, []string{"DATABASE_URL"}, func(svc *admin.Service) error {
+				out, err := svc.GetClient(cmd.Context(), args[0])
+				if err != nil {
+					return fmt.Errorf("client %q: %w", args[0], err)
+				}
+				return e.printJSON(out)
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "delete CLIENT_ID",
+		Short: "Delete a client and every token issued to it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withAdmin(cmd, []string{"DATABASE_URL"}, func(svc *admin.Service) error {
+				if err := svc.DeleteClient(cmd.Context(), args[0]); err != nil {
+					return fmt.Errorf("client %q: %w", args[0], err)
+				}
+				return e.printJSON(map[string]string{"deleted": args[0]})
+			})
+		},
+	})
+	return cmd
+}
+
+func (e *env) readMetadata(path string) (admin.ClientMetadata, error) {
+	var md admin.ClientMetadata
+	var r io.Reader = e.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return md, err
+		}
+		defer f.Close()
+		r = f
+	}
+	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&md); err != nil {
+		return md, fmt.Errorf("read client metadata from %s: %w", path, err)
+	}
+	return md, nil
+}

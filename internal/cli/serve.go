@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func (e *env) serveCommand() *cobra.Command {
+	var migrate bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the public and admin listeners",
+		Long: `Run the public (OAuth 2.0) and admin listeners until SIGINT or SIGTERM.
+
+serve refuses to start on a database schema that is behind this binary,
+unless --migrate (or --dev) is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := e.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log := e.logger(cfg.LogLevel)
+			st, err := e.openStore(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if migrate || cfg.Dev {
+				applied, err := st.Migrate(ctx)
+				if err != nil {
+					return err
+				}
+				for _, m := range applied {
+					log.Info("migration applied", "version", m.Version, "name", m.Name)
+				}
+			} else if err := requireMigrated(cmd, st); err != nil {
+				return err
+			}
+			if cfg.Dev {
+				if err := e.seedDev(ctx, cfg, st); err != nil {
+					return err
+				}
+			}
+			srv, err := server.New(cfg, st, log)
+			if err != nil {
+				return err
+			}
+			return srv.Run(ctx, nil)
+		},
+	}
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply pending migrations before serving")
+	return cmd
+}
+
+var errSchemaBehind = errors.New("the database schema is behind this binary")
+
+func requireMigrated(cmd *cobra.Command, st *store.Store) error {
+	pending, err := st.Pending(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if pending {
+		return fmt.Errorf("%w: run `latchkey migrate up`, or start with `latchkey serve --migrate`", errSchemaBehind)
+	}
+	return nil
+}

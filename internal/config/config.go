@@ -1,0 +1,275 @@
+// Package config loads Latchkey's configuration once at start-up: defaults,
+// then a YAML file (--config), then LATCHKEY_* environment variables, then
+// command-line flags, each overriding the one before. Validate reports every
+// problem at once, each naming the setting, so a person can fix them in one go.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/spf13/pflag"
+)
+
+// Access token formats.
+const (
+	FormatJWT    = "jwt"
+	FormatOpaque = "opaque"
+)
+
+// Config is every setting. The koanf keys are the environment variable names
+// without the LATCHKEY_ prefix, lower-cased; flags use dashes instead of
+// underscores (LATCHKEY_ACCESS_TOKEN_TTL = access_token_ttl = --access-token-ttl).
+type Config struct {
+	DatabaseURL        string        `koanf:"database_url"`
+	Issuer             string        `koanf:"issuer"`
+	Secret             string        `koanf:"secret"`
+	PublicAddr         string        `koanf:"public_addr"`
+	AdminAddr          string        `koanf:"admin_addr"`
+	AdminToken         string        `koanf:"admin_token"`
+	AccessTokenTTL     time.Duration `koanf:"access_token_ttl"`
+	RefreshTokenTTL    time.Duration `koanf:"refresh_token_ttl"`
+	AuthCodeTTL        time.Duration `koanf:"auth_code_ttl"`
+	RefreshGracePeriod time.Duration `koanf:"refresh_grace_period"`
+	AccessTokenFormat  string        `koanf:"access_token_format"`
+	SigningAlg         string        `koanf:"signing_alg"`
+	LogLevel           string        `koanf:"log_level"`
+
+	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
+	// applied. It relaxes the required settings, nothing else.
+	Dev bool `koanf:"-"`
+}
+
+// Defaults are the contract's defaults.
+func Defaults() map[string]any {
+	return map[string]any{
+		"issuer":               "http://localhost:8080",
+		"public_addr":          ":8080",
+		"admin_addr":           "127.0.0.1:8081",
+		"access_token_ttl":     "15m",
+		"refresh_token_ttl":    "720h",
+		"auth_code_ttl":        "1m",
+		"refresh_grace_period": "10s",
+		"access_token_format":  FormatJWT,
+		"signing_alg":          "ES256",
+		"log_level":            "info",
+	}
+}
+
+// DevDatabaseURL is the database `serve --dev` uses unless told otherwise.
+const DevDatabaseURL = "sqlite://./latchkey.db"
+
+// EnvPrefix starts every environment variable Latchkey reads.
+const EnvPrefix = "LATCHKEY_"
+
+// RegisterFlags adds a flag for every setting to fs. Only flags that are set
+// on the command line override the file and the environment.
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (keys as the LATCHKEY_* variables, lower-case, without the prefix)")
+	fs.String("database-url", "", "postgres://… or sqlite://PATH or sqlite::memory: (LATCHKEY_DATABASE_URL)")
+	fs.String("issuer", "", "public issuer URL (LATCHKEY_ISSUER)")
+	fs.String("public-addr", "", "public listener address (LATCHKEY_PUBLIC_ADDR)")
+	fs.String("admin-addr", "", "admin listener address (LATCHKEY_ADMIN_ADDR)")
+	fs.Duration("access-token-ttl", 0, "access token lifetime (LATCHKEY_ACCESS_TOKEN_TTL)")
+	fs.Duration("refresh-token-ttl", 0, "refresh token lifetime (LATCHKEY_REFRESH_TOKEN_TTL)")
+	fs.Duration("auth-code-ttl", 0, "authorization code lifetime (LATCHKEY_AUTH_CODE_TTL)")
+	fs.Duration("refresh-grace-period", 0, "refresh token reuse grace period (LATCHKEY_REFRESH_GRACE_PERIOD)")
+	fs.String("access-token-format", "", "jwt or opaque (LATCHKEY_ACCESS_TOKEN_FORMAT)")
+	fs.String("signing-alg", "", "ES256, RS256 or EdDSA (LATCHKEY_SIGNING_ALG)")
+	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
+	// The secret and the admin token have no flags on purpose: argv is
+	// visible to every user of the machine.
+}
+
+// Load reads defaults < file < environment < flags. environ is os.Environ()
+// in production; tests pass their own.
+func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("load defaults: %w", err)
+	}
+	if fs != nil {
+		if path, _ := fs.GetString("config"); path != "" {
+			if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+				return nil, fmt.Errorf("read config file %s: %w", path, err)
+			}
+		}
+	}
+	envProvider := env.Provider(".", env.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, value string) (string, any) {
+			return strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), value
+		},
+	})
+	if err := k.Load(envProvider, nil); err != nil {
+		return nil, fmt.Errorf("load environment: %w", err)
+	}
+	if fs != nil {
+		if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+			if !f.Changed || f.Name == "config" {
+				return "", nil
+			}
+			return strings.ReplaceAll(f.Name, "-", "_"), posflag.FlagVal(fs, f)
+		}), nil); err != nil {
+			return nil, fmt.Errorf("load flags: %w", err)
+		}
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return nil, fmt.Errorf("decode configuration: %w", err)
+	}
+	return &c, nil
+}
+
+// Environ is os.Environ, named so that callers read as intent.
+func Environ() []string { return os.Environ() }
+
+// Validate checks every setting and returns all problems joined, each
+// naming the environment variable to change.
+func (c *Config) Validate() error {
+	return c.ValidateSettings()
+}
+
+// ValidateSettings checks only the named settings (environment variable
+// names without the prefix, e.g. "DATABASE_URL"), or all when none are
+// named. Commands other than serve need only some: `migrate` has no use for
+// an admin token.
+func (c *Config) ValidateSettings(names ...string) error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		if len(names) > 0 && !slices.Contains(names, name) {
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s%s: %s", EnvPrefix, name, fmt.Sprintf(format, args...)))
+	}
+
+	if c.DatabaseURL == "" {
+		if !c.Dev {
+			bad("DATABASE_URL", "is required (postgres://USER@HOST:PORT/DB, sqlite://PATH, or sqlite::memory:); `latchkey serve --dev` uses %s", DevDatabaseURL)
+		}
+	} else if _, _, err := store.ParseURL(c.DatabaseURL); err != nil {
+		bad("DATABASE_URL", "%v", err)
+	}
+
+	if err := validateIssuer(c.Issuer); err != nil {
+		bad("ISSUER", "%v", err)
+	}
+
+	switch {
+	case c.Secret == "" && !c.Dev:
+		bad("SECRET", "is required: at least %d random bytes, e.g. `openssl rand -base64 48`", secrets.MinSystemSecretLen)
+	case c.Secret != "" && len(c.Secret) < secrets.MinSystemSecretLen:
+		bad("SECRET", "is %d bytes long; it must be at least %d", len(c.Secret), secrets.MinSystemSecretLen)
+	}
+
+	switch {
+	case c.AdminToken == "" && !c.Dev:
+		bad("ADMIN_TOKEN", "is required: the bearer token the admin API demands, e.g. `openssl rand -base64 32`")
+	case c.AdminToken != "" && len(c.AdminToken) < 16:
+		bad("ADMIN_TOKEN", "is %d characters long; it must be at least 16", len(c.AdminToken))
+	}
+
+	if err := validateAddr(c.PublicAddr); err != nil {
+		bad("PUBLIC_ADDR", "%v", err)
+	}
+	if err := validateAddr(c.AdminAddr); err != nil {
+		bad("ADMIN_ADDR", "%v", err)
+	}
+	if c.PublicAddr != "" && c.PublicAddr == c.AdminAddr {
+		bad("ADMIN_ADDR", "is the same as LATCHKEY_PUBLIC_ADDR (%s); the admin API needs its own listener", c.AdminAddr)
+	}
+
+	if c.AccessTokenTTL <= 0 {
+		bad("ACCESS_TOKEN_TTL", "must be positive, got %s", c.AccessTokenTTL)
+	}
+	if c.RefreshTokenTTL <= 0 {
+		bad("REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
+	} else if c.AccessTokenTTL > c.RefreshTokenTTL {
+		bad("ACCESS_TOKEN_TTL", "(%s) must not exceed LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.AccessTokenTTL, c.RefreshTokenTTL)
+	}
+	// RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
+	if c.AuthCodeTTL <= 0 || c.AuthCodeTTL > 10*time.Minute {
+		bad("AUTH_CODE_TTL", "must be between 1s and 10m (RFC 6749 §4.1.2), got %s", c.AuthCodeTTL)
+	}
+	if c.RefreshGracePeriod < 0 || c.RefreshGracePeriod > time.Minute {
+		bad("REFRESH_GRACE_PERIOD", "must be between 0 (strict rotation) and 1m, got %s", c.RefreshGracePeriod)
+	}
+
+	switch c.AccessTokenFormat {
+	case FormatJWT, FormatOpaque:
+	default:
+		bad("ACCESS_TOKEN_FORMAT", "must be %q or %q, got %q", FormatJWT, FormatOpaque, c.AccessTokenFormat)
+	}
+	switch c.SigningAlg {
+	case "ES256", "RS256", "EdDSA":
+	default:
+		bad("SIGNING_ALG", "must be ES256, RS256 or EdDSA, got %q", c.SigningAlg)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return errors.Join(errs...)
+}
+
+func validateIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return fmt.Errorf("is not a URL: %w", err)
+	}
+	if !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("must be an absolute URL such as https://auth.example.com, got %q", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(issuer, "?") || strings.HasSuffix(issuer, "#") {
+		return fmt.Errorf("must not have a query or fragment (RFC 8414 §2), got %q", issuer)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return fmt.Errorf("must use https unless it is a loopback address (RFC 8414 §2), got %q", issuer)
+		}
+	default:
+		return fmt.Errorf("must use https, got %q", issuer)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateAddr(addr string) error {
+	if addr == "" {
+		return errors.New("is empty; use HOST:PORT, e.g. :8080")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("is not HOST:PORT: %w", err)
+	}
+	return nil
+}
+
+// IssuerURL joins a path to the issuer, keeping any path prefix the issuer has.
+func (c *Config) IssuerURL(path string) string {
+	return strings.TrimSuffix(c.Issuer, "/") + path
+}

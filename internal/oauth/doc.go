@@ -1,0 +1,9 @@
+// Package oauth composes the fosite provider and serves the OAuth 2.0
+// endpoints: token (RFC 6749 §3.2), introspection (RFC 7662), revocation
+// (RFC 7009) and authorization server metadata (RFC 8414).
+//
+// It is also where Latchkey's own rules live that fosite does not enforce:
+// the password grant only for trusted confidential clients, scopes granted
+// for client credentials, RFC 8707 resource indicators as audience, and the
+// exact field set of the introspection answer.
+package oauth

@@ -1,0 +1,283 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/ory/fosite"
+)
+
+// Public endpoint paths (the contract's).
+const (
+	PathToken      = "/oauth2/token"
+	PathRevoke     = "/oauth2/revoke"
+	PathIntrospect = "/oauth2/introspect"
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+)
+
+// multiValued parameters may repeat (RFC 8707 §2); every other token
+// endpoint parameter must not (RFC 6749 §3.2).
+var multiValued = map[string]bool{"resource": true, "audience": true}
+
+// knownGrantTypes bounds the grant_type metric label.
+var knownGrantTypes = map[string]bool{
+	"authorization_code": true, "client_credentials": true, "password": true, "refresh_token": true,
+}
+
+// Token serves POST /oauth2/token.
+func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ctx := r.Context()
+	grant := "unknown"
+	outcome := "ok"
+	defer func() {
+		p.metrics.TokenRequests.WithLabelValues(grant, outcome).Inc()
+		p.metrics.TokenDuration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
+	}()
+	fail := func(ar fosite.AccessRequester, err error) {
+		outcome = p.writeError(w, r, PathToken, ar, err)
+	}
+
+	if err := r.ParseForm(); err != nil {
+		fail(nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
+		return
+	}
+	if g := r.PostForm.Get("grant_type"); knownGrantTypes[g] {
+		grant = g
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 && !multiValued[k] {
+			fail(nil, fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be included more than once.", k))
+			return
+		}
+	}
+	// RFC 8707 resource indicators name the audience; fosite only reads
+	// "audience", so both feed the same list.
+	if res := r.PostForm["resource"]; len(res) > 0 {
+		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
+	}
+
+	sess := session.New("")
+	ar, err := p.fosite.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		fail(ar, err)
+		return
+	}
+	client := ar.GetClient()
+	switch {
+	case ar.GetGrantTypes().ExactOne("client_credentials"):
+		// RFC 9068 §2.2: for client credentials the subject is the client.
+		sess.Subject = client.GetID()
+		p.grantRequested(ar)
+	case ar.GetGrantTypes().ExactOne("password"):
+		sess.Username = r.PostForm.Get("username")
+		p.grantRequested(ar)
+	}
+
+	resp, err := p.fosite.NewAccessResponse(ctx, ar)
+	if err != nil {
+		fail(ar, err)
+		return
+	}
+	p.metrics.TokensIssued.WithLabelValues(grant, "access_token").Inc()
+	if resp.GetExtra("refresh_token") != nil {
+		p.metrics.TokensIssued.WithLabelValues(grant, "refresh_token").Inc()
+	}
+	p.log.LogAttrs(ctx, slog.LevelDebug, "token issued",
+		slog.String("client_id", client.GetID()), slog.String("grant_type", grant), slog.String("request_id", ar.GetID()))
+	p.fosite.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// grantRequested grants what fosite already checked the client may have:
+// the requested scopes, and the requested audience or, when none was asked
+// for, the client's registered audience.
+func (p *Provider) grantRequested(ar fosite.AccessRequester) {
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	aud := ar.GetRequestedAudience()
+	if len(aud) == 0 {
+		aud = ar.GetClient().GetAudience()
+	}
+	for _, a := range aud {
+		ar.GrantAudience(a)
+	}
+}
+
+// Revoke serves POST /oauth2/revoke (RFC 7009). Revoking either token of a
+// grant revokes the grant's access and refresh tokens.
+func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	err := p.fosite.NewRevocationRequest(ctx, r)
+	if err != nil {
+		rfc := fosite.ErrorToRFC6749Error(err)
+		p.metrics.OAuthErrors.WithLabelValues(PathRevoke, rfc.ErrorField).Inc()
+		p.logError(r, PathRevoke, rfc)
+		if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+			setBasicChallenge(w, r)
+		}
+	}
+	p.fosite.WriteRevocationResponse(ctx, w, err)
+}
+
+// introspection is the RFC 7662 §2.2 answer.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+}
+
+// Introspect serves POST /oauth2/introspect (RFC 7662). The caller must
+// authenticate as a confidential client; unknown, expired and revoked tokens
+// are all {"active":false}.
+func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		p.writeError(w, r, PathIntrospect, nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
+		return
+	}
+	caller, err := p.fosite.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		p.writeError(w, r, PathIntrospect, nil, err)
+		return
+	}
+	if caller.IsPublic() {
+		p.writeError(w, r, PathIntrospect, nil, fosite.ErrInvalidClient.WithHint("Introspection requires a confidential client."))
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		p.writeError(w, r, PathIntrospect, nil, fosite.ErrInvalidRequest.WithHint("The 'token' parameter is missing."))
+		return
+	}
+	// RFC 7662 §2.1: an unknown hint is ignored and every kind searched.
+	hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
+	if hint != fosite.AccessToken && hint != fosite.RefreshToken {
+		hint = ""
+	}
+
+	answer := introspection{Active: false}
+	use, ar, err := p.fosite.IntrospectToken(ctx, token, hint, session.New(""))
+	switch {
+	case err != nil:
+		if !isInactive(err) {
+			// Storage trouble must not read as a valid token; it reads as
+			// inactive, and it is logged for the operator.
+			p.log.WarnContext(ctx, "introspection failed", "error", err, "client_id", caller.GetID())
+		}
+	default:
+		answer = p.describe(ctx, use, token, ar)
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+func (p *Provider) describe(ctx context.Context, use fosite.TokenUse, token string, ar fosite.AccessRequester) introspection {
+	sess := ar.GetSession()
+	out := introspection{
+		Active:   true,
+		Scope:    strings.Join(ar.GetGrantedScopes(), " "),
+		ClientID: ar.GetClient().GetID(),
+		Username: sess.GetUsername(),
+		Sub:      sess.GetSubject(),
+		Aud:      ar.GetGrantedAudience(),
+		Iss:      p.cfg.Issuer,
+		Iat:      ar.GetRequestedAt().Unix(),
+	}
+	var signature string
+	if use == fosite.RefreshToken {
+		out.TokenType = "refresh_token"
+		out.Exp = unix(sess.GetExpiresAt(fosite.RefreshToken))
+		signature = p.strategy.RefreshTokenSignature(ctx, token)
+	} else {
+		out.TokenType = "Bearer"
+		out.Exp = unix(sess.GetExpiresAt(fosite.AccessToken))
+		signature = p.strategy.AccessTokenSignature(ctx, token)
+	}
+	// The storage key identifies the token without revealing it.
+	out.Jti = secrets.SignatureKey(signature)
+	return out
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// isInactive tells a token that is simply not valid from a failure to look.
+func isInactive(err error) bool {
+	for _, e := range []error{
+		fosite.ErrNotFound, fosite.ErrInactiveToken, fosite.ErrTokenExpired, fosite.ErrTokenSignatureMismatch,
+		fosite.ErrInvalidTokenFormat, fosite.ErrInvalidatedAuthorizeCode, fosite.ErrTokenClaim,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.Unwrap() == nil {
+		return true
+	}
+	return errors.Is(err, store.ErrNotFound)
+}
+
+// writeError writes an RFC 6749 §5.2 error, counts it and logs server-side
+// failures. It returns the error code for metrics.
+func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, endpoint string, ar fosite.AccessRequester, err error) string {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	p.metrics.OAuthErrors.WithLabelValues(endpoint, rfc.ErrorField).Inc()
+	p.logError(r, endpoint, rfc)
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		setBasicChallenge(w, r)
+	}
+	p.fosite.WriteAccessError(r.Context(), w, ar, rfc)
+	return rfc.ErrorField
+}
+
+func (p *Provider) logError(r *http.Request, endpoint string, rfc *fosite.RFC6749Error) {
+	level := slog.LevelInfo
+	if rfc.CodeField >= 500 {
+		level = slog.LevelError
+	}
+	// The debug text can carry a driver error; it goes to the log only,
+	// never to the client. No form values are logged: they hold secrets.
+	p.log.Log(r.Context(), level, "oauth error", "endpoint", endpoint, "error", rfc.ErrorField,
+		"hint", rfc.HintField, "debug", rfc.DebugField, "status", rfc.CodeField)
+}
+
+// setBasicChallenge answers RFC 6749 §5.2: a client that tried HTTP Basic
+// authentication and failed gets 401 with WWW-Authenticate.
+func setBasicChallenge(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	writeJSONBody(w, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, v any) {
+	_ = json.NewEncoder(w).Encode(v)
+}

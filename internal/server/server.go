@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/latchkey/latchkey/internal/oauth"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBodyBytes is the largest request body any endpoint reads (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// ShutdownTimeout bounds how long in-flight requests may take to finish
+// after SIGTERM.
+const ShutdownTimeout = 30 * time.Second
+
+// Server holds both listeners' handlers.
+type Server struct {
+	cfg      *config.Config
+	store    *store.Store
+	provider *oauth.Provider
+	admin    *admin.API
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+}
+
+// New builds the server from a validated configuration and an open,
+// migrated store.
+func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	m := metrics.New()
+	provider, err := oauth.New(cfg, st, m, log)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := secrets.NewClientSecretHasher([]byte(cfg.Secret))
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:      cfg,
+		store:    st,
+		provider: provider,
+		admin:    admin.NewAPI(admin.NewService(st, hasher), cfg.AdminToken, log),
+		metrics:  m,
+		log:      log,
+	}, nil
+}
+
+// PublicHandler serves the OAuth 2.0 endpoints.
+func (s *Server) PublicHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+oauth.PathMetadata, s.provider.ServeMetadata)
+	mux.HandleFunc("POST "+oauth.PathToken, s.provider.Token)
+	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
+	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
+	s.health(mux)
+	return s.middleware(mux)
+}
+
+// AdminHandler serves the admin API and /metrics.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.admin.Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	s.health(mux)
+	return s.middleware(mux)
+}
+
+func (s *Server) health(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			s.log.WarnContext(ctx, "readiness check failed", "error", err)
+			w.Header().Set("Retry-After", "5")
+			writeStatus(w, http.StatusServiceUnavailable, "database unavailable")
+			return
+		}
+		writeStatus(w, http.StatusOK, "ok")
+	})
+}
+
+func writeStatus(w http.ResponseWriter, code int, status string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "{\"status\":%q}\n", status)
+}
+
+// newHTTPServer sets the timeouts that keep slow or stalled clients from
+// holding connections forever.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Run serves both listeners until ctx is done, then shuts down gracefully:
+// listeners close at once and in-flight requests get ShutdownTimeout to
+// finish. ready, if not nil, is called with the bound addresses.
+func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) error {
+	publicLn, err := net.Listen("tcp", s.cfg.PublicAddr)
+	if err != nil {
+		return fmt.Errorf("listen on LATCHKEY_PUBLIC_ADDR %s: %w", s.cfg.PublicAddr, err)
+	}
+	adminLn, err := net.Listen("tcp", s.cfg.AdminAddr)
+	if err != nil {
+		_ = publicLn.Close()
+		return fmt.Errorf("listen on LATCHKEY_ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
+	}
+	servers := []*http.Server{newHTTPServer(s.PublicHandler(), s.log), newHTTPServer(s.AdminHandler(), s.log)}
+	listeners := []net.Listener{publicLn, adminLn}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	s.log.Info("latchkey serving", "public_addr", publicLn.Addr().String(), "admin_addr", adminLn.Addr().String(),
+		"issuer", s.cfg.Issuer, "database", s.store.Dialect())
+	if ready != nil {
+		ready(publicLn.Addr(), adminLn.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("shutting down", "timeout", ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("shutdown: %w", err))
+		}
+	}
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}

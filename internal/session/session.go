@@ -1,0 +1,67 @@
+// Package session defines the fosite session that Latchkey persists with
+// every grant. It lives in its own package because both the store (which
+// decodes it from rows) and the OAuth layer (which fills it) need it, and the
+// store must not import the OAuth layer.
+package session
+
+import (
+	"maps"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// Session is what Latchkey remembers about a grant besides the request
+// itself. Expiry lives here (fosite's design): losing it on a round-trip
+// would make refresh tokens immortal, which the store's conformance suite
+// checks.
+type Session struct {
+	// Subject is the user's stable ID for user grants and the client ID for
+	// client credentials.
+	Subject string `json:"sub"`
+	// Username is reported by introspection for user grants.
+	Username  string                         `json:"username,omitempty"`
+	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at"`
+	AuthTime  time.Time                      `json:"auth_time,omitzero"`
+	Extra     map[string]any                 `json:"extra,omitempty"`
+}
+
+var _ fosite.Session = (*Session)(nil)
+
+// New returns an empty session, the prototype handed to fosite.
+func New(subject string) *Session {
+	return &Session{Subject: subject, ExpiresAt: map[fosite.TokenType]time.Time{}}
+}
+
+// SetExpiresAt records when the token of the given kind expires.
+func (s *Session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	if s.ExpiresAt == nil {
+		s.ExpiresAt = map[fosite.TokenType]time.Time{}
+	}
+	s.ExpiresAt[key] = exp
+}
+
+// GetExpiresAt returns the zero time when no expiry is set.
+func (s *Session) GetExpiresAt(key fosite.TokenType) time.Time {
+	return s.ExpiresAt[key]
+}
+
+// GetUsername is the human-readable name of the resource owner.
+func (s *Session) GetUsername() string { return s.Username }
+
+// SetSubject is called by fosite's password grant with the authenticated user.
+func (s *Session) SetSubject(subject string) { s.Subject = subject }
+
+// GetSubject is the resource owner's stable ID.
+func (s *Session) GetSubject() string { return s.Subject }
+
+// Clone deep-copies the session; fosite clones it into every refreshed grant.
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.ExpiresAt = maps.Clone(s.ExpiresAt)
+	c.Extra = maps.Clone(s.Extra)
+	return &c
+}

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/ory/fosite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialects Latchkey runs on.
+const (
+	DialectPostgres = "postgres"
+	DialectSQLite   = "sqlite"
+)
+
+// Sentinel errors. ErrNotFound is fosite's own so that fosite and the admin
+// API agree on what "missing" means.
+var (
+	ErrNotFound      = fosite.ErrNotFound
+	ErrAlreadyExists = errors.New("already exists")
+)
+
+// Store is Latchkey's database.
+type Store struct {
+	gdb     *gorm.DB
+	dialect string
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock; tests pass a fake one.
+	Now func() time.Time
+	// MaxOpenConns bounds the PostgreSQL pool (default 20). SQLite always
+	// uses a single connection: it has one writer anyway, and an in-memory
+	// database exists only on the connection that made it.
+	MaxOpenConns int
+}
+
+// ParseURL checks a LATCHKEY_DATABASE_URL and returns its dialect and the DSN
+// for the driver. It is also what config validation calls, so a bad URL is
+// reported at start-up with the same words.
+func ParseURL(databaseURL string) (dialect, dsn string, err error) {
+	switch {
+	case databaseURL == "":
+		return "", "", errors.New("is empty")
+	case databaseURL == "sqlite::memory:":
+		return DialectSQLite, "file::memory:?" + sqlitePragmas, nil
+	case strings.HasPrefix(databaseURL, "sqlite://"):
+		path := strings.TrimPrefix(databaseURL, "sqlite://")
+		if path == "" {
+			return "", "", errors.New(`names no file: use sqlite://PATH (for example sqlite://./latchkey.db) or sqlite::memory:`)
+		}
+		if strings.ContainsAny(path, "?#") {
+			return "", "", errors.New("must not carry a query or fragment: Latchkey sets the SQLite options itself")
+		}
+		return DialectSQLite, "file:" + path + "?" + sqlitePragmas, nil
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		u, err := url.Parse(databaseURL)
+		if err != nil {
+			return "", "", fmt.Errorf("is not a valid URL: %w", err)
+		}
+		if u.Host == "" {
+			return "", "", errors.New("names no host: use postgres://USER@HOST:PORT/DATABASE")
+		}
+		return DialectPostgres, databaseURL, nil
+	default:
+		return "", "", errors.New(`must start with postgres://, sqlite:// or be sqlite::memory:`)
+	}
+}
+
+// WAL lets readers proceed during a write; busy_timeout makes a second
+// process wait for the lock instead of failing; BEGIN IMMEDIATE takes the
+// write lock up front so two transactions never deadlock upgrading a read
+// lock; foreign keys make deleting a client delete its tokens.
+const sqlitePragmas = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+// Open connects to the database named by databaseURL. It does not migrate;
+// see Migrate and Pending.
+func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
+	dialect, dsn, err := ParseURL(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %w", err)
+	}
+	var dialector gorm.Dialector
+	if dialect == DialectPostgres {
+		dialector = postgres.Open(dsn)
+	} else {
+		dialector = sqlite.Open(dsn)
+	}
+	gdb, err := gorm.Open(dialector, &gorm.Config{
+		// SQL statements carry token hashes and client metadata: never log them.
+		Logger:                 logger.Discard,
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	if dialect == DialectSQLite {
+		sqlDB.SetMaxOpenConns(1)
+		sqlDB.SetConnMaxLifetime(0)
+		sqlDB.SetConnMaxIdleTime(0)
+	} else {
+		n := opts.MaxOpenConns
+		if n <= 0 {
+			n = 20
+		}
+		sqlDB.SetMaxOpenConns(n)
+		sqlDB.SetMaxIdleConns(n)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Ping(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	return s, nil
+}
+
+// Dialect is DialectPostgres or DialectSQLite.
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks that the database answers; /readyz calls it.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+func (s *Store) nowUTC() time.Time { return s.now().UTC() }
+
+// translate maps driver errors to the sentinels callers test with errors.Is.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%w", ErrNotFound)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+	}
+	msg := err.Error()
+	switch {
+	// PostgreSQL serialization_failure and deadlock_detected: the caller may retry.
+	case strings.Contains(msg, "SQLSTATE 40001"), strings.Contains(msg, "SQLSTATE 40P01"),
+		strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
+		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
+	case strings.Contains(msg, "UNIQUE constraint failed"), strings.Contains(msg, "SQLSTATE 23505"):
+		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+	}
+	return err
+}

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/ory/fosite"
+)
+
+// User is a person who logs in. PasswordHash is argon2id in PHC format, so
+// each hash carries the parameters it was made with.
+type User struct {
+	ID           string    `gorm:"column:id;primaryKey" json:"id"`
+	Username     string    `gorm:"column:username" json:"username"`
+	PasswordHash string    `gorm:"column:password_hash" json:"-"`
+	CreatedAt    time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt    time.Time `gorm:"column:updated_at" json:"updated_at"`
+}
+
+// TableName tells GORM the table.
+func (*User) TableName() string { return "users" }
+
+// CreateUser stores a user. ErrAlreadyExists if the username is taken.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	now := s.nowUTC()
+	u.CreatedAt, u.UpdatedAt = now, now
+	if err := s.db(ctx).Create(u).Error; err != nil {
+		return fmt.Errorf("create user: %w", translate(err))
+	}
+	return nil
+}
+
+// FindUserByName loads a user by username. ErrNotFound if there is none.
+func (s *Store) FindUserByName(ctx context.Context, username string) (*User, error) {
+	var u User
+	if err := s.db(ctx).Where("username = ?", username).Take(&u).Error; err != nil {
+		return nil, fmt.Errorf("find user: %w", translate(err))
+	}
+	return &u, nil
+}
+
+// dummyHash is verified when the username is unknown, so that an unknown
+// user and a wrong password cost the same time and cannot be told apart.
+var dummyHash = sync.OnceValue(func() string {
+	h, err := secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
+
+// Authenticate implements the password grant's credential check. It returns
+// the user's stable ID, or fosite.ErrNotFound for an unknown user and for a
+// wrong password alike.
+func (s *Store) Authenticate(ctx context.Context, username, password string) (string, error) {
+	u, err := s.FindUserByName(ctx, username)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	hash := dummyHash()
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	ok, verr := secrets.VerifyPassword(hash, password)
+	if verr != nil {
+		return "", fmt.Errorf("verify password: %w", verr)
+	}
+	if u == nil || !ok {
+		return "", fmt.Errorf("authenticate: %w", fosite.ErrNotFound)
+	}
+	return u.ID, nil
+}
