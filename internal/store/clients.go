@@ -86,8 +86,18 @@ func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
 func (c *Client) GetRequestURIs() []string                 { return nil }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
+// fillLists stores empty lists as [] rather than NULL.
+func (c *Client) fillLists() {
+	for _, l := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+}
+
 // CreateClient stores a new client. ErrAlreadyExists if the ID is taken.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	c.fillLists()
 	now := s.nowUTC()
 	c.CreatedAt, c.UpdatedAt = now, now
 	if err := s.db(ctx).Create(c).Error; err != nil {
@@ -126,6 +136,7 @@ func (s *Store) ListClients(ctx context.Context) ([]*Client, error) {
 // UpdateClient replaces a client's metadata, keeping its ID, secret and
 // creation time. ErrNotFound if there is none.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	c.fillLists()
 	c.UpdatedAt = s.nowUTC()
 	res := s.db(ctx).Model(&Client{}).Where("id = ?", c.ID).Select(
 		"name", "redirect_uris", "grant_types", "response_types", "scopes", "audience",

@@ -55,7 +55,7 @@ type requestRow struct {
 }
 
 type refreshRow struct {
-	requestRow           `gorm:"embedded"`
+	Request              requestRow `gorm:"embedded"`
 	AccessTokenSignature string     `gorm:"column:access_token_signature"`
 	RotatedAt            *time.Time `gorm:"column:rotated_at"`
 }
@@ -243,7 +243,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	if err != nil {
 		return err
 	}
-	rr := refreshRow{requestRow: row}
+	rr := refreshRow{Request: row}
 	if accessSignature != "" {
 		rr.AccessTokenSignature = secrets.SignatureKey(accessSignature)
 	}
