@@ -190,7 +190,7 @@ func (c *Config) ValidateSettings(names ...string) error {
 	if err := validateAddr(c.AdminAddr); err != nil {
 		bad("ADMIN_ADDR", "%v", err)
 	}
-	if c.PublicAddr != "" && c.PublicAddr == c.AdminAddr {
+	if c.PublicAddr != "" && c.PublicAddr == c.AdminAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
 		bad("ADMIN_ADDR", "is the same as LATCHKEY_PUBLIC_ADDR (%s); the admin API needs its own listener", c.AdminAddr)
 	}
 

@@ -50,8 +50,12 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		fail(nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
 		return
 	}
-	if g := r.PostForm.Get("grant_type"); knownGrantTypes[g] {
+	switch g := r.PostForm.Get("grant_type"); {
+	case knownGrantTypes[g]:
 		grant = g
+	case g != "":
+		fail(nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported.", g))
+		return
 	}
 	for k, v := range r.PostForm {
 		if len(v) > 1 && !multiValued[k] {
@@ -113,19 +117,18 @@ func (p *Provider) grantRequested(ar fosite.AccessRequester) {
 }
 
 // Revoke serves POST /oauth2/revoke (RFC 7009). Revoking either token of a
-// grant revokes the grant's access and refresh tokens.
+// grant revokes the grant's access and refresh tokens. Unknown tokens answer
+// 200 (§2.2); a token of another client is refused with unauthorized_client
+// (§2.1), where fosite's own writer would answer 200 and hide it.
 func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	err := p.fosite.NewRevocationRequest(ctx, r)
-	if err != nil {
-		rfc := fosite.ErrorToRFC6749Error(err)
-		p.metrics.OAuthErrors.WithLabelValues(PathRevoke, rfc.ErrorField).Inc()
-		p.logError(r, PathRevoke, rfc)
-		if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
-			setBasicChallenge(w, r)
-		}
+	if err := p.fosite.NewRevocationRequest(ctx, r); err != nil {
+		p.writeError(w, r, PathRevoke, nil, err)
+		return
 	}
-	p.fosite.WriteRevocationResponse(ctx, w, err)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
 }
 
 // introspection is the RFC 7662 §2.2 answer.
@@ -154,6 +157,11 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, err := p.fosite.AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
+		// RFC 7662 §2.3: a caller that is not authorized gets 401, also
+		// when it sent no credentials at all.
+		if rfc := fosite.ErrorToRFC6749Error(err); rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField {
+			err = fosite.ErrInvalidClient.WithHint("Introspection requires client authentication.")
+		}
 		p.writeError(w, r, PathIntrospect, nil, err)
 		return
 	}

@@ -1,0 +1,205 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/latchkey/latchkey/internal/store/storetest"
+)
+
+const (
+	testSecret     = "test-system-secret-that-is-long-enough-0123456789"
+	testAdminToken = "test-admin-token-0123456789"
+)
+
+// harness is a running Latchkey: both listeners under httptest, on a real
+// database.
+type harness struct {
+	t      *testing.T
+	public *httptest.Server
+	admin  *httptest.Server
+	store  *store.Store
+	cfg    *config.Config
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config)) *harness {
+	t.Helper()
+	dbURL := b.URL(t)
+	st := storetest.Open(t, dbURL, store.Options{})
+	public := httptest.NewUnstartedServer(nil)
+	cfg := &config.Config{
+		DatabaseURL:        dbURL,
+		Issuer:             "http://" + public.Listener.Addr().String(),
+		Secret:             testSecret,
+		AdminToken:         testAdminToken,
+		PublicAddr:         "127.0.0.1:0",
+		AdminAddr:          "127.0.0.1:0",
+		AccessTokenTTL:     15 * time.Minute,
+		RefreshTokenTTL:    720 * time.Hour,
+		AuthCodeTTL:        time.Minute,
+		RefreshGracePeriod: 10 * time.Second,
+		AccessTokenFormat:  config.FormatOpaque,
+		SigningAlg:         "ES256",
+		LogLevel:           "debug",
+	}
+	for _, f := range tune {
+		f(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.New(cfg, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	public.Config.Handler = srv.PublicHandler()
+	public.Start()
+	admin := httptest.NewServer(srv.AdminHandler())
+	t.Cleanup(public.Close)
+	t.Cleanup(admin.Close)
+	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs}
+}
+
+// do sends a request and decodes a JSON answer into a map.
+func (h *harness) do(req *http.Request) (*http.Response, map[string]any) {
+	h.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(body) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(body, &m); err != nil {
+			h.t.Fatalf("%s %s: body is not JSON: %q", req.Method, req.URL, body)
+		}
+	}
+	return resp, m
+}
+
+// form posts a form to a public endpoint, with Basic auth when user is set.
+func (h *harness) form(path string, user, pass string, v url.Values) (*http.Response, map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.public.URL+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	return h.do(req)
+}
+
+// adminJSON calls the admin API with the admin token.
+func (h *harness) adminJSON(method, path string, body any) (*http.Response, map[string]any) {
+	h.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, h.admin.URL+path, r)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	return h.do(req)
+}
+
+type testClient struct{ id, secret string }
+
+// client registers a client through the admin API.
+func (h *harness) client(md map[string]any) testClient {
+	h.t.Helper()
+	resp, m := h.adminJSON(http.MethodPost, "/admin/clients", md)
+	if resp.StatusCode != http.StatusCreated {
+		h.t.Fatalf("register client: %d %v", resp.StatusCode, m)
+	}
+	secret, _ := m["client_secret"].(string)
+	return testClient{id: m["client_id"].(string), secret: secret}
+}
+
+func (h *harness) serviceClient(scope string, extra ...func(map[string]any)) testClient {
+	md := map[string]any{"client_name": "service", "grant_types": []string{"client_credentials"}, "scope": scope,
+		"audience": []string{"https://api.example", "https://other.example"}}
+	for _, f := range extra {
+		f(md)
+	}
+	return h.client(md)
+}
+
+func (h *harness) user(username, password string) string {
+	h.t.Helper()
+	hash, err := secrets.HashPassword(password, secrets.Argon2Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	id := "user-" + username
+	if err := h.store.CreateUser(context.Background(), &store.User{ID: id, Username: username, PasswordHash: hash}); err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+func (h *harness) token(c testClient, v url.Values) map[string]any {
+	h.t.Helper()
+	resp, m := h.form("/oauth2/token", c.id, c.secret, v)
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("token: %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+func (h *harness) introspect(caller testClient, token string, extra ...string) map[string]any {
+	h.t.Helper()
+	v := url.Values{"token": {token}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		v.Set(extra[i], extra[i+1])
+	}
+	resp, m := h.form("/oauth2/introspect", caller.id, caller.secret, v)
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("introspect: %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+func wantError(t *testing.T, resp *http.Response, m map[string]any, status int, code string) {
+	t.Helper()
+	if resp.StatusCode != status || m["error"] != code {
+		t.Fatalf("got %d %v, want %d error=%s", resp.StatusCode, m, status, code)
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("error Content-Type = %q", resp.Header.Get("Content-Type"))
+	}
+}
