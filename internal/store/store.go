@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/ory/fosite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -31,10 +34,13 @@ var (
 
 // Store is Latchkey's database.
 type Store struct {
-	gdb     *gorm.DB
-	dialect string
-	now     func() time.Time
-	log     *slog.Logger
+	// dummyHash is made on first use: argon2id costs tens of milliseconds
+	// and most processes (the CLI) never authenticate anyone.
+	dummyHash func() (string, error)
+	gdb       *gorm.DB
+	dialect   string
+	now       func() time.Time
+	log       *slog.Logger
 }
 
 // Options tune Open. The zero value is usable.
@@ -127,6 +133,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger}
+	s.dummyHash = sync.OnceValues(func() (string, error) {
+		return secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
+	})
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -175,13 +184,21 @@ func translate(err error) error {
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
 	}
-	msg := err.Error()
-	switch {
-	// PostgreSQL serialization_failure and deadlock_detected: the caller may retry.
-	case strings.Contains(msg, "SQLSTATE 40001"), strings.Contains(msg, "SQLSTATE 40P01"),
-		strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01": // serialization_failure, deadlock_detected: the caller may retry
+			return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+		}
+		return err
+	}
+	// The SQLite driver reports errors as text with the result code.
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
 		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
-	case strings.Contains(msg, "UNIQUE constraint failed"), strings.Contains(msg, "SQLSTATE 23505"):
+	case strings.Contains(msg, "UNIQUE constraint failed"):
 		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
 	}
 	return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -43,16 +42,6 @@ func (s *Store) FindUserByName(ctx context.Context, username string) (*User, err
 	return &u, nil
 }
 
-// dummyHash is verified when the username is unknown, so that an unknown
-// user and a wrong password cost the same time and cannot be told apart.
-var dummyHash = sync.OnceValue(func() string {
-	h, err := secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
-	if err != nil {
-		panic(err)
-	}
-	return h
-})
-
 // Authenticate implements the password grant's credential check. It returns
 // the user's stable ID, or fosite.ErrNotFound for an unknown user and for a
 // wrong password alike.
@@ -61,7 +50,12 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (st
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
-	hash := dummyHash()
+	// An unknown user is checked against a stand-in hash so that it costs
+	// the same time as a wrong password and the two cannot be told apart.
+	hash, err := s.dummyHash()
+	if err != nil {
+		return "", err
+	}
 	if u != nil {
 		hash = u.PasswordHash
 	}
