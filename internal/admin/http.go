@@ -10,19 +10,21 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/store"
 )
 
 // API is the admin HTTP API. Every route demands the admin bearer token.
 type API struct {
 	svc       *Service
+	keys      *keys.Manager
 	tokenHash [32]byte
 	log       *slog.Logger
 }
 
 // NewAPI returns the admin API guarded by adminToken.
-func NewAPI(svc *Service, adminToken string, log *slog.Logger) *API {
-	return &API{svc: svc, tokenHash: sha256.Sum256([]byte(adminToken)), log: log}
+func NewAPI(svc *Service, km *keys.Manager, adminToken string, log *slog.Logger) *API {
+	return &API{svc: svc, keys: km, tokenHash: sha256.Sum256([]byte(adminToken)), log: log}
 }
 
 // Register adds the admin routes to mux.
@@ -33,6 +35,24 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("PUT /admin/clients/{id}", a.guard(a.replaceClient))
 	mux.Handle("DELETE /admin/clients/{id}", a.guard(a.deleteClient))
 	mux.Handle("POST /admin/clients/{id}/secret", a.guard(a.rotateSecret))
+	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
+	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.keys.List())
+}
+
+// rotateKey publishes a new signing key now; it signs after the
+// pre-publication period.
+func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
+	info, err := a.keys.Rotate(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "signing key rotation requested", "kid", info.KID, "activates_at", info.ActivatesAt)
+	writeJSON(w, http.StatusOK, info)
 }
 
 // guard checks the bearer token. Both sides are hashed first so the

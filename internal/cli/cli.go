@@ -119,4 +119,3 @@ func (e *env) versionCommand() *cobra.Command {
 		},
 	}
 }
-

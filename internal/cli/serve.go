@@ -47,7 +47,7 @@ unless --migrate (or --dev) is given.`,
 					return err
 				}
 			}
-			srv, err := server.New(cfg, st, log)
+			srv, err := server.New(ctx, cfg, st, log)
 			if err != nil {
 				return err
 			}

@@ -47,7 +47,12 @@ type Config struct {
 	RefreshGracePeriod time.Duration `koanf:"refresh_grace_period"`
 	AccessTokenFormat  string        `koanf:"access_token_format"`
 	SigningAlg         string        `koanf:"signing_alg"`
-	LogLevel           string        `koanf:"log_level"`
+	// KeyRotationPeriod is how long a signing key signs before the next one
+	// takes over; KeyPrepublishPeriod how long a new key sits in the JWKS
+	// before it signs (longer than any JWKS cache keeps the set).
+	KeyRotationPeriod   time.Duration `koanf:"key_rotation_period"`
+	KeyPrepublishPeriod time.Duration `koanf:"key_prepublish_period"`
+	LogLevel            string        `koanf:"log_level"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -57,16 +62,18 @@ type Config struct {
 // Defaults are the contract's defaults.
 func Defaults() map[string]any {
 	return map[string]any{
-		"issuer":               "http://localhost:8080",
-		"public_addr":          ":8080",
-		"admin_addr":           "127.0.0.1:8081",
-		"access_token_ttl":     "15m",
-		"refresh_token_ttl":    "720h",
-		"auth_code_ttl":        "1m",
-		"refresh_grace_period": "10s",
-		"access_token_format":  FormatJWT,
-		"signing_alg":          "ES256",
-		"log_level":            "info",
+		"issuer":                "http://localhost:8080",
+		"public_addr":           ":8080",
+		"admin_addr":            "127.0.0.1:8081",
+		"access_token_ttl":      "15m",
+		"refresh_token_ttl":     "720h",
+		"auth_code_ttl":         "1m",
+		"refresh_grace_period":  "10s",
+		"access_token_format":   FormatJWT,
+		"signing_alg":           "ES256",
+		"key_rotation_period":   "720h",
+		"key_prepublish_period": "15m",
+		"log_level":             "info",
 	}
 }
 
@@ -90,6 +97,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Duration("refresh-grace-period", 0, "refresh token reuse grace period (LATCHKEY_REFRESH_GRACE_PERIOD)")
 	fs.String("access-token-format", "", "jwt or opaque (LATCHKEY_ACCESS_TOKEN_FORMAT)")
 	fs.String("signing-alg", "", "ES256, RS256 or EdDSA (LATCHKEY_SIGNING_ALG)")
+	fs.Duration("key-rotation-period", 0, "how long a signing key signs before the next takes over (LATCHKEY_KEY_ROTATION_PERIOD)")
+	fs.Duration("key-prepublish-period", 0, "how long a new signing key is published before it signs (LATCHKEY_KEY_PREPUBLISH_PERIOD)")
 	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
 	// The secret and the admin token have no flags on purpose: argv is
 	// visible to every user of the machine.
@@ -219,6 +228,12 @@ func (c *Config) ValidateSettings(names ...string) error {
 	case "ES256", "RS256", "EdDSA":
 	default:
 		bad("SIGNING_ALG", "must be ES256, RS256 or EdDSA, got %q", c.SigningAlg)
+	}
+	if c.KeyRotationPeriod < time.Minute {
+		bad("KEY_ROTATION_PERIOD", "must be at least 1m, got %s", c.KeyRotationPeriod)
+	}
+	if c.KeyPrepublishPeriod < 0 || c.KeyPrepublishPeriod >= c.KeyRotationPeriod {
+		bad("KEY_PREPUBLISH_PERIOD", "must be at least 0 and shorter than LATCHKEY_KEY_ROTATION_PERIOD (%s), got %s", c.KeyRotationPeriod, c.KeyPrepublishPeriod)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -21,6 +21,7 @@ const (
 	PathRevoke     = "/oauth2/revoke"
 	PathIntrospect = "/oauth2/introspect"
 	PathMetadata   = "/.well-known/oauth-authorization-server"
+	PathJWKS       = "/.well-known/jwks.json"
 )
 
 // multiValued parameters may repeat (RFC 8707 §2); every other token
@@ -207,18 +208,27 @@ func (p *Provider) describe(ctx context.Context, use fosite.TokenUse, token stri
 		Iss:      p.cfg.Issuer,
 		Iat:      ar.GetRequestedAt().Unix(),
 	}
-	var signature string
 	if use == fosite.RefreshToken {
 		out.TokenType = "refresh_token"
 		out.Exp = unix(sess.GetExpiresAt(fosite.RefreshToken))
-		signature = p.strategy.RefreshTokenSignature(ctx, token)
+		out.Jti = secrets.SignatureKey(p.strategy.RefreshTokenSignature(ctx, token))
 	} else {
 		out.TokenType = "Bearer"
 		out.Exp = unix(sess.GetExpiresAt(fosite.AccessToken))
-		signature = p.strategy.AccessTokenSignature(ctx, token)
+		out.Jti = secrets.SignatureKey(p.strategy.AccessTokenSignature(ctx, token))
 	}
-	// The storage key identifies the token without revealing it.
-	out.Jti = secrets.SignatureKey(signature)
+	// An opaque token's id is its storage key, which identifies it without
+	// revealing it; a JWT has its own jti.
+	if s, ok := sess.(*session.Session); ok && s.TokenID != "" {
+		out.Jti = s.TokenID
+	}
+	// JWTs carry no personal data, so the username of a user grant is
+	// looked up rather than read from the token.
+	if out.Username == "" && out.Sub != "" && out.Sub != out.ClientID {
+		if u, err := p.store.FindUser(ctx, out.Sub); err == nil {
+			out.Username = u.Username
+		}
+	}
 	return out
 }
 

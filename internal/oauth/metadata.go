@@ -1,6 +1,11 @@
 package oauth
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
 
 // Metadata is the RFC 8414 authorization server metadata document.
 type Metadata struct {
@@ -20,6 +25,9 @@ type Metadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	AuthorizationResponseISSParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	// Not registered in RFC 8414; named after its id_token sibling so that
+	// resource servers can pin algorithms from metadata.
+	AccessTokenSigningAlgs []string `json:"access_token_signing_alg_values_supported,omitempty"`
 }
 
 // Metadata describes what this server offers. Endpoints appear here only
@@ -31,6 +39,7 @@ func (p *Provider) Metadata() Metadata {
 		TokenEndpoint:                             p.cfg.IssuerURL(PathToken),
 		RevocationEndpoint:                        p.cfg.IssuerURL(PathRevoke),
 		IntrospectionEndpoint:                     p.cfg.IssuerURL(PathIntrospect),
+		JWKSURI:                                   p.cfg.IssuerURL(PathJWKS),
 		ResponseTypesSupported:                    []string{"code"},
 		ResponseModesSupported:                    []string{"query"},
 		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token"},
@@ -42,7 +51,37 @@ func (p *Provider) Metadata() Metadata {
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		ScopesSupported:                            []string{"offline_access"},
 		AuthorizationResponseISSParameterSupported: true,
+		AccessTokenSigningAlgs:                     p.signingAlgs(),
 	}
+}
+
+// signingAlgs lists the algorithms of the published keys, the signing
+// one first.
+func (p *Provider) signingAlgs() []string {
+	var algs []string
+	if cur, err := p.keys.Current(); err == nil {
+		algs = append(algs, string(cur.Alg))
+	}
+	for _, k := range p.keys.Published() {
+		if !slices.Contains(algs, string(k.Alg)) {
+			algs = append(algs, string(k.Alg))
+		}
+	}
+	return algs
+}
+
+// ServeJWKS serves GET /.well-known/jwks.json. Caches may keep the set for
+// less than the pre-publication period, so a cached set always holds a key
+// before it signs.
+func (p *Provider) ServeJWKS(w http.ResponseWriter, r *http.Request) {
+	maxAge := min(p.cfg.KeyPrepublishPeriod/2, 5*time.Minute)
+	if maxAge < time.Second {
+		w.Header().Set("Cache-Control", "no-cache")
+	} else {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(maxAge.Seconds())))
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	writeJSONBody(w, p.keys.JWKS())
 }
 
 // ServeMetadata serves GET /.well-known/oauth-authorization-server.

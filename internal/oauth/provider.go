@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/storage"
 	"github.com/ory/fosite/token/hmac"
 )
 
@@ -20,21 +23,27 @@ type Provider struct {
 	fosite   *fosite.Fosite
 	fconf    *fosite.Config
 	store    *store.Store
+	keys     *keys.Manager
 	strategy oauth2.CoreStrategy
 	cfg      *config.Config
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 }
 
-// AccessTokenStrategy is the seam where the access token format is chosen:
-// the opaque HMAC strategy, or (LATCHKEY_ACCESS_TOKEN_FORMAT=jwt) a signer
-// that issues RFC 9068 JWTs.
-type AccessTokenStrategy = oauth2.CoreStrategy
+// grantStorage is what the grant handlers need of the store: *store.Store
+// itself for opaque access tokens, statelessAccessTokens for JWTs.
+type grantStorage interface {
+	oauth2.CoreStorage
+	oauth2.TokenRevocationStorage
+	oauth2.ResourceOwnerPasswordCredentialsGrantStorage
+	pkce.PKCERequestStorage
+	storage.Transactional
+}
 
 // New builds the fosite configuration and composes the provider from
 // explicitly typed handlers, so a storage method missing from the store is a
 // compile error rather than fosite's start-up panic.
-func New(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
+func New(cfg *config.Config, db *store.Store, km *keys.Manager, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
 	hmacKey, err := secrets.DeriveKey([]byte(cfg.Secret), secrets.PurposeTokenHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("derive token key: %w", err)
@@ -62,11 +71,21 @@ func New(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logg
 		EnablePKCEPlainChallengeMethod: false,
 		SendDebugMessagesToClients:     false,
 	}
+	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+
+	// The access token format is chosen here and nowhere else.
+	var (
+		strategy  oauth2.CoreStrategy = hmacStrategy
+		st        grantStorage        = db
+		coreCheck                     = &oauth2.CoreValidator{CoreStrategy: hmacStrategy, CoreStorage: db, Config: fc}
+		jwts      *jwtStrategy
+	)
 	if cfg.AccessTokenFormat == config.FormatJWT {
-		log.Warn("JWT access tokens are not available in this build yet; issuing opaque access tokens",
-			"setting", "LATCHKEY_ACCESS_TOKEN_FORMAT")
+		jwts = &jwtStrategy{HMACSHAStrategy: hmacStrategy, keys: km, issuer: cfg.Issuer, now: time.Now}
+		strategy = jwts
+		st = statelessAccessTokens{Store: db, accessTTL: cfg.AccessTokenTTL, now: time.Now}
+		coreCheck.CoreStrategy = jwts
 	}
-	strategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
 
 	helper := &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: st, Config: fc}
 	code := &oauth2.AuthorizeExplicitGrantHandler{
@@ -98,7 +117,13 @@ func New(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logg
 	fc.TokenEndpointHandlers.Append(clientCredentials)
 	fc.TokenEndpointHandlers.Append(refresh)
 	fc.TokenEndpointHandlers.Append(password)
-	fc.TokenIntrospectionHandlers.Append(&oauth2.CoreValidator{CoreStrategy: strategy, CoreStorage: st, Config: fc})
+	if jwts != nil {
+		fc.TokenIntrospectionHandlers.Append(&jwtIntrospector{strategy: jwts, store: db, scopes: fc.ScopeStrategy})
+		fc.TokenIntrospectionHandlers.Append(hmacOnly{coreCheck})
+		fc.RevocationHandlers.Append(&jwtRevoker{strategy: jwts, store: db, accessTTL: cfg.AccessTokenTTL})
+	} else {
+		fc.TokenIntrospectionHandlers.Append(coreCheck)
+	}
 	fc.RevocationHandlers.Append(&oauth2.TokenRevocationHandler{
 		TokenRevocationStorage: st,
 		AccessTokenStrategy:    strategy,
@@ -106,9 +131,10 @@ func New(cfg *config.Config, st *store.Store, m *metrics.Metrics, log *slog.Logg
 	})
 
 	return &Provider{
-		fosite:   fosite.NewOAuth2Provider(st, fc),
+		fosite:   fosite.NewOAuth2Provider(db, fc),
 		fconf:    fc,
-		store:    st,
+		store:    db,
+		keys:     km,
 		strategy: strategy,
 		cfg:      cfg,
 		metrics:  m,

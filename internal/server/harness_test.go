@@ -60,19 +60,21 @@ func newHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config))
 	st := storetest.Open(t, dbURL, store.Options{})
 	public := httptest.NewUnstartedServer(nil)
 	cfg := &config.Config{
-		DatabaseURL:        dbURL,
-		Issuer:             "http://" + public.Listener.Addr().String(),
-		Secret:             testSecret,
-		AdminToken:         testAdminToken,
-		PublicAddr:         "127.0.0.1:0",
-		AdminAddr:          "127.0.0.1:0",
-		AccessTokenTTL:     15 * time.Minute,
-		RefreshTokenTTL:    720 * time.Hour,
-		AuthCodeTTL:        time.Minute,
-		RefreshGracePeriod: 10 * time.Second,
-		AccessTokenFormat:  config.FormatOpaque,
-		SigningAlg:         "ES256",
-		LogLevel:           "debug",
+		DatabaseURL:         dbURL,
+		Issuer:              "http://" + public.Listener.Addr().String(),
+		Secret:              testSecret,
+		AdminToken:          testAdminToken,
+		PublicAddr:          "127.0.0.1:0",
+		AdminAddr:           "127.0.0.1:0",
+		AccessTokenTTL:      15 * time.Minute,
+		RefreshTokenTTL:     720 * time.Hour,
+		AuthCodeTTL:         time.Minute,
+		RefreshGracePeriod:  10 * time.Second,
+		AccessTokenFormat:   config.FormatOpaque,
+		SigningAlg:          "ES256",
+		KeyRotationPeriod:   720 * time.Hour,
+		KeyPrepublishPeriod: 15 * time.Minute,
+		LogLevel:            "debug",
 	}
 	for _, f := range tune {
 		f(cfg)
@@ -82,7 +84,7 @@ func newHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config))
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(cfg, st, log)
+	srv, err := server.New(context.Background(), cfg, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -30,16 +31,28 @@ type Server struct {
 	cfg      *config.Config
 	store    *store.Store
 	provider *oauth.Provider
+	keys     *keys.Manager
 	admin    *admin.API
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 }
 
 // New builds the server from a validated configuration and an open,
-// migrated store.
-func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+// migrated store. It loads the signing keys, making the first one when the
+// database has none.
+func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	m := metrics.New()
-	provider, err := oauth.New(cfg, st, m, log)
+	km, err := keys.New(ctx, st, []byte(cfg.Secret), keys.Options{
+		Alg:              cfg.SigningAlg,
+		RotationPeriod:   cfg.KeyRotationPeriod,
+		PrepublishPeriod: cfg.KeyPrepublishPeriod,
+		TokenTTL:         cfg.AccessTokenTTL,
+		Logger:           log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	provider, err := oauth.New(cfg, st, km, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +64,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 		cfg:      cfg,
 		store:    st,
 		provider: provider,
-		admin:    admin.NewAPI(admin.NewService(st, hasher), cfg.AdminToken, log),
+		keys:     km,
+		admin:    admin.NewAPI(admin.NewService(st, hasher), km, cfg.AdminToken, log),
 		metrics:  m,
 		log:      log,
 	}, nil
@@ -61,6 +75,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error)
 func (s *Server) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+oauth.PathMetadata, s.provider.ServeMetadata)
+	mux.HandleFunc("GET "+oauth.PathJWKS, s.provider.ServeJWKS)
 	mux.HandleFunc("POST "+oauth.PathToken, s.provider.Token)
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
@@ -130,6 +145,9 @@ func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) er
 	}
 	servers := []*http.Server{newHTTPServer(s.PublicHandler(), s.log), newHTTPServer(s.AdminHandler(), s.log)}
 	listeners := []net.Listener{publicLn, adminLn}
+	keysCtx, stopKeys := context.WithCancel(ctx)
+	defer stopKeys()
+	go s.keys.Run(keysCtx)
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()

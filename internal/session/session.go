@@ -24,6 +24,9 @@ type Session struct {
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at"`
 	AuthTime  time.Time                      `json:"auth_time,omitzero"`
 	Extra     map[string]any                 `json:"extra,omitempty"`
+	// TokenID is the jti of the JWT access token this session was read
+	// from during introspection. It is never stored.
+	TokenID string `json:"-"`
 }
 
 var _ fosite.Session = (*Session)(nil)

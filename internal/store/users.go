@@ -42,6 +42,15 @@ func (s *Store) FindUserByName(ctx context.Context, username string) (*User, err
 	return &u, nil
 }
 
+// FindUser loads a user by ID. ErrNotFound if there is none.
+func (s *Store) FindUser(ctx context.Context, id string) (*User, error) {
+	var u User
+	if err := s.db(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
+		return nil, fmt.Errorf("find user: %w", translate(err))
+	}
+	return &u, nil
+}
+
 // Authenticate implements the password grant's credential check. It returns
 // the user's stable ID, or fosite.ErrNotFound for an unknown user and for a
 // wrong password alike.

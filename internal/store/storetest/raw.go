@@ -17,3 +17,14 @@ func RawSignatures(t testing.TB, st *store.Store, table string) []string {
 	}
 	return keys
 }
+
+// RawColumn returns one column of a table as stored (see store.RawColumn
+// for the tables and columns that may be read).
+func RawColumn(t testing.TB, st *store.Store, table, column string) []string {
+	t.Helper()
+	vals, err := st.RawColumn(context.Background(), table, column)
+	if err != nil {
+		t.Fatalf("read %s.%s: %v", table, column, err)
+	}
+	return vals
+}

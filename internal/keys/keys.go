@@ -1,0 +1,483 @@
+// Package keys owns Latchkey's JWT signing keys (go-jose v4): it generates
+// ES256, RS256 and EdDSA keys, seals private keys with AES-256-GCM before
+// they reach the database, rotates them in stages, and keeps the decrypted
+// signers in memory so the token path never reads or decrypts a key.
+//
+// A key's life: it is published in the JWKS as soon as it is made, starts
+// signing PrepublishPeriod later (so caches hold it before any token needs
+// it), signs until the next key activates, and stays published until every
+// token it signed has expired, after which it is deleted. Instances share
+// keys through the database; creation happens under a lock so that
+// instances starting together make one key, not one each.
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// Supported signing algorithms.
+var Algorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}
+
+// PurposeKeyEncryption derives the key that seals private keys at rest.
+const PurposeKeyEncryption = "latchkey/v1/signing-key-encryption"
+
+// retirementSkew is added to a retired key's publication so that clocks a
+// little apart never see a valid token whose key has already gone.
+const retirementSkew = time.Minute
+
+// Options configure a Manager.
+type Options struct {
+	// Alg signs new keys: ES256, RS256 or EdDSA.
+	Alg string
+	// RotationPeriod is how long a key signs before the next one takes over.
+	RotationPeriod time.Duration
+	// PrepublishPeriod is how long a new key is published before it signs.
+	PrepublishPeriod time.Duration
+	// TokenTTL is the longest lifetime of a token a key signs; a retired key
+	// stays published that long.
+	TokenTTL time.Duration
+	// RefreshInterval is how often Run re-reads the keys (default 5s).
+	RefreshInterval time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// Key is one signing key with its decrypted private half.
+type Key struct {
+	KID         string
+	Alg         jose.SignatureAlgorithm
+	Public      jose.JSONWebKey
+	Signer      jose.Signer
+	private     any
+	CreatedAt   time.Time
+	ActivatesAt time.Time
+}
+
+// Manager holds the keys in memory and keeps them in step with the database.
+type Manager struct {
+	store *store.Store
+	aead  cipher.AEAD
+	opts  Options
+	// keys is sorted by activation, oldest first; replaced whole on reload.
+	keys   atomic.Pointer[[]*Key]
+	reload sync.Mutex
+}
+
+// ErrWrongSecret means a stored private key cannot be opened with the
+// configured LATCHKEY_SECRET.
+var ErrWrongSecret = errors.New("LATCHKEY_SECRET does not decrypt the stored signing keys; was the secret changed?")
+
+// New loads the keys, making the first one if there is none.
+func New(ctx context.Context, st *store.Store, systemSecret []byte, opts Options) (*Manager, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = 5 * time.Second
+	}
+	if !validAlg(opts.Alg) {
+		return nil, fmt.Errorf("unsupported signing algorithm %q", opts.Alg)
+	}
+	encKey, err := secrets.DeriveKey(systemSecret, PurposeKeyEncryption)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(encKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{store: st, aead: aead, opts: opts}
+	m.keys.Store(&[]*Key{})
+	if err := m.Reload(ctx); err != nil {
+		return nil, err
+	}
+	if len(*m.keys.Load()) == 0 {
+		err := st.WithSigningKeyLock(ctx, func(ctx context.Context) error {
+			rows, err := st.ListSigningKeys(ctx)
+			if err != nil || len(rows) > 0 {
+				return err // another instance made it first
+			}
+			// Nothing can hold a cached JWKS yet, so the first key signs at once.
+			_, err = m.create(ctx, opts.Alg, m.opts.Now())
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create first signing key: %w", err)
+		}
+		if err := m.Reload(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func validAlg(alg string) bool {
+	for _, a := range Algorithms {
+		if string(a) == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// generate makes a key pair for alg.
+func generate(alg string) (crypto.Signer, error) {
+	switch jose.SignatureAlgorithm(alg) {
+	case jose.ES256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jose.RS256:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case jose.EdDSA:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}
+	return nil, fmt.Errorf("unsupported signing algorithm %q", alg)
+}
+
+// create generates, seals and stores a key that signs from activatesAt.
+func (m *Manager) create(ctx context.Context, alg string, activatesAt time.Time) (*store.SigningKey, error) {
+	priv, err := generate(alg)
+	if err != nil {
+		return nil, err
+	}
+	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: alg, Use: "sig"}
+	thumb, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 7638 thumbprint: stable, and the same on every instance.
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+	privJWK := jose.JSONWebKey{Key: priv, KeyID: pub.KeyID, Algorithm: alg, Use: "sig"}
+	privJSON, err := privJWK.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	pubJSON, err := pub.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, m.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	// The kid is the additional data: a sealed key moved to another row
+	// does not open.
+	sealed := m.aead.Seal(nonce, nonce, privJSON, []byte(pub.KeyID))
+	row := &store.SigningKey{
+		KID: pub.KeyID, Alg: alg, PublicKey: string(pubJSON), PrivateKey: sealed,
+		CreatedAt: m.opts.Now(), ActivatesAt: activatesAt,
+	}
+	if err := m.store.CreateSigningKey(ctx, row); err != nil {
+		return nil, err
+	}
+	m.opts.Logger.InfoContext(ctx, "signing key created", "kid", row.KID, "alg", alg, "activates_at", activatesAt.UTC())
+	return row, nil
+}
+
+// open decrypts a stored key and builds its signer.
+func (m *Manager) open(row store.SigningKey) (*Key, error) {
+	ns := m.aead.NonceSize()
+	if len(row.PrivateKey) < ns {
+		return nil, fmt.Errorf("signing key %s: sealed key is truncated", row.KID)
+	}
+	plain, err := m.aead.Open(nil, row.PrivateKey[:ns], row.PrivateKey[ns:], []byte(row.KID))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", row.KID, ErrWrongSecret)
+	}
+	var priv jose.JSONWebKey
+	if err := json.Unmarshal(plain, &priv); err != nil {
+		return nil, fmt.Errorf("signing key %s: decode private key: %w", row.KID, err)
+	}
+	var pub jose.JSONWebKey
+	if err := json.Unmarshal([]byte(row.PublicKey), &pub); err != nil {
+		return nil, fmt.Errorf("signing key %s: decode public key: %w", row.KID, err)
+	}
+	alg := jose.SignatureAlgorithm(row.Alg)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: &priv},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", row.KID, err)
+	}
+	return &Key{KID: row.KID, Alg: alg, Public: pub, Signer: signer, private: priv.Key, CreatedAt: row.CreatedAt, ActivatesAt: row.ActivatesAt}, nil
+}
+
+// Reload re-reads the keys. Keys already in memory are kept as they are;
+// only new ones are decrypted.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	rows, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]*Key{}
+	for _, k := range *m.keys.Load() {
+		known[k.KID] = k
+	}
+	next := make([]*Key, 0, len(rows))
+	for _, row := range rows {
+		if k, ok := known[row.KID]; ok {
+			next = append(next, k)
+			continue
+		}
+		k, err := m.open(row)
+		if err != nil {
+			return err
+		}
+		next = append(next, k)
+	}
+	m.keys.Store(&next)
+	return nil
+}
+
+// Current is the key that signs now: the latest one already active.
+func (m *Manager) Current() (*Key, error) {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	for i := len(keys) - 1; i >= 0; i-- {
+		if !keys[i].ActivatesAt.After(now) {
+			return keys[i], nil
+		}
+	}
+	return nil, errors.New("no active signing key")
+}
+
+// publishedUntil is when a key leaves the JWKS: every token it signed has
+// expired by then. The zero time means it is still needed.
+func (m *Manager) publishedUntil(keys []*Key, i int, now time.Time) time.Time {
+	for j := i + 1; j < len(keys); j++ {
+		if !keys[j].ActivatesAt.After(now) {
+			return keys[j].ActivatesAt.Add(m.opts.TokenTTL + retirementSkew)
+		}
+	}
+	return time.Time{}
+}
+
+// Published returns the keys a verifier needs: the signing key, the ones
+// about to sign, and retired ones whose tokens may still be valid.
+func (m *Manager) Published() []*Key {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	out := make([]*Key, 0, len(keys))
+	for i, k := range keys {
+		if until := m.publishedUntil(keys, i, now); until.IsZero() || until.After(now) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// JWKS is the public key set served at /.well-known/jwks.json.
+func (m *Manager) JWKS() jose.JSONWebKeySet {
+	var set jose.JSONWebKeySet
+	for _, k := range m.Published() {
+		set.Keys = append(set.Keys, k.Public)
+	}
+	return set
+}
+
+// Lookup finds a published key by kid; tokens signed by anything else fail.
+func (m *Manager) Lookup(kid string) (*Key, bool) {
+	for _, k := range m.Published() {
+		if k.KID == kid {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// State names where a key is in its life.
+func (m *Manager) state(keys []*Key, i int, now time.Time) string {
+	k := keys[i]
+	switch {
+	case k.ActivatesAt.After(now):
+		return "pending"
+	case m.publishedUntil(keys, i, now).IsZero():
+		return "active"
+	default:
+		return "retired"
+	}
+}
+
+// Info describes a key for the admin API and the CLI.
+type Info struct {
+	KID            string    `json:"kid"`
+	Alg            string    `json:"alg"`
+	State          string    `json:"state"`
+	CreatedAt      time.Time `json:"created_at"`
+	ActivatesAt    time.Time `json:"activates_at"`
+	PublishedUntil time.Time `json:"published_until,omitzero"`
+}
+
+// List describes every key in memory.
+func (m *Manager) List() []Info {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	out := make([]Info, 0, len(keys))
+	for i, k := range keys {
+		out = append(out, Info{
+			KID: k.KID, Alg: string(k.Alg), State: m.state(keys, i, now),
+			CreatedAt: k.CreatedAt.UTC(), ActivatesAt: k.ActivatesAt.UTC(),
+			PublishedUntil: m.publishedUntil(keys, i, now).UTC(),
+		})
+	}
+	return out
+}
+
+// Rotate makes a new key now. It is published at once and signs after the
+// pre-publication period, so no cached JWKS misses it. A key already
+// waiting to activate is returned instead of making a second one.
+func (m *Manager) Rotate(ctx context.Context) (Info, error) {
+	var kid string
+	err := m.store.WithSigningKeyLock(ctx, func(ctx context.Context) error {
+		rows, err := m.store.ListSigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		now := m.opts.Now()
+		if n := len(rows); n > 0 && rows[n-1].ActivatesAt.After(now) {
+			kid = rows[n-1].KID
+			return nil
+		}
+		row, err := m.create(ctx, m.opts.Alg, now.Add(m.opts.PrepublishPeriod))
+		if err != nil {
+			return err
+		}
+		kid = row.KID
+		return nil
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	if err := m.Reload(ctx); err != nil {
+		return Info{}, err
+	}
+	for _, info := range m.List() {
+		if info.KID == kid {
+			return info, nil
+		}
+	}
+	return Info{}, fmt.Errorf("rotated key %s not found after reload", kid)
+}
+
+// dueForRotation tells, from memory, whether a new key should be made: the
+// current key's signing period ends within the pre-publication period, or
+// it has the wrong algorithm, and no successor is waiting.
+func (m *Manager) dueForRotation(now time.Time) bool {
+	keys := *m.keys.Load()
+	if len(keys) == 0 {
+		return true
+	}
+	newest := keys[len(keys)-1]
+	if newest.ActivatesAt.After(now) {
+		return false
+	}
+	if string(newest.Alg) != m.opts.Alg {
+		return true
+	}
+	return !now.Before(newest.ActivatesAt.Add(m.opts.RotationPeriod - m.opts.PrepublishPeriod))
+}
+
+// Maintain rotates a key that is due and deletes keys no token can need.
+// Decisions are made again under the lock, so instances racing here make
+// one key between them.
+func (m *Manager) Maintain(ctx context.Context) error {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	prune := false
+	for i := range keys {
+		if until := m.publishedUntil(keys, i, now); !until.IsZero() && !until.After(now) {
+			prune = true
+		}
+	}
+	if !m.dueForRotation(now) && !prune {
+		return nil
+	}
+	err := m.store.WithSigningKeyLock(ctx, func(ctx context.Context) error {
+		rows, err := m.store.ListSigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if n := len(rows); n > 0 && !rows[n-1].ActivatesAt.After(now) {
+			newest := rows[n-1]
+			due := !now.Before(newest.ActivatesAt.Add(m.opts.RotationPeriod - m.opts.PrepublishPeriod))
+			if due || newest.Alg != m.opts.Alg {
+				activates := now.Add(m.opts.PrepublishPeriod)
+				if scheduled := newest.ActivatesAt.Add(m.opts.RotationPeriod); due && scheduled.After(activates) {
+					activates = scheduled
+				}
+				if _, err := m.create(ctx, m.opts.Alg, activates); err != nil {
+					return err
+				}
+			}
+		}
+		// A key is deleted once the key that retired it has been active for
+		// longer than any token lives: nothing it signed is still valid.
+		for i := 0; i+1 < len(rows); i++ {
+			for j := i + 1; j < len(rows); j++ {
+				if rows[j].ActivatesAt.After(now) {
+					continue
+				}
+				if !rows[j].ActivatesAt.Add(m.opts.TokenTTL + retirementSkew).After(now) {
+					if err := m.store.DeleteSigningKey(ctx, rows[i].KID); err != nil {
+						return err
+					}
+					m.opts.Logger.InfoContext(ctx, "signing key removed", "kid", rows[i].KID)
+				}
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return m.Reload(ctx)
+}
+
+// Run keeps the keys current until ctx ends: every RefreshInterval it
+// rotates or prunes when due and picks up keys other instances made.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.opts.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.Maintain(ctx); err != nil && ctx.Err() == nil {
+			m.opts.Logger.WarnContext(ctx, "signing key maintenance failed", "error", err)
+		}
+		if err := m.Reload(ctx); err != nil && ctx.Err() == nil {
+			m.opts.Logger.WarnContext(ctx, "signing key reload failed", "error", err)
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+)
+
+// accessClaims are the RFC 9068 claims of a JWT access token, plus the
+// grant ID ("gid") that lets introspection see a revoked grant.
+type accessClaims struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+	GrantID  string `json:"gid"`
+}
+
+// jwtStrategy issues RFC 9068 JWT access tokens signed with the current key
+// and leaves refresh tokens and authorization codes to the HMAC strategy.
+type jwtStrategy struct {
+	*oauth2.HMACSHAStrategy
+	keys   *keys.Manager
+	issuer string
+	now    func() time.Time
+}
+
+var _ oauth2.CoreStrategy = (*jwtStrategy)(nil)
+
+// isJWT tells a JWT (three dot-separated parts) from an HMAC token (two).
+func isJWT(token string) bool { return strings.Count(token, ".") == 2 }
+
+// AccessTokenSignature is the JWT's signature part; fosite uses it as the
+// access token's key next to the refresh token.
+func (s *jwtStrategy) AccessTokenSignature(_ context.Context, token string) string {
+	if i := strings.LastIndexByte(token, '.'); i >= 0 {
+		return token[i+1:]
+	}
+	return ""
+}
+
+// GenerateAccessToken signs fresh claims for every token: a refresh clones
+// the stored session, so nothing is carried over but the grant.
+func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	key, err := s.keys.Current()
+	if err != nil {
+		return "", "", err
+	}
+	jti, err := secrets.RandomToken(16)
+	if err != nil {
+		return "", "", err
+	}
+	now := s.now().UTC()
+	exp := r.GetSession().GetExpiresAt(fosite.AccessToken)
+	if exp.IsZero() {
+		return "", "", errors.New("access token expiry missing from the session")
+	}
+	aud := r.GetGrantedAudience()
+	if len(aud) == 0 {
+		// RFC 9068 §2.2 requires aud; with nothing granted the token is for
+		// the issuer itself.
+		aud = fosite.Arguments{s.issuer}
+	}
+	claims := accessClaims{
+		Claims: jwt.Claims{
+			Issuer:   s.issuer,
+			Subject:  r.GetSession().GetSubject(),
+			Audience: jwt.Audience(aud),
+			Expiry:   jwt.NewNumericDate(exp),
+			IssuedAt: jwt.NewNumericDate(now),
+			ID:       jti,
+		},
+		ClientID: r.GetClient().GetID(),
+		Scope:    strings.Join(r.GetGrantedScopes(), " "),
+		GrantID:  r.GetID(),
+	}
+	token, err := jwt.Signed(key.Signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", "", fmt.Errorf("sign access token: %w", err)
+	}
+	return token, s.AccessTokenSignature(context.Background(), token), nil
+}
+
+// ValidateAccessToken verifies signature, type, issuer and expiry.
+func (s *jwtStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester, token string) error {
+	_, err := s.verify(token)
+	return err
+}
+
+// verify checks a JWT access token against the published keys. The
+// algorithm list is pinned, so "none" and HMAC-with-a-public-key tricks
+// never reach a key.
+func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
+	parsed, err := jwt.ParseSigned(token, keys.Algorithms)
+	if err != nil {
+		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err)
+	}
+	if len(parsed.Headers) != 1 {
+		return nil, fosite.ErrInvalidTokenFormat.WithHint("The token must have exactly one signature.")
+	}
+	h := parsed.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, fosite.ErrInvalidTokenFormat.WithHint("The token is not an access token (typ at+jwt).")
+	}
+	key, ok := s.keys.Lookup(h.KeyID)
+	if !ok || string(key.Alg) != h.Algorithm {
+		return nil, fosite.ErrTokenSignatureMismatch.WithHint("The token is not signed by a published key.")
+	}
+	var c accessClaims
+	if err := parsed.Claims(key.Public.Key, &c); err != nil {
+		return nil, fosite.ErrTokenSignatureMismatch.WithWrap(err)
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: s.issuer, Time: s.now()}, 0); err != nil {
+		if errors.Is(err, jwt.ErrExpired) {
+			return nil, fosite.ErrTokenExpired.WithWrap(err)
+		}
+		return nil, fosite.ErrTokenClaim.WithWrap(err)
+	}
+	if c.Expiry == nil || c.ID == "" || c.ClientID == "" || c.GrantID == "" {
+		return nil, fosite.ErrTokenClaim.WithHint("The token lacks exp, jti, client_id or gid.")
+	}
+	return &c, nil
+}
+
+// statelessAccessTokens is the store as the grant handlers see it when
+// access tokens are JWTs: issuing one writes nothing, and revoking a
+// grant's access tokens records the grant as revoked until the last of them
+// has expired, since the tokens themselves cannot be deleted.
+type statelessAccessTokens struct {
+	*store.Store
+	accessTTL time.Duration
+	now       func() time.Time
+}
+
+func (s statelessAccessTokens) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+func (s statelessAccessTokens) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.Store.RevokeGrant(ctx, requestID, s.now().Add(s.accessTTL+time.Minute))
+}
+
+// jwtIntrospector answers introspection for JWT access tokens: signature,
+// expiry, then the deny-lists, in one indexed read.
+type jwtIntrospector struct {
+	strategy *jwtStrategy
+	store    *store.Store
+	scopes   fosite.ScopeStrategy
+}
+
+var _ fosite.TokenIntrospector = (*jwtIntrospector)(nil)
+
+func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ fosite.TokenUse, ar fosite.AccessRequester, scopes []string) (fosite.TokenUse, error) {
+	if !isJWT(token) {
+		return "", fosite.ErrUnknownRequest
+	}
+	c, err := v.strategy.verify(token)
+	if err != nil {
+		return "", err
+	}
+	revoked, err := v.store.IsRevoked(ctx, c.ID, c.GrantID)
+	if err != nil {
+		return "", fosite.ErrServerError.WithWrap(err)
+	}
+	if revoked {
+		return "", fosite.ErrInactiveToken.WithHint("The token or its grant was revoked.")
+	}
+	granted := fosite.Arguments(strings.Fields(c.Scope))
+	for _, s := range scopes {
+		if s != "" && !v.scopes(granted, s) {
+			return "", fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted.", s)
+		}
+	}
+	sess := session.New(c.Subject)
+	sess.TokenID = c.ID
+	sess.SetExpiresAt(fosite.AccessToken, c.Expiry.Time())
+	req := &fosite.Request{
+		ID:              c.GrantID,
+		RequestedAt:     c.IssuedAt.Time(),
+		Client:          &store.Client{ID: c.ClientID},
+		GrantedScope:    granted,
+		GrantedAudience: fosite.Arguments(c.Audience),
+		Form:            map[string][]string{},
+		Session:         sess,
+	}
+	ar.Merge(req)
+	return fosite.AccessToken, nil
+}
+
+// hmacOnly keeps fosite's HMAC validator away from JWTs: fosite stops at the
+// first validator that fails, so it must step aside rather than fail.
+type hmacOnly struct {
+	*oauth2.CoreValidator
+}
+
+func (v hmacOnly) IntrospectToken(ctx context.Context, token string, use fosite.TokenUse, ar fosite.AccessRequester, scopes []string) (fosite.TokenUse, error) {
+	if isJWT(token) {
+		return "", fosite.ErrUnknownRequest
+	}
+	return v.CoreValidator.IntrospectToken(ctx, token, use, ar, scopes)
+}
+
+// jwtRevoker revokes a JWT access token (RFC 7009): its jti goes on the
+// deny-list until it expires, and its grant is revoked, refresh tokens
+// included, as revoking an opaque token does.
+type jwtRevoker struct {
+	strategy  *jwtStrategy
+	store     *store.Store
+	accessTTL time.Duration
+}
+
+var _ fosite.RevocationHandler = (*jwtRevoker)(nil)
+
+func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.TokenType, client fosite.Client) error {
+	if !isJWT(token) {
+		return fosite.ErrUnknownRequest
+	}
+	c, err := r.strategy.verify(token)
+	if err != nil {
+		// Invalid or expired: nothing to revoke (RFC 7009 §2.2).
+		return nil
+	}
+	if c.ClientID != client.GetID() {
+		return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
+	}
+	return r.store.InTx(ctx, func(ctx context.Context) error {
+		if err := r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time()); err != nil {
+			return err
+		}
+		if err := r.store.RevokeGrant(ctx, c.GrantID, r.strategy.now().Add(r.accessTTL+time.Minute)); err != nil {
+			return err
+		}
+		return r.store.RevokeRefreshToken(ctx, c.GrantID)
+	})
+}
