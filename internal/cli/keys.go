@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/spf13/cobra"
+)
+
+// withKeys opens the store and the key manager, which decrypts the keys and
+// so needs the same LATCHKEY_SECRET as the server.
+func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager) error) error {
+	cfg, err := e.loadConfig(cmd, "DATABASE_URL", "SECRET", "SIGNING_ALG", "KEY_ROTATION_PERIOD", "KEY_PREPUBLISH_PERIOD", "ACCESS_TOKEN_TTL")
+	if err != nil {
+		return err
+	}
+	log := e.logger(cfg.LogLevel)
+	st, err := e.openStore(cmd.Context(), cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := requireMigrated(cmd, st); err != nil {
+		return err
+	}
+	m, err := keys.New(cmd.Context(), st, []byte(cfg.Secret), keys.Options{
+		Alg:              cfg.SigningAlg,
+		RotationPeriod:   cfg.KeyRotationPeriod,
+		PrepublishPeriod: cfg.KeyPrepublishPeriod,
+		TokenTTL:         cfg.AccessTokenTTL,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	return fn(m)
+}
+
+func (e *env) keysCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage JWT signing keys (output is JSON)"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List signing keys and their state (pending, active, retired)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withKeys(cmd, func(m *keys.Manager) error { return e.printJSON(m.List()) })
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate",
+		Short: "Publish a new signing key now; it signs after LATCHKEY_KEY_PREPUBLISH_PERIOD",
+		Long: `Publish a new signing key now. Running servers pick it up within seconds and
+serve it in the JWKS at once; it starts signing after LATCHKEY_KEY_PREPUBLISH_PERIOD,
+so resource servers' cached key sets hold it before any token needs it. The
+previous key keeps verifying its tokens until they expire.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.withKeys(cmd, func(m *keys.Manager) error {
+				info, err := m.Rotate(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return e.printJSON(info)
+			})
+		},
+	})
+	return cmd
+}
