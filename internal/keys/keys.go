@@ -362,11 +362,15 @@ func (m *Manager) Rotate(ctx context.Context) (Info, error) {
 			return err
 		}
 		now := m.opts.Now()
-		if n := len(rows); n > 0 && rows[n-1].ActivatesAt.After(now) {
-			kid = rows[n-1].KID
-			return nil
+		activates := now.Add(m.opts.PrepublishPeriod)
+		if n := len(rows); n > 0 {
+			if rows[n-1].ActivatesAt.After(now) {
+				kid = rows[n-1].KID
+				return nil
+			}
+			activates = after(rows[n-1].ActivatesAt, activates)
 		}
-		row, err := m.create(ctx, m.opts.Alg, now.Add(m.opts.PrepublishPeriod))
+		row, err := m.create(ctx, m.opts.Alg, activates)
 		if err != nil {
 			return err
 		}
@@ -385,6 +389,16 @@ func (m *Manager) Rotate(ctx context.Context) (Info, error) {
 		}
 	}
 	return Info{}, fmt.Errorf("rotated key %s not found after reload", kid)
+}
+
+// after keeps activation times strictly increasing, so "the latest active
+// key" is never a tie. The step is a millisecond because PostgreSQL keeps
+// microseconds and SQLite's text timestamps sort by their digits.
+func after(prev, t time.Time) time.Time {
+	if t.After(prev) {
+		return t
+	}
+	return prev.Add(time.Millisecond)
 }
 
 // dueForRotation tells, from memory, whether a new key should be made: the
@@ -433,6 +447,7 @@ func (m *Manager) Maintain(ctx context.Context) error {
 				if scheduled := newest.ActivatesAt.Add(m.opts.RotationPeriod); due && scheduled.After(activates) {
 					activates = scheduled
 				}
+				activates = after(newest.ActivatesAt, activates)
 				if _, err := m.create(ctx, m.opts.Alg, activates); err != nil {
 					return err
 				}

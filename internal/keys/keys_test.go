@@ -273,3 +273,41 @@ func privateScalar(t *testing.T, m *keys.Manager) []byte {
 	}
 	return priv.D.Bytes()
 }
+
+// A running instance picks up a key another instance made within its
+// refresh interval, without a restart.
+func TestRunPicksUpRotation(t *testing.T) {
+	st := storetest.New(t, storetest.Backends()[0])
+	c := &clock{now: time.Now()}
+	opts := options(c, "ES256")
+	opts.PrepublishPeriod = 0
+	opts.RefreshInterval = 20 * time.Millisecond
+	running, err := keys.New(context.Background(), st, secret, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { running.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	other, err := keys.New(context.Background(), st, secret, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := other.Rotate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if k, err := running.Current(); err == nil && k.KID == info.KID {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the running instance did not pick up the rotation")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -139,6 +139,23 @@ func (h *harness) adminJSON(method, path string, body any) (*http.Response, map[
 	return h.do(req)
 }
 
+// adminList GETs an admin path that answers a JSON array.
+func (h *harness) adminList(path string) (*http.Response, []map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.admin.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp, out
+}
+
 type testClient struct{ id, secret string }
 
 // client registers a client through the admin API.
