@@ -126,8 +126,8 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 		}
 		return nil, fosite.ErrTokenClaim.WithWrap(err)
 	}
-	if c.Expiry == nil || c.ID == "" || c.ClientID == "" || c.GrantID == "" {
-		return nil, fosite.ErrTokenClaim.WithHint("The token lacks exp, jti, client_id or gid.")
+	if c.Expiry == nil || c.IssuedAt == nil || c.ID == "" || c.ClientID == "" || c.GrantID == "" {
+		return nil, fosite.ErrTokenClaim.WithHint("The token lacks exp, iat, jti, client_id or gid.")
 	}
 	return &c, nil
 }
@@ -168,7 +168,7 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 	if err != nil {
 		return "", err
 	}
-	revoked, err := v.store.IsRevoked(ctx, c.ID, c.GrantID)
+	revoked, err := v.store.IsRevoked(ctx, c.ID, c.GrantID, c.Subject, c.IssuedAt.Time())
 	if err != nil {
 		return "", fosite.ErrServerError.WithWrap(err)
 	}

@@ -23,7 +23,10 @@ type Session struct {
 	Username  string                         `json:"username,omitempty"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at"`
 	AuthTime  time.Time                      `json:"auth_time,omitzero"`
-	Extra     map[string]any                 `json:"extra,omitempty"`
+	// LoginSessionID is the browser login session the grant was issued
+	// under; logout revokes the grants that carry it.
+	LoginSessionID string         `json:"sid,omitempty"`
+	Extra          map[string]any `json:"extra,omitempty"`
 	// TokenID is the jti of the JWT access token this session was read
 	// from during introspection. It is never stored.
 	TokenID string `json:"-"`

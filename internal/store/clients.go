@@ -13,14 +13,16 @@ import (
 // Client is a registered OAuth 2.0 client. It is both the database row and
 // the fosite.Client handed to the protocol engine.
 type Client struct {
-	ID            string   `gorm:"primaryKey"`
-	Name          string   `gorm:"column:name"`
-	SecretHash    []byte   `gorm:"column:secret_hash"`
-	RedirectURIs  []string `gorm:"column:redirect_uris;serializer:json"`
-	GrantTypes    []string `gorm:"column:grant_types;serializer:json"`
-	ResponseTypes []string `gorm:"column:response_types;serializer:json"`
-	Scopes        []string `gorm:"column:scopes;serializer:json"`
-	Audience      []string `gorm:"column:audience;serializer:json"`
+	ID           string   `gorm:"primaryKey"`
+	Name         string   `gorm:"column:name"`
+	SecretHash   []byte   `gorm:"column:secret_hash"`
+	RedirectURIs []string `gorm:"column:redirect_uris;serializer:json"`
+	// PostLogoutRedirectURIs are where logout may send the browser back to.
+	PostLogoutRedirectURIs []string `gorm:"column:post_logout_redirect_uris;serializer:json"`
+	GrantTypes             []string `gorm:"column:grant_types;serializer:json"`
+	ResponseTypes          []string `gorm:"column:response_types;serializer:json"`
+	Scopes                 []string `gorm:"column:scopes;serializer:json"`
+	Audience               []string `gorm:"column:audience;serializer:json"`
 	// TokenEndpointAuthMethod is one of client_secret_basic,
 	// client_secret_post, private_key_jwt or none (public clients).
 	TokenEndpointAuthMethod string `gorm:"column:token_endpoint_auth_method"`
@@ -88,7 +90,7 @@ func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
 // fillLists stores empty lists as [] rather than NULL.
 func (c *Client) fillLists() {
-	for _, l := range []*[]string{&c.RedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience} {
+	for _, l := range []*[]string{&c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience} {
 		if *l == nil {
 			*l = []string{}
 		}
@@ -139,7 +141,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.fillLists()
 	c.UpdatedAt = s.nowUTC()
 	res := s.db(ctx).Model(&Client{}).Where("id = ?", c.ID).Select(
-		"name", "redirect_uris", "grant_types", "response_types", "scopes", "audience",
+		"name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "scopes", "audience",
 		"token_endpoint_auth_method", "jwks", "jwks_uri", "public", "trusted", "secret_hash", "updated_at",
 	).Updates(c)
 	if res.Error != nil {

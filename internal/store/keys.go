@@ -105,15 +105,17 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string, until time.Ti
 	return nil
 }
 
-// IsRevoked reports whether a JWT's jti or its grant was revoked, in one
-// query: it runs on every introspection.
-func (s *Store) IsRevoked(ctx context.Context, jti, requestID string) (bool, error) {
+// IsRevoked reports whether a JWT was revoked: its jti, its grant, or
+// everything its subject held when it was issued. One query: it runs on
+// every introspection.
+func (s *Store) IsRevoked(ctx context.Context, jti, requestID, subject string, issuedAt time.Time) (bool, error) {
 	now := s.nowUTC()
 	var revoked bool
 	err := s.db(ctx).Raw(
 		"SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ? AND expires_at > ?) "+
-			"OR EXISTS (SELECT 1 FROM revoked_grants WHERE request_id = ? AND expires_at > ?)",
-		secrets.SignatureKey(jti), now, requestID, now,
+			"OR EXISTS (SELECT 1 FROM revoked_grants WHERE request_id = ? AND expires_at > ?) "+
+			"OR EXISTS (SELECT 1 FROM revoked_subjects WHERE subject = ? AND revoked_at >= ?)",
+		secrets.SignatureKey(jti), now, requestID, now, subject, issuedAt.UTC(),
 	).Scan(&revoked).Error
 	if err != nil {
 		return false, fmt.Errorf("check revocation: %w", translate(err))

@@ -52,6 +52,7 @@ type requestRow struct {
 	SessionData       string     `gorm:"column:session_data"`
 	Active            bool       `gorm:"column:active"`
 	ExpiresAt         *time.Time `gorm:"column:expires_at"`
+	LoginSessionID    string     `gorm:"column:login_session_id"`
 }
 
 type refreshRow struct {
@@ -97,6 +98,9 @@ func (s *Store) newRow(signature string, r fosite.Requester, kind fosite.TokenTy
 		FormData:          form.Encode(),
 		SessionData:       string(sessJSON),
 		Active:            true,
+	}
+	if ls, ok := sess.(*session.Session); ok {
+		row.LoginSessionID = ls.LoginSessionID
 	}
 	if row.RequestedAt.IsZero() {
 		row.RequestedAt = s.nowUTC()

@@ -1,0 +1,277 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/secrets"
+	"gorm.io/gorm/clause"
+)
+
+// ListUsers returns every user ordered by username.
+func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
+	var us []*User
+	if err := s.db(ctx).Order("username").Find(&us).Error; err != nil {
+		return nil, fmt.Errorf("list users: %w", translate(err))
+	}
+	return us, nil
+}
+
+// DeleteUser removes a user, their login sessions and consents (foreign
+// keys), and revokes every grant they hold.
+func (s *Store) DeleteUser(ctx context.Context, id string, revokeUntil time.Time) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.RevokeSubject(ctx, id, revokeUntil); err != nil {
+			return err
+		}
+		res := s.db(ctx).Where("id = ?", id).Delete(&User{})
+		if res.Error != nil {
+			return fmt.Errorf("delete user: %w", translate(res.Error))
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("delete user: %w", ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// SetPasswordHash replaces a user's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	res := s.db(ctx).Model(&User{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash, "updated_at": s.nowUTC()})
+	if res.Error != nil {
+		return fmt.Errorf("set password: %w", translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("set password: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// LoginSession is a browser's signed-in state. ID is the SHA-256 of the
+// cookie value.
+type LoginSession struct {
+	ID         string    `gorm:"column:id;primaryKey"`
+	UserID     string    `gorm:"column:user_id"`
+	AuthTime   time.Time `gorm:"column:auth_time"`
+	LastSeenAt time.Time `gorm:"column:last_seen_at"`
+	ExpiresAt  time.Time `gorm:"column:expires_at"`
+}
+
+// TableName tells GORM the table.
+func (*LoginSession) TableName() string { return "login_sessions" }
+
+// CreateLoginSession stores a session for the cookie value cookie.
+func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *LoginSession) error {
+	ls.ID = secrets.SignatureKey(cookie)
+	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC()
+	if err := s.db(ctx).Create(ls).Error; err != nil {
+		return fmt.Errorf("create login session: %w", translate(err))
+	}
+	return nil
+}
+
+// FindLoginSession returns the live session for a cookie value: not past
+// its absolute expiry, and seen within idle. It records this sighting.
+func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
+	now := s.nowUTC()
+	var ls LoginSession
+	err := s.db(ctx).Where("id = ? AND expires_at > ? AND last_seen_at > ?", secrets.SignatureKey(cookie), now, now.Add(-idle)).
+		Take(&ls).Error
+	if err != nil {
+		return nil, fmt.Errorf("find login session: %w", translate(err))
+	}
+	// Touch at most once a minute: a page view should not always write.
+	if now.Sub(ls.LastSeenAt) > time.Minute {
+		if err := s.db(ctx).Model(&LoginSession{}).Where("id = ?", ls.ID).Update("last_seen_at", now).Error; err != nil {
+			return nil, fmt.Errorf("touch login session: %w", translate(err))
+		}
+		ls.LastSeenAt = now
+	}
+	return &ls, nil
+}
+
+// EndLoginSession deletes a session and revokes every grant issued under
+// it, in one transaction.
+func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		var ids []string
+		for _, table := range []string{tableCode, tableAccess, tableRefresh} {
+			var part []string
+			if err := s.db(ctx).Table(table).Where("login_session_id = ?", sessionID).Distinct().Pluck("request_id", &part).Error; err != nil {
+				return fmt.Errorf("find grants of login session: %w", translate(err))
+			}
+			ids = append(ids, part...)
+		}
+		slices.Sort(ids)
+		for _, id := range slices.Compact(ids) {
+			if err := s.RevokeWholeGrant(ctx, id, revokeUntil); err != nil {
+				return err
+			}
+		}
+		if err := s.db(ctx).Where("id = ?", sessionID).Delete(&LoginSession{}).Error; err != nil {
+			return fmt.Errorf("delete login session: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// RevokeWholeGrant revokes every token of a grant whatever its format:
+// refresh tokens and unused codes are deactivated, opaque access tokens
+// deleted, and the grant recorded as revoked for JWT access tokens.
+func (s *Store) RevokeWholeGrant(ctx context.Context, requestID string, until time.Time) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
+			return err
+		}
+		if err := s.RevokeAccessToken(ctx, requestID); err != nil {
+			return err
+		}
+		if err := s.db(ctx).Table(tableCode).Where("request_id = ? AND active = ?", requestID, true).
+			Updates(map[string]any{"active": false}).Error; err != nil {
+			return fmt.Errorf("revoke codes: %w", translate(err))
+		}
+		return s.RevokeGrant(ctx, requestID, until)
+	})
+}
+
+type revokedSubject struct {
+	Subject   string    `gorm:"column:subject;primaryKey"`
+	RevokedAt time.Time `gorm:"column:revoked_at"`
+}
+
+func (revokedSubject) TableName() string { return "revoked_subjects" }
+
+// RevokeSubject revokes everything a user holds: every grant's refresh
+// tokens, opaque access tokens and unused codes, every login session, and
+// (through revoked_subjects) every JWT access token issued until now.
+// until bounds how long grant records are kept.
+func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Time) error {
+	now := s.nowUTC()
+	return s.InTx(ctx, func(ctx context.Context) error {
+		row := revokedSubject{Subject: subject, RevokedAt: now}
+		if err := s.db(ctx).Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "subject"}},
+			DoUpdates: clause.AssignmentColumns([]string{"revoked_at"}),
+		}).Create(&row).Error; err != nil {
+			return fmt.Errorf("revoke subject: %w", translate(err))
+		}
+		for _, table := range []string{tableRefresh, tableCode} {
+			if err := s.db(ctx).Table(table).Where("subject = ? AND active = ?", subject, true).
+				Updates(map[string]any{"active": false}).Error; err != nil {
+				return fmt.Errorf("revoke %s of subject: %w", table, translate(err))
+			}
+		}
+		if err := s.db(ctx).Table(tableAccess).Where("subject = ?", subject).Delete(&requestRow{}).Error; err != nil {
+			return fmt.Errorf("revoke access tokens of subject: %w", translate(err))
+		}
+		if err := s.db(ctx).Where("user_id = ?", subject).Delete(&LoginSession{}).Error; err != nil {
+			return fmt.Errorf("end login sessions of subject: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// Consent is what a user agreed a client may have.
+type Consent struct {
+	UserID    string    `gorm:"column:user_id;primaryKey"`
+	ClientID  string    `gorm:"column:client_id;primaryKey"`
+	Scopes    []string  `gorm:"column:scopes;serializer:json"`
+	UpdatedAt time.Time `gorm:"column:updated_at"`
+}
+
+// TableName tells GORM the table.
+func (*Consent) TableName() string { return "consents" }
+
+// ConsentedScopes returns the scopes a user granted a client (none if never).
+func (s *Store) ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error) {
+	var c Consent
+	err := s.db(ctx).Where("user_id = ? AND client_id = ?", userID, clientID).Limit(1).Find(&c).Error
+	if err != nil {
+		return nil, fmt.Errorf("find consent: %w", translate(err))
+	}
+	return c.Scopes, nil
+}
+
+// AddConsent records that a user granted a client these scopes, on top of
+// what they granted before.
+func (s *Store) AddConsent(ctx context.Context, userID, clientID string, scopes []string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		prev, err := s.ConsentedScopes(ctx, userID, clientID)
+		if err != nil {
+			return err
+		}
+		all := append(slices.Clone(prev), scopes...)
+		slices.Sort(all)
+		c := Consent{UserID: userID, ClientID: clientID, Scopes: slices.Compact(all), UpdatedAt: s.nowUTC()}
+		if err := s.db(ctx).Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "user_id"}, {Name: "client_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"scopes", "updated_at"}),
+		}).Create(&c).Error; err != nil {
+			return fmt.Errorf("save consent: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// LoginFailure is the failed-login record of one key ("user:NAME" or
+// "ip:ADDR").
+type LoginFailure struct {
+	Key         string     `gorm:"column:key;primaryKey"`
+	Failures    int        `gorm:"column:failures"`
+	WindowStart time.Time  `gorm:"column:window_start"`
+	LockedUntil *time.Time `gorm:"column:locked_until"`
+}
+
+// TableName tells GORM the table.
+func (*LoginFailure) TableName() string { return "login_failures" }
+
+// LoginFailures returns the records of the given keys that are still within
+// their window or locked.
+func (s *Store) LoginFailures(ctx context.Context, window time.Duration, keys ...string) ([]LoginFailure, error) {
+	now := s.nowUTC()
+	var out []LoginFailure
+	err := s.db(ctx).Where("key IN ? AND (window_start > ? OR locked_until > ?)", keys, now.Add(-window), now).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("read login failures: %w", translate(err))
+	}
+	return out, nil
+}
+
+// RecordLoginFailure counts one failure for key in one atomic statement (a
+// counter that concurrent failures on several instances cannot undercount)
+// and sets the lockout lock(failures) returns, if any.
+func (s *Store) RecordLoginFailure(ctx context.Context, key string, window time.Duration, lock func(failures int) time.Duration) (LoginFailure, error) {
+	now := s.nowUTC()
+	var out LoginFailure
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		var failures int
+		err := s.db(ctx).Raw(`INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET
+  failures = CASE WHEN login_failures.window_start <= ? THEN 1 ELSE login_failures.failures + 1 END,
+  window_start = CASE WHEN login_failures.window_start <= ? THEN excluded.window_start ELSE login_failures.window_start END
+RETURNING failures`, key, now, now.Add(-window), now.Add(-window)).Scan(&failures).Error
+		if err != nil {
+			return fmt.Errorf("record login failure: %w", translate(err))
+		}
+		out = LoginFailure{Key: key, Failures: failures}
+		if d := lock(failures); d > 0 {
+			until := now.Add(d)
+			out.LockedUntil = &until
+			if err := s.db(ctx).Model(&LoginFailure{}).Where("key = ?", key).Update("locked_until", until).Error; err != nil {
+				return fmt.Errorf("lock login: %w", translate(err))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ClearLoginFailures forgets the failures of key (after a good login).
+func (s *Store) ClearLoginFailures(ctx context.Context, key string) error {
+	if err := s.db(ctx).Where("key = ?", key).Delete(&LoginFailure{}).Error; err != nil {
+		return fmt.Errorf("clear login failures: %w", translate(err))
+	}
+	return nil
+}
