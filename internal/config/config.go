@@ -53,6 +53,10 @@ type Config struct {
 	KeyRotationPeriod   time.Duration `koanf:"key_rotation_period"`
 	KeyPrepublishPeriod time.Duration `koanf:"key_prepublish_period"`
 	LogLevel            string        `koanf:"log_level"`
+	// SessionIdleTTL and SessionTTL end a browser login session after this
+	// long unused, and this long after sign-in.
+	SessionIdleTTL time.Duration `koanf:"session_idle_ttl"`
+	SessionTTL     time.Duration `koanf:"session_ttl"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -74,6 +78,8 @@ func Defaults() map[string]any {
 		"key_rotation_period":   "720h",
 		"key_prepublish_period": "15m",
 		"log_level":             "info",
+		"session_idle_ttl":      "24h",
+		"session_ttl":           "168h",
 	}
 }
 
@@ -99,6 +105,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String("signing-alg", "", "ES256, RS256 or EdDSA (LATCHKEY_SIGNING_ALG)")
 	fs.Duration("key-rotation-period", 0, "how long a signing key signs before the next takes over (LATCHKEY_KEY_ROTATION_PERIOD)")
 	fs.Duration("key-prepublish-period", 0, "how long a new signing key is published before it signs (LATCHKEY_KEY_PREPUBLISH_PERIOD)")
+	fs.Duration("session-idle-ttl", 0, "end a login session unused this long (LATCHKEY_SESSION_IDLE_TTL)")
+	fs.Duration("session-ttl", 0, "end a login session this long after sign-in (LATCHKEY_SESSION_TTL)")
 	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
 	// The secret and the admin token have no flags on purpose: argv is
 	// visible to every user of the machine.
@@ -229,6 +237,12 @@ func (c *Config) ValidateSettings(names ...string) error {
 	default:
 		bad("SIGNING_ALG", "must be ES256, RS256 or EdDSA, got %q", c.SigningAlg)
 	}
+	if c.SessionTTL <= 0 {
+		bad("SESSION_TTL", "must be positive, got %s", c.SessionTTL)
+	}
+	if c.SessionIdleTTL <= 0 || c.SessionIdleTTL > c.SessionTTL {
+		bad("SESSION_IDLE_TTL", "must be positive and at most LATCHKEY_SESSION_TTL (%s), got %s", c.SessionTTL, c.SessionIdleTTL)
+	}
 	if c.KeyRotationPeriod < time.Minute {
 		bad("KEY_ROTATION_PERIOD", "must be at least 1m, got %s", c.KeyRotationPeriod)
 	}
@@ -283,6 +297,10 @@ func validateAddr(addr string) error {
 	}
 	return nil
 }
+
+// SecureCookies is true when the issuer is https: cookies then carry Secure
+// and the __Host- prefix.
+func (c *Config) SecureCookies() bool { return strings.HasPrefix(c.Issuer, "https://") }
 
 // IssuerURL joins a path to the issuer, keeping any path prefix the issuer has.
 func (c *Config) IssuerURL(path string) string {

@@ -71,7 +71,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sess := session.New("")
-	ar, err := p.fosite.NewAccessRequest(ctx, r, sess)
+	ar, err := p.fosite.NewAccessRequest(withClientIP(ctx, r), r, sess)
 	if err != nil {
 		fail(ar, err)
 		return
@@ -88,6 +88,12 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	}
 
 	resp, err := p.fosite.NewAccessResponse(ctx, ar)
+	if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		// Two redemptions of one code raced and this one lost: it is a
+		// reuse like any other, so the grant the winner got is revoked.
+		p.revokeCodeGrant(ctx, r.PostForm.Get("code"))
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+	}
 	if err != nil {
 		fail(ar, err)
 		return
@@ -101,10 +107,25 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	p.fosite.WriteAccessResponse(ctx, w, ar, resp)
 }
 
+// revokeCodeGrant revokes the grant of an authorization code that was
+// redeemed twice.
+func (p *Provider) revokeCodeGrant(ctx context.Context, code string) {
+	req, err := p.store.GetAuthorizeCodeSession(ctx, p.strategy.AuthorizeCodeSignature(ctx, code), nil)
+	if req == nil {
+		p.log.WarnContext(ctx, "reused authorization code has no grant", "error", err)
+		return
+	}
+	if err := p.store.RevokeWholeGrant(ctx, req.GetID(), time.Now().Add(p.cfg.AccessTokenTTL+time.Minute)); err != nil {
+		p.log.ErrorContext(ctx, "revoke grant of reused code", "error", err, "request_id", req.GetID())
+		return
+	}
+	p.log.WarnContext(ctx, "authorization code reused; grant revoked", "request_id", req.GetID(), "client_id", req.GetClient().GetID())
+}
+
 // grantRequested grants what fosite already checked the client may have:
 // the requested scopes, and the requested audience or, when none was asked
 // for, the client's registered audience.
-func (p *Provider) grantRequested(ar fosite.AccessRequester) {
+func (p *Provider) grantRequested(ar fosite.Requester) {
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
 	}

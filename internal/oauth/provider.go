@@ -8,6 +8,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
@@ -24,6 +25,7 @@ type Provider struct {
 	fconf    *fosite.Config
 	store    *store.Store
 	keys     *keys.Manager
+	login    *login.Handler
 	strategy oauth2.CoreStrategy
 	cfg      *config.Config
 	metrics  *metrics.Metrics
@@ -43,7 +45,7 @@ type grantStorage interface {
 // New builds the fosite configuration and composes the provider from
 // explicitly typed handlers, so a storage method missing from the store is a
 // compile error rather than fosite's start-up panic.
-func New(cfg *config.Config, db *store.Store, km *keys.Manager, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
+func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, throttle *login.Throttle, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
 	hmacKey, err := secrets.DeriveKey([]byte(cfg.Secret), secrets.PurposeTokenHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("derive token key: %w", err)
@@ -105,7 +107,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, m *metrics.Metri
 		Config:                 fc,
 	}
 	password := &trustedPasswordGrant{inner: &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
-		ResourceOwnerPasswordCredentialsGrantStorage: st,
+		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, throttle: throttle},
 		HandleHelper:         helper,
 		RefreshTokenStrategy: strategy,
 		Config:               fc,
@@ -135,6 +137,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, m *metrics.Metri
 		fconf:    fc,
 		store:    db,
 		keys:     km,
+		login:    pages,
 		strategy: strategy,
 		cfg:      cfg,
 		metrics:  m,

@@ -2,10 +2,10 @@ package secrets_test
 
 import (
 	"context"
+	"encoding/base64"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"encoding/base64"
 	"strings"
 	"testing"
 

@@ -75,6 +75,8 @@ func newHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config))
 		KeyRotationPeriod:   720 * time.Hour,
 		KeyPrepublishPeriod: 15 * time.Minute,
 		LogLevel:            "debug",
+		SessionIdleTTL:      24 * time.Hour,
+		SessionTTL:          168 * time.Hour,
 	}
 	for _, f := range tune {
 		f(cfg)

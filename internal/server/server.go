@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -31,6 +32,7 @@ type Server struct {
 	cfg      *config.Config
 	store    *store.Store
 	provider *oauth.Provider
+	pages    *login.Handler
 	keys     *keys.Manager
 	admin    *admin.API
 	metrics  *metrics.Metrics
@@ -52,7 +54,19 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	provider, err := oauth.New(cfg, st, km, m, log)
+	throttle := login.NewThrottle(st, login.DefaultThrottlePolicy)
+	pages, err := login.New(st, login.Config{
+		Secure:         cfg.SecureCookies(),
+		SessionIdleTTL: cfg.SessionIdleTTL,
+		SessionTTL:     cfg.SessionTTL,
+		RevokeFor:      cfg.AccessTokenTTL + time.Minute,
+		SystemSecret:   []byte(cfg.Secret),
+		Throttle:       login.DefaultThrottlePolicy,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := oauth.New(cfg, st, km, pages, throttle, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +78,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		cfg:      cfg,
 		store:    st,
 		provider: provider,
+		pages:    pages,
 		keys:     km,
 		admin:    admin.NewAPI(admin.NewService(st, hasher), km, cfg.AdminToken, log),
 		metrics:  m,
@@ -76,6 +91,8 @@ func (s *Server) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+oauth.PathMetadata, s.provider.ServeMetadata)
 	mux.HandleFunc("GET "+oauth.PathJWKS, s.provider.ServeJWKS)
+	mux.HandleFunc("GET "+oauth.PathAuthorize, s.provider.Authorize)
+	s.pages.Register(mux)
 	mux.HandleFunc("POST "+oauth.PathToken, s.provider.Token)
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)

@@ -72,6 +72,26 @@ func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *Login
 	return nil
 }
 
+// ReplaceLoginSession signs a browser in again: a new session (a new
+// cookie, against fixation) takes over the grants of the old one, so that
+// logging out later still revokes them.
+func (s *Store) ReplaceLoginSession(ctx context.Context, oldID, cookie string, ls *LoginSession) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.CreateLoginSession(ctx, cookie, ls); err != nil {
+			return err
+		}
+		for _, table := range []string{tableCode, tableAccess, tableRefresh, tablePKCE} {
+			if err := s.db(ctx).Table(table).Where("login_session_id = ?", oldID).Update("login_session_id", ls.ID).Error; err != nil {
+				return fmt.Errorf("move grants to the new login session: %w", translate(err))
+			}
+		}
+		if err := s.db(ctx).Where("id = ?", oldID).Delete(&LoginSession{}).Error; err != nil {
+			return fmt.Errorf("delete old login session: %w", translate(err))
+		}
+		return nil
+	})
+}
+
 // FindLoginSession returns the live session for a cookie value: not past
 // its absolute expiry, and seen within idle. It records this sighting.
 func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {

@@ -1,0 +1,488 @@
+// Package login is the browser side of Latchkey: the login, consent and
+// logout pages, the login-session cookie, CSRF protection and brute-force
+// throttling. It knows nothing of OAuth: the authorization endpoint asks it
+// who is signed in and sends the browser here with a return_to URL, and
+// these pages send the browser back.
+package login
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// PurposeCSRF derives the key that binds CSRF tokens to their cookie.
+const PurposeCSRF = "latchkey/v1/csrf"
+
+// AuthorizePath is the only place return_to may lead: a login or consent
+// page is never an open redirect.
+const AuthorizePath = "/oauth2/authorize"
+
+// Config is what the pages need to know.
+type Config struct {
+	// Secure sets the Secure flag and the __Host- prefix on cookies; it is
+	// true when the issuer is https.
+	Secure bool
+	// SessionIdleTTL ends a login session not used for this long;
+	// SessionTTL ends it this long after sign-in, used or not.
+	SessionIdleTTL time.Duration
+	SessionTTL     time.Duration
+	// RevokeFor is how long a revoked grant is remembered: the access token
+	// lifetime plus a margin.
+	RevokeFor    time.Duration
+	SystemSecret []byte
+	Throttle     ThrottlePolicy
+}
+
+// Handler serves the pages.
+type Handler struct {
+	store    *store.Store
+	cfg      Config
+	csrfKey  []byte
+	tmpl     map[string]*template.Template
+	css      []byte
+	throttle *Throttle
+	log      *slog.Logger
+}
+
+// New builds the handler.
+func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
+	key, err := secrets.DeriveKey(cfg.SystemSecret, PurposeCSRF)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{store: st, cfg: cfg, csrfKey: key, tmpl: map[string]*template.Template{}, log: log,
+		throttle: &Throttle{store: st, policy: cfg.Throttle}}
+	for _, page := range []string{"login", "consent", "logout", "message"} {
+		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, err
+		}
+		h.tmpl[page] = t
+	}
+	if h.css, err = templateFS.ReadFile("templates/latchkey.css"); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Register adds the pages to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /login", h.loginPage)
+	mux.HandleFunc("POST /login", h.loginSubmit)
+	mux.HandleFunc("GET /consent", h.consentPage)
+	mux.HandleFunc("POST /consent", h.consentSubmit)
+	mux.HandleFunc("GET /logout", h.logoutPage)
+	mux.HandleFunc("POST /logout", h.logoutSubmit)
+	mux.HandleFunc("GET /static/latchkey.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(h.css)
+	})
+}
+
+func (h *Handler) cookieName(base string) string {
+	if h.cfg.Secure {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: h.cookieName(name), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: h.cfg.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// Session is the signed-in user of a request.
+type Session struct {
+	ID       string
+	User     *store.User
+	AuthTime time.Time
+}
+
+// Current returns the request's live login session, or nil.
+func (h *Handler) Current(r *http.Request) (*Session, error) {
+	c, err := r.Cookie(h.cookieName("latchkey_session"))
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	ls, err := h.store.FindLoginSession(r.Context(), c.Value, h.cfg.SessionIdleTTL)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.store.FindUser(r.Context(), ls.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Session{ID: ls.ID, User: u, AuthTime: ls.AuthTime}, nil
+}
+
+// RedirectToLogin sends the browser to the login page, to come back to
+// returnTo when signed in.
+func (h *Handler) RedirectToLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
+	http.Redirect(w, r, "/login?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+}
+
+// RedirectToConsent sends the browser to the consent page.
+func (h *Handler) RedirectToConsent(w http.ResponseWriter, r *http.Request, returnTo string) {
+	http.Redirect(w, r, "/consent?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+}
+
+// page is the data every template gets.
+type page struct {
+	Title, Error, Message, CSRFToken, ReturnTo string
+	ClientName, Username                       string
+	Scopes                                     []string
+	ClientID, PostLogoutRedirectURI, State     string
+}
+
+// securityHeaders: no script at all, no framing (clickjacking of the
+// consent button), no referrer (the URL carries authorization parameters),
+// no caching of pages that carry CSRF tokens.
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, name string, p page) {
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := h.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
+		h.log.Error("render page", "page", name, "error", err)
+	}
+}
+
+// ErrorPage shows a message and never redirects: for requests whose client
+// or redirect URI cannot be trusted.
+func (h *Handler) ErrorPage(w http.ResponseWriter, status int, title, message string) {
+	h.render(w, status, "message", page{Title: title, Message: message})
+}
+
+// csrfToken returns the token for this browser, setting the CSRF cookie if
+// it has none. The token is an HMAC of the cookie, so a page of another
+// origin can neither read nor forge it.
+func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	value := ""
+	if c, err := r.Cookie(h.cookieName("latchkey_csrf")); err == nil && len(c.Value) >= 32 {
+		value = c.Value
+	} else {
+		value, _ = secrets.RandomToken(32)
+		h.setCookie(w, "latchkey_csrf", value, 0)
+	}
+	return h.sign(value)
+}
+
+func (h *Handler) sign(value string) string {
+	mac := hmac.New(sha256.New, h.csrfKey)
+	mac.Write([]byte(value))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// validCSRF checks the form's token against the cookie in constant time.
+func (h *Handler) validCSRF(r *http.Request) bool {
+	c, err := r.Cookie(h.cookieName("latchkey_csrf"))
+	if err != nil || len(c.Value) < 32 {
+		return false
+	}
+	return hmac.Equal([]byte(r.PostFormValue("csrf_token")), []byte(h.sign(c.Value)))
+}
+
+// safeReturnTo accepts only a relative URL of the authorization endpoint.
+func safeReturnTo(raw string) (*url.URL, bool) {
+	if raw == "" || !strings.HasPrefix(raw, AuthorizePath+"?") {
+		return nil, false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Path != AuthorizePath {
+		return nil, false
+	}
+	return u, true
+}
+
+// clientIP is the peer address. Behind a proxy every request shares it;
+// the per-username limit still holds there.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (h *Handler) clientName(ctx context.Context, returnTo *url.URL) (string, []string) {
+	q := returnTo.Query()
+	c, err := h.store.FindClient(ctx, q.Get("client_id"))
+	if err != nil {
+		return "", nil
+	}
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	return name, strings.Fields(q.Get("scope"))
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r), ReturnTo: r.URL.Query().Get("return_to")}
+	if u, ok := safeReturnTo(p.ReturnTo); ok {
+		p.ClientName, _ = h.clientName(r.Context(), u)
+	} else {
+		p.ReturnTo = ""
+	}
+	h.render(w, http.StatusOK, "login", p)
+}
+
+func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r), ReturnTo: r.PostFormValue("return_to"), Username: r.PostFormValue("username")}
+	returnTo, ok := safeReturnTo(p.ReturnTo)
+	if !ok {
+		p.ReturnTo = ""
+	} else {
+		p.ClientName, _ = h.clientName(ctx, returnTo)
+	}
+	if !h.validCSRF(r) {
+		p.Error = "Your sign-in form expired. Please try again."
+		h.render(w, http.StatusForbidden, "login", p)
+		return
+	}
+	username, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
+	if username == "" || password == "" {
+		p.Error = "Enter your username and password."
+		h.render(w, http.StatusBadRequest, "login", p)
+		return
+	}
+	ip := clientIP(r)
+	if locked, err := h.throttle.Locked(ctx, username, ip); err != nil {
+		h.fail(w, err)
+		return
+	} else if locked {
+		p.Error = "Too many failed sign-in attempts. Please wait a few minutes and try again."
+		h.render(w, http.StatusTooManyRequests, "login", p)
+		return
+	}
+	userID, err := h.store.Authenticate(ctx, username, password)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			h.fail(w, err)
+			return
+		}
+		if err := h.throttle.Failed(ctx, username, ip); err != nil {
+			h.fail(w, err)
+			return
+		}
+		h.log.InfoContext(ctx, "login failed", "ip", ip)
+		// The same words for an unknown user and a wrong password.
+		p.Error = "Invalid username or password."
+		h.render(w, http.StatusUnauthorized, "login", p)
+		return
+	}
+	if err := h.throttle.Succeeded(ctx, username); err != nil {
+		h.fail(w, err)
+		return
+	}
+	cookie, err := secrets.RandomToken(32)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	now := time.Now().UTC()
+	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}
+	prev, err := h.Current(r)
+	switch {
+	case err != nil:
+		h.fail(w, err)
+		return
+	case prev != nil && prev.User.ID == userID:
+		err = h.store.ReplaceLoginSession(ctx, prev.ID, cookie, ls)
+	case prev != nil:
+		// Another person signs in on this browser: the previous one is
+		// signed out, as if they had logged out.
+		if err = h.store.EndLoginSession(ctx, prev.ID, now.Add(h.cfg.RevokeFor)); err == nil {
+			err = h.store.CreateLoginSession(ctx, cookie, ls)
+		}
+	default:
+		err = h.store.CreateLoginSession(ctx, cookie, ls)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	// A session cookie (no Max-Age): the server-side expiry is what counts.
+	h.setCookie(w, "latchkey_session", cookie, 0)
+	h.log.InfoContext(ctx, "login", "user_id", userID)
+	if returnTo == nil {
+		h.render(w, http.StatusOK, "message", page{Title: "Signed in", Message: "You are signed in."})
+		return
+	}
+	// The sign-in just happened: the authorization request must not ask for
+	// it again, or prompt=login would loop.
+	q := returnTo.Query()
+	if prompts := strings.Fields(q.Get("prompt")); slices.Contains(prompts, "login") {
+		prompts = slices.DeleteFunc(prompts, func(s string) bool { return s == "login" })
+		if len(prompts) == 0 {
+			q.Del("prompt")
+		} else {
+			q.Set("prompt", strings.Join(prompts, " "))
+		}
+		returnTo.RawQuery = q.Encode()
+	}
+	http.Redirect(w, r, returnTo.String(), http.StatusSeeOther)
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	h.log.Error("login page failed", "error", err)
+	h.ErrorPage(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
+}
+
+func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("return_to")
+	returnTo, ok := safeReturnTo(raw)
+	if !ok {
+		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "This consent link is not valid.")
+		return
+	}
+	s, err := h.Current(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if s == nil {
+		h.RedirectToLogin(w, r, raw)
+		return
+	}
+	name, scopes := h.clientName(r.Context(), returnTo)
+	if name == "" {
+		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The application asking for access is not known.")
+		return
+	}
+	h.render(w, http.StatusOK, "consent", page{Title: "Allow access?", CSRFToken: h.csrfToken(w, r), ReturnTo: raw,
+		ClientName: name, Scopes: scopes, Username: s.User.Username})
+}
+
+// ConsentDeniedParam marks an authorization request whose user said no.
+const ConsentDeniedParam = "consent"
+
+func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	raw := r.PostFormValue("return_to")
+	returnTo, ok := safeReturnTo(raw)
+	if !ok {
+		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "This consent form is not valid.")
+		return
+	}
+	if !h.validCSRF(r) {
+		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your consent form expired. Go back to the application and try again.")
+		return
+	}
+	s, err := h.Current(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if s == nil {
+		h.RedirectToLogin(w, r, raw)
+		return
+	}
+	q := returnTo.Query()
+	switch r.PostFormValue("consent") {
+	case "allow":
+		if err := h.store.AddConsent(ctx, s.User.ID, q.Get("client_id"), strings.Fields(q.Get("scope"))); err != nil {
+			if errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "constraint") {
+				h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The application asking for access is not known.")
+				return
+			}
+			h.fail(w, err)
+			return
+		}
+		q.Del(ConsentDeniedParam)
+	case "deny":
+		q.Set(ConsentDeniedParam, "denied")
+	default:
+		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		return
+	}
+	returnTo.RawQuery = q.Encode()
+	http.Redirect(w, r, returnTo.String(), http.StatusSeeOther)
+}
+
+func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := page{Title: "Sign out", CSRFToken: h.csrfToken(w, r), ClientID: q.Get("client_id"),
+		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
+	if s, err := h.Current(r); err == nil && s != nil {
+		p.Username = s.User.Username
+	}
+	h.render(w, http.StatusOK, "logout", p)
+}
+
+// logoutSubmit ends the login session and revokes every grant issued under
+// it, then returns to the client only if it registered that URI.
+func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.validCSRF(r) {
+		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your sign-out form expired. Please try again.")
+		return
+	}
+	target := r.PostFormValue("post_logout_redirect_uri")
+	var redirect *url.URL
+	if target != "" {
+		c, err := h.store.FindClient(ctx, r.PostFormValue("client_id"))
+		if err != nil || (!slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target)) {
+			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
+			return
+		}
+		if redirect, err = url.Parse(target); err != nil {
+			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The sign-out address is not valid.")
+			return
+		}
+	}
+	if c, err := r.Cookie(h.cookieName("latchkey_session")); err == nil && c.Value != "" {
+		if err := h.store.EndLoginSession(ctx, secrets.SignatureKey(c.Value), time.Now().Add(h.cfg.RevokeFor)); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	h.setCookie(w, "latchkey_session", "", -1)
+	h.log.InfoContext(ctx, "logout")
+	if redirect != nil {
+		if state := r.PostFormValue("state"); state != "" {
+			q := redirect.Query()
+			q.Set("state", state)
+			redirect.RawQuery = q.Encode()
+		}
+		http.Redirect(w, r, redirect.String(), http.StatusSeeOther)
+		return
+	}
+	h.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out."})
+}

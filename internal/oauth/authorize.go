@@ -1,0 +1,212 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/login"
+	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/ory/fosite"
+)
+
+// PathAuthorize is the authorization endpoint.
+const PathAuthorize = login.AuthorizePath
+
+// Authorize serves GET /oauth2/authorize: the code flow with PKCE. Every
+// check that can fail runs before any page is shown, so a bad request is
+// answered at once: on an error page when the client or redirect URI cannot
+// be trusted, by redirect to the client otherwise.
+func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
+	if err := checkPKCE(ar); err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
+	form := ar.GetRequestForm()
+	prompts := strings.Fields(form.Get("prompt"))
+	for _, pr := range prompts {
+		if pr != "none" && pr != "login" && pr != "consent" {
+			p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The prompt value '%s' is not supported.", pr))
+			return
+		}
+	}
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values."))
+		return
+	}
+
+	ls, err := p.login.Current(r)
+	if err != nil {
+		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	if ls == nil || slices.Contains(prompts, "login") {
+		if slices.Contains(prompts, "none") {
+			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
+			return
+		}
+		p.login.RedirectToLogin(w, r, returnTo(r))
+		return
+	}
+
+	client, ok := ar.GetClient().(*store.Client)
+	if !ok {
+		p.authorizeError(w, r, ar, fosite.ErrServerError.WithHint("Unexpected client type."))
+		return
+	}
+	if form.Get(login.ConsentDeniedParam) == "denied" {
+		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
+		return
+	}
+	if !client.Trusted {
+		consented, err := p.store.ConsentedScopes(ctx, ls.User.ID, client.ID)
+		if err != nil {
+			p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		covered := !slices.ContainsFunc(ar.GetRequestedScopes(), func(s string) bool { return !slices.Contains(consented, s) })
+		if !covered || slices.Contains(prompts, "consent") {
+			if slices.Contains(prompts, "none") {
+				p.authorizeError(w, r, ar, fosite.ErrConsentRequired)
+				return
+			}
+			p.login.RedirectToConsent(w, r, returnTo(r))
+			return
+		}
+	}
+
+	sess := session.New(ls.User.ID)
+	sess.Username = ls.User.Username
+	sess.AuthTime = ls.AuthTime
+	sess.LoginSessionID = ls.ID
+	p.grantRequested(ar)
+	resp, err := p.fosite.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
+	// RFC 9207: the client can tell which server answered.
+	resp.AddParameter("iss", p.cfg.Issuer)
+	p.metrics.TokensIssued.WithLabelValues("authorization_code", "code").Inc()
+	p.fosite.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// returnTo is the authorization request to resume after a page, without
+// the answer of an earlier consent page.
+func returnTo(r *http.Request) string {
+	q := r.URL.Query()
+	q.Del(login.ConsentDeniedParam)
+	return PathAuthorize + "?" + q.Encode()
+}
+
+// checkPKCE enforces RFC 7636 as RFC 9700 §2.1.1 asks: S256 only, and
+// required of public clients. fosite checks this only when the code is
+// issued, after the login page; here it fails before.
+func checkPKCE(ar fosite.AuthorizeRequester) error {
+	form := ar.GetRequestForm()
+	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
+	switch {
+	case challenge == "" && ar.GetClient().IsPublic():
+		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge when performing the authorize code flow, but it is missing.")
+	case challenge == "" && method != "":
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method without code_challenge.")
+	case challenge != "" && method != "S256":
+		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported.")
+	case challenge != "" && (len(challenge) < 43 || len(challenge) > 128):
+		return fosite.ErrInvalidRequest.WithHint("The code_challenge must be 43 to 128 characters (RFC 7636 §4.2).")
+	}
+	return nil
+}
+
+// authorizeError answers a failed authorization request. With an unknown
+// client or an unregistered redirect URI it shows an error page and never
+// redirects (RFC 6749 §4.1.2.1); otherwise it redirects to the client with
+// error, state and iss.
+func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	p.metrics.OAuthErrors.WithLabelValues(PathAuthorize, rfc.ErrorField).Inc()
+	p.logError(r, PathAuthorize, rfc)
+	if ar == nil || ar.GetClient() == nil || !ar.IsRedirectURIValid() || ar.GetRedirectURI() == nil {
+		status := http.StatusBadRequest
+		if rfc.CodeField >= 500 {
+			status = http.StatusInternalServerError
+		}
+		p.login.ErrorPage(w, status, "This sign-in link is not valid", describeAuthorizeError(rfc))
+		return
+	}
+	target := *ar.GetRedirectURI()
+	q := target.Query()
+	q.Set("error", rfc.ErrorField)
+	if d := rfc.GetDescription(); d != "" {
+		q.Set("error_description", d)
+	}
+	if s := ar.GetState(); s != "" {
+		q.Set("state", s)
+	}
+	q.Set("iss", p.cfg.Issuer)
+	target.RawQuery = q.Encode()
+	target.Fragment = ""
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target.String(), http.StatusSeeOther)
+}
+
+func describeAuthorizeError(rfc *fosite.RFC6749Error) string {
+	switch rfc.ErrorField {
+	case fosite.ErrInvalidClient.ErrorField:
+		return "The application is not registered here."
+	case fosite.ErrInvalidRequest.ErrorField:
+		return "The application sent a request that cannot be processed, or its redirect address is not registered."
+	}
+	return "The request could not be processed (" + rfc.ErrorField + ")."
+}
+
+// ipKey carries the client's IP from the HTTP handler to the password
+// grant's throttle.
+type ipKey struct{}
+
+func withClientIP(ctx context.Context, r *http.Request) context.Context {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = strings.Trim(host[:i], "[]")
+	}
+	return context.WithValue(ctx, ipKey{}, host)
+}
+
+// throttledPasswords puts the login throttle in front of the password
+// grant's credential check: a locked username or IP is refused without
+// looking at the password, with the same answer as a wrong one.
+type throttledPasswords struct {
+	grantStorage
+	throttle *login.Throttle
+}
+
+func (s throttledPasswords) Authenticate(ctx context.Context, username, password string) (string, error) {
+	ip, _ := ctx.Value(ipKey{}).(string)
+	locked, err := s.throttle.Locked(ctx, username, ip)
+	if err != nil {
+		return "", err
+	}
+	if locked {
+		return "", fosite.ErrNotFound.WithHint("locked")
+	}
+	sub, err := s.grantStorage.Authenticate(ctx, username, password)
+	if errors.Is(err, fosite.ErrNotFound) {
+		if ferr := s.throttle.Failed(ctx, username, ip); ferr != nil {
+			return "", ferr
+		}
+		return "", err
+	}
+	if err != nil {
+		return "", err
+	}
+	return sub, s.throttle.Succeeded(ctx, username)
+}
