@@ -45,8 +45,11 @@ type Config struct {
 	RefreshTokenTTL    time.Duration `koanf:"refresh_token_ttl"`
 	AuthCodeTTL        time.Duration `koanf:"auth_code_ttl"`
 	RefreshGracePeriod time.Duration `koanf:"refresh_grace_period"`
-	AccessTokenFormat  string        `koanf:"access_token_format"`
-	SigningAlg         string        `koanf:"signing_alg"`
+	// RefreshTokenMaxLifetime caps a grant from its start: rotation renews
+	// RefreshTokenTTL (the idle lifetime) but never past this.
+	RefreshTokenMaxLifetime time.Duration `koanf:"refresh_token_max_lifetime"`
+	AccessTokenFormat       string        `koanf:"access_token_format"`
+	SigningAlg              string        `koanf:"signing_alg"`
 	// KeyRotationPeriod is how long a signing key signs before the next one
 	// takes over; KeyPrepublishPeriod how long a new key sits in the JWKS
 	// before it signs (longer than any JWKS cache keeps the set).
@@ -66,20 +69,21 @@ type Config struct {
 // Defaults are the contract's defaults.
 func Defaults() map[string]any {
 	return map[string]any{
-		"issuer":                "http://localhost:8080",
-		"public_addr":           ":8080",
-		"admin_addr":            "127.0.0.1:8081",
-		"access_token_ttl":      "15m",
-		"refresh_token_ttl":     "720h",
-		"auth_code_ttl":         "1m",
-		"refresh_grace_period":  "10s",
-		"access_token_format":   FormatJWT,
-		"signing_alg":           "ES256",
-		"key_rotation_period":   "720h",
-		"key_prepublish_period": "15m",
-		"log_level":             "info",
-		"session_idle_ttl":      "24h",
-		"session_ttl":           "168h",
+		"issuer":                     "http://localhost:8080",
+		"public_addr":                ":8080",
+		"admin_addr":                 "127.0.0.1:8081",
+		"access_token_ttl":           "15m",
+		"refresh_token_ttl":          "720h",
+		"auth_code_ttl":              "1m",
+		"refresh_token_max_lifetime": "2160h",
+		"refresh_grace_period":       "10s",
+		"access_token_format":        FormatJWT,
+		"signing_alg":                "ES256",
+		"key_rotation_period":        "720h",
+		"key_prepublish_period":      "15m",
+		"log_level":                  "info",
+		"session_idle_ttl":           "24h",
+		"session_ttl":                "168h",
 	}
 }
 
@@ -100,6 +104,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Duration("access-token-ttl", 0, "access token lifetime (LATCHKEY_ACCESS_TOKEN_TTL)")
 	fs.Duration("refresh-token-ttl", 0, "refresh token lifetime (LATCHKEY_REFRESH_TOKEN_TTL)")
 	fs.Duration("auth-code-ttl", 0, "authorization code lifetime (LATCHKEY_AUTH_CODE_TTL)")
+	fs.Duration("refresh-token-max-lifetime", 0, "absolute refresh lifetime from the start of the grant (LATCHKEY_REFRESH_TOKEN_MAX_LIFETIME)")
 	fs.Duration("refresh-grace-period", 0, "refresh token reuse grace period (LATCHKEY_REFRESH_GRACE_PERIOD)")
 	fs.String("access-token-format", "", "jwt or opaque (LATCHKEY_ACCESS_TOKEN_FORMAT)")
 	fs.String("signing-alg", "", "ES256, RS256 or EdDSA (LATCHKEY_SIGNING_ALG)")
@@ -218,6 +223,9 @@ func (c *Config) ValidateSettings(names ...string) error {
 		bad("REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
 	} else if c.AccessTokenTTL > c.RefreshTokenTTL {
 		bad("ACCESS_TOKEN_TTL", "(%s) must not exceed LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.AccessTokenTTL, c.RefreshTokenTTL)
+	}
+	if c.RefreshTokenMaxLifetime < c.RefreshTokenTTL {
+		bad("REFRESH_TOKEN_MAX_LIFETIME", "(%s) must be at least LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.RefreshTokenMaxLifetime, c.RefreshTokenTTL)
 	}
 	// RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
 	if c.AuthCodeTTL <= 0 || c.AuthCodeTTL > 10*time.Minute {

@@ -25,6 +25,9 @@ type Metrics struct {
 	TokensIssued *prometheus.CounterVec
 	// OAuthErrors counts protocol errors by endpoint and RFC error code.
 	OAuthErrors *prometheus.CounterVec
+	// RefreshReuse counts rotated refresh tokens presented after the grace
+	// period: each one revoked a grant and may be a stolen token.
+	RefreshReuse prometheus.Counter
 }
 
 // New makes the collectors and registers them, with the Go runtime and
@@ -51,11 +54,14 @@ func New() *Metrics {
 		OAuthErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_oauth_errors_total", Help: "OAuth protocol errors by endpoint and RFC error code.",
 		}, []string{"endpoint", "error"}),
+		RefreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latchkey_refresh_token_reuse_total", Help: "Rotated refresh tokens presented again after the grace period (grant revoked).",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.HTTPRequests, m.HTTPDuration, m.TokenRequests, m.TokenDuration, m.TokensIssued, m.OAuthErrors,
+		m.HTTPRequests, m.HTTPDuration, m.TokenRequests, m.TokenDuration, m.TokensIssued, m.OAuthErrors, m.RefreshReuse,
 	)
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/session"
@@ -88,6 +89,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	sess.Username = ls.User.Username
 	sess.AuthTime = ls.AuthTime
 	sess.LoginSessionID = ls.ID
+	sess.GrantedAt = time.Now().UTC()
 	p.grantRequested(ar)
 	resp, err := p.fosite.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {

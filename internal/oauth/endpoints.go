@@ -84,6 +84,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.grantRequested(ar)
 	case ar.GetGrantTypes().ExactOne("password"):
 		sess.Username = r.PostForm.Get("username")
+		sess.GrantedAt = time.Now().UTC()
 		p.grantRequested(ar)
 	}
 

@@ -100,11 +100,18 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	}
 	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: strategy, Storage: st, Config: fc}
 	clientCredentials := &oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}
-	refresh := &oauth2.RefreshTokenGrantHandler{
-		AccessTokenStrategy:    strategy,
-		RefreshTokenStrategy:   strategy,
-		TokenRevocationStorage: st,
-		Config:                 fc,
+	refresh := &refreshGrant{
+		strategy:    strategy,
+		db:          db,
+		storage:     st,
+		config:      fc,
+		idleTTL:     cfg.RefreshTokenTTL,
+		absoluteTTL: cfg.RefreshTokenMaxLifetime,
+		grace:       cfg.RefreshGracePeriod,
+		revokeFor:   cfg.AccessTokenTTL + time.Minute,
+		metrics:     m,
+		log:         log,
+		now:         time.Now,
 	}
 	password := &trustedPasswordGrant{inner: &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
 		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, throttle: throttle},

@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -100,4 +102,48 @@ func (h *ClientSecretHasher) Compare(ctx context.Context, hash, secret []byte) e
 		return ErrMismatch
 	}
 	return nil
+}
+
+// PurposeRefreshSuccessor derives, from a refresh token, the key that seals
+// its successor.
+const PurposeRefreshSuccessor = "latchkey/v1/refresh-successor"
+
+// tokenAEAD is AES-256-GCM under a key derived from a token: only someone
+// holding the token can open what is sealed with it.
+func tokenAEAD(token string) (cipher.AEAD, error) {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(token), nil, []byte(PurposeRefreshSuccessor)), key); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// SealWithToken encrypts plaintext so that only the holder of token can
+// decrypt it; aad binds the ciphertext to its row.
+func SealWithToken(token string, plaintext, aad []byte) ([]byte, error) {
+	aead, err := tokenAEAD(token)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(nonce, nonce, plaintext, aad), nil
+}
+
+// OpenWithToken reverses SealWithToken.
+func OpenWithToken(token string, sealed, aad []byte) ([]byte, error) {
+	aead, err := tokenAEAD(token)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("sealed value is truncated")
+	}
+	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], aad)
 }

@@ -23,6 +23,10 @@ type Session struct {
 	Username  string                         `json:"username,omitempty"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at"`
 	AuthTime  time.Time                      `json:"auth_time,omitzero"`
+	// GrantedAt is when the grant began (the code or password exchange). A
+	// refresh never extends the grant past GrantedAt plus the absolute
+	// refresh lifetime.
+	GrantedAt time.Time `json:"granted_at,omitzero"`
 	// LoginSessionID is the browser login session the grant was issued
 	// under; logout revokes the grants that carry it.
 	LoginSessionID string         `json:"sid,omitempty"`
@@ -30,6 +34,10 @@ type Session struct {
 	// TokenID is the jti of the JWT access token this session was read
 	// from during introspection. It is never stored.
 	TokenID string `json:"-"`
+	// GraceSuccessor is the refresh token to hand back to a repeat of a
+	// just-rotated refresh token inside the grace period. It lives only for
+	// the request and is never stored.
+	GraceSuccessor string `json:"-"`
 }
 
 var _ fosite.Session = (*Session)(nil)

@@ -1,0 +1,276 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+)
+
+// MaxGraceRepeats bounds how often one rotated refresh token may be
+// presented again inside the grace period: enough for a burst of tabs or
+// retries, too few to be a way around rotation.
+const MaxGraceRepeats = 100
+
+// refreshGrant replaces fosite's refresh handler. It adds what fosite lacks:
+// an idempotent grace period (concurrent refreshes of one token all get the
+// same successor, so the chain does not fork), an absolute lifetime that
+// rotation never extends, client binding checked before reuse handling (so
+// another client's guess cannot revoke the owner's grant), and a security
+// event for every reuse.
+type refreshGrant struct {
+	strategy oauth2.CoreStrategy
+	db       *store.Store
+	storage  grantStorage
+	config   interface {
+		fosite.AccessTokenLifespanProvider
+		fosite.ScopeStrategyProvider
+		fosite.AudienceStrategyProvider
+	}
+	idleTTL     time.Duration
+	absoluteTTL time.Duration
+	grace       time.Duration
+	revokeFor   time.Duration
+	metrics     *metrics.Metrics
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+var _ fosite.TokenEndpointHandler = (*refreshGrant)(nil)
+
+func (g *refreshGrant) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
+
+func (g *refreshGrant) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
+	return r.GetGrantTypes().ExactOne("refresh_token")
+}
+
+var errRefreshInvalid = fosite.ErrInvalidGrant.WithHint("The refresh token is invalid, expired or revoked.")
+
+// HandleTokenEndpointRequest validates the refresh token and prepares the
+// new grant state (RFC 6749 §6).
+func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if !g.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	client := r.GetClient()
+	if !client.GetGrantTypes().Has("refresh_token") {
+		return fosite.ErrUnauthorizedClient.WithHint("The client is not allowed to use the refresh_token grant.")
+	}
+	token := r.GetRequestForm().Get("refresh_token")
+	if token == "" {
+		return fosite.ErrInvalidRequest.WithHint("The refresh_token parameter is missing.")
+	}
+	sig := g.strategy.RefreshTokenSignature(ctx, token)
+	rec, err := g.db.FindRefreshToken(ctx, sig, session.New(""))
+	if errors.Is(err, store.ErrNotFound) {
+		return errRefreshInvalid
+	}
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	orig := rec.Request
+	// The HMAC check makes a row found by a forged signature useless.
+	if err := g.strategy.ValidateRefreshToken(ctx, orig, token); err != nil && !errors.Is(err, fosite.ErrTokenExpired) {
+		return errRefreshInvalid
+	}
+	// Bound to its client, checked first: a token presented by another
+	// client says nothing about the owner and must not revoke its grant.
+	if orig.GetClient().GetID() != client.GetID() {
+		return fosite.ErrInvalidGrant.WithHint("The refresh token was issued to another client.")
+	}
+	sess, ok := orig.GetSession().(*session.Session)
+	if !ok {
+		return fosite.ErrServerError.WithHint("Unexpected session type.")
+	}
+	now := g.now().UTC()
+
+	if !rec.Active {
+		if rec.RotatedAt == nil {
+			return fosite.ErrInvalidGrant.WithHint("The refresh token was revoked.")
+		}
+		successor, err := g.graceRepeat(ctx, token, sig, rec, now)
+		if err != nil {
+			return err
+		}
+		if successor == "" {
+			g.reuseDetected(ctx, orig)
+			return fosite.ErrInvalidGrant.WithHint("The refresh token was already used; the grant has been revoked.")
+		}
+		sess = sess.Clone().(*session.Session)
+		sess.GraceSuccessor = successor
+	} else {
+		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && !exp.After(now) {
+			return fosite.ErrInvalidGrant.WithHint("The refresh token expired.")
+		}
+		sess = sess.Clone().(*session.Session)
+	}
+	granted := sess.GrantedAt
+	if granted.IsZero() {
+		granted = orig.GetRequestedAt()
+	}
+	end := granted.Add(g.absoluteTTL)
+	if !end.After(now) {
+		return fosite.ErrInvalidGrant.WithHint("The grant reached its absolute lifetime; sign in again.")
+	}
+
+	r.SetID(orig.GetID())
+	r.SetSession(sess)
+	r.SetRequestedScopes(orig.GetRequestedScopes())
+	r.SetRequestedAudience(orig.GetRequestedAudience())
+	for _, s := range orig.GetGrantedScopes() {
+		if !g.config.GetScopeStrategy(ctx)(client.GetScopes(), s) {
+			return fosite.ErrInvalidScope.WithHintf("The client is no longer allowed scope '%s'.", s)
+		}
+		r.GrantScope(s)
+	}
+	if err := g.config.GetAudienceStrategy(ctx)(client.GetAudience(), orig.GetGrantedAudience()); err != nil {
+		return err
+	}
+	for _, a := range orig.GetGrantedAudience() {
+		r.GrantAudience(a)
+	}
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(g.config.GetAccessTokenLifespan(ctx)).Round(time.Second))
+	if sess.GraceSuccessor == "" {
+		// Idle lifetime renewed by rotation, never past the absolute end.
+		sess.SetExpiresAt(fosite.RefreshToken, minTime(now.Add(g.idleTTL), end).Round(time.Second))
+	}
+	return nil
+}
+
+// graceRepeat answers a rotated token presented again: inside the grace
+// period, and within the repeat budget, it returns the successor the first
+// presentation got; otherwise "" (reuse).
+func (g *refreshGrant) graceRepeat(ctx context.Context, token, sig string, rec *store.RefreshRecord, now time.Time) (string, error) {
+	if g.grace <= 0 || rec.Successor == nil || now.Sub(*rec.RotatedAt) > g.grace {
+		return "", nil
+	}
+	ok, err := g.db.ClaimGraceUse(ctx, sig, MaxGraceRepeats)
+	if err != nil {
+		return "", fosite.ErrServerError.WithWrap(err)
+	}
+	if !ok {
+		return "", nil
+	}
+	plain, err := secrets.OpenWithToken(token, rec.Successor, []byte(secrets.SignatureKey(sig)))
+	if err != nil {
+		return "", nil
+	}
+	successor := string(plain)
+	// Only while the successor is itself live: once the chain moved on,
+	// handing it out would give a dead token, so the repeat fails instead.
+	active, err := g.db.IsRefreshTokenActive(ctx, g.strategy.RefreshTokenSignature(ctx, successor))
+	if err != nil {
+		return "", fosite.ErrServerError.WithWrap(err)
+	}
+	if !active {
+		return "", fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
+	}
+	return successor, nil
+}
+
+// reuseDetected revokes the whole grant of a replayed refresh token and
+// leaves a trail: a warning, a metric and an audit row.
+func (g *refreshGrant) reuseDetected(ctx context.Context, orig fosite.Requester) {
+	ip, _ := ctx.Value(ipKey{}).(string)
+	subject := orig.GetSession().GetSubject()
+	g.log.WarnContext(ctx, "refresh token reuse detected; grant revoked", "client_id", orig.GetClient().GetID(),
+		"subject", subject, "request_id", orig.GetID(), "ip", ip)
+	g.metrics.RefreshReuse.Inc()
+	if err := g.db.RevokeWholeGrant(ctx, orig.GetID(), g.now().Add(g.revokeFor)); err != nil {
+		g.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "error", err, "request_id", orig.GetID())
+	}
+	if err := g.db.RecordSecurityEvent(ctx, &store.SecurityEvent{
+		Kind: "refresh_token_reuse", ClientID: orig.GetClient().GetID(), Subject: subject, RequestID: orig.GetID(), IP: ip,
+	}); err != nil {
+		g.log.ErrorContext(ctx, "record refresh token reuse", "error", err)
+	}
+}
+
+// PopulateTokenEndpointResponse issues the new tokens. The database work of
+// a rotation is one transaction whose first statement is the conditional
+// update of the old token; a loser of a race rolls back and answers from
+// the winner's successor, so concurrent refreshes converge on one chain.
+func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !g.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	sess := r.GetSession().(*session.Session)
+	access, accessSig, err := g.strategy.GenerateAccessToken(ctx, r)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	storeReq := r.Sanitize(nil)
+	storeReq.SetID(r.GetID())
+
+	// On a repeat the access token is new but the refresh token is the one
+	// the first request got.
+	refresh, storeAccess := sess.GraceSuccessor, sess.GraceSuccessor != ""
+	if refresh == "" {
+		oldToken := r.GetRequestForm().Get("refresh_token")
+		oldSig := g.strategy.RefreshTokenSignature(ctx, oldToken)
+		newToken, newSig, err := g.strategy.GenerateRefreshToken(ctx, r)
+		if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		var sealed []byte
+		if g.grace > 0 {
+			if sealed, err = secrets.SealWithToken(oldToken, []byte(newToken), []byte(secrets.SignatureKey(oldSig))); err != nil {
+				return fosite.ErrServerError.WithWrap(err)
+			}
+		}
+		err = g.db.InTx(ctx, func(ctx context.Context) error {
+			if err := g.db.RotateRefreshTokenTo(ctx, oldSig, sealed); err != nil {
+				return err
+			}
+			if err := g.storage.CreateAccessTokenSession(ctx, accessSig, storeReq); err != nil {
+				return err
+			}
+			return g.storage.CreateRefreshTokenSession(ctx, newSig, accessSig, storeReq)
+		})
+		switch {
+		case errors.Is(err, fosite.ErrSerializationFailure):
+			// Another request rotated this token first: answer as a repeat.
+			rec, ferr := g.db.FindRefreshToken(ctx, oldSig, session.New(""))
+			if ferr != nil || rec.RotatedAt == nil {
+				return fosite.ErrInvalidGrant.WithHint("The refresh token was revoked.")
+			}
+			successor, gerr := g.graceRepeat(ctx, oldToken, oldSig, rec, g.now().UTC())
+			if gerr != nil {
+				return gerr
+			}
+			if successor == "" {
+				return fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
+			}
+			refresh, storeAccess = successor, true
+		case err != nil:
+			return fosite.ErrServerError.WithWrap(err)
+		default:
+			refresh = newToken
+		}
+	}
+	if storeAccess {
+		if err := g.storage.CreateAccessTokenSession(ctx, accessSig, storeReq); err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+	}
+	resp.SetAccessToken(access)
+	resp.SetTokenType("bearer")
+	resp.SetExpiresIn(time.Until(sess.GetExpiresAt(fosite.AccessToken)).Round(time.Second))
+	resp.SetScopes(r.GetGrantedScopes())
+	resp.SetExtra("refresh_token", refresh)
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
