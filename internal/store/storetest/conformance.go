@@ -41,6 +41,7 @@ func RunConformance(t *testing.T, b Backend) {
 		{"ClientAssertionJTI", testClientAssertionJTI},
 		{"Authenticate", testAuthenticate},
 	}
+	tests = append(tests, peopleTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

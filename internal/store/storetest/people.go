@@ -1,0 +1,242 @@
+package storetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/ory/fosite"
+)
+
+// peopleTests are the conformance cases for users, login sessions,
+// consents, throttling counters and subject-wide revocation.
+var peopleTests = []struct {
+	name string
+	fn   func(t *testing.T, st *store.Store)
+}{
+	{"LoginSessionTimeouts", testLoginSessionTimeouts},
+	{"EndLoginSessionRevokesItsGrants", testEndLoginSession},
+	{"ReplaceLoginSessionKeepsGrants", testReplaceLoginSession},
+	{"RevokeSubject", testRevokeSubject},
+	{"Consent", testConsent},
+	{"LoginFailures", testLoginFailures},
+	{"RefreshGraceBookkeeping", testRefreshGrace},
+}
+
+func mustUser(t *testing.T, st *store.Store, id string) {
+	t.Helper()
+	if err := st.CreateUser(ctxT(t), &store.User{ID: id, Username: "name-" + id, PasswordHash: "$argon2id$x"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func userGrant(c *store.Client, requestID, userID, loginSession string) *fosite.Request {
+	r := newRequest(c, requestID, userID)
+	r.Session.(*session.Session).LoginSessionID = loginSession
+	return r
+}
+
+func testLoginSessionTimeouts(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u1")
+	now := time.Now().UTC()
+	live := &store.LoginSession{UserID: "u1", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateLoginSession(ctx, "cookie-live", live); err != nil {
+		t.Fatal(err)
+	}
+	if live.ID == "cookie-live" {
+		t.Fatal("the session is keyed by the cookie value itself")
+	}
+	idle := &store.LoginSession{UserID: "u1", AuthTime: now, LastSeenAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(time.Hour)}
+	expired := &store.LoginSession{UserID: "u1", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(-time.Second)}
+	_ = st.CreateLoginSession(ctx, "cookie-idle", idle)
+	_ = st.CreateLoginSession(ctx, "cookie-expired", expired)
+
+	if ls, err := st.FindLoginSession(ctx, "cookie-live", time.Hour); err != nil || ls.UserID != "u1" {
+		t.Fatalf("live session: %v %v", ls, err)
+	}
+	for _, c := range []string{"cookie-idle", "cookie-expired", "cookie-unknown"} {
+		if _, err := st.FindLoginSession(ctx, c, time.Hour); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", c, err)
+		}
+	}
+}
+
+func testEndLoginSession(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u2")
+	c := mustClient(t, st, "c2")
+	now := time.Now().UTC()
+	ls := &store.LoginSession{UserID: "u2", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateLoginSession(ctx, "cookie", ls); err != nil {
+		t.Fatal(err)
+	}
+	mine, other := userGrant(c, "grant-mine", "u2", ls.ID), userGrant(c, "grant-other", "u2", "another-session")
+	for _, r := range []*fosite.Request{mine, other} {
+		if err := st.CreateRefreshTokenSession(ctx, "rt-"+r.ID, "", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.EndLoginSession(ctx, ls.ID, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, "rt-grant-mine", nil); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("a grant of the ended session: %v", err)
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, "rt-grant-other", nil); err != nil {
+		t.Errorf("a grant of another session was revoked: %v", err)
+	}
+	if revoked, _ := st.IsRevoked(ctx, "jti", "grant-mine", "u2", now.Add(time.Hour)); !revoked {
+		t.Error("the grant's JWT access tokens are not revoked")
+	}
+	if _, err := st.FindLoginSession(ctx, "cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ended session still found: %v", err)
+	}
+}
+
+func testReplaceLoginSession(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u3")
+	c := mustClient(t, st, "c3")
+	now := time.Now().UTC()
+	old := &store.LoginSession{UserID: "u3", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	_ = st.CreateLoginSession(ctx, "old-cookie", old)
+	if err := st.CreateRefreshTokenSession(ctx, "rt", "", userGrant(c, "grant", "u3", old.ID)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := &store.LoginSession{UserID: "u3", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.ReplaceLoginSession(ctx, old.ID, "new-cookie", fresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.FindLoginSession(ctx, "old-cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Error("the old cookie still works")
+	}
+	if err := st.EndLoginSession(ctx, fresh.ID, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, "rt", nil); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("logout after re-login left an earlier grant alive: %v", err)
+	}
+}
+
+func testRevokeSubject(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u4")
+	mustUser(t, st, "u5")
+	c := mustClient(t, st, "c4")
+	now := time.Now().UTC()
+	for _, u := range []string{"u4", "u5"} {
+		r := userGrant(c, "grant-"+u, u, "")
+		if err := st.CreateAccessTokenSession(ctx, "at-"+u, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateRefreshTokenSession(ctx, "rt-"+u, "at-"+u, r); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.CreateLoginSession(ctx, "cookie-"+u, &store.LoginSession{UserID: u, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)})
+	}
+	if err := st.RevokeSubject(ctx, "u4", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, "rt-u4", nil); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("refresh token of the revoked user: %v", err)
+	}
+	if _, err := st.GetAccessTokenSession(ctx, "at-u4", nil); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("access token of the revoked user: %v", err)
+	}
+	if _, err := st.FindLoginSession(ctx, "cookie-u4", time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Error("login session of the revoked user survived")
+	}
+	if revoked, _ := st.IsRevoked(ctx, "j", "g", "u4", now.Add(-time.Minute)); !revoked {
+		t.Error("a JWT issued before the revocation is not revoked")
+	}
+	if revoked, _ := st.IsRevoked(ctx, "j", "g", "u4", now.Add(time.Minute)); revoked {
+		t.Error("a JWT issued after the revocation is revoked")
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, "rt-u5", nil); err != nil {
+		t.Errorf("another user's grant was revoked: %v", err)
+	}
+	if _, err := st.FindLoginSession(ctx, "cookie-u5", time.Hour); err != nil {
+		t.Errorf("another user's session was ended: %v", err)
+	}
+}
+
+func testConsent(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u6")
+	mustClient(t, st, "c6")
+	if s, err := st.ConsentedScopes(ctx, "u6", "c6"); err != nil || len(s) != 0 {
+		t.Fatalf("no consent yet: %v %v", s, err)
+	}
+	_ = st.AddConsent(ctx, "u6", "c6", []string{"read", "openid"})
+	_ = st.AddConsent(ctx, "u6", "c6", []string{"write", "read"})
+	if s, _ := st.ConsentedScopes(ctx, "u6", "c6"); !slices.Equal(s, []string{"openid", "read", "write"}) {
+		t.Fatalf("consented scopes %v", s)
+	}
+}
+
+func testLoginFailures(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	lockAt3 := func(n int) time.Duration {
+		if n >= 3 {
+			return time.Minute
+		}
+		return 0
+	}
+	errs := runConcurrently(5, func() error {
+		_, err := st.RecordLoginFailure(ctx, "user:bob", time.Hour, lockAt3)
+		return err
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := st.LoginFailures(ctx, time.Hour, "user:bob", "ip:1.2.3.4")
+	if err != nil || len(recs) != 1 || recs[0].Failures != 5 || recs[0].LockedUntil == nil {
+		t.Fatalf("concurrent failures must all count and lock: %+v %v", recs, err)
+	}
+	if err := st.ClearLoginFailures(ctx, "user:bob"); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := st.LoginFailures(ctx, time.Hour, "user:bob"); len(recs) != 0 {
+		t.Fatalf("cleared failures: %+v", recs)
+	}
+	// Outside the window the count starts over.
+	if _, err := st.RecordLoginFailure(ctx, "user:eve", -time.Second, lockAt3); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := st.RecordLoginFailure(ctx, "user:eve", -time.Second, lockAt3); r.Failures != 1 {
+		t.Fatalf("failures outside the window: %d, want 1", r.Failures)
+	}
+}
+
+func testRefreshGrace(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	c := mustClient(t, st, "c7")
+	if err := st.CreateRefreshTokenSession(ctx, "rt", "", newRequest(c, "grant", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RotateRefreshTokenTo(ctx, "rt", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RotateRefreshTokenTo(ctx, "rt", []byte("other")); !errors.Is(err, fosite.ErrSerializationFailure) {
+		t.Fatalf("second rotation: %v", err)
+	}
+	rec, err := st.FindRefreshToken(ctx, "rt", nil)
+	if err != nil || rec.Active || rec.RotatedAt == nil || string(rec.Successor) != "sealed" || rec.Request.GetID() != "grant" {
+		t.Fatalf("rotated record %+v %v", rec, err)
+	}
+	for i := range 3 {
+		ok, err := st.ClaimGraceUse(ctx, "rt", 3)
+		if err != nil || !ok {
+			t.Fatalf("grace use %d: %v %v", i, ok, err)
+		}
+	}
+	if ok, _ := st.ClaimGraceUse(ctx, "rt", 3); ok {
+		t.Fatal("grace uses are not bounded")
+	}
+}
