@@ -175,6 +175,15 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 	if revoked {
 		return "", fosite.ErrInactiveToken.WithHint("The token or its grant was revoked.")
 	}
+	// A deleted client's tokens die with it (the cache sees deletions on
+	// every instance at once).
+	client, err := v.store.FindClient(ctx, c.ClientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fosite.ErrInactiveToken.WithHint("The client no longer exists.")
+	}
+	if err != nil {
+		return "", fosite.ErrServerError.WithWrap(err)
+	}
 	granted := fosite.Arguments(strings.Fields(c.Scope))
 	for _, s := range scopes {
 		if s != "" && !v.scopes(granted, s) {
@@ -187,7 +196,7 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 	req := &fosite.Request{
 		ID:              c.GrantID,
 		RequestedAt:     c.IssuedAt.Time(),
-		Client:          &store.Client{ID: c.ClientID},
+		Client:          client,
 		GrantedScope:    granted,
 		GrantedAudience: fosite.Arguments(c.Audience),
 		Form:            map[string][]string{},
@@ -208,6 +217,19 @@ func (v hmacOnly) IntrospectToken(ctx context.Context, token string, use fosite.
 		return "", fosite.ErrUnknownRequest
 	}
 	return v.CoreValidator.IntrospectToken(ctx, token, use, ar, scopes)
+}
+
+// hmacRevoker keeps fosite's revocation handler, which looks tokens up in
+// the token tables, away from JWTs: they have no rows to find.
+type hmacRevoker struct {
+	*oauth2.TokenRevocationHandler
+}
+
+func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.TokenType, c fosite.Client) error {
+	if isJWT(token) {
+		return fosite.ErrUnknownRequest
+	}
+	return r.TokenRevocationHandler.RevokeToken(ctx, token, tt, c)
 }
 
 // jwtRevoker revokes a JWT access token (RFC 7009): its jti goes on the

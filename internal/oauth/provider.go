@@ -133,11 +133,16 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	} else {
 		fc.TokenIntrospectionHandlers.Append(coreCheck)
 	}
-	fc.RevocationHandlers.Append(&oauth2.TokenRevocationHandler{
+	hmacRevocation := &oauth2.TokenRevocationHandler{
 		TokenRevocationStorage: st,
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
-	})
+	}
+	if jwts != nil {
+		fc.RevocationHandlers.Append(hmacRevoker{hmacRevocation})
+	} else {
+		fc.RevocationHandlers.Append(hmacRevocation)
+	}
 
 	return &Provider{
 		fosite:   fosite.NewOAuth2Provider(db, fc),

@@ -108,11 +108,20 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	return nil
 }
 
-// FindClient loads a client by ID. ErrNotFound if there is none.
+// FindClient loads a client by ID, from the cache when it can. ErrNotFound
+// if there is none.
 func (s *Store) FindClient(ctx context.Context, id string) (*Client, error) {
+	if c, ok := s.clients.get(id); ok {
+		return c, nil
+	}
 	var c Client
 	if err := s.db(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
 		return nil, fmt.Errorf("find client: %w", translate(err))
+	}
+	// Inside a transaction the row may yet roll back: cache only what is
+	// committed.
+	if _, inTx := ctx.Value(txKey{}).(*txState); !inTx {
+		s.clients.put(&c)
 	}
 	return &c, nil
 }
@@ -150,7 +159,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("update client: %w", ErrNotFound)
 	}
-	return nil
+	return s.notifyClientChanged(ctx, c.ID)
 }
 
 // SetClientSecretHash replaces a client's secret hash.
@@ -163,7 +172,7 @@ func (s *Store) SetClientSecretHash(ctx context.Context, id string, hash []byte)
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("set client secret: %w", ErrNotFound)
 	}
-	return nil
+	return s.notifyClientChanged(ctx, id)
 }
 
 // DeleteClient removes a client and, through the foreign keys, every token
@@ -176,5 +185,5 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("delete client: %w", ErrNotFound)
 	}
-	return nil
+	return s.notifyClientChanged(ctx, id)
 }

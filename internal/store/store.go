@@ -38,6 +38,8 @@ type Store struct {
 	// and most processes (the CLI) never authenticate anyone.
 	dummyHash func() (string, error)
 	gdb       *gorm.DB
+	clients   *clientCache
+	stop      context.CancelFunc
 	dialect   string
 	now       func() time.Time
 	log       *slog.Logger
@@ -48,6 +50,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; tests pass a fake one.
 	Now func() time.Time
+	// ClientCacheTTL is how long a client may be served from memory
+	// (default 1 minute on PostgreSQL, where changes are also pushed to
+	// every instance; 1 second on SQLite, where another process such as
+	// the CLI may change it). Negative disables the cache.
+	ClientCacheTTL time.Duration
 	// MaxOpenConns bounds the PostgreSQL pool (default 20). SQLite always
 	// uses a single connection: it has one writer anyway, and an in-memory
 	// database exists only on the connection that made it.
@@ -133,6 +140,16 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger}
+	ttl := opts.ClientCacheTTL
+	if ttl == 0 {
+		ttl = time.Second
+		if dialect == DialectPostgres {
+			ttl = time.Minute
+		}
+	}
+	// On PostgreSQL the cache starts off and turns on once the
+	// invalidation channel listens.
+	s.clients = newClientCache(ttl, dialect == DialectSQLite, func() time.Time { return s.now() })
 	s.dummyHash = sync.OnceValues(func() (string, error) {
 		return secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
 	})
@@ -147,6 +164,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err := s.Ping(pingCtx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
+	}
+	if dialect == DialectPostgres && ttl > 0 {
+		lctx, stop := context.WithCancel(context.Background())
+		s.stop = stop
+		go s.listen(lctx, dsn)
 	}
 	return s, nil
 }
@@ -165,6 +187,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the connection pool.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
 	sqlDB, err := s.gdb.DB()
 	if err != nil {
 		return err

@@ -1,6 +1,11 @@
 package store_test
 
 import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/store"
 	"testing"
 
 	"github.com/latchkey/latchkey/internal/store/storetest"
@@ -8,4 +13,54 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.ForEachBackend(t, storetest.RunConformance)
+}
+
+// Two instances on one database: a client change made through one is seen
+// by the other at once on PostgreSQL (pushed over LISTEN/NOTIFY) and within
+// the short cache lifetime on SQLite.
+func TestClientCacheAcrossInstances(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		url := b.URL(t)
+		a := storetest.Open(t, url, store.Options{})
+		other := storetest.Open(t, url, store.Options{})
+		c := &store.Client{ID: "cached", Name: "v1", TokenEndpointAuthMethod: "client_secret_basic", SecretHash: []byte("h1")}
+		if err := a.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		waitFor := func(what string, ok func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(3 * time.Second)
+			for !ok() {
+				if time.Now().After(deadline) {
+					t.Fatalf("the other instance did not see %s", what)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		// Warm the other instance's cache (PostgreSQL caches once it listens).
+		waitFor("the client", func() bool { got, err := other.FindClient(ctx, "cached"); return err == nil && got.Name == "v1" })
+		time.Sleep(100 * time.Millisecond)
+		_, _ = other.FindClient(ctx, "cached")
+
+		if err := a.SetClientSecretHash(ctx, "cached", []byte("h2")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("the new secret", func() bool {
+			got, err := other.FindClient(ctx, "cached")
+			return err == nil && string(got.SecretHash) == "h2"
+		})
+		if err := a.DeleteClient(ctx, "cached"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("the deletion", func() bool { _, err := other.FindClient(ctx, "cached"); return errors.Is(err, store.ErrNotFound) })
+
+		// A copy handed out is the caller's: changing it changes nothing cached.
+		_ = a.CreateClient(ctx, &store.Client{ID: "copy", TokenEndpointAuthMethod: "none"})
+		got, _ := a.FindClient(ctx, "copy")
+		got.Name = "mutated"
+		if again, _ := a.FindClient(ctx, "copy"); again.Name == "mutated" {
+			t.Fatal("the cache hands out shared clients")
+		}
+	})
 }

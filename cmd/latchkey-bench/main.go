@@ -1,0 +1,53 @@
+// Command latchkey-bench drives a running Latchkey with concurrent workers
+// and prints, per scenario, requests per second, latency percentiles,
+// errors and the server's RSS. See docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/bench"
+)
+
+func main() {
+	var opts bench.Options
+	flag.StringVar(&opts.PublicURL, "url", "http://127.0.0.1:8080", "Latchkey public URL")
+	flag.StringVar(&opts.AdminURL, "admin-url", "http://127.0.0.1:8081", "Latchkey admin URL")
+	flag.StringVar(&opts.AdminToken, "admin-token", os.Getenv("LATCHKEY_ADMIN_TOKEN"), "admin token (default $LATCHKEY_ADMIN_TOKEN)")
+	flag.IntVar(&opts.Workers, "workers", 16, "concurrent workers")
+	flag.DurationVar(&opts.Duration, "duration", 10*time.Second, "how long each scenario runs")
+	scenarios := flag.String("scenario", "all", "comma-separated: "+strings.Join(bench.Scenarios, ", ")+", or all")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	r, err := bench.NewRunner(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "latchkey-bench: set-up:", err)
+		os.Exit(1)
+	}
+	names := bench.Scenarios
+	if *scenarios != "all" {
+		names = strings.Split(*scenarios, ",")
+	}
+	fmt.Printf("workers %d, %s per scenario, idle rss %.1f MiB\n", opts.Workers, opts.Duration, r.RSS(ctx))
+	failed := false
+	for _, name := range names {
+		res, err := r.Run(ctx, strings.TrimSpace(name))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "latchkey-bench:", err)
+			failed = true
+			continue
+		}
+		fmt.Println(res)
+	}
+	if failed {
+		os.Exit(1)
+	}
+}

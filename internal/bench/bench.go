@@ -1,0 +1,463 @@
+// Package bench drives a running Latchkey over HTTP with concurrent workers
+// and reports throughput, latency percentiles, errors and the server's
+// memory. It sets up its own clients and users through the admin API, so it
+// measures a server exactly as deployed. cmd/latchkey-bench is its command.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
+)
+
+// Scenarios, in the order `-scenario all` runs them.
+var Scenarios = []string{"cc", "introspect", "revoke", "refresh", "authcode", "login", "verify"}
+
+// Options configure a run.
+type Options struct {
+	PublicURL, AdminURL, AdminToken string
+	Workers                         int
+	Duration                        time.Duration
+}
+
+// Result is one scenario's figures.
+type Result struct {
+	Scenario   string
+	Ops        int
+	Errors     int
+	FirstError []string
+	Elapsed    time.Duration
+	P50        time.Duration
+	P90        time.Duration
+	P99        time.Duration
+	RSSBefore  float64 // MiB; 0 when /metrics is unreachable
+	RSSAfter   float64
+}
+
+// PerSecond is the throughput.
+func (r Result) PerSecond() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%-10s %9.0f ops/s  p50 %6.2fms  p90 %6.2fms  p99 %6.2fms  errors %d  rss %.1f→%.1f MiB",
+		r.Scenario, r.PerSecond(), ms(r.P50), ms(r.P90), ms(r.P99), r.Errors, r.RSSBefore, r.RSSAfter)
+	for _, e := range r.FirstError {
+		s += "\n           error: " + e
+	}
+	return s
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Runner holds the HTTP client and the fixtures set up for the scenarios.
+type Runner struct {
+	opts     Options
+	http     *http.Client
+	svc      client // client credentials
+	rs       client // introspection caller
+	pwd      client // trusted confidential client with password + refresh
+	spa      client // trusted public client for the code flow
+	user     string
+	pass     string
+	userOnce sync.Once
+	userErr  error
+	jwks     jose.JSONWebKeySet
+	issuer   string
+}
+
+type client struct{ id, secret string }
+
+// NewRunner sets up clients and a user through the admin API.
+func NewRunner(ctx context.Context, opts Options) (*Runner, error) {
+	tr := &http.Transport{MaxIdleConns: opts.Workers * 4, MaxIdleConnsPerHost: opts.Workers * 4, IdleConnTimeout: time.Minute}
+	r := &Runner{opts: opts, http: &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	var err error
+	if r.svc, err = r.register(ctx, map[string]any{"client_name": "bench-cc", "grant_types": []string{"client_credentials"}, "scope": "read write"}); err != nil {
+		return nil, err
+	}
+	if r.rs, err = r.register(ctx, map[string]any{"client_name": "bench-rs", "grant_types": []string{"client_credentials"}}); err != nil {
+		return nil, err
+	}
+	if r.pwd, err = r.register(ctx, map[string]any{"client_name": "bench-password", "trusted": true,
+		"grant_types": []string{"password", "refresh_token"}, "scope": "read offline_access"}); err != nil {
+		return nil, err
+	}
+	if r.spa, err = r.register(ctx, map[string]any{"client_name": "bench-spa", "trusted": true, "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{"http://127.0.0.1/bench/callback"}, "scope": "openid offline_access"}); err != nil {
+		return nil, err
+	}
+	var meta struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := r.getJSON(ctx, opts.PublicURL+"/.well-known/oauth-authorization-server", &meta); err != nil {
+		return nil, err
+	}
+	r.issuer = meta.Issuer
+	if err := r.getJSON(ctx, opts.PublicURL+"/.well-known/jwks.json", &r.jwks); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}
+
+func (r *Runner) admin(ctx context.Context, method, path string, body, out any) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, method, r.opts.AdminURL+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+r.opts.AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func (r *Runner) register(ctx context.Context, md map[string]any) (client, error) {
+	var out struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	if err := r.admin(ctx, http.MethodPost, "/admin/clients", md, &out); err != nil {
+		return client{}, err
+	}
+	return client{out.ID, out.Secret}, nil
+}
+
+func (r *Runner) getJSON(ctx context.Context, u string, out any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// post sends a form and decodes a JSON answer; a non-2xx is an error
+// carrying the body.
+func (r *Runner) post(ctx context.Context, hc *http.Client, path string, c client, form url.Values) (map[string]any, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.opts.PublicURL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.secret != "" {
+		req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, bytes.TrimSpace(data))
+	}
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func (r *Runner) ccToken(ctx context.Context) (string, error) {
+	m, err := r.post(ctx, r.http, "/oauth2/token", r.svc, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
+	if err != nil {
+		return "", err
+	}
+	return m["access_token"].(string), nil
+}
+
+// ensureUser creates the bench user once, for the scenarios that sign in.
+func (r *Runner) ensureUser(ctx context.Context) error {
+	r.userOnce.Do(func() {
+		r.user, r.pass = "bench-"+randomString(8), randomString(24)
+		if err := r.admin(ctx, http.MethodPost, "/admin/users", map[string]string{"username": r.user, "password": r.pass}, nil); err != nil {
+			r.userErr = fmt.Errorf("create user (POST /admin/users): %w", err)
+		}
+	})
+	return r.userErr
+}
+
+func (r *Runner) passwordLogin(ctx context.Context) (map[string]any, error) {
+	if err := r.ensureUser(ctx); err != nil {
+		return nil, err
+	}
+	return r.post(ctx, r.http, "/oauth2/token", r.pwd, url.Values{"grant_type": {"password"}, "username": {r.user},
+		"password": {r.pass}, "scope": {"read offline_access"}})
+}
+
+// worker runs op in a loop until the deadline; setup runs once per worker.
+type op func(ctx context.Context) error
+
+func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Context) (op, error), error) {
+	switch name {
+	case "cc":
+		return func(context.Context) (op, error) {
+			return func(ctx context.Context) error { _, err := r.ccToken(ctx); return err }, nil
+		}, nil
+	case "introspect":
+		tok, err := r.ccToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) (op, error) {
+			return func(ctx context.Context) error {
+				m, err := r.post(ctx, r.http, "/oauth2/introspect", r.rs, url.Values{"token": {tok}})
+				if err == nil && m["active"] != true {
+					err = errors.New("token introspected inactive")
+				}
+				return err
+			}, nil
+		}, nil
+	case "revoke":
+		return func(context.Context) (op, error) {
+			return func(ctx context.Context) error {
+				tok, err := r.ccToken(ctx)
+				if err != nil {
+					return err
+				}
+				_, err = r.post(ctx, r.http, "/oauth2/revoke", r.svc, url.Values{"token": {tok}})
+				return err
+			}, nil
+		}, nil
+	case "refresh":
+		return func(ctx context.Context) (op, error) {
+			m, err := r.passwordLogin(ctx)
+			if err != nil {
+				return nil, err
+			}
+			rt := m["refresh_token"].(string)
+			return func(ctx context.Context) error {
+				m, err := r.post(ctx, r.http, "/oauth2/token", r.pwd, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+				if err != nil {
+					return err
+				}
+				rt = m["refresh_token"].(string)
+				return nil
+			}, nil
+		}, nil
+	case "authcode":
+		return func(ctx context.Context) (op, error) {
+			b, err := r.browser(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context) error { return r.codeFlow(ctx, b) }, nil
+		}, nil
+	case "login":
+		return func(context.Context) (op, error) {
+			return func(ctx context.Context) error {
+				b, err := r.browser(ctx)
+				if err != nil {
+					return err
+				}
+				return r.codeFlow(ctx, b)
+			}, nil
+		}, nil
+	case "verify":
+		tok, err := r.ccToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) (op, error) {
+			return func(context.Context) error { return r.verify(tok) }, nil
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(Scenarios, ", "))
+}
+
+// verify checks a JWT locally the way a resource server does.
+func (r *Runner) verify(token string) error {
+	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
+	if err != nil {
+		return err
+	}
+	keys := r.jwks.Key(parsed.Headers[0].KeyID)
+	if len(keys) == 0 {
+		return errors.New("unknown kid")
+	}
+	var c jwt.Claims
+	if err := parsed.Claims(keys[0].Key, &c); err != nil {
+		return err
+	}
+	return c.ValidateWithLeeway(jwt.Expected{Issuer: r.issuer, Time: time.Now()}, 0)
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// browser signs a fresh cookie jar in through the login page.
+func (r *Runner) browser(ctx context.Context) (*http.Client, error) {
+	if err := r.ensureUser(ctx); err != nil {
+		return nil, err
+	}
+	jar, _ := cookiejar.New(nil)
+	b := &http.Client{Transport: r.http.Transport, Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.opts.PublicURL+"/login", nil)
+	resp, err := b.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfRe.FindSubmatch(page)
+	if m == nil {
+		return nil, errors.New("login page without csrf_token")
+	}
+	form := url.Values{"csrf_token": {string(m[1])}, "username": {r.user}, "password": {r.pass}}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, r.opts.PublicURL+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = b.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("login: %s", resp.Status)
+	}
+	return b, nil
+}
+
+// codeFlow is authorize -> code -> token for a signed-in browser.
+func (r *Runner) codeFlow(ctx context.Context, b *http.Client) error {
+	conf := oauth2.Config{ClientID: r.spa.id, RedirectURL: "http://127.0.0.1/bench/callback", Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: r.opts.PublicURL + "/oauth2/authorize", TokenURL: r.opts.PublicURL + "/oauth2/token"}}
+	verifier := oauth2.GenerateVerifier()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, conf.AuthCodeURL(randomString(16), oauth2.S256ChallengeOption(verifier)), nil)
+	resp, err := b.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		return fmt.Errorf("authorize: %s %s", resp.Status, resp.Header.Get("Location"))
+	}
+	_, err = r.post(ctx, r.http, "/oauth2/token", client{id: r.spa.id}, url.Values{"grant_type": {"authorization_code"},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {conf.RedirectURL}, "client_id": {r.spa.id}, "code_verifier": {verifier}})
+	return err
+}
+
+// RSS reads the server's resident memory from its /metrics, in MiB.
+func (r *Runner) RSS(ctx context.Context) float64 {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.opts.AdminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+r.opts.AdminToken)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f / (1 << 20)
+		}
+	}
+	return 0
+}
+
+// Run runs one scenario for opts.Duration with opts.Workers workers.
+func (r *Runner) Run(ctx context.Context, name string) (Result, error) {
+	setup, err := r.scenario(ctx, name)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Scenario: name, RSSBefore: r.RSS(ctx)}
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		wg        sync.WaitGroup
+	)
+	ops := make([]op, r.opts.Workers)
+	for i := range ops {
+		if ops[i], err = setup(ctx); err != nil {
+			return Result{}, fmt.Errorf("%s setup: %w", name, err)
+		}
+	}
+	runCtx, cancel := context.WithTimeout(ctx, r.opts.Duration)
+	defer cancel()
+	start := time.Now()
+	for i := range ops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			var errs []string
+			nerr := 0
+			for runCtx.Err() == nil {
+				t0 := time.Now()
+				err := ops[i](runCtx)
+				if runCtx.Err() != nil {
+					break
+				}
+				if err != nil {
+					nerr++
+					if len(errs) < 3 {
+						errs = append(errs, err.Error())
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			res.Errors += nerr
+			for _, e := range errs {
+				if len(res.FirstError) < 3 && !slices.Contains(res.FirstError, e) {
+					res.FirstError = append(res.FirstError, e)
+				}
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	slices.Sort(latencies)
+	res.Ops = len(latencies)
+	if n := len(latencies); n > 0 {
+		res.P50, res.P90, res.P99 = latencies[n*50/100], latencies[n*90/100], latencies[min(n-1, n*99/100)]
+	}
+	res.RSSAfter = r.RSS(ctx)
+	return res, nil
+}
