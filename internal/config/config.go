@@ -60,6 +60,8 @@ type Config struct {
 	// long unused, and this long after sign-in.
 	SessionIdleTTL time.Duration `koanf:"session_idle_ttl"`
 	SessionTTL     time.Duration `koanf:"session_ttl"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener.
+	Pprof bool `koanf:"pprof"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -112,6 +114,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Duration("key-prepublish-period", 0, "how long a new signing key is published before it signs (LATCHKEY_KEY_PREPUBLISH_PERIOD)")
 	fs.Duration("session-idle-ttl", 0, "end a login session unused this long (LATCHKEY_SESSION_IDLE_TTL)")
 	fs.Duration("session-ttl", 0, "end a login session this long after sign-in (LATCHKEY_SESSION_TTL)")
+	fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener (LATCHKEY_PPROF)")
 	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
 	// The secret and the admin token have no flags on purpose: argv is
 	// visible to every user of the machine.

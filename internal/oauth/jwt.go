@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,9 +85,20 @@ func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester)
 		Scope:    strings.Join(r.GetGrantedScopes(), " "),
 		GrantID:  r.GetID(),
 	}
-	token, err := jwt.Signed(key.Signer).Claims(claims).Serialize()
+	// Marshalled once with encoding/json and signed as is: go-jose's JWT
+	// builder would re-decode the claims into a map and encode them again,
+	// a fifth of the token endpoint's time.
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", "", fmt.Errorf("encode access token claims: %w", err)
+	}
+	jws, err := key.Signer.Sign(payload)
 	if err != nil {
 		return "", "", fmt.Errorf("sign access token: %w", err)
+	}
+	token, err := jws.CompactSerialize()
+	if err != nil {
+		return "", "", fmt.Errorf("serialize access token: %w", err)
 	}
 	return token, s.AccessTokenSignature(context.Background(), token), nil
 }

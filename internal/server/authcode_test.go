@@ -231,3 +231,24 @@ func TestConsentDenied(t *testing.T) {
 		t.Fatalf("deny: %v", q)
 	}
 }
+
+// PKCE is really checked at the token endpoint: the code alone, or with
+// another verifier, gets nothing.
+func TestPKCEVerifierChecked(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0])
+	h.user("gus", "gus-password-1")
+	app := h.spa("https://app.example/cb", true, "openid")
+	br := h.browser(app.conf.RedirectURL)
+	verifier := oauth2.GenerateVerifier()
+	_, page := br.get(app.conf.AuthCodeURL("state-pkce01", oauth2.S256ChallengeOption(verifier)))
+	resp, _ := br.login(page, "gus", "gus-password-1")
+	code := callback(t, resp, app.conf.RedirectURL).Get("code")
+	for name, opts := range map[string][]oauth2.AuthCodeOption{
+		"no verifier":    nil,
+		"wrong verifier": {oauth2.VerifierOption(oauth2.GenerateVerifier())},
+	} {
+		if _, err := app.conf.Exchange(context.Background(), code, opts...); err == nil {
+			t.Fatalf("%s: the code was exchanged", name)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
@@ -105,6 +106,14 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.admin.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	if s.cfg.Pprof {
+		// Off by default: profiles show internals. The admin listener is
+		// loopback-only unless configured otherwise.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	}
 	s.health(mux)
 	return s.middleware(mux)
 }
