@@ -56,8 +56,13 @@ func (s *syncBuffer) String() string {
 
 func newHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessWithStore(t, b, store.Options{}, tune...)
+}
+
+func newHarnessWithStore(t *testing.T, b storetest.Backend, opts store.Options, tune ...func(*config.Config)) *harness {
+	t.Helper()
 	dbURL := b.URL(t)
-	st := storetest.Open(t, dbURL, store.Options{})
+	st := storetest.Open(t, dbURL, opts)
 	public := httptest.NewUnstartedServer(nil)
 	cfg := &config.Config{
 		DatabaseURL:             dbURL,

@@ -39,10 +39,12 @@ type Store struct {
 	dummyHash func() (string, error)
 	gdb       *gorm.DB
 	clients   *clientCache
-	stop      context.CancelFunc
-	dialect   string
-	now       func() time.Time
-	log       *slog.Logger
+	// observe is Options.OnStatement, or a no-op.
+	observe func(context.Context, string)
+	stop    context.CancelFunc
+	dialect string
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 // Options tune Open. The zero value is usable.
@@ -55,6 +57,9 @@ type Options struct {
 	// every instance; 1 second on SQLite, where another process such as
 	// the CLI may change it). Negative disables the cache.
 	ClientCacheTTL time.Duration
+	// OnStatement, if set, is called after every SQL statement with its
+	// text (placeholders, never values). The query-budget test counts with it.
+	OnStatement func(ctx context.Context, sql string)
 	// MaxOpenConns bounds the PostgreSQL pool (default 20). SQLite always
 	// uses a single connection: it has one writer anyway, and an in-memory
 	// database exists only on the connection that made it.
@@ -126,6 +131,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
 	}
+	if opts.OnStatement != nil {
+		if err := observeStatements(gdb, opts.OnStatement); err != nil {
+			return nil, err
+		}
+	}
 	if dialect == DialectSQLite {
 		sqlDB.SetMaxOpenConns(1)
 		sqlDB.SetConnMaxLifetime(0)
@@ -149,6 +159,10 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	// On PostgreSQL the cache starts off and turns on once the
 	// invalidation channel listens.
+	s.observe = opts.OnStatement
+	if s.observe == nil {
+		s.observe = func(context.Context, string) {}
+	}
 	s.clients = newClientCache(ttl, dialect == DialectSQLite, func() time.Time { return s.now() })
 	s.dummyHash = sync.OnceValues(func() (string, error) {
 		return secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
@@ -171,6 +185,25 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		go s.listen(lctx, dsn)
 	}
 	return s, nil
+}
+
+// observeStatements reports every statement GORM sends, whatever kind.
+func observeStatements(gdb *gorm.DB, fn func(context.Context, string)) error {
+	report := func(db *gorm.DB) { fn(db.Statement.Context, db.Statement.SQL.String()) }
+	cb := gdb.Callback()
+	for _, err := range []error{
+		cb.Create().After("gorm:create").Register("latchkey:observe", report),
+		cb.Query().After("gorm:query").Register("latchkey:observe", report),
+		cb.Update().After("gorm:update").Register("latchkey:observe", report),
+		cb.Delete().After("gorm:delete").Register("latchkey:observe", report),
+		cb.Row().After("gorm:row").Register("latchkey:observe", report),
+		cb.Raw().After("gorm:raw").Register("latchkey:observe", report),
+	} {
+		if err != nil {
+			return fmt.Errorf("register statement observer: %w", err)
+		}
+	}
+	return nil
 }
 
 // Dialect is DialectPostgres or DialectSQLite.

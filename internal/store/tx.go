@@ -40,6 +40,7 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	if tx.Error != nil {
 		return ctx, fmt.Errorf("begin transaction: %w", translate(tx.Error))
 	}
+	s.observe(ctx, "BEGIN")
 	return context.WithValue(ctx, txKey{}, &txState{tx: tx}), nil
 }
 
@@ -57,6 +58,7 @@ func (s *Store) Commit(ctx context.Context) error {
 		_ = st.tx.Rollback()
 		return errors.New("commit of a transaction that a nested step rolled back")
 	}
+	s.observe(ctx, "COMMIT")
 	if err := st.tx.Commit().Error; err != nil {
 		return fmt.Errorf("commit: %w", translate(err))
 	}
