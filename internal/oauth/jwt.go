@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -31,9 +32,42 @@ type accessClaims struct {
 // and leaves refresh tokens and authorization codes to the HMAC strategy.
 type jwtStrategy struct {
 	*oauth2.HMACSHAStrategy
-	keys   *keys.Manager
-	issuer string
-	now    func() time.Time
+	keys     *keys.Manager
+	issuer   string
+	now      func() time.Time
+	verified verifiedCache
+}
+
+// verifiedCache remembers tokens whose signature already checked out, until
+// they expire: resource servers introspect the same token again and again,
+// and an ECDSA verification costs more than the rest of the request. It
+// holds no revocation state, which is read from the database every time.
+type verifiedCache struct {
+	mu      sync.Mutex
+	entries map[string]*accessClaims
+}
+
+const verifiedCacheSize = 10000
+
+func (c *verifiedCache) get(token string, now time.Time) *accessClaims {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	claims, ok := c.entries[token]
+	if !ok || !claims.Expiry.Time().After(now) {
+		return nil
+	}
+	return claims
+}
+
+func (c *verifiedCache) put(token string, claims *accessClaims) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= verifiedCacheSize {
+		// Dropping everything is crude but bounded, and refilling costs one
+		// verification per live token.
+		c.entries = make(map[string]*accessClaims, 1024)
+	}
+	c.entries[token] = claims
 }
 
 var _ oauth2.CoreStrategy = (*jwtStrategy)(nil)
@@ -113,6 +147,9 @@ func (s *jwtStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester,
 // algorithm list is pinned, so "none" and HMAC-with-a-public-key tricks
 // never reach a key.
 func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
+	if c := s.verified.get(token, s.now()); c != nil {
+		return c, nil
+	}
 	parsed, err := jwt.ParseSigned(token, keys.Algorithms)
 	if err != nil {
 		return nil, fosite.ErrInvalidTokenFormat.WithWrap(err)
@@ -141,6 +178,7 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 	if c.Expiry == nil || c.IssuedAt == nil || c.ID == "" || c.ClientID == "" || c.GrantID == "" {
 		return nil, fosite.ErrTokenClaim.WithHint("The token lacks exp, iat, jti, client_id or gid.")
 	}
+	s.verified.put(token, &c)
 	return &c, nil
 }
 

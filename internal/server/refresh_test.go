@@ -34,7 +34,9 @@ func formats(t *testing.T, fn func(t *testing.T, b storetest.Backend, format str
 	})
 }
 
-func withFormat(f string) func(*config.Config) { return func(c *config.Config) { c.AccessTokenFormat = f } }
+func withFormat(f string) func(*config.Config) {
+	return func(c *config.Config) { c.AccessTokenFormat = f }
+}
 
 // 50 concurrent refreshes of one token inside the grace period all succeed
 // with the same successor, and the chain goes on from it.
