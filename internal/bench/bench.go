@@ -30,7 +30,9 @@ import (
 )
 
 // Scenarios, in the order `-scenario all` runs them.
-var Scenarios = []string{"cc", "introspect", "revoke", "refresh", "authcode", "login", "verify"}
+// "healthz" is the baseline: the same HTTP round trip with no OAuth work,
+// the ceiling this machine puts on any scenario.
+var Scenarios = []string{"healthz", "cc", "introspect", "revoke", "refresh", "authcode", "login", "verify"}
 
 // Options configure a run.
 type Options struct {
@@ -228,6 +230,22 @@ type op func(ctx context.Context) error
 
 func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Context) (op, error), error) {
 	switch name {
+	case "healthz":
+		return func(context.Context) (op, error) {
+			return func(ctx context.Context) error {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.opts.PublicURL+"/healthz", nil)
+				resp, err := r.http.Do(req)
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return errors.New(resp.Status)
+				}
+				return nil
+			}, nil
+		}, nil
 	case "cc":
 		return func(context.Context) (op, error) {
 			return func(ctx context.Context) error { _, err := r.ccToken(ctx); return err }, nil
