@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -73,8 +74,9 @@ var ErrPublicClient = errors.New("public clients have no secret")
 
 // Service manages clients.
 type Service struct {
-	store  *store.Store
-	hasher *secrets.ClientSecretHasher
+	store     *store.Store
+	hasher    *secrets.ClientSecretHasher
+	revokeFor time.Duration
 }
 
 // NewService returns the admin service.

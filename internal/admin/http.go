@@ -35,8 +35,75 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("PUT /admin/clients/{id}", a.guard(a.replaceClient))
 	mux.Handle("DELETE /admin/clients/{id}", a.guard(a.deleteClient))
 	mux.Handle("POST /admin/clients/{id}/secret", a.guard(a.rotateSecret))
+	mux.Handle("POST /admin/users", a.guard(a.createUser))
+	mux.Handle("GET /admin/users", a.guard(a.listUsers))
+	mux.Handle("DELETE /admin/users/{id}", a.guard(a.deleteUser))
+	mux.Handle("PUT /admin/users/{id}/password", a.guard(a.setPassword))
+	mux.Handle("POST /admin/users/{id}/revoke-tokens", a.guard(a.revokeUserTokens))
 	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
+}
+
+type userRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
+	var req userRequest
+	if !decodeAs(w, r, &req, "invalid_request") {
+		return
+	}
+	u, err := a.svc.CreateUser(r.Context(), req.Username, req.Password)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "user created", "user_id", u.ID)
+	writeJSON(w, http.StatusCreated, u)
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+	us, err := a.svc.ListUsers(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, us)
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.svc.DeleteUser(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "user deleted", "user_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) setPassword(w http.ResponseWriter, r *http.Request) {
+	var req userRequest
+	if !decodeAs(w, r, &req, "invalid_request") {
+		return
+	}
+	id := r.PathValue("id")
+	if err := a.svc.SetPassword(r.Context(), id, req.Password); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "user password changed; sessions and grants revoked", "user_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) revokeUserTokens(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.svc.RevokeUserTokens(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "user tokens revoked", "user_id", id)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
@@ -144,8 +211,12 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &md):
 		writeError(w, http.StatusBadRequest, md.Code, md.Description)
+	case errors.As(err, new(*InputError)):
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, ErrUsernameTaken):
+		writeError(w, http.StatusConflict, "conflict", "that username is taken")
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "no such client")
+		writeError(w, http.StatusNotFound, "not_found", "no such "+resource(r))
 	case errors.Is(err, ErrPublicClient):
 		writeError(w, http.StatusBadRequest, "invalid_request", "a public client has no secret to rotate")
 	default:
@@ -154,16 +225,32 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
+// resource names what a path is about, for error messages.
+func resource(r *http.Request) string {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/admin/users"):
+		return "user"
+	case strings.HasPrefix(r.URL.Path, "/admin/clients"):
+		return "client"
+	}
+	return "resource"
+}
+
 // decode reads a JSON body. RFC 7591 §2 says unknown metadata is ignored,
 // so unknown fields are not an error; trailing data is.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeAs(w, r, v, "invalid_client_metadata")
+}
+
+// decodeAs is decode with the error code the endpoint answers with.
+func decodeAs(w http.ResponseWriter, r *http.Request, v any, code string) bool {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body is not a valid JSON object: "+jsonProblem(err))
+		writeError(w, http.StatusBadRequest, code, "the body is not a valid JSON object: "+jsonProblem(err))
 		return false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body has data after the JSON object")
+		writeError(w, http.StatusBadRequest, code, "the body has data after the JSON object")
 		return false
 	}
 	return true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -32,7 +33,9 @@ func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admi
 			return err
 		}
 	}
-	return fn(admin.NewService(st, hasher))
+	svc := admin.NewService(st, hasher)
+	svc.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
+	return fn(svc)
 }
 
 func (e *env) clientCommand() *cobra.Command {

@@ -75,13 +75,15 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	adminService := admin.NewService(st, hasher)
+	adminService.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
 	return &Server{
 		cfg:      cfg,
 		store:    st,
 		provider: provider,
 		pages:    pages,
 		keys:     km,
-		admin:    admin.NewAPI(admin.NewService(st, hasher), km, cfg.AdminToken, log),
+		admin:    admin.NewAPI(adminService, km, cfg.AdminToken, log),
 		metrics:  m,
 		log:      log,
 	}, nil
