@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,8 @@ type Store struct {
 	dummyHash func() (string, error)
 	gdb       *gorm.DB
 	clients   *clientCache
+	// passwordChecks bounds concurrent argon2id verifications.
+	passwordChecks chan struct{}
 	// observe is Options.OnStatement, or a no-op.
 	observe func(context.Context, string)
 	stop    context.CancelFunc
@@ -159,6 +162,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	// On PostgreSQL the cache starts off and turns on once the
 	// invalidation channel listens.
+	s.passwordChecks = make(chan struct{}, runtime.GOMAXPROCS(0))
 	s.observe = opts.OnStatement
 	if s.observe == nil {
 		s.observe = func(context.Context, string) {}

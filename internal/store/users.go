@@ -68,7 +68,16 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (st
 	if u != nil {
 		hash = u.PasswordHash
 	}
+	// argon2id takes 19 MiB per check: bound how many run at once, or a
+	// burst of sign-ins becomes a memory exhaustion attack. More than one
+	// per core would not be faster anyway.
+	select {
+	case s.passwordChecks <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 	ok, verr := secrets.VerifyPassword(hash, password)
+	<-s.passwordChecks
 	if verr != nil {
 		return "", fmt.Errorf("verify password: %w", verr)
 	}
