@@ -42,6 +42,7 @@ type ClientMetadata struct {
 	ClientIDIssuedAt        int64           `json:"client_id_issued_at,omitempty"`
 	ClientName              string          `json:"client_name,omitempty"`
 	RedirectURIs            []string        `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string        `json:"post_logout_redirect_uris,omitempty"`
 	GrantTypes              []string        `json:"grant_types"`
 	ResponseTypes           []string        `json:"response_types"`
 	Scope                   string          `json:"scope"`
@@ -140,6 +141,13 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		return nil, invalidRedirect("the authorization_code grant needs at least one redirect URI")
 	}
 	for _, u := range c.RedirectURIs {
+		if err := validateRedirectURI(u, c.Public); err != nil {
+			return nil, err
+		}
+	}
+
+	c.PostLogoutRedirectURIs = dedupe(md.PostLogoutRedirectURIs)
+	for _, u := range c.PostLogoutRedirectURIs {
 		if err := validateRedirectURI(u, c.Public); err != nil {
 			return nil, err
 		}
@@ -269,6 +277,7 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		ClientIDIssuedAt:        c.CreatedAt.Unix(),
 		ClientName:              c.Name,
 		RedirectURIs:            nonNil(c.RedirectURIs),
+		PostLogoutRedirectURIs:  c.PostLogoutRedirectURIs,
 		GrantTypes:              nonNil(c.GrantTypes),
 		ResponseTypes:           nonNil(c.ResponseTypes),
 		Scope:                   strings.Join(c.Scopes, " "),

@@ -198,7 +198,8 @@ func TestPromptNoneNeedsConsent(t *testing.T) {
 
 func TestPostLogoutRedirect(t *testing.T) {
 	h := newHarness(t, storetest.Backends()[0])
-	app := h.client(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://app.example/cb"}})
+	app := h.client(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://app.example/cb"},
+		"post_logout_redirect_uris": []string{"https://app.example/bye"}})
 	br := h.browser("https://app.example/")
 	_, page := br.get(h.public.URL + "/logout")
 	csrf := field(t, csrfRe, page)
@@ -206,8 +207,8 @@ func TestPostLogoutRedirect(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
 		t.Fatalf("unregistered post_logout_redirect_uri: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, _ = br.post("/logout", url.Values{"csrf_token": {csrf}, "client_id": {app.id}, "post_logout_redirect_uri": {"https://app.example/cb"}, "state": {"bye"}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "https://app.example/cb?state=bye" {
+	resp, _ = br.post("/logout", url.Values{"csrf_token": {csrf}, "client_id": {app.id}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s1"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "https://app.example/bye?state=s1" {
 		t.Fatalf("registered post_logout_redirect_uri: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
