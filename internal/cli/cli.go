@@ -57,7 +57,7 @@ func (e *env) rootCommand() *cobra.Command {
 	}
 	config.RegisterFlags(root.PersistentFlags())
 	root.PersistentFlags().Bool("dev", false, "zero-setup mode: SQLite at "+config.DevDatabaseURL+" and generated secrets kept in "+devFileName)
-	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.userCommand(), e.keysCommand(), e.versionCommand())
+	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.userCommand(), e.keysCommand(), e.janitorCommand(), e.versionCommand())
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
@@ -144,6 +145,17 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 	fmt.Fprintf(w, "{\"status\":%q}\n", status)
 }
 
+// Retention is how long the janitor keeps expired rows, from the
+// configuration.
+func Retention(cfg *config.Config) store.Retention {
+	return store.Retention{
+		AccessTokenTTL: cfg.AccessTokenTTL,
+		SessionIdleTTL: cfg.SessionIdleTTL,
+		FailureWindow:  login.DefaultThrottlePolicy.Window,
+		SecurityEvents: 90 * 24 * time.Hour,
+	}
+}
+
 // newHTTPServer sets the timeouts that keep slow or stalled clients from
 // holding connections forever.
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -176,6 +188,7 @@ func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) er
 	keysCtx, stopKeys := context.WithCancel(ctx)
 	defer stopKeys()
 	go s.keys.Run(keysCtx)
+	go janitor.New(s.store, Retention(s.cfg), s.log).Run(keysCtx)
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()

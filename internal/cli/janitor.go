@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"github.com/latchkey/latchkey/internal/janitor"
+	"github.com/latchkey/latchkey/internal/server"
+	"github.com/spf13/cobra"
+)
+
+func (e *env) janitorCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "janitor",
+		Short: "Delete expired tokens, codes, sessions and deny-list entries once (for cron)",
+		Long: `Delete expired rows in small batches, then exit. Running servers already do this
+every five minutes; exactly one instance at a time holds the janitor lease, and
+so does this command (it waits for nobody: if another holder is busy it exits).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig(cmd, "DATABASE_URL", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL")
+			if err != nil {
+				return err
+			}
+			log := e.logger(cfg.LogLevel)
+			st, err := e.openStore(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := requireMigrated(cmd, st); err != nil {
+				return err
+			}
+			n, held, err := janitor.New(st, server.Retention(cfg), log).Pass(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.printJSON(map[string]any{"deleted": n, "ran": held})
+		},
+	}
+}

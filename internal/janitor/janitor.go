@@ -1,0 +1,86 @@
+// Package janitor deletes expired tokens, codes, sessions, deny-list
+// entries and counters. It runs in the background of every instance, but a
+// lease in the database lets only one of them work at a time; `latchkey
+// janitor` runs one pass for people who prefer cron.
+package janitor
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// LeaseName is the lease instances compete for.
+const LeaseName = "janitor"
+
+// Janitor cleans up one database.
+type Janitor struct {
+	store     *store.Store
+	retention store.Retention
+	log       *slog.Logger
+	holder    string
+	// Batch bounds each statement; Pause between batches lets the
+	// token endpoints have the database.
+	Batch    int
+	Pause    time.Duration
+	Interval time.Duration
+}
+
+// New returns a janitor with its own lease holder ID.
+func New(st *store.Store, r store.Retention, log *slog.Logger) *Janitor {
+	holder, _ := secrets.RandomToken(12)
+	return &Janitor{store: st, retention: r, log: log, holder: holder, Batch: 500, Pause: 50 * time.Millisecond, Interval: 5 * time.Minute}
+}
+
+// Pass deletes expired rows batch by batch until none are left, renewing
+// the lease as it goes. It returns how many rows it deleted, and false if
+// another instance holds the lease.
+func (j *Janitor) Pass(ctx context.Context) (int64, bool, error) {
+	leaseTTL := j.Interval + time.Minute
+	ok, err := j.store.AcquireLease(ctx, LeaseName, j.holder, leaseTTL)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	var total int64
+	for {
+		n, err := j.store.DeleteExpiredBatch(ctx, j.retention, j.Batch)
+		total += n
+		if err != nil {
+			return total, true, err
+		}
+		if n == 0 {
+			return total, true, nil
+		}
+		if ok, err := j.store.AcquireLease(ctx, LeaseName, j.holder, leaseTTL); err != nil || !ok {
+			return total, true, err
+		}
+		select {
+		case <-ctx.Done():
+			return total, true, ctx.Err()
+		case <-time.After(j.Pause):
+		}
+	}
+}
+
+// Run makes a pass every Interval until ctx ends.
+func (j *Janitor) Run(ctx context.Context) {
+	t := time.NewTicker(j.Interval)
+	defer t.Stop()
+	for {
+		n, held, err := j.Pass(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			j.log.WarnContext(ctx, "janitor pass failed", "error", err, "deleted", n)
+		case held && n > 0:
+			j.log.InfoContext(ctx, "janitor pass", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

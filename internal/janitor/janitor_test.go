@@ -1,0 +1,106 @@
+package janitor_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/janitor"
+	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/latchkey/latchkey/internal/store/storetest"
+	"github.com/ory/fosite"
+)
+
+func grant(c *store.Client, id string, exp time.Time) *fosite.Request {
+	r := fosite.NewRequest()
+	r.ID, r.Client, r.RequestedAt, r.Form = id, c, time.Now().UTC(), url.Values{}
+	s := session.New("user")
+	for _, k := range []fosite.TokenType{fosite.AccessToken, fosite.RefreshToken, fosite.AuthorizeCode} {
+		s.SetExpiresAt(k, exp)
+	}
+	r.Session = s
+	return r
+}
+
+var retention = store.Retention{AccessTokenTTL: 15 * time.Minute, SessionIdleTTL: time.Hour, FailureWindow: 15 * time.Minute}
+
+// Expired rows go in batches; live ones stay; the codes of live grants stay
+// past their own expiry so that logout can still find those grants.
+func TestPassDeletesExpiredOnly(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := storetest.New(t, b)
+		c := &store.Client{ID: "c", TokenEndpointAuthMethod: "none"}
+		_ = st.CreateClient(ctx, c)
+		past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		for i := range 25 {
+			n := strconv.Itoa(i)
+			_ = st.CreateAccessTokenSession(ctx, "old-at-"+n, grant(c, "g"+n, past))
+			_ = st.CreateRefreshTokenSession(ctx, "old-rt-"+n, "", grant(c, "g"+n, past))
+		}
+		_ = st.CreateAccessTokenSession(ctx, "live-at", grant(c, "live", future))
+		_ = st.CreateRefreshTokenSession(ctx, "live-rt", "", grant(c, "live", future))
+		_ = st.CreateAuthorizeCodeSession(ctx, "recent-code", grant(c, "recent", time.Now().Add(-time.Minute)))
+		_ = st.CreateAuthorizeCodeSession(ctx, "old-code", grant(c, "old", time.Now().Add(-time.Hour)))
+		_ = st.RevokeJTI(ctx, "old-jti", past)
+		_ = st.RevokeJTI(ctx, "live-jti", future)
+
+		j := janitor.New(st, retention, slog.New(slog.DiscardHandler))
+		j.Batch, j.Pause = 10, 0
+		n, held, err := j.Pass(ctx)
+		if err != nil || !held || n != 25+25+1+1 {
+			t.Fatalf("pass deleted %d (held %v, %v), want 52", n, held, err)
+		}
+		if _, err := st.GetAccessTokenSession(ctx, "live-at", nil); err != nil {
+			t.Error("a live access token was deleted")
+		}
+		if _, err := st.GetRefreshTokenSession(ctx, "live-rt", nil); err != nil {
+			t.Error("a live refresh token was deleted")
+		}
+		if _, err := st.GetAuthorizeCodeSession(ctx, "recent-code", nil); err != nil {
+			t.Error("a code whose access tokens may still live was deleted")
+		}
+		if _, err := st.GetAuthorizeCodeSession(ctx, "old-code", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Error("an old code survived")
+		}
+		if revoked, _ := st.IsRevoked(ctx, "live-jti", "x", "y", time.Now()); !revoked {
+			t.Error("a live deny-list entry was deleted")
+		}
+	})
+}
+
+// Of several instances running the janitor at once, one holds the lease.
+func TestLeaseOneHolder(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		st := storetest.New(t, b)
+		var wg sync.WaitGroup
+		held := make([]bool, 6)
+		for i := range held {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := st.AcquireLease(context.Background(), "test", "holder-"+strconv.Itoa(i), time.Minute)
+				if err != nil {
+					t.Error(err)
+				}
+				held[i] = ok
+			}()
+		}
+		wg.Wait()
+		count := 0
+		for _, h := range held {
+			if h {
+				count++
+			}
+		}
+		if count != 1 {
+			t.Fatalf("%d holders of one lease", count)
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Retention says how long expired rows are still needed.
+type Retention struct {
+	// AccessTokenTTL keeps authorization codes past their expiry for as
+	// long as a JWT access token issued from them may live: logout finds a
+	// grant's tokens through them.
+	AccessTokenTTL time.Duration
+	// SessionIdleTTL ends login sessions that went unused.
+	SessionIdleTTL time.Duration
+	// FailureWindow is how long failed-login counters matter.
+	FailureWindow time.Duration
+	// SecurityEvents is how long audit rows are kept (0: forever).
+	SecurityEvents time.Duration
+}
+
+// expiry is one kind of row the janitor deletes: those whose column is
+// before the cutoff. key is the primary key column the batches select by.
+type expiry struct {
+	table, key, column string
+	cutoff             func(now time.Time, r Retention) time.Time
+}
+
+var expiries = []expiry{
+	{tableAccess, "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{tableRefresh, "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{tablePKCE, "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{tableCode, "signature", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.AccessTokenTTL - time.Minute) }},
+	{"client_assertion_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{"revoked_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{"revoked_grants", "request_id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{"revoked_subjects", "subject", "revoked_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.AccessTokenTTL - time.Minute) }},
+	{"login_sessions", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{"login_sessions", "id", "last_seen_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.SessionIdleTTL) }},
+}
+
+// DeleteExpiredBatch deletes at most batch expired rows of each kind and
+// reports how many it deleted. Each statement selects its victims through
+// the expiry index (never a scan of the whole table) and holds its locks for
+// one small batch, so the token endpoints never wait long behind it.
+func (s *Store) DeleteExpiredBatch(ctx context.Context, r Retention, batch int) (int64, error) {
+	now := s.nowUTC()
+	var total int64
+	for _, e := range expiries {
+		res := s.db(ctx).Exec(fmt.Sprintf(
+			"DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s < ? ORDER BY %s LIMIT ?)",
+			e.table, e.key, e.key, e.table, e.column, e.column), e.cutoff(now, r), batch)
+		if res.Error != nil {
+			return total, fmt.Errorf("delete expired %s: %w", e.table, translate(res.Error))
+		}
+		total += res.RowsAffected
+	}
+	res := s.db(ctx).Exec("DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?) ORDER BY window_start LIMIT ?)",
+		now.Add(-r.FailureWindow), now, batch)
+	if res.Error != nil {
+		return total, fmt.Errorf("delete expired login failures: %w", translate(res.Error))
+	}
+	total += res.RowsAffected
+	if r.SecurityEvents > 0 {
+		res := s.db(ctx).Exec("DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+			now.Add(-r.SecurityEvents), batch)
+		if res.Error != nil {
+			return total, fmt.Errorf("delete old security events: %w", translate(res.Error))
+		}
+		total += res.RowsAffected
+	}
+	return total, nil
+}
+
+// AcquireLease takes or renews the named lease for holder until ttl from
+// now, unless another holder has it. Only one instance at a time gets true.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	now := s.nowUTC()
+	var got []string
+	err := s.db(ctx).Raw(`INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.expires_at < ? OR leases.holder = excluded.holder
+RETURNING holder`, name, holder, now.Add(ttl), now).Scan(&got).Error
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, translate(err))
+	}
+	return len(got) == 1 && got[0] == holder, nil
+}
+
+// ReleaseLease gives the lease up early.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if err := s.db(ctx).Exec("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder).Error; err != nil {
+		return fmt.Errorf("release lease %s: %w", name, translate(err))
+	}
+	return nil
+}
