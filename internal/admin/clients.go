@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -85,9 +87,30 @@ func NewService(st *store.Store, hasher *secrets.ClientSecretHasher) *Service {
 	return &Service{store: st, hasher: hasher}
 }
 
+// printable reports whether a metadata string is text a person could have
+// meant: valid UTF-8 with no control characters or replacement characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
 // normalize applies RFC 7591 defaults and checks every rule, returning the
 // row to store.
 func normalize(md *ClientMetadata) (*store.Client, error) {
+	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.JWKSURI}, md.RedirectURIs...)
+	fields = append(append(append(append(fields, md.PostLogoutRedirectURIs...), md.Audience...), md.GrantTypes...), md.ResponseTypes...)
+	for _, f := range fields {
+		if !printable(f) {
+			return nil, invalidMetadata("metadata must be valid UTF-8 text without control characters")
+		}
+	}
 	c := &store.Client{
 		ID:                      md.ClientID,
 		Name:                    strings.TrimSpace(md.ClientName),

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
 
@@ -48,8 +49,12 @@ func NewThrottle(st *store.Store, p ThrottlePolicy) *Throttle {
 	return &Throttle{store: st, policy: p}
 }
 
-func userKey(username string) string { return "user:" + strings.ToLower(username) }
-func ipKey(ip string) string         { return "ip:" + ip }
+// userKey names a username's counter by a digest: any bytes a client sends
+// make a valid key, and the table holds no usernames.
+func userKey(username string) string {
+	return "user:" + secrets.SignatureKey(strings.ToLower(username))
+}
+func ipKey(ip string) string { return "ip:" + ip }
 
 // Locked reports whether the username or the IP is locked out now.
 func (t *Throttle) Locked(ctx context.Context, username, ip string) (bool, error) {

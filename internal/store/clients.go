@@ -114,6 +114,9 @@ func (s *Store) FindClient(ctx context.Context, id string) (*Client, error) {
 	if c, ok := s.clients.get(id); ok {
 		return c, nil
 	}
+	if !lookupable(id) {
+		return nil, fmt.Errorf("find client: %w", ErrNotFound)
+	}
 	var c Client
 	if err := s.db(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
 		return nil, fmt.Errorf("find client: %w", translate(err))

@@ -22,6 +22,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]*User, error) {
 // DeleteUser removes a user, their login sessions and consents (foreign
 // keys), and revokes every grant they hold.
 func (s *Store) DeleteUser(ctx context.Context, id string, revokeUntil time.Time) error {
+	if !lookupable(id) {
+		return fmt.Errorf("delete user: %w", ErrNotFound)
+	}
 	return s.InTx(ctx, func(ctx context.Context) error {
 		if err := s.RevokeSubject(ctx, id, revokeUntil); err != nil {
 			return err
@@ -39,6 +42,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string, revokeUntil time.Time
 
 // SetPasswordHash replaces a user's password hash.
 func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	if !lookupable(id) {
+		return fmt.Errorf("set password: %w", ErrNotFound)
+	}
 	res := s.db(ctx).Model(&User{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash, "updated_at": s.nowUTC()})
 	if res.Error != nil {
 		return fmt.Errorf("set password: %w", translate(res.Error))

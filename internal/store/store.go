@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -235,6 +236,13 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) nowUTC() time.Time { return s.now().UTC() }
+
+// lookupable reports whether s can be a key in the database. PostgreSQL
+// refuses NUL bytes and invalid UTF-8 with an error; such a key can match no
+// row, so lookups answer ErrNotFound without asking.
+func lookupable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
 
 // translate maps driver errors to the sentinels callers test with errors.Is.
 func translate(err error) error {

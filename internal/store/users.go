@@ -35,6 +35,9 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // FindUserByName loads a user by username. ErrNotFound if there is none.
 func (s *Store) FindUserByName(ctx context.Context, username string) (*User, error) {
+	if !lookupable(username) {
+		return nil, fmt.Errorf("find user: %w", ErrNotFound)
+	}
 	var u User
 	if err := s.db(ctx).Where("username = ?", username).Take(&u).Error; err != nil {
 		return nil, fmt.Errorf("find user: %w", translate(err))
@@ -44,6 +47,9 @@ func (s *Store) FindUserByName(ctx context.Context, username string) (*User, err
 
 // FindUser loads a user by ID. ErrNotFound if there is none.
 func (s *Store) FindUser(ctx context.Context, id string) (*User, error) {
+	if !lookupable(id) {
+		return nil, fmt.Errorf("find user: %w", ErrNotFound)
+	}
 	var u User
 	if err := s.db(ctx).Where("id = ?", id).Take(&u).Error; err != nil {
 		return nil, fmt.Errorf("find user: %w", translate(err))
