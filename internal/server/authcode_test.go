@@ -18,7 +18,7 @@ import (
 // browser is a cookie-keeping HTTP client that stops at the client's
 // redirect URI, as a browser handing the code to an app would.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	client *http.Client
 	h      *harness
 }
@@ -59,7 +59,7 @@ func (b *browser) post(path string, form url.Values) (*http.Response, string) {
 	return resp, string(body)
 }
 
-func field(t *testing.T, re *regexp.Regexp, page string) string {
+func field(t testing.TB, re *regexp.Regexp, page string) string {
 	t.Helper()
 	m := re.FindStringSubmatch(page)
 	if m == nil {

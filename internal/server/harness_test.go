@@ -29,7 +29,7 @@ const (
 // harness is a running Latchkey: both listeners under httptest, on a real
 // database.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	public *httptest.Server
 	admin  *httptest.Server
 	store  *store.Store
@@ -54,12 +54,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config)) *harness {
+func newHarness(t testing.TB, b storetest.Backend, tune ...func(*config.Config)) *harness {
 	t.Helper()
 	return newHarnessWithStore(t, b, store.Options{}, tune...)
 }
 
-func newHarnessWithStore(t *testing.T, b storetest.Backend, opts store.Options, tune ...func(*config.Config)) *harness {
+func newHarnessWithStore(t testing.TB, b storetest.Backend, opts store.Options, tune ...func(*config.Config)) *harness {
 	t.Helper()
 	dbURL := b.URL(t)
 	st := storetest.Open(t, dbURL, opts)
