@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/store/storetest"
+	"golang.org/x/oauth2"
+)
+
+// instance is one `latchkey serve` process.
+type instance struct {
+	public, admin string
+	cmd           *exec.Cmd
+	logs          *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+const (
+	clusterSecret = "cluster-test-secret-0123456789-0123456789"
+	clusterAdmin  = "cluster-admin-token-0123456789"
+)
+
+// startCluster builds the binary and starts n instances on one PostgreSQL
+// database, all behind one issuer as a load balancer would present them.
+func startCluster(t *testing.T, n int) []*instance {
+	t.Helper()
+	dbURL := storetest.PostgresURL(t)
+	bin := filepath.Join(t.TempDir(), "latchkey")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var insts []*instance
+	issuer := ""
+	for i := range n {
+		in := &instance{public: freeAddr(t), admin: freeAddr(t), logs: &bytes.Buffer{}}
+		if i == 0 {
+			issuer = "http://" + in.public
+		}
+		in.cmd = exec.Command(bin, "serve", "--migrate")
+		in.cmd.Env = append(os.Environ(),
+			"LATCHKEY_DATABASE_URL="+dbURL, "LATCHKEY_SECRET="+clusterSecret, "LATCHKEY_ADMIN_TOKEN="+clusterAdmin,
+			"LATCHKEY_PUBLIC_ADDR="+in.public, "LATCHKEY_ADMIN_ADDR="+in.admin, "LATCHKEY_ISSUER="+issuer,
+			"LATCHKEY_KEY_PREPUBLISH_PERIOD=0s", "LATCHKEY_LOG_LEVEL=warn")
+		in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
+		if err := in.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = in.cmd.Process.Signal(os.Interrupt)
+			_ = in.cmd.Wait()
+			if t.Failed() {
+				t.Logf("instance %d logs:\n%s", i, in.logs.String())
+			}
+		})
+		insts = append(insts, in)
+	}
+	for _, in := range insts {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get("http://" + in.public + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance on %s never became ready:\n%s", in.public, in.logs.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return insts
+}
+
+func call(t *testing.T, hc *http.Client, method, u string, body io.Reader, hdr map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, body)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func (in *instance) adminCall(t *testing.T, method, path string, body any) (int, map[string]any) {
+	b, _ := json.Marshal(body)
+	return call(t, http.DefaultClient, method, "http://"+in.admin+path, bytes.NewReader(b),
+		map[string]string{"Authorization": "Bearer " + clusterAdmin, "Content-Type": "application/json"})
+}
+
+func (in *instance) form(t *testing.T, path, id, secret string, v url.Values) (int, map[string]any) {
+	return call(t, http.DefaultClient, http.MethodPost, "http://"+in.public+path, strings.NewReader(v.Encode()),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded",
+			"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))})
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Three instances on one PostgreSQL act as one server.
+func TestClusterActsAsOne(t *testing.T) {
+	if os.Getenv(storetest.PostgresEnv) == "" {
+		t.Skipf("%s is not set", storetest.PostgresEnv)
+	}
+	nodes := startCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	_, pwd := a.adminCall(t, http.MethodPost, "/admin/clients", map[string]any{"trusted": true,
+		"grant_types": []string{"password", "refresh_token", "client_credentials"}, "scope": "read offline_access"})
+	id, secret := pwd["client_id"].(string), pwd["client_secret"].(string)
+	if st, m := a.adminCall(t, http.MethodPost, "/admin/users", map[string]string{"username": "zoe", "password": "zoe-password-1"}); st != http.StatusCreated {
+		t.Fatalf("create user: %d %v", st, m)
+	}
+
+	t.Run("issued at A, refreshed at B, revoked at C, inactive at A", func(t *testing.T) {
+		_, first := a.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"password"}, "username": {"zoe"}, "password": {"zoe-password-1"}, "scope": {"read offline_access"}})
+		st, second := b.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first["refresh_token"].(string)}})
+		if st != http.StatusOK {
+			t.Fatalf("refresh at B: %d %v", st, second)
+		}
+		if st, _ := c.form(t, "/oauth2/revoke", id, secret, url.Values{"token": {second["refresh_token"].(string)}}); st != http.StatusOK {
+			t.Fatalf("revoke at C: %d", st)
+		}
+		if _, in := a.form(t, "/oauth2/introspect", id, secret, url.Values{"token": {second["access_token"].(string)}}); in["active"] != false {
+			t.Fatalf("introspection at A after revocation at C: %v", in)
+		}
+	})
+
+	t.Run("a key rotated at B signs at A within seconds", func(t *testing.T) {
+		st, rotated := b.adminCall(t, http.MethodPost, "/admin/keys/rotate", nil)
+		if st != http.StatusOK {
+			t.Fatalf("rotate: %d %v", st, rotated)
+		}
+		eventually(t, "A signs with the key rotated at B", func() bool {
+			_, tok := a.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"client_credentials"}})
+			header, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok["access_token"].(string), ".")[0])
+			return strings.Contains(string(header), rotated["kid"].(string))
+		})
+	})
+
+	t.Run("a lockout at A holds at B", func(t *testing.T) {
+		if st, m := a.adminCall(t, http.MethodPost, "/admin/users", map[string]string{"username": "yuri", "password": "yuri-password-1"}); st != http.StatusCreated {
+			t.Fatalf("create user: %d %v", st, m)
+		}
+		for range 5 {
+			a.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"password"}, "username": {"yuri"}, "password": {"wrong-password"}})
+		}
+		if st, m := b.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"password"}, "username": {"yuri"}, "password": {"yuri-password-1"}}); st != http.StatusBadRequest {
+			t.Fatalf("right password at B during a lockout made at A: %d %v", st, m)
+		}
+	})
+
+	t.Run("consent given at A is known at C", func(t *testing.T) {
+		_, spa := a.adminCall(t, http.MethodPost, "/admin/clients", map[string]any{"token_endpoint_auth_method": "none",
+			"grant_types": []string{"authorization_code"}, "redirect_uris": []string{"https://app.example/cb"}, "scope": "openid"})
+		conf := oauth2.Config{ClientID: spa["client_id"].(string), RedirectURL: "https://app.example/cb", Scopes: []string{"openid"}}
+		jar, _ := cookiejar.New(nil)
+		br := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+			if strings.HasPrefix(r.URL.String(), "https://app.example/") {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+		authURL := func(in *instance) string {
+			conf.Endpoint.AuthURL = "http://" + in.public + "/oauth2/authorize"
+			return conf.AuthCodeURL("state-cluster", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+		}
+		page := func(resp *http.Response) string {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(b)
+		}
+		fieldRe := func(name string) *regexp.Regexp { return regexp.MustCompile(`name="` + name + `" value="([^"]*)"`) }
+		get := func(u string) *http.Response {
+			resp, err := br.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		post := func(in *instance, path string, v url.Values) *http.Response {
+			resp, err := br.PostForm("http://"+in.public+path, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		unescape := func(s string) string { return strings.ReplaceAll(s, "&amp;", "&") }
+
+		login := page(get(authURL(a)))
+		m := fieldRe("csrf_token").FindStringSubmatch(login)
+		r := fieldRe("return_to").FindStringSubmatch(login)
+		if m == nil || r == nil {
+			t.Fatalf("no login form:\n%s", login)
+		}
+		consent := page(post(a, "/login", url.Values{"csrf_token": {m[1]}, "return_to": {unescape(r[1])}, "username": {"zoe"}, "password": {"zoe-password-1"}}))
+		m = fieldRe("csrf_token").FindStringSubmatch(consent)
+		r = fieldRe("return_to").FindStringSubmatch(consent)
+		if m == nil || r == nil {
+			t.Fatalf("no consent form:\n%s", consent)
+		}
+		resp := post(a, "/consent", url.Values{"csrf_token": {m[1]}, "return_to": {unescape(r[1])}, "consent": {"allow"}})
+		resp.Body.Close()
+		// The browser's session cookie is host-wide, as behind a load balancer.
+		resp = get(authURL(c))
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, "https://app.example/cb?") || !strings.Contains(loc, "code=") {
+			t.Fatalf("at C: %d %q", resp.StatusCode, loc)
+		}
+	})
+
+	t.Run("a client deleted at A is refused at B at once", func(t *testing.T) {
+		_, svc := a.adminCall(t, http.MethodPost, "/admin/clients", map[string]any{"grant_types": []string{"client_credentials"}})
+		sid, ssecret := svc["client_id"].(string), svc["client_secret"].(string)
+		if st, _ := b.form(t, "/oauth2/token", sid, ssecret, url.Values{"grant_type": {"client_credentials"}}); st != http.StatusOK {
+			t.Fatal("token at B")
+		}
+		if st, _ := a.adminCall(t, http.MethodDelete, "/admin/clients/"+sid, nil); st != http.StatusNoContent {
+			t.Fatal("delete at A")
+		}
+		eventually(t, "B refuses the deleted client", func() bool {
+			st, _ := b.form(t, "/oauth2/token", sid, ssecret, url.Values{"grant_type": {"client_credentials"}})
+			return st == http.StatusUnauthorized
+		})
+	})
+}
