@@ -219,6 +219,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not_found", "no such "+resource(r))
 	case errors.Is(err, ErrPublicClient):
 		writeError(w, http.StatusBadRequest, "invalid_request", "a public client has no secret to rotate")
+	case errors.Is(err, store.ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the database cannot be reached; retry shortly")
 	default:
 		a.log.ErrorContext(r.Context(), "admin request failed", "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusInternalServerError, "server_error", "the request could not be completed")

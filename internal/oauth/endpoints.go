@@ -206,6 +206,11 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	answer := introspection{Active: false}
 	use, ar, err := p.fosite.IntrospectToken(ctx, token, hint, session.New(""))
 	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		// Not "inactive": a resource server would log the user out for a
+		// database hiccup.
+		p.writeError(w, r, PathIntrospect, nil, err)
+		return
 	case err != nil:
 		if !isInactive(err) {
 			// Storage trouble must not read as a valid token; it reads as
@@ -281,6 +286,17 @@ func isInactive(err error) bool {
 // writeError writes an RFC 6749 §5.2 error, counts it and logs server-side
 // failures. It returns the error code for metrics.
 func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, endpoint string, ar fosite.AccessRequester, err error) string {
+	if errors.Is(err, store.ErrUnavailable) {
+		// RFC 6749 §5.2 has no 503, but temporarily_unavailable is its word
+		// for this, and Retry-After tells clients when to come back.
+		p.log.ErrorContext(r.Context(), "database unavailable", "endpoint", endpoint, "error", err)
+		p.metrics.OAuthErrors.WithLabelValues(endpoint, fosite.ErrTemporarilyUnavailable.ErrorField).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+			"error": fosite.ErrTemporarilyUnavailable.ErrorField, "error_description": "The server is temporarily unable to reach its database. Retry shortly.",
+		})
+		return fosite.ErrTemporarilyUnavailable.ErrorField
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	p.metrics.OAuthErrors.WithLabelValues(endpoint, rfc.ErrorField).Inc()
 	p.logError(r, endpoint, rfc)

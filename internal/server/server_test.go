@@ -441,10 +441,15 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 
-	// Readiness follows the database.
+	// Readiness follows the database, and a request that needs it gets a
+	// 503 with Retry-After rather than a 500 or a wrong answer.
 	_ = h.store.Close()
 	req, _ = http.NewRequest(http.MethodGet, h.public.URL+"/readyz", nil)
 	if resp, _ := h.do(req); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("readyz with the database closed: %d", resp.StatusCode)
+	}
+	resp, m := h.form("/oauth2/introspect", svc.id, svc.secret, url.Values{"token": {"some-token"}})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || m["error"] != "temporarily_unavailable" {
+		t.Errorf("introspection with the database closed: %d %v", resp.StatusCode, m)
 	}
 }

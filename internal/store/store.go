@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"runtime"
 	"strings"
@@ -32,6 +35,9 @@ const (
 var (
 	ErrNotFound      = fosite.ErrNotFound
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrUnavailable means the database cannot be reached; callers answer
+	// 503 and let the client retry.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // Store is Latchkey's database.
@@ -244,6 +250,24 @@ func lookupable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
+// unavailable tells a database that cannot be reached from one that
+// answered with an error.
+func unavailable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn), errors.As(err, &connErr), errors.As(err, &netErr):
+		return true
+	case errors.As(err, &pgErr):
+		// admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || pgErr.Code == "53300"
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is closed") || strings.Contains(msg, "connection refused") ||
+		strings.Contains(msg, "unexpected EOF") || strings.Contains(msg, "broken pipe")
+}
+
 // translate maps driver errors to the sentinels callers test with errors.Is.
 func translate(err error) error {
 	switch {
@@ -253,6 +277,9 @@ func translate(err error) error {
 		return fmt.Errorf("%w", ErrNotFound)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
