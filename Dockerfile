@@ -1,0 +1,16 @@
+# Multi-stage: a static binary on a minimal, non-root base.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/latchkey/latchkey/internal/cli.version=${VERSION}" \
+    -o /out/latchkey ./cmd/latchkey
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/latchkey /usr/local/bin/latchkey
+USER nonroot:nonroot
+EXPOSE 8080 8081
+ENTRYPOINT ["/usr/local/bin/latchkey"]
+CMD ["serve"]
