@@ -24,6 +24,7 @@ import (
 // instance is one `latchkey serve` process.
 type instance struct {
 	public, admin string
+	dbURL         string
 	cmd           *exec.Cmd
 	logs          *bytes.Buffer
 }
@@ -55,7 +56,7 @@ func startCluster(t *testing.T, n int) []*instance {
 	var insts []*instance
 	issuer := ""
 	for i := range n {
-		in := &instance{public: freeAddr(t), admin: freeAddr(t), logs: &bytes.Buffer{}}
+		in := &instance{public: freeAddr(t), admin: freeAddr(t), dbURL: dbURL, logs: &bytes.Buffer{}}
 		if i == 0 {
 			issuer = "http://" + in.public
 		}
@@ -78,22 +79,32 @@ func startCluster(t *testing.T, n int) []*instance {
 		insts = append(insts, in)
 	}
 	for _, in := range insts {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get("http://" + in.public + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("instance on %s never became ready:\n%s", in.public, in.logs.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitReady(t, in)
 	}
 	return insts
+}
+
+func waitReady(t *testing.T, in *instance) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + in.public + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance on %s never became ready:\n%s", in.public, in.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func call(t *testing.T, hc *http.Client, method, u string, body io.Reader, hdr map[string]string) (int, map[string]any) {

@@ -77,6 +77,17 @@ func (s *Store) IsRefreshTokenActive(ctx context.Context, signature string) (boo
 	return n == 1, nil
 }
 
+// ActiveRefreshTokens counts the live refresh tokens of a grant: at most
+// one, since rotation retires the old token in the transaction that stores
+// the new one.
+func (s *Store) ActiveRefreshTokens(ctx context.Context, requestID string) (int64, error) {
+	var n int64
+	if err := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count refresh tokens: %w", translate(err))
+	}
+	return n, nil
+}
+
 // SecurityEvent is an audit record.
 type SecurityEvent struct {
 	ID        string    `gorm:"column:id;primaryKey" json:"id"`
