@@ -18,7 +18,7 @@ import (
 
 func service(t *testing.T, b storetest.Backend) (*Service, *store.Store, *secrets.ClientSecretHasher) {
 	st := storetest.New(t, b)
-	h, _ := secrets.NewClientSecretHasher([]byte("admin-test-secret-0123456789-0123456789"))
+	h, _ := secrets.NewClientSecretHasher(secrets.ParseSystemSecrets("admin-test-secret-0123456789-0123456789"))
 	return NewService(st, h), st, h
 }
 

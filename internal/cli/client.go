@@ -29,7 +29,7 @@ func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admi
 	}
 	var hasher *secrets.ClientSecretHasher
 	if cfg.Secret != "" {
-		if hasher, err = secrets.NewClientSecretHasher([]byte(cfg.Secret)); err != nil {
+		if hasher, err = secrets.NewClientSecretHasher(cfg.SystemSecrets()); err != nil {
 			return err
 		}
 	}

@@ -122,7 +122,7 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 	if err != nil {
 		return err
 	}
-	hasher, err := secrets.NewClientSecretHasher([]byte(cfg.Secret))
+	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
 		return err
 	}

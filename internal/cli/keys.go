@@ -21,7 +21,7 @@ func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager) error) error
 	if err := requireMigrated(cmd, st); err != nil {
 		return err
 	}
-	m, err := keys.New(cmd.Context(), st, []byte(cfg.Secret), keys.Options{
+	m, err := keys.New(cmd.Context(), st, cfg.SystemSecrets(), keys.Options{
 		Alg:              cfg.SigningAlg,
 		RotationPeriod:   cfg.KeyRotationPeriod,
 		PrepublishPeriod: cfg.KeyPrepublishPeriod,

@@ -198,8 +198,12 @@ func (c *Config) ValidateSettings(names ...string) error {
 	switch {
 	case c.Secret == "" && !c.Dev:
 		bad("SECRET", "is required: at least %d random bytes, e.g. `openssl rand -base64 48`", secrets.MinSystemSecretLen)
-	case c.Secret != "" && len(c.Secret) < secrets.MinSystemSecretLen:
-		bad("SECRET", "is %d bytes long; it must be at least %d", len(c.Secret), secrets.MinSystemSecretLen)
+	case c.Secret != "":
+		for i, s := range c.SystemSecrets() {
+			if len(s) < secrets.MinSystemSecretLen {
+				bad("SECRET", "secret %d of the list is %d bytes long; each must be at least %d", i+1, len(s), secrets.MinSystemSecretLen)
+			}
+		}
 	}
 
 	switch {
@@ -308,6 +312,10 @@ func validateAddr(addr string) error {
 	}
 	return nil
 }
+
+// SystemSecrets is LATCHKEY_SECRET as a list: "new,old" rotates the secret,
+// the first signing and sealing, the others still accepted.
+func (c *Config) SystemSecrets() secrets.SystemSecrets { return secrets.ParseSystemSecrets(c.Secret) }
 
 // SecureCookies is true when the issuer is https: cookies then carry Secure
 // and the __Host- prefix.

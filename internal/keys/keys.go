@@ -76,7 +76,9 @@ type Key struct {
 // Manager holds the keys in memory and keeps them in step with the database.
 type Manager struct {
 	store *store.Store
-	aead  cipher.AEAD
+	// aeads[0] seals; every one opens, so keys sealed under an older
+	// LATCHKEY_SECRET still load (and are sealed again under the new one).
+	aeads []cipher.AEAD
 	opts  Options
 	// keys is sorted by activation, oldest first; replaced whole on reload.
 	keys   atomic.Pointer[[]*Key]
@@ -88,7 +90,7 @@ type Manager struct {
 var ErrWrongSecret = errors.New("LATCHKEY_SECRET does not decrypt the stored signing keys; was the secret changed?")
 
 // New loads the keys, making the first one if there is none.
-func New(ctx context.Context, st *store.Store, systemSecret []byte, opts Options) (*Manager, error) {
+func New(ctx context.Context, st *store.Store, systemSecrets secrets.SystemSecrets, opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -101,19 +103,22 @@ func New(ctx context.Context, st *store.Store, systemSecret []byte, opts Options
 	if !validAlg(opts.Alg) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", opts.Alg)
 	}
-	encKey, err := secrets.DeriveKey(systemSecret, PurposeKeyEncryption)
+	encKeys, err := systemSecrets.DeriveKeys(PurposeKeyEncryption)
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(encKey)
-	if err != nil {
-		return nil, err
+	m := &Manager{store: st, opts: opts}
+	for _, k := range encKeys {
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		m.aeads = append(m.aeads, aead)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	m := &Manager{store: st, aead: aead, opts: opts}
 	m.keys.Store(&[]*Key{})
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
@@ -183,13 +188,10 @@ func (m *Manager) create(ctx context.Context, alg string, activatesAt time.Time)
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, m.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	sealed, err := m.seal(privJSON, pub.KeyID)
+	if err != nil {
 		return nil, err
 	}
-	// The kid is the additional data: a sealed key moved to another row
-	// does not open.
-	sealed := m.aead.Seal(nonce, nonce, privJSON, []byte(pub.KeyID))
 	row := &store.SigningKey{
 		KID: pub.KeyID, Alg: alg, PublicKey: string(pubJSON), PrivateKey: sealed,
 		CreatedAt: m.opts.Now(), ActivatesAt: activatesAt,
@@ -201,15 +203,47 @@ func (m *Manager) create(ctx context.Context, alg string, activatesAt time.Time)
 	return row, nil
 }
 
-// open decrypts a stored key and builds its signer.
-func (m *Manager) open(row store.SigningKey) (*Key, error) {
-	ns := m.aead.NonceSize()
-	if len(row.PrivateKey) < ns {
-		return nil, fmt.Errorf("signing key %s: sealed key is truncated", row.KID)
+// seal encrypts a private key under the current secret. The kid is the
+// additional data: a sealed key moved to another row does not open.
+func (m *Manager) seal(plain []byte, kid string) ([]byte, error) {
+	nonce := make([]byte, m.aeads[0].NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
 	}
-	plain, err := m.aead.Open(nil, row.PrivateKey[:ns], row.PrivateKey[ns:], []byte(row.KID))
+	return m.aeads[0].Seal(nonce, nonce, plain, []byte(kid)), nil
+}
+
+// unseal opens a stored private key under any of the secrets and tells
+// whether it was an older one.
+func (m *Manager) unseal(row store.SigningKey) (plain []byte, old bool, err error) {
+	for i, aead := range m.aeads {
+		ns := aead.NonceSize()
+		if len(row.PrivateKey) < ns {
+			return nil, false, fmt.Errorf("signing key %s: sealed key is truncated", row.KID)
+		}
+		if plain, err := aead.Open(nil, row.PrivateKey[:ns], row.PrivateKey[ns:], []byte(row.KID)); err == nil {
+			return plain, i > 0, nil
+		}
+	}
+	return nil, false, fmt.Errorf("signing key %s: %w", row.KID, ErrWrongSecret)
+}
+
+// open decrypts a stored key and builds its signer. A key sealed under an
+// older secret is sealed again under the current one, so the old secret can
+// be dropped after every instance has run with the new list.
+func (m *Manager) open(ctx context.Context, row store.SigningKey) (*Key, error) {
+	plain, old, err := m.unseal(row)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", row.KID, ErrWrongSecret)
+		return nil, err
+	}
+	if old {
+		resealed, err := m.seal(plain, row.KID)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.store.ResealSigningKey(ctx, row.KID, resealed); err != nil {
+			return nil, err
+		}
 	}
 	var priv jose.JSONWebKey
 	if err := json.Unmarshal(plain, &priv); err != nil {
@@ -247,7 +281,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 			next = append(next, k)
 			continue
 		}
-		k, err := m.open(row)
+		k, err := m.open(ctx, row)
 		if err != nil {
 			return err
 		}

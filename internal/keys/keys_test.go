@@ -12,11 +12,12 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
-var secret = []byte("keys-test-system-secret-0123456789abcdef")
+var secret = secrets.ParseSystemSecrets("keys-test-system-secret-0123456789abcdef")
 
 // clock is a settable time source shared by the managers under test.
 type clock struct {
@@ -254,7 +255,7 @@ func TestPrivateKeyAtRest(t *testing.T) {
 		if bytes.Contains([]byte(stored), []byte(`"d":`)) {
 			t.Fatal("the stored key holds a JWK in the clear")
 		}
-		_, err = keys.New(ctx, st, []byte("another-secret-that-is-long-enough-000000"), options(&clock{now: time.Now()}, "ES256"))
+		_, err = keys.New(ctx, st, secrets.ParseSystemSecrets("another-secret-that-is-long-enough-000000"), options(&clock{now: time.Now()}, "ES256"))
 		if !errors.Is(err, keys.ErrWrongSecret) {
 			t.Fatalf("wrong secret: %v, want ErrWrongSecret", err)
 		}
@@ -309,5 +310,31 @@ func TestRunPicksUpRotation(t *testing.T) {
 			t.Fatal("the running instance did not pick up the rotation")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Rotating LATCHKEY_SECRET: with "new,old" the keys sealed under the old
+// secret still load and are sealed again under the new one, after which
+// the new secret alone opens them.
+func TestSecretRotation(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Backends()[0])
+	c := &clock{now: time.Now()}
+	old := secrets.ParseSystemSecrets("the-old-system-secret-0123456789-abcdef")
+	first, err := keys.New(ctx, st, old, options(c, "ES256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := first.Current()
+	rotated := secrets.ParseSystemSecrets("the-new-system-secret-0123456789-abcdef,the-old-system-secret-0123456789-abcdef")
+	second, err := keys.New(ctx, st, rotated, options(c, "ES256"))
+	if err != nil {
+		t.Fatalf("the old secret in second place does not open the keys: %v", err)
+	}
+	if k2, _ := second.Current(); k2.KID != k1.KID {
+		t.Fatal("rotation of the secret changed the signing key")
+	}
+	if _, err := keys.New(ctx, st, rotated[:1], options(c, "ES256")); err != nil {
+		t.Fatalf("after a start with the list, the new secret alone does not open the keys: %v", err)
 	}
 }

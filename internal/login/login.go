@@ -46,16 +46,17 @@ type Config struct {
 	SessionTTL     time.Duration
 	// RevokeFor is how long a revoked grant is remembered: the access token
 	// lifetime plus a margin.
-	RevokeFor    time.Duration
-	SystemSecret []byte
-	Throttle     ThrottlePolicy
+	RevokeFor     time.Duration
+	SystemSecrets secrets.SystemSecrets
+	Throttle      ThrottlePolicy
 }
 
 // Handler serves the pages.
 type Handler struct {
-	store    *store.Store
-	cfg      Config
-	csrfKey  []byte
+	store *store.Store
+	cfg   Config
+	// csrfKeys[0] signs CSRF tokens; all verify (secret rotation).
+	csrfKeys [][]byte
 	tmpl     map[string]*template.Template
 	css      []byte
 	throttle *Throttle
@@ -64,11 +65,11 @@ type Handler struct {
 
 // New builds the handler.
 func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
-	key, err := secrets.DeriveKey(cfg.SystemSecret, PurposeCSRF)
+	keys, err := cfg.SystemSecrets.DeriveKeys(PurposeCSRF)
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{store: st, cfg: cfg, csrfKey: key, tmpl: map[string]*template.Template{}, log: log,
+	h := &Handler{store: st, cfg: cfg, csrfKeys: keys, tmpl: map[string]*template.Template{}, log: log,
 		throttle: &Throttle{store: st, policy: cfg.Throttle}}
 	for _, page := range []string{"login", "consent", "logout", "message"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
@@ -199,22 +200,27 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 		value, _ = secrets.RandomToken(32)
 		h.setCookie(w, "latchkey_csrf", value, 0)
 	}
-	return h.sign(value)
+	return sign(h.csrfKeys[0], value)
 }
 
-func (h *Handler) sign(value string) string {
-	mac := hmac.New(sha256.New, h.csrfKey)
+func sign(key []byte, value string) string {
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(value))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// validCSRF checks the form's token against the cookie in constant time.
+// validCSRF checks the form's token against the cookie in constant time,
+// under every key.
 func (h *Handler) validCSRF(r *http.Request) bool {
 	c, err := r.Cookie(h.cookieName("latchkey_csrf"))
 	if err != nil || len(c.Value) < 32 {
 		return false
 	}
-	return hmac.Equal([]byte(r.PostFormValue("csrf_token")), []byte(h.sign(c.Value)))
+	ok := false
+	for _, k := range h.csrfKeys {
+		ok = hmac.Equal([]byte(r.PostFormValue("csrf_token")), []byte(sign(k, c.Value))) || ok
+	}
+	return ok
 }
 
 // safeReturnTo accepts only a relative URL of the authorization endpoint.

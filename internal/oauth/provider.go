@@ -46,11 +46,11 @@ type grantStorage interface {
 // explicitly typed handlers, so a storage method missing from the store is a
 // compile error rather than fosite's start-up panic.
 func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, throttle *login.Throttle, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
-	hmacKey, err := secrets.DeriveKey([]byte(cfg.Secret), secrets.PurposeTokenHMAC)
+	hmacKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeTokenHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("derive token key: %w", err)
 	}
-	hasher, err := secrets.NewClientSecretHasher([]byte(cfg.Secret))
+	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
 		return nil, fmt.Errorf("derive client secret key: %w", err)
 	}
@@ -60,9 +60,11 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		AuthorizeCodeLifespan: cfg.AuthCodeTTL,
 		AccessTokenIssuer:     cfg.Issuer,
 		TokenURL:              cfg.IssuerURL(PathToken),
-		GlobalSecret:          hmacKey,
-		TokenEntropy:          32,
-		ClientSecretsHasher:   hasher,
+		GlobalSecret:          hmacKeys[0],
+		// Tokens made under an older LATCHKEY_SECRET still verify.
+		RotatedGlobalSecrets: hmacKeys[1:],
+		TokenEntropy:         32,
+		ClientSecretsHasher:  hasher,
 		// "a" grants exactly "a"; fosite's default would let scope "a"
 		// cover "a.b", which nobody registering scopes expects.
 		ScopeStrategy:            fosite.ExactScopeStrategy,

@@ -11,7 +11,7 @@ import (
 // every sign-in. Their ratio is why client secrets are not password-hashed.
 func BenchmarkClientSecretCompare(b *testing.B) {
 	ctx := context.Background()
-	h, _ := secrets.NewClientSecretHasher([]byte(systemSecret))
+	h, _ := secrets.NewClientSecretHasher(secrets.ParseSystemSecrets(systemSecret))
 	secret, _ := secrets.NewClientSecret()
 	hash, _ := h.Hash(ctx, []byte(secret))
 	b.ReportAllocs()

@@ -7,11 +7,13 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ory/fosite"
 	"golang.org/x/crypto/hkdf"
@@ -67,38 +69,79 @@ func SignatureKey(signature string) string {
 // ErrMismatch is returned by ClientSecretHasher.Compare for a wrong secret.
 var ErrMismatch = errors.New("secret does not match")
 
+// SystemSecrets is LATCHKEY_SECRET as a list: the first signs and seals
+// everything new; the others are still accepted when verifying, so that the
+// secret can be rotated without invalidating what was made with the old one.
+type SystemSecrets [][]byte
+
+// ParseSystemSecrets splits a comma-separated LATCHKEY_SECRET.
+func ParseSystemSecrets(s string) SystemSecrets {
+	var out SystemSecrets
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, []byte(part))
+		}
+	}
+	return out
+}
+
+// DeriveKeys derives the purpose's key from every secret, current first.
+func (ss SystemSecrets) DeriveKeys(purpose string) ([][]byte, error) {
+	if len(ss) == 0 {
+		return nil, errors.New("no system secret")
+	}
+	keys := make([][]byte, 0, len(ss))
+	for _, s := range ss {
+		k, err := DeriveKey(s, purpose)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 // ClientSecretHasher hashes server-generated client secrets with
 // HMAC-SHA256 under a key derived from the system secret. A 256-bit random
 // secret cannot be brute-forced, so a slow KDF such as bcrypt would only cap
 // the token endpoint's throughput; the HMAC key keeps a stolen table useless
 // without the system secret.
 type ClientSecretHasher struct {
-	key []byte
+	// keys[0] hashes; every key verifies, so hashes made before a secret
+	// rotation keep working.
+	keys [][]byte
 }
 
 var _ fosite.Hasher = (*ClientSecretHasher)(nil)
 
-// NewClientSecretHasher derives the hashing key from the system secret.
-func NewClientSecretHasher(systemSecret []byte) (*ClientSecretHasher, error) {
-	key, err := DeriveKey(systemSecret, PurposeClientSecret)
+// NewClientSecretHasher derives the hashing keys from the system secrets.
+func NewClientSecretHasher(ss SystemSecrets) (*ClientSecretHasher, error) {
+	keys, err := ss.DeriveKeys(PurposeClientSecret)
 	if err != nil {
 		return nil, err
 	}
-	return &ClientSecretHasher{key: key}, nil
+	return &ClientSecretHasher{keys: keys}, nil
 }
 
-// Hash returns HMAC-SHA256(key, secret).
+func mac(key, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// Hash returns HMAC-SHA256(current key, secret).
 func (h *ClientSecretHasher) Hash(_ context.Context, secret []byte) ([]byte, error) {
-	mac := hmac.New(sha256.New, h.key)
-	mac.Write(secret)
-	return mac.Sum(nil), nil
+	return mac(h.keys[0], secret), nil
 }
 
-// Compare checks secret against hash in constant time. An empty hash (a
-// public client) never matches.
-func (h *ClientSecretHasher) Compare(ctx context.Context, hash, secret []byte) error {
-	want, _ := h.Hash(ctx, secret)
-	if len(hash) == 0 || !hmac.Equal(hash, want) {
+// Compare checks secret against hash in constant time, under every key. An
+// empty hash (a public client) never matches.
+func (h *ClientSecretHasher) Compare(_ context.Context, hash, secret []byte) error {
+	ok := 0
+	for _, k := range h.keys {
+		ok |= subtle.ConstantTimeCompare(hash, mac(k, secret))
+	}
+	if len(hash) == 0 || ok != 1 {
 		return ErrMismatch
 	}
 	return nil

@@ -46,7 +46,7 @@ func TestClientSecret(t *testing.T) {
 
 func TestClientSecretHasher(t *testing.T) {
 	ctx := context.Background()
-	h, err := secrets.NewClientSecretHasher([]byte(systemSecret))
+	h, err := secrets.NewClientSecretHasher(secrets.ParseSystemSecrets(systemSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestClientSecretHasher(t *testing.T) {
 	}
 	// Another system secret gives another hash: a stolen table is useless
 	// without LATCHKEY_SECRET.
-	h2, _ := secrets.NewClientSecretHasher([]byte(systemSecret + "x"))
+	h2, _ := secrets.NewClientSecretHasher(secrets.ParseSystemSecrets(systemSecret + "x"))
 	if err := h2.Compare(ctx, hash, []byte("s3cret")); err == nil {
 		t.Fatal("a hash verified under another system secret")
 	}
@@ -126,7 +126,7 @@ func callsIn(t *testing.T, file, fn string) map[string]bool {
 
 func TestClientSecretCompareOneByteOff(t *testing.T) {
 	ctx := context.Background()
-	h, _ := secrets.NewClientSecretHasher([]byte(systemSecret))
+	h, _ := secrets.NewClientSecretHasher(secrets.ParseSystemSecrets(systemSecret))
 	hash, _ := h.Hash(ctx, []byte("secret"))
 	first := append([]byte{hash[0] ^ 1}, hash[1:]...)
 	last := append(append([]byte{}, hash[:len(hash)-1]...), hash[len(hash)-1]^1)

@@ -46,7 +46,7 @@ type Server struct {
 // database has none.
 func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	m := metrics.New()
-	km, err := keys.New(ctx, st, []byte(cfg.Secret), keys.Options{
+	km, err := keys.New(ctx, st, cfg.SystemSecrets(), keys.Options{
 		Alg:              cfg.SigningAlg,
 		RotationPeriod:   cfg.KeyRotationPeriod,
 		PrepublishPeriod: cfg.KeyPrepublishPeriod,
@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		SessionIdleTTL: cfg.SessionIdleTTL,
 		SessionTTL:     cfg.SessionTTL,
 		RevokeFor:      cfg.AccessTokenTTL + time.Minute,
-		SystemSecret:   []byte(cfg.Secret),
+		SystemSecrets:  cfg.SystemSecrets(),
 		Throttle:       login.DefaultThrottlePolicy,
 	}, log)
 	if err != nil {
@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	hasher, err := secrets.NewClientSecretHasher([]byte(cfg.Secret))
+	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,15 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *SigningKey) error {
 	return nil
 }
 
+// ResealSigningKey replaces a key's sealed private half (after a secret
+// rotation).
+func (s *Store) ResealSigningKey(ctx context.Context, kid string, sealed []byte) error {
+	if err := s.db(ctx).Model(&SigningKey{}).Where("kid = ?", kid).Update("private_key", sealed).Error; err != nil {
+		return fmt.Errorf("reseal signing key: %w", translate(err))
+	}
+	return nil
+}
+
 // DeleteSigningKey removes a key that no longer verifies any live token.
 func (s *Store) DeleteSigningKey(ctx context.Context, kid string) error {
 	if err := s.db(ctx).Where("kid = ?", kid).Delete(&SigningKey{}).Error; err != nil {
