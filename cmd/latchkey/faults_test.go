@@ -173,6 +173,42 @@ func TestDatabaseOutage(t *testing.T) {
 			t.Fatalf("pg_ctlcluster %s: %v %s", action, err, out)
 		}
 	}
+	// Load runs through the outage and the recovery: no answer may be a 500.
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 3 * time.Second}
+			for loadCtx.Err() == nil {
+				req, _ := http.NewRequest(http.MethodPost, "http://"+in.public+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(id, secret)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	defer func() {
+		stopLoad()
+		wg.Wait()
+		if statuses[http.StatusInternalServerError] > 0 {
+			t.Errorf("answers during the outage: %v (a 500 among them)", statuses)
+		}
+		t.Logf("answers under load through the outage: %v", statuses)
+	}()
+	time.Sleep(300 * time.Millisecond)
+
 	pg("stop")
 	t.Cleanup(func() {
 		_ = exec.Command("sh", "-c", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -n 1) main start").Run()
