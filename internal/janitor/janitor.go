@@ -44,6 +44,9 @@ func (j *Janitor) Pass(ctx context.Context) (int64, bool, error) {
 	if err != nil || !ok {
 		return 0, false, err
 	}
+	// Given back when the pass ends, so that a cron run or another instance
+	// need not wait for it to time out.
+	defer func() { _ = j.store.ReleaseLease(context.WithoutCancel(ctx), LeaseName, j.holder) }()
 	var total int64
 	for {
 		n, err := j.store.DeleteExpiredBatch(ctx, j.retention, j.Batch)
