@@ -4,22 +4,43 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
 )
 
 // withAdmin opens the store and runs fn with the admin service, the same one
 // the admin API uses.
 func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admin.Service) error) error {
+	return e.withStore(cmd, settings, func(cfg *config.Config, st *store.Store, _ *slog.Logger) error {
+		var hasher *secrets.ClientSecretHasher
+		if cfg.Secret != "" {
+			var err error
+			if hasher, err = secrets.NewClientSecretHasher(cfg.SystemSecrets()); err != nil {
+				return err
+			}
+		}
+		svc := admin.NewService(st, hasher)
+		svc.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
+		return fn(svc)
+	})
+}
+
+// withStore loads the settings a command needs, opens the database, checks
+// that its schema is current, and runs fn.
+func (e *env) withStore(cmd *cobra.Command, settings []string, fn func(cfg *config.Config, st *store.Store, log *slog.Logger) error) error {
 	cfg, err := e.loadConfig(cmd, settings...)
 	if err != nil {
 		return err
 	}
-	st, err := e.openStore(cmd.Context(), cfg, e.logger(cfg.LogLevel))
+	log := e.logger(cfg.LogLevel)
+	st, err := e.openStore(cmd.Context(), cfg, log)
 	if err != nil {
 		return err
 	}
@@ -27,15 +48,7 @@ func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admi
 	if err := requireMigrated(cmd, st); err != nil {
 		return err
 	}
-	var hasher *secrets.ClientSecretHasher
-	if cfg.Secret != "" {
-		if hasher, err = secrets.NewClientSecretHasher(cfg.SystemSecrets()); err != nil {
-			return err
-		}
-	}
-	svc := admin.NewService(st, hasher)
-	svc.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
-	return fn(svc)
+	return fn(cfg, st, log)
 }
 
 func (e *env) clientCommand() *cobra.Command {

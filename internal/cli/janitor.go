@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"log/slog"
+
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -15,24 +19,14 @@ every five minutes; exactly one instance at a time holds the janitor lease, and
 so does this command (it waits for nobody: if another holder is busy it exits).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig(cmd, "DATABASE_URL", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL")
-			if err != nil {
-				return err
-			}
-			log := e.logger(cfg.LogLevel)
-			st, err := e.openStore(cmd.Context(), cfg, log)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := requireMigrated(cmd, st); err != nil {
-				return err
-			}
-			n, held, err := janitor.New(st, server.Retention(cfg), log).Pass(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return e.printJSON(map[string]any{"deleted": n, "ran": held})
+			return e.withStore(cmd, []string{"DATABASE_URL", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL"},
+				func(cfg *config.Config, st *store.Store, log *slog.Logger) error {
+					n, held, err := janitor.New(st, server.Retention(cfg), log).Pass(cmd.Context())
+					if err != nil {
+						return err
+					}
+					return e.printJSON(map[string]any{"deleted": n, "ran": held})
+				})
 		},
 	}
 }

@@ -1,37 +1,26 @@
 package cli
 
 import (
+	"log/slog"
+
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
 )
 
 // withKeys opens the store and the key manager, which decrypts the keys and
 // so needs the same LATCHKEY_SECRET as the server.
 func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager) error) error {
-	cfg, err := e.loadConfig(cmd, "DATABASE_URL", "SECRET", "SIGNING_ALG", "KEY_ROTATION_PERIOD", "KEY_PREPUBLISH_PERIOD", "ACCESS_TOKEN_TTL")
-	if err != nil {
-		return err
-	}
-	log := e.logger(cfg.LogLevel)
-	st, err := e.openStore(cmd.Context(), cfg, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := requireMigrated(cmd, st); err != nil {
-		return err
-	}
-	m, err := keys.New(cmd.Context(), st, cfg.SystemSecrets(), keys.Options{
-		Alg:              cfg.SigningAlg,
-		RotationPeriod:   cfg.KeyRotationPeriod,
-		PrepublishPeriod: cfg.KeyPrepublishPeriod,
-		TokenTTL:         cfg.AccessTokenTTL,
-		Logger:           log,
+	settings := []string{"DATABASE_URL", "SECRET", "SIGNING_ALG", "KEY_ROTATION_PERIOD", "KEY_PREPUBLISH_PERIOD", "ACCESS_TOKEN_TTL"}
+	return e.withStore(cmd, settings, func(cfg *config.Config, st *store.Store, log *slog.Logger) error {
+		m, err := keys.New(cmd.Context(), st, cfg.SystemSecrets(), server.KeyOptions(cfg, log))
+		if err != nil {
+			return err
+		}
+		return fn(m)
 	})
-	if err != nil {
-		return err
-	}
-	return fn(m)
 }
 
 func (e *env) keysCommand() *cobra.Command {

@@ -46,13 +46,7 @@ type Server struct {
 // database has none.
 func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	m := metrics.New()
-	km, err := keys.New(ctx, st, cfg.SystemSecrets(), keys.Options{
-		Alg:              cfg.SigningAlg,
-		RotationPeriod:   cfg.KeyRotationPeriod,
-		PrepublishPeriod: cfg.KeyPrepublishPeriod,
-		TokenTTL:         cfg.AccessTokenTTL,
-		Logger:           log,
-	})
+	km, err := keys.New(ctx, st, cfg.SystemSecrets(), KeyOptions(cfg, log))
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
@@ -143,6 +137,17 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, "{\"status\":%q}\n", status)
+}
+
+// KeyOptions are the signing-key settings of the configuration.
+func KeyOptions(cfg *config.Config, log *slog.Logger) keys.Options {
+	return keys.Options{
+		Alg:              cfg.SigningAlg,
+		RotationPeriod:   cfg.KeyRotationPeriod,
+		PrepublishPeriod: cfg.KeyPrepublishPeriod,
+		TokenTTL:         cfg.AccessTokenTTL,
+		Logger:           log,
+	}
 }
 
 // Retention is how long the janitor keeps expired rows, from the
