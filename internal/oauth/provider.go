@@ -111,6 +111,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		absoluteTTL: cfg.RefreshTokenMaxLifetime,
 		grace:       cfg.RefreshGracePeriod,
 		revokeFor:   cfg.AccessTokenTTL + time.Minute,
+		stateless:   jwts != nil,
 		metrics:     m,
 		log:         log,
 		now:         time.Now,

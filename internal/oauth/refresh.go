@@ -38,9 +38,11 @@ type refreshGrant struct {
 	absoluteTTL time.Duration
 	grace       time.Duration
 	revokeFor   time.Duration
-	metrics     *metrics.Metrics
-	log         *slog.Logger
-	now         func() time.Time
+	// stateless is true for JWT access tokens, which store nothing.
+	stateless bool
+	metrics   *metrics.Metrics
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 var _ fosite.TokenEndpointHandler = (*refreshGrant)(nil)
@@ -225,15 +227,20 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosi
 				return fosite.ErrServerError.WithWrap(err)
 			}
 		}
-		err = g.db.InTx(ctx, func(ctx context.Context) error {
-			if err := g.db.RotateRefreshTokenTo(ctx, oldSig, sealed); err != nil {
-				return err
-			}
-			if err := g.storage.CreateAccessTokenSession(ctx, accessSig, storeReq); err != nil {
-				return err
-			}
-			return g.storage.CreateRefreshTokenSession(ctx, newSig, accessSig, storeReq)
-		})
+		if g.stateless {
+			// JWT access tokens store nothing: the rotation is the whole write.
+			err = g.db.RotateRefreshTokenOnce(ctx, oldSig, sealed, newSig, accessSig, storeReq)
+		} else {
+			err = g.db.InTx(ctx, func(ctx context.Context) error {
+				if err := g.db.RotateRefreshTokenTo(ctx, oldSig, sealed); err != nil {
+					return err
+				}
+				if err := g.storage.CreateAccessTokenSession(ctx, accessSig, storeReq); err != nil {
+					return err
+				}
+				return g.storage.CreateRefreshTokenSession(ctx, newSig, accessSig, storeReq)
+			})
+		}
 		switch {
 		case errors.Is(err, fosite.ErrSerializationFailure):
 			// Another request rotated this token first: answer as a repeat.
