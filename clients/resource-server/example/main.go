@@ -1,0 +1,40 @@
+// Command example is a resource server protected by Latchkey: GET /invoices
+// needs a token with scope invoices:read, verified locally against the
+// JWKS (or by introspection when INTROSPECTION_CLIENT_ID is set).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"log"
+	"net/http"
+	"os"
+	"strings"
+
+	resourceserver "github.com/latchkey/latchkey/clients/resource-server"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9090", "listen address")
+	issuer := flag.String("issuer", "http://localhost:8080", "Latchkey issuer")
+	audience := flag.String("audience", "https://api.example.com", "this API's audience")
+	flag.Parse()
+
+	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience}
+	if id := os.Getenv("INTROSPECTION_CLIENT_ID"); id != "" {
+		cfg.IntrospectionURL = strings.TrimSuffix(*issuer, "/") + "/oauth2/introspect"
+		cfg.ClientID, cfg.ClientSecret = id, os.Getenv("INTROSPECTION_CLIENT_SECRET")
+	}
+	v, err := resourceserver.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /invoices", v.Middleware("invoices:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := resourceserver.FromContext(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"caller": claims.Subject, "invoices": []string{"INV-1", "INV-2"}})
+	})))
+	log.Printf("resource server on %s, trusting %s for audience %s", *addr, *issuer, *audience)
+	log.Fatal(http.ListenAndServe(*addr, mux))
+}
