@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,66 +14,34 @@ import (
 
 	resourceserver "github.com/latchkey/latchkey/clients/resource-server"
 	"github.com/latchkey/latchkey/internal/config"
-	"github.com/latchkey/latchkey/internal/server"
-	"github.com/latchkey/latchkey/internal/store"
-	"github.com/latchkey/latchkey/internal/store/storetest"
+	"github.com/latchkey/latchkey/internal/lktest"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-const adminToken = "rs-test-admin-token-0123456789"
-
 type latchkey struct {
-	public, admin *httptest.Server
-	jwksHits      atomic.Int64
-	issuer        string
+	*lktest.Server
+	jwksHits atomic.Int64
+	issuer   string
 }
 
 // startLatchkey runs a real Latchkey (JWT access tokens, SQLite) and counts
 // JWKS fetches.
 func startLatchkey(t *testing.T) *latchkey {
-	dbURL := storetest.SQLiteURL(t)
-	st := storetest.Open(t, dbURL, store.Options{})
 	lk := &latchkey{}
-	lk.public = httptest.NewUnstartedServer(nil)
-	lk.issuer = "http://" + lk.public.Listener.Addr().String()
-	cfg := &config.Config{DatabaseURL: dbURL, Issuer: lk.issuer, Secret: "rs-test-system-secret-0123456789-abcdef",
-		AdminToken: adminToken, PublicAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 720 * time.Hour, RefreshTokenMaxLifetime: 2160 * time.Hour,
-		AuthCodeTTL: time.Minute, RefreshGracePeriod: 10 * time.Second, AccessTokenFormat: config.FormatJWT, SigningAlg: "ES256",
-		KeyRotationPeriod: 720 * time.Hour, KeyPrepublishPeriod: 0, LogLevel: "error", SessionIdleTTL: time.Hour, SessionTTL: 24 * time.Hour}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := srv.PublicHandler()
-	lk.public.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/.well-known/jwks.json" {
-			lk.jwksHits.Add(1)
-		}
-		public.ServeHTTP(w, r)
-	})
-	lk.public.Start()
-	lk.admin = httptest.NewServer(srv.AdminHandler())
-	t.Cleanup(lk.public.Close)
-	t.Cleanup(lk.admin.Close)
+	lk.Server = lktest.Start(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/.well-known/jwks.json" {
+				lk.jwksHits.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, func(c *config.Config) { c.KeyPrepublishPeriod = 0 })
+	lk.issuer = lk.Issuer
 	return lk
 }
 
 func (lk *latchkey) adminPost(t *testing.T, path string, body any) map[string]any {
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, lk.admin.URL+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return m
+	return lk.AdminPost(path, body)
 }
 
 func (lk *latchkey) service(t *testing.T, scope string) clientcredentials.Config {

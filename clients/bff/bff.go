@@ -1,0 +1,365 @@
+// Package bff is a backend-for-frontend, the way the IETF's OAuth for
+// browser-based apps guidance recommends: the browser never sees a token.
+// The BFF is a confidential client doing code + PKCE on the server; tokens
+// stay in its memory; the browser holds only a __Host- session cookie
+// (HttpOnly, Secure, SameSite=Strict); /api/* is proxied to an allow-list of
+// upstreams with the access token attached and refreshed when it expires;
+// state-changing calls must carry a custom header, which a cross-site page
+// cannot send without a CORS preflight this server never approves; logout
+// revokes the refresh token (RFC 7009).
+package bff
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+//go:embed static
+var static embed.FS
+
+// CSRFHeader must be present on every state-changing call.
+const CSRFHeader = "X-BFF-CSRF"
+
+// Config describes the BFF's client registration and upstreams.
+type Config struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// BaseURL is where the browser reaches the BFF; /auth/callback under it
+	// is the registered redirect URI.
+	BaseURL string
+	Scopes  []string
+	// Upstreams maps a path under /api/ to the URL it is proxied to, e.g.
+	// "invoices" -> "http://127.0.0.1:9090/invoices". Nothing else is proxied.
+	Upstreams map[string]string
+	// Insecure drops the Secure flag and the __Host- prefix, for plain-http
+	// development only.
+	Insecure   bool
+	SessionTTL time.Duration
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// BFF is the http.Handler.
+type BFF struct {
+	cfg   Config
+	oauth oauth2.Config
+	mux   *http.ServeMux
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	pending  map[string]pending
+}
+
+type session struct {
+	mu      sync.Mutex
+	token   *oauth2.Token
+	user    string
+	expires time.Time
+}
+
+type pending struct {
+	verifier string
+	created  time.Time
+}
+
+// New builds the BFF.
+func New(cfg Config) (*BFF, error) {
+	if cfg.Issuer == "" || cfg.ClientID == "" || cfg.ClientSecret == "" || cfg.BaseURL == "" {
+		return nil, errors.New("bff: Issuer, ClientID, ClientSecret and BaseURL are required")
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	issuer := strings.TrimSuffix(cfg.Issuer, "/")
+	b := &BFF{cfg: cfg, sessions: map[string]*session{}, pending: map[string]pending{}, mux: http.NewServeMux(),
+		oauth: oauth2.Config{
+			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
+			RedirectURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/auth/callback",
+			Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth2/authorize", TokenURL: issuer + "/oauth2/token",
+				AuthStyle: oauth2.AuthStyleInHeader},
+		}}
+	page, _ := fs.Sub(static, "static")
+	b.mux.Handle("GET /", http.FileServerFS(page))
+	b.mux.HandleFunc("GET /auth/login", b.login)
+	b.mux.HandleFunc("GET /auth/callback", b.callback)
+	b.mux.HandleFunc("GET /auth/me", b.me)
+	b.mux.HandleFunc("POST /auth/logout", b.logout)
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		b.mux.HandleFunc(m+" /api/{upstream}", b.proxy)
+	}
+	return b, nil
+}
+
+func (b *BFF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	b.mux.ServeHTTP(w, r)
+}
+
+func random() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (b *BFF) cookieName(name string) string {
+	if b.cfg.Insecure {
+		return name
+	}
+	return "__Host-" + name
+}
+
+func (b *BFF) setCookie(w http.ResponseWriter, name, value string, maxAge int, sameSite http.SameSite) {
+	http.SetCookie(w, &http.Cookie{Name: b.cookieName(name), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: !b.cfg.Insecure, SameSite: sameSite})
+}
+
+// login starts code + PKCE. The state is bound to this browser by a short
+// cookie; the verifier never leaves the server.
+func (b *BFF) login(w http.ResponseWriter, r *http.Request) {
+	state, verifier := random(), oauth2.GenerateVerifier()
+	b.mu.Lock()
+	for k, p := range b.pending {
+		if time.Since(p.created) > 10*time.Minute {
+			delete(b.pending, k)
+		}
+	}
+	b.pending[state] = pending{verifier: verifier, created: time.Now()}
+	b.mu.Unlock()
+	// Lax, not Strict: it must come back on the redirect from Latchkey.
+	b.setCookie(w, "bff_login", state, 600, http.SameSiteLaxMode)
+	http.Redirect(w, r, b.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+}
+
+func (b *BFF) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	c, err := r.Cookie(b.cookieName("bff_login"))
+	if err != nil || c.Value != q.Get("state") {
+		http.Error(w, "login state mismatch: start again", http.StatusBadRequest)
+		return
+	}
+	if iss := q.Get("iss"); iss != "" && iss != b.cfg.Issuer {
+		http.Error(w, "unexpected issuer", http.StatusBadRequest) // RFC 9207 mix-up defence
+		return
+	}
+	b.mu.Lock()
+	p, ok := b.pending[c.Value]
+	delete(b.pending, c.Value)
+	b.mu.Unlock()
+	b.setCookie(w, "bff_login", "", -1, http.SameSiteLaxMode)
+	if !ok {
+		http.Error(w, "login expired: start again", http.StatusBadRequest)
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		http.Redirect(w, r, "/?error="+url.QueryEscape(e), http.StatusFound)
+		return
+	}
+	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, b.cfg.HTTPClient)
+	tok, err := b.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.verifier))
+	if err != nil {
+		b.cfg.Logger.Warn("code exchange failed", "error", err)
+		http.Error(w, "sign-in failed", http.StatusBadGateway)
+		return
+	}
+	user, err := b.username(r.Context(), tok.AccessToken)
+	if err != nil {
+		http.Error(w, "sign-in failed", http.StatusBadGateway)
+		return
+	}
+	id := random()
+	b.mu.Lock()
+	b.sessions[id] = &session{token: tok, user: user, expires: time.Now().Add(b.cfg.SessionTTL)}
+	b.mu.Unlock()
+	b.setCookie(w, "bff_session", id, int(b.cfg.SessionTTL.Seconds()), http.SameSiteStrictMode)
+	http.Redirect(w, r, "/", http.StatusFound)
+}
+
+// username asks Latchkey who the token belongs to (the BFF is a
+// confidential client, so it may introspect).
+func (b *BFF) username(ctx context.Context, access string) (string, error) {
+	form := url.Values{"token": {access}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(b.cfg.Issuer, "/")+"/oauth2/introspect", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	resp, err := b.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var in struct {
+		Active   bool   `json:"active"`
+		Username string `json:"username"`
+		Sub      string `json:"sub"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || !in.Active {
+		return "", errors.New("token not active")
+	}
+	if in.Username != "" {
+		return in.Username, nil
+	}
+	return in.Sub, nil
+}
+
+func (b *BFF) current(r *http.Request) (string, *session) {
+	c, err := r.Cookie(b.cookieName("bff_session"))
+	if err != nil {
+		return "", nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.sessions[c.Value]
+	if !ok || time.Now().After(s.expires) {
+		delete(b.sessions, c.Value)
+		return "", nil
+	}
+	return c.Value, s
+}
+
+func (b *BFF) me(w http.ResponseWriter, r *http.Request) {
+	_, s := b.current(r)
+	w.Header().Set("Cache-Control", "no-store")
+	if s == nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"not signed in"}`))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"user": s.user})
+}
+
+// token returns a live access token, refreshing (and keeping the rotated
+// refresh token) when the old one has expired.
+func (b *BFF) token(ctx context.Context, s *session, force bool) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if force {
+		s.token.Expiry = time.Now().Add(-time.Second)
+	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, b.cfg.HTTPClient)
+	tok, err := b.oauth.TokenSource(ctx, s.token).Token()
+	if err != nil {
+		return "", err
+	}
+	s.token = tok
+	return tok.AccessToken, nil
+}
+
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// proxy forwards /api/{upstream} to its allow-listed URL with the token.
+func (b *BFF) proxy(w http.ResponseWriter, r *http.Request) {
+	target, ok := b.cfg.Upstreams[r.PathValue("upstream")]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if unsafeMethod(r.Method) && r.Header.Get(CSRFHeader) == "" {
+		http.Error(w, "missing "+CSRFHeader+" header", http.StatusForbidden)
+		return
+	}
+	_, s := b.current(r)
+	if s == nil {
+		http.Error(w, `{"error":"not signed in"}`, http.StatusUnauthorized)
+		return
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		http.Error(w, "bad upstream", http.StatusInternalServerError)
+		return
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		access, err := b.token(r.Context(), s, attempt > 0)
+		if err != nil {
+			// The grant is over (expired, revoked, reused): sign in again.
+			http.Error(w, `{"error":"session expired"}`, http.StatusUnauthorized)
+			return
+		}
+		rec := &statusCapture{ResponseWriter: w}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.Out.URL = u
+				pr.Out.Host = u.Host
+				pr.Out.Header.Del("Cookie")
+				pr.Out.Header.Set("Authorization", "Bearer "+access)
+			},
+			ModifyResponse: func(resp *http.Response) error {
+				if resp.StatusCode == http.StatusUnauthorized && attempt == 0 && !unsafeMethod(r.Method) {
+					return errRetry // the token may have been revoked or expired early: refresh once
+				}
+				return nil
+			},
+			ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+				if errors.Is(err, errRetry) {
+					rec.retry = true
+					return
+				}
+				http.Error(w, "upstream unavailable", http.StatusBadGateway)
+			},
+		}
+		proxy.ServeHTTP(rec, r)
+		if !rec.retry {
+			return
+		}
+	}
+}
+
+var errRetry = errors.New("retry with a fresh token")
+
+type statusCapture struct {
+	http.ResponseWriter
+	retry bool
+}
+
+// logout revokes the refresh token and forgets the session.
+func (b *BFF) logout(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(CSRFHeader) == "" {
+		http.Error(w, "missing "+CSRFHeader+" header", http.StatusForbidden)
+		return
+	}
+	id, s := b.current(r)
+	if s != nil {
+		s.mu.Lock()
+		refresh := s.token.RefreshToken
+		s.mu.Unlock()
+		if refresh != "" {
+			form := url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}}
+			req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, strings.TrimSuffix(b.cfg.Issuer, "/")+"/oauth2/revoke", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+			if resp, err := b.cfg.HTTPClient.Do(req); err == nil {
+				resp.Body.Close()
+			} else {
+				b.cfg.Logger.Warn("revoke on logout failed", "error", err)
+			}
+		}
+		b.mu.Lock()
+		delete(b.sessions, id)
+		b.mu.Unlock()
+	}
+	b.setCookie(w, "bff_session", "", -1, http.SameSiteStrictMode)
+	w.WriteHeader(http.StatusNoContent)
+}

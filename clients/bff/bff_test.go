@@ -1,0 +1,163 @@
+package bff_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/latchkey/latchkey/clients/bff"
+	resourceserver "github.com/latchkey/latchkey/clients/resource-server"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/lktest"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// setup runs Latchkey, an API behind the resource-server middleware, and
+// the BFF on http://localhost (a secure context for Chromium, so its
+// __Host- cookie works without TLS).
+// Access tokens live 2 s, so that x/oauth2 (which renews 10 s early)
+// refreshes on every API call and the rotation chain is exercised.
+func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes *atomic.Int64) {
+	revokes, refreshes = &atomic.Int64{}, &atomic.Int64{}
+	lk = lktest.Start(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.URL.Path == "/oauth2/revoke":
+				revokes.Add(1)
+			case r.URL.Path == "/oauth2/token" && r.ParseForm() == nil && r.PostForm.Get("grant_type") == "refresh_token":
+				refreshes.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, func(c *config.Config) { c.AccessTokenTTL = 2 * time.Second })
+	v, err := resourceserver.New(resourceserver.Config{Issuer: lk.Issuer, Audience: "https://api.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(v.Middleware("invoices:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resourceserver.FromContext(r.Context())
+		_, _ = w.Write([]byte(`{"caller":"` + c.Subject + `","invoices":["INV-1"]}`))
+	})))
+	t.Cleanup(api.Close)
+
+	front := httptest.NewUnstartedServer(nil)
+	bffURL = "http://localhost:" + front.Listener.Addr().String()[strings.LastIndexByte(front.Listener.Addr().String(), ':')+1:]
+	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "BFF", "trusted": true,
+		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{bffURL + "/auth/callback"},
+		"scope": "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
+	b, err := bff.New(bff.Config{Issuer: lk.Issuer, ClientID: client["client_id"].(string), ClientSecret: client["client_secret"].(string),
+		BaseURL: bffURL, Scopes: []string{"invoices:read", "offline_access"}, Upstreams: map[string]string{"invoices": api.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front.Config.Handler = b
+	front.Start()
+	t.Cleanup(front.Close)
+
+	hash, _ := secrets.HashPassword("nina-password-1", secrets.Argon2Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
+	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-nina", Username: "nina", PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	return lk, bffURL, revokes, refreshes
+}
+
+// State-changing calls without the CSRF header are refused, signed in or not.
+func TestCSRFHeaderRequired(t *testing.T) {
+	_, bffURL, _, _ := setup(t)
+	for _, path := range []string{"/auth/logout", "/api/invoices"} {
+		resp, err := http.Post(bffURL+path, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST %s without %s: %d", path, bff.CSRFHeader, resp.StatusCode)
+		}
+	}
+	resp, _ := http.Get(bffURL + "/api/not-allowed")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an upstream not on the allow-list: %d", resp.StatusCode)
+	}
+}
+
+// In real Chromium: sign in through the BFF, call the API, check that no
+// token and no readable cookie reached the page, sign out (which revokes).
+func TestBrowserThroughBFF(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing; .ci/run installs Debian's chromium", chromium)
+		}
+		t.Skipf("%s is not installed", chromium)
+	}
+	_, bffURL, revokes, refreshes := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true))
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+
+	err := chromedp.Do(browser,
+		chromedp.Navigate(bffURL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.Click(chromedp.CSS(`#login`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "nina"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "nina-password-1"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#call`)),
+	)
+	if err != nil {
+		t.Fatalf("sign in through the BFF: %v", err)
+	}
+	status, err := chromedp.Run(browser, chromedp.Text(chromedp.ID("status")))
+	if err != nil || !strings.Contains(status, "nina") {
+		t.Fatalf("status %q %v", status, err)
+	}
+	// Nothing a script could steal: no readable cookie, no stored token.
+	exposed, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.cookie + "|" + localStorage.length + "|" + sessionStorage.length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exposed != "|0|0" {
+		t.Fatalf("the page can read %q", exposed)
+	}
+	for call := range 2 {
+		_, _ = chromedp.Run(browser, chromedp.Evaluate[string](`document.getElementById("result").textContent = ""`))
+		if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(`#call`))); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		var result string
+		for time.Now().Before(deadline) {
+			result, _ = chromedp.Run(browser, chromedp.Text(chromedp.ID("result")))
+			if result != "" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !strings.HasPrefix(result, "200") || !strings.Contains(result, "INV-1") || !strings.Contains(result, "user-nina") {
+			t.Fatalf("API call %d through the BFF: %q", call+1, result)
+		}
+	}
+	if refreshes.Load() < 2 {
+		t.Fatalf("the BFF refreshed %d times for two calls with expiring tokens", refreshes.Load())
+	}
+	if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login`))); err != nil {
+		t.Fatal(err)
+	}
+	if revokes.Load() != 1 {
+		t.Fatalf("logout sent %d revocations, want 1", revokes.Load())
+	}
+}

@@ -1,0 +1,30 @@
+// Command bff runs the backend-for-frontend example; see package bff.
+package main
+
+import (
+	"flag"
+	"log"
+	"net/http"
+	"os"
+
+	"github.com/latchkey/latchkey/clients/bff"
+)
+
+func main() {
+	addr := flag.String("addr", "localhost:3000", "listen address")
+	issuer := flag.String("issuer", "http://localhost:8080", "Latchkey issuer")
+	base := flag.String("base-url", "http://localhost:3000", "where browsers reach this BFF")
+	api := flag.String("api", "http://127.0.0.1:9090/invoices", "the upstream proxied at /api/invoices")
+	insecure := flag.Bool("insecure", false, "plain-http development: no Secure flag, no __Host- prefix")
+	flag.Parse()
+	b, err := bff.New(bff.Config{
+		Issuer: *issuer, ClientID: os.Getenv("CLIENT_ID"), ClientSecret: os.Getenv("CLIENT_SECRET"),
+		BaseURL: *base, Scopes: []string{"invoices:read", "offline_access"},
+		Upstreams: map[string]string{"invoices": *api}, Insecure: *insecure,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("BFF on %s", *addr)
+	log.Fatal(http.ListenAndServe(*addr, b))
+}
