@@ -62,6 +62,9 @@ type Config struct {
 	SessionTTL     time.Duration `koanf:"session_ttl"`
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener.
 	Pprof bool `koanf:"pprof"`
+	// CORSOrigins may call the token and revocation endpoints from a
+	// browser (public clients: SPAs). Comma-separated origins.
+	CORSOrigins string `koanf:"cors_origins"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -114,6 +117,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Duration("key-prepublish-period", 0, "how long a new signing key is published before it signs (LATCHKEY_KEY_PREPUBLISH_PERIOD)")
 	fs.Duration("session-idle-ttl", 0, "end a login session unused this long (LATCHKEY_SESSION_IDLE_TTL)")
 	fs.Duration("session-ttl", 0, "end a login session this long after sign-in (LATCHKEY_SESSION_TTL)")
+	fs.String("cors-origins", "", "comma-separated browser origins allowed to call the token and revocation endpoints (LATCHKEY_CORS_ORIGINS)")
 	fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener (LATCHKEY_PPROF)")
 	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
 	// The secret and the admin token have no flags on purpose: argv is
@@ -264,6 +268,11 @@ func (c *Config) ValidateSettings(names ...string) error {
 	if c.KeyPrepublishPeriod < 0 || c.KeyPrepublishPeriod >= c.KeyRotationPeriod {
 		bad("KEY_PREPUBLISH_PERIOD", "must be at least 0 and shorter than LATCHKEY_KEY_ROTATION_PERIOD (%s), got %s", c.KeyRotationPeriod, c.KeyPrepublishPeriod)
 	}
+	for _, o := range c.AllowedOrigins() {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			bad("CORS_ORIGINS", "%q is not an origin such as https://app.example.com", o)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -316,6 +325,17 @@ func validateAddr(addr string) error {
 // SystemSecrets is LATCHKEY_SECRET as a list: "new,old" rotates the secret,
 // the first signing and sealing, the others still accepted.
 func (c *Config) SystemSecrets() secrets.SystemSecrets { return secrets.ParseSystemSecrets(c.Secret) }
+
+// AllowedOrigins is LATCHKEY_CORS_ORIGINS as a list.
+func (c *Config) AllowedOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, strings.TrimSuffix(o, "/"))
+		}
+	}
+	return out
+}
 
 // SecureCookies is true when the issuer is https: cookies then carry Secure
 // and the __Host- prefix.

@@ -36,6 +36,7 @@ func (p *Provider) Metadata() Metadata {
 	confidential := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	return Metadata{
 		Issuer:                                    p.cfg.Issuer,
+		AuthorizationEndpoint:                     p.cfg.IssuerURL(PathAuthorize),
 		TokenEndpoint:                             p.cfg.IssuerURL(PathToken),
 		RevocationEndpoint:                        p.cfg.IssuerURL(PathRevoke),
 		IntrospectionEndpoint:                     p.cfg.IssuerURL(PathIntrospect),

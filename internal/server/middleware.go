@@ -17,6 +17,41 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return s.observe(s.recoverPanics(limitBody(next)))
 }
 
+// corsPublic are documents any page may read.
+var corsPublic = map[string]bool{"/.well-known/oauth-authorization-server": true, "/.well-known/jwks.json": true}
+
+// corsOAuth are the endpoints a browser app (a public client) calls itself.
+var corsOAuth = map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true}
+
+// cors lets browser apps read the metadata and keys, and lets the origins
+// in LATCHKEY_CORS_ORIGINS call the token and revocation endpoints. No
+// credentials (cookies) are ever allowed cross-origin.
+func (s *Server) cors(next http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, o := range s.cfg.AllowedOrigins() {
+		allowed[o] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		switch {
+		case origin == "":
+		case corsPublic[r.URL.Path]:
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+		case corsOAuth[r.URL.Path] && allowed[origin]:
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // limitBody refuses bodies over MaxBodyBytes with 413 before any handler
 // parses them. The body is read here (it is small by construction), so
 // fosite's own parser never sees a truncated form and answers 400 for what

@@ -95,7 +95,7 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)
-	return s.middleware(mux)
+	return s.middleware(s.cors(mux))
 }
 
 // AdminHandler serves the admin API and /metrics.

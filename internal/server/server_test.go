@@ -24,7 +24,7 @@ func TestMetadata(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	if m["issuer"] != h.cfg.Issuer || m["token_endpoint"] != h.cfg.Issuer+"/oauth2/token" ||
+	if m["issuer"] != h.cfg.Issuer || m["token_endpoint"] != h.cfg.Issuer+"/oauth2/token" || m["authorization_endpoint"] != h.cfg.Issuer+"/oauth2/authorize" ||
 		m["introspection_endpoint"] != h.cfg.Issuer+"/oauth2/introspect" || m["revocation_endpoint"] != h.cfg.Issuer+"/oauth2/revoke" {
 		t.Errorf("endpoints: %v", m)
 	}
@@ -451,5 +451,35 @@ func TestHealthAndMetrics(t *testing.T) {
 	resp, m := h.form("/oauth2/introspect", svc.id, svc.secret, url.Values{"token": {"some-token"}})
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || m["error"] != "temporarily_unavailable" {
 		t.Errorf("introspection with the database closed: %d %v", resp.StatusCode, m)
+	}
+}
+
+// Browser apps may read metadata and keys from anywhere, and call the token
+// and revocation endpoints only from LATCHKEY_CORS_ORIGINS.
+func TestCORS(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) { c.CORSOrigins = "https://app.example" })
+	preflight := func(origin, path string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, h.public.URL+path, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, _ := h.do(req)
+		return resp
+	}
+	for _, path := range []string{"/oauth2/token", "/oauth2/revoke"} {
+		if resp := preflight("https://app.example", path); resp.StatusCode != http.StatusNoContent ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("preflight to %s from an allowed origin: %d %v", path, resp.StatusCode, resp.Header)
+		}
+		if resp := preflight("https://evil.example", path); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight to %s from another origin was allowed", path)
+		}
+	}
+	if resp := preflight("https://app.example", "/oauth2/introspect"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("introspection is for servers, not browsers")
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.public.URL+"/.well-known/jwks.json", nil)
+	req.Header.Set("Origin", "https://anyone.example")
+	if resp, _ := h.do(req); resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Error("the JWKS is not readable cross-origin")
 	}
 }
