@@ -98,7 +98,7 @@ func TestBrowserThroughBFF(t *testing.T) {
 		}
 		t.Skipf("%s is not installed", chromium)
 	}
-	_, bffURL, revokes, refreshes := setup(t)
+	lk, bffURL, revokes, refreshes := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
@@ -154,10 +154,17 @@ func TestBrowserThroughBFF(t *testing.T) {
 	if refreshes.Load() < 2 {
 		t.Fatalf("the BFF refreshed %d times for two calls with expiring tokens", refreshes.Load())
 	}
+	// A reload keeps the session: it lives in the BFF, not in the page.
+	if err := chromedp.Do(browser, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#call`))); err != nil {
+		t.Fatalf("after a reload: %v", err)
+	}
 	if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login`))); err != nil {
 		t.Fatal(err)
 	}
 	if revokes.Load() != 1 {
 		t.Fatalf("logout sent %d revocations, want 1", revokes.Load())
+	}
+	if live, err := lk.Store.ActiveRefreshTokensOf(context.Background(), "user-nina"); err != nil || live != 0 {
+		t.Fatalf("%d refresh tokens still work after logout (%v)", live, err)
 	}
 }

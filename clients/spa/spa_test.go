@@ -63,6 +63,7 @@ func TestSPAInBrowser(t *testing.T) {
 
 	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "SPA", "token_endpoint_auth_method": "none", "trusted": true,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{appOrigin + "/"},
+		"post_logout_redirect_uris": []string{appOrigin + "/"},
 		"scope": "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
 	hash, _ := secrets.HashPassword("pia-password-1", secrets.Argon2Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
 	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-pia", Username: "pia", PasswordHash: hash}); err != nil {
@@ -141,4 +142,19 @@ func TestSPAInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText("status", "Signed in as user-pia")
+
+	// Sign out: the refresh token is revoked, the Latchkey session ends, and
+	// the next silent attempt finds no session.
+	err = chromedp.Do(browser,
+		chromedp.Click(chromedp.CSS(`#logout`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/logout"] button[type=submit]`)),
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button[type=submit]`)),
+	)
+	if err != nil {
+		t.Fatalf("sign out: %v", err)
+	}
+	waitText("status", "login_required")
+	if live, err := lk.Store.ActiveRefreshTokensOf(context.Background(), "user-pia"); err != nil || live != 0 {
+		t.Fatalf("%d refresh tokens still work after sign-out (%v)", live, err)
+	}
 }

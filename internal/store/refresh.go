@@ -139,6 +139,15 @@ func (s *Store) ActiveRefreshTokens(ctx context.Context, requestID string) (int6
 	return n, nil
 }
 
+// ActiveRefreshTokensOf counts the live refresh tokens a subject holds.
+func (s *Store) ActiveRefreshTokensOf(ctx context.Context, subject string) (int64, error) {
+	var n int64
+	if err := s.db(ctx).Table(tableRefresh).Where("subject = ? AND active = ?", subject, true).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count refresh tokens: %w", translate(err))
+	}
+	return n, nil
+}
+
 // SecurityEvent is an audit record.
 type SecurityEvent struct {
 	ID        string    `gorm:"column:id;primaryKey" json:"id"`

@@ -15,7 +15,7 @@ function show(status) {
   $("status").textContent = status;
   const signedIn = tokens.access !== null;
   $("login").hidden = signedIn;
-  $("call").hidden = $("refresh").hidden = !signedIn;
+  $("call").hidden = $("refresh").hidden = $("logout").hidden = !signedIn;
   $("rotations").textContent = signedIn ? `refresh token rotations: ${tokens.rotations}` : "";
 }
 
@@ -81,6 +81,19 @@ async function callAPI() {
   $("result").textContent = `${r.status} ${await r.text()}`;
 }
 
+// Sign out: revoke the refresh token (RFC 7009), forget everything, and end
+// the Latchkey login session on its own page, which returns here.
+async function logout() {
+  if (tokens.refresh) {
+    await oauth.revocationRequest(as, client, clientAuth, tokens.refresh, options);
+  }
+  tokens.access = tokens.refresh = null;
+  const url = new URL(cfg.issuer.replace(/\/$/, "") + "/logout");
+  url.searchParams.set("client_id", client.client_id);
+  url.searchParams.set("post_logout_redirect_uri", cfg.redirect_uri);
+  location.assign(url.href);
+}
+
 async function main() {
   cfg = await (await fetch("/config.json")).json();
   const issuer = new URL(cfg.issuer);
@@ -91,6 +104,7 @@ async function main() {
   $("login").onclick = () => authorize();
   $("call").onclick = () => callAPI().catch((e) => ($("result").textContent = e.message));
   $("refresh").onclick = () => refresh().catch((e) => show(`Refresh failed: ${e.message}`));
+  $("logout").onclick = () => logout().catch((e) => show(`Sign-out failed: ${e.message}`));
 
   const current = new URL(location.href);
   if (current.searchParams.has("code") || current.searchParams.has("error")) {
