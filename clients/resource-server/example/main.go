@@ -18,6 +18,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:9090", "listen address")
 	issuer := flag.String("issuer", "http://localhost:8080", "Latchkey issuer")
 	audience := flag.String("audience", "https://api.example.com", "this API's audience")
+	corsOrigin := flag.String("cors-origin", "", "a browser app's origin allowed to call this API (the SPA example)")
 	flag.Parse()
 
 	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience}
@@ -35,6 +36,18 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"caller": claims.Subject, "invoices": []string{"INV-1", "INV-2"}})
 	})))
+	var handler http.Handler = mux
+	if *corsOrigin != "" {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Access-Control-Allow-Origin", *corsOrigin)
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
 	log.Printf("resource server on %s, trusting %s for audience %s", *addr, *issuer, *audience)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	log.Fatal(http.ListenAndServe(*addr, handler))
 }
