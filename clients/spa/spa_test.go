@@ -64,7 +64,7 @@ func TestSPAInBrowser(t *testing.T) {
 	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "SPA", "token_endpoint_auth_method": "none", "trusted": true,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{appOrigin + "/"},
 		"post_logout_redirect_uris": []string{appOrigin + "/"},
-		"scope": "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
+		"scope":                     "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
 	hash, _ := secrets.HashPassword("pia-password-1", secrets.Argon2Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
 	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-pia", Username: "pia", PasswordHash: hash}); err != nil {
 		t.Fatal(err)
