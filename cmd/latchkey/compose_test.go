@@ -22,6 +22,7 @@ func TestComposeFile(t *testing.T) {
 		Services map[string]struct {
 			Build       string            `yaml:"build"`
 			Command     []string          `yaml:"command"`
+			Entrypoint  []string          `yaml:"entrypoint"`
 			Environment map[string]string `yaml:"environment"`
 		} `yaml:"services"`
 	}
@@ -40,6 +41,15 @@ func TestComposeFile(t *testing.T) {
 			if rest, ok := strings.CutPrefix(k, config.EnvPrefix); ok && !known[rest] {
 				t.Errorf("service %s sets unknown %s", name, k)
 			}
+		}
+		if len(svc.Entrypoint) > 0 {
+			bin := svc.Entrypoint[0][strings.LastIndexByte(svc.Entrypoint[0], '/')+1:]
+			switch bin {
+			case "example", "bff", "service":
+			default:
+				t.Errorf("service %s runs %q, which the Dockerfile does not build", name, bin)
+			}
+			continue
 		}
 		if svc.Build != "" && len(svc.Command) > 0 {
 			switch svc.Command[0] {
