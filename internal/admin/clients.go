@@ -347,7 +347,7 @@ func (s *Service) CreateClient(ctx context.Context, md *ClientMetadata) (*Client
 		return nil, err
 	}
 	if c.ID == "" {
-		if c.ID, err = secrets.RandomToken(16); err != nil {
+		if c.ID, err = secrets.NewID(); err != nil {
 			return nil, err
 		}
 	}

@@ -81,7 +81,7 @@ func (s *Service) CreateUser(ctx context.Context, username, password string) (*U
 	if err != nil {
 		return nil, err
 	}
-	id, err := secrets.RandomToken(16)
+	id, err := secrets.NewID()
 	if err != nil {
 		return nil, err
 	}

@@ -148,7 +148,7 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 		if err != nil {
 			return err
 		}
-		id, err := secrets.RandomToken(16)
+		id, err := secrets.NewID()
 		if err != nil {
 			return err
 		}

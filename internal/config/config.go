@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -158,11 +159,36 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 			return nil, fmt.Errorf("load flags: %w", err)
 		}
 	}
+	if err := rejectUnitlessDurations(k); err != nil {
+		return nil, err
+	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
 		return nil, fmt.Errorf("decode configuration: %w", err)
 	}
 	return &c, nil
+}
+
+// rejectUnitlessDurations refuses a bare number for a duration. The decoder
+// would take a YAML "auth_code_ttl: 60" as 60 nanoseconds, which passes
+// every check and expires each code at once. Flags arrive as time.Duration
+// and the environment as strings, which must carry a unit anyway.
+func rejectUnitlessDurations(k *koanf.Koanf) error {
+	var errs []error
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type != reflect.TypeFor[time.Duration]() {
+			continue
+		}
+		key := f.Tag.Get("koanf")
+		switch v := k.Get(key).(type) {
+		case nil, string, time.Duration:
+		default:
+			errs = append(errs, fmt.Errorf("%s%s: %v has no unit; write a duration such as 90s, 15m or 720h", EnvPrefix, strings.ToUpper(key), v))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Environ is os.Environ, named so that callers read as intent.
@@ -202,6 +228,9 @@ func (c *Config) ValidateSettings(names ...string) error {
 	switch {
 	case c.Secret == "" && !c.Dev:
 		bad("SECRET", "is required: at least %d random bytes, e.g. `openssl rand -base64 48`", secrets.MinSystemSecretLen)
+	case c.Secret != "" && len(c.SystemSecrets()) == 0:
+		// " " or "," would otherwise pass here and fail later as "no system secret".
+		bad("SECRET", "holds no secret (only spaces or commas); set at least %d random bytes", secrets.MinSystemSecretLen)
 	case c.Secret != "":
 		for i, s := range c.SystemSecrets() {
 			if len(s) < secrets.MinSystemSecretLen {
@@ -239,7 +268,7 @@ func (c *Config) ValidateSettings(names ...string) error {
 		bad("REFRESH_TOKEN_MAX_LIFETIME", "(%s) must be at least LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.RefreshTokenMaxLifetime, c.RefreshTokenTTL)
 	}
 	// RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
-	if c.AuthCodeTTL <= 0 || c.AuthCodeTTL > 10*time.Minute {
+	if c.AuthCodeTTL < time.Second || c.AuthCodeTTL > 10*time.Minute {
 		bad("AUTH_CODE_TTL", "must be between 1s and 10m (RFC 6749 §4.1.2), got %s", c.AuthCodeTTL)
 	}
 	if c.RefreshGracePeriod < 0 || c.RefreshGracePeriod > time.Minute {

@@ -190,3 +190,13 @@ func OpenWithToken(token string, sealed, aad []byte) ([]byte, error) {
 	}
 	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], aad)
 }
+
+// NewID returns a random 128-bit identifier for clients and users, in hex:
+// it never starts with "-", which a command line would take for a flag.
+func NewID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
