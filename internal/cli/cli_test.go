@@ -4,150 +4,595 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
-const testSecret = "cli-test-secret-0123456789-0123456789"
+const (
+	testSecret     = "cli-test-secret-0123456789-0123456789"
+	testAdminToken = "admin-token-0123456789"
+	// hangGuard only turns a server that never stops into a failure instead
+	// of a stuck test run; nothing waits for it when things work.
+	hangGuard = 20 * time.Second
+)
 
-// run executes the command line in process with its own environment.
-func run(t *testing.T, environ []string, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	e := &env{environ: environ, stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, devDir: t.TempDir()}
-	root := e.rootCommand()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	code := 0
-	if err := root.ExecuteContext(ctx); err != nil {
-		errOut.WriteString(err.Error())
-		code = 1
-	}
-	return code, out.String(), errOut.String()
+type result struct {
+	code           int
+	stdout, stderr string
 }
 
-func TestCommands(t *testing.T) {
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+}
+
+// latchkey runs the command line in process, exactly as cmd/latchkey does.
+func latchkey(t *testing.T, environ []string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(t.Context(), args, environ, strings.NewReader(stdin), &out, &errOut)
+	return result{code, out.String(), errOut.String()}
+}
+
+// latchkeyDev is latchkey with the --dev secrets file kept in dir instead
+// of the working directory. It repeats what Main does around rootCommand.
+func latchkeyDev(ctx context.Context, dir string, environ []string, stdout, stderr io.Writer, args ...string) int {
+	e := &env{environ: environ, stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, devDir: dir}
+	root := e.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(e.stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "latchkey:", err)
+		return 1
+	}
+	return 0
+}
+
+func runDev(t *testing.T, dir string, environ []string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := latchkeyDev(t.Context(), dir, environ, &out, &errOut, args...)
+	return result{code, out.String(), errOut.String()}
+}
+
+// baseEnv is the least a database command needs, on a fresh database.
+func baseEnv(t *testing.T, b storetest.Backend) []string {
+	return []string{"LATCHKEY_DATABASE_URL=" + b.URL(t), "LATCHKEY_SECRET=" + testSecret, "LATCHKEY_ADMIN_TOKEN=" + testAdminToken}
+}
+
+// migrated is baseEnv after a successful `migrate up`.
+func migrated(t *testing.T, b storetest.Backend) []string {
+	t.Helper()
+	environ := baseEnv(t, b)
+	if r := latchkey(t, environ, "", "migrate", "up"); r.code != 0 {
+		t.Fatalf("migrate up: %v", r)
+	}
+	return environ
+}
+
+func mustSucceed(t *testing.T, r result) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got %v", r)
+	}
+	return r
+}
+
+func mustFail(t *testing.T, r result, stderrHas ...string) {
+	t.Helper()
+	if r.code != 1 {
+		t.Fatalf("want exit 1, got %v", r)
+	}
+	for _, s := range stderrHas {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr does not mention %q: %s", s, r.stderr)
+		}
+	}
+}
+
+func decode[T any](t *testing.T, r result) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("output is not JSON (%v): %v", err, r)
+	}
+	return v
+}
+
+// migrationStates is the STATE column of `migrate status`.
+func migrationStates(t *testing.T, out string) []string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "VERSION") {
+		t.Fatalf("unexpected status output: %q", out)
+	}
+	var states []string
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			t.Fatalf("unexpected status line %q", l)
+		}
+		states = append(states, f[2])
+	}
+	return states
+}
+
+func allEqual(states []string, want string) bool {
+	for _, s := range states {
+		if s != want {
+			return false
+		}
+	}
+	return len(states) > 0
+}
+
+func TestMigrate(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
-		environ := []string{"LATCHKEY_DATABASE_URL=" + b.URL(t), "LATCHKEY_SECRET=" + testSecret, "LATCHKEY_LOG_LEVEL=error"}
+		environ := baseEnv(t, b)
 
-		// serve refuses a schema that is behind, at once and with the fix.
-		code, _, stderr := run(t, append(environ, "LATCHKEY_ADMIN_TOKEN=admin-token-0123456789",
-			"LATCHKEY_PUBLIC_ADDR=127.0.0.1:0", "LATCHKEY_ADMIN_ADDR=127.0.0.1:0"), "", "serve")
-		if code == 0 || !strings.Contains(stderr, "migrate up") {
-			t.Fatalf("serve on an empty database: %d %q", code, stderr)
+		before := migrationStates(t, mustSucceed(t, latchkey(t, environ, "", "migrate", "status")).stdout)
+		if !allEqual(before, "pending") {
+			t.Fatalf("fresh database: want every migration pending, got %v", before)
 		}
-		if _, out, _ := run(t, environ, "", "migrate", "status"); !strings.Contains(out, "pending") {
-			t.Fatalf("status before: %q", out)
+		// Database commands other than migrate refuse a schema that is behind.
+		mustFail(t, latchkey(t, environ, "", "client", "list"), "migrate up")
+
+		up := mustSucceed(t, latchkey(t, environ, "", "migrate", "up"))
+		if strings.Count(up.stdout, "applied ") != len(before) || !strings.Contains(up.stdout, "applied 00001") {
+			t.Fatalf("first migrate up should apply all %d: %q", len(before), up.stdout)
 		}
-		if code, out, stderr := run(t, environ, "", "migrate", "up"); code != 0 || !strings.Contains(out, "applied 00001") {
-			t.Fatalf("migrate up: %d %q %q", code, out, stderr)
-		}
-		if _, out, _ := run(t, environ, "", "migrate", "up"); !strings.Contains(out, "up to date") {
-			t.Fatalf("second migrate up: %q", out)
-		}
-		if _, out, _ := run(t, environ, "", "migrate", "status"); strings.Contains(out, "pending") {
-			t.Fatalf("status after: %q", out)
+		after := migrationStates(t, mustSucceed(t, latchkey(t, environ, "", "migrate", "status")).stdout)
+		if len(after) != len(before) || !allEqual(after, "applied") {
+			t.Fatalf("after migrate up: %v", after)
 		}
 
-		code, out, stderr := run(t, environ, "", "client", "create", "--name", "svc", "--grant-type", "client_credentials", "--scope", "read")
-		var created map[string]any
-		if code != 0 || json.Unmarshal([]byte(out), &created) != nil || len(created["client_secret"].(string)) < 43 {
-			t.Fatalf("client create: %d %q %q", code, out, stderr)
+		again := mustSucceed(t, latchkey(t, environ, "", "migrate", "up"))
+		if strings.TrimSpace(again.stdout) != "schema is up to date" {
+			t.Fatalf("second migrate up changed something: %q", again.stdout)
 		}
-		id := created["client_id"].(string)
-		code, out, _ = run(t, environ, `{"client_id":"from-json","grant_types":["client_credentials"]}`, "client", "create", "--from-json", "-")
-		if code != 0 || !strings.Contains(out, `"from-json"`) {
-			t.Fatalf("client create --from-json: %d %q", code, out)
-		}
-		// A rule-breaking registration stores nothing.
-		if code, _, stderr := run(t, environ, "", "client", "create", "--auth-method", "none", "--grant-type", "client_credentials"); code == 0 || !strings.Contains(stderr, "invalid_client_metadata") {
-			t.Fatalf("public client with client_credentials: %d %q", code, stderr)
-		}
-		_, out, _ = run(t, environ, "", "client", "list")
-		var list []map[string]any
-		if json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 {
-			t.Fatalf("client list: %q", out)
-		}
-		if _, out, _ := run(t, environ, "", "client", "get", id); !strings.Contains(out, id) || strings.Contains(out, "client_secret\"") {
-			t.Fatalf("client get: %q", out)
-		}
-		if code, _, _ := run(t, environ, "", "client", "delete", id); code != 0 {
-			t.Fatal("client delete")
-		}
-		if code, _, _ := run(t, environ, "", "client", "get", id); code == 0 {
-			t.Fatal("client get of a deleted client succeeded")
-		}
-
-		// Users: passwords come from stdin, never argv.
-		code, out, stderr = run(t, environ, "user-password-1\n", "user", "create", "uma")
-		var user map[string]any
-		if code != 0 || json.Unmarshal([]byte(out), &user) != nil || user["username"] != "uma" {
-			t.Fatalf("user create: %d %q %q", code, out, stderr)
-		}
-		if code, _, stderr := run(t, environ, "", "user", "create", "vic"); code == 0 || !strings.Contains(stderr, "stdin") {
-			t.Fatalf("user create without a password: %d %q", code, stderr)
-		}
-		if code, _, _ := run(t, environ, "another-password\n", "user", "set-password", user["id"].(string)); code != 0 {
-			t.Fatal("set-password")
-		}
-		if _, out, _ := run(t, environ, "", "user", "list"); !strings.Contains(out, "uma") || strings.Contains(out, "argon2") {
-			t.Fatalf("user list: %q", out)
-		}
-		if code, _, _ := run(t, environ, "", "user", "delete", user["id"].(string)); code != 0 {
-			t.Fatal("user delete")
-		}
-
-		if code, out, _ := run(t, environ, "", "keys", "rotate"); code != 0 || !strings.Contains(out, `"pending"`) {
-			t.Fatalf("keys rotate: %q", out)
-		}
-		if _, out, _ := run(t, environ, "", "keys", "list"); strings.Count(out, `"kid"`) != 2 {
-			t.Fatalf("keys list: %q", out)
-		}
-		if code, out, _ := run(t, environ, "", "janitor"); code != 0 || !strings.Contains(out, `"ran": true`) {
-			t.Fatalf("janitor: %q", out)
+		if st := migrationStates(t, mustSucceed(t, latchkey(t, environ, "", "migrate", "status")).stdout); len(st) != len(before) || !allEqual(st, "applied") {
+			t.Fatalf("status after the second migrate up: %v", st)
 		}
 	})
 }
 
-func TestVersionAndBadConfig(t *testing.T) {
-	if _, out, _ := run(t, nil, "", "version"); !strings.Contains(out, "latchkey") || !strings.Contains(out, "go1.") {
+// migrate needs only the database: no secret, no admin token.
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	r := latchkey(t, []string{"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t), "LATCHKEY_ISSUER=not a url"}, "", "migrate", "up")
+	mustSucceed(t, r)
+}
+
+// serve on a schema that is behind stops at once with the fix, before it
+// opens any listener: it returns without its context being cancelled,
+// which a serving server never does.
+func TestServeRefusesUnmigratedDatabase(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := append(baseEnv(t, b), "LATCHKEY_PUBLIC_ADDR=127.0.0.1:0", "LATCHKEY_ADMIN_ADDR=127.0.0.1:0")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var out, errOut bytes.Buffer
+		done := make(chan int, 1)
+		go func() { done <- Main(ctx, []string{"serve"}, environ, strings.NewReader(""), &out, &errOut) }()
+		select {
+		case code := <-done:
+			r := result{code, out.String(), errOut.String()}
+			mustFail(t, r, "migrate up")
+			if strings.Contains(r.stderr, "latchkey serving") {
+				t.Errorf("started listening: %s", r.stderr)
+			}
+		case <-time.After(hangGuard):
+			cancel()
+			<-done
+			t.Fatal("serve started on an unmigrated database")
+		}
+		// Refusing must not have migrated anything either.
+		if st := migrationStates(t, latchkey(t, environ, "", "migrate", "status").stdout); !allEqual(st, "pending") {
+			t.Fatalf("serve changed the schema: %v", st)
+		}
+	})
+}
+
+func TestClientCommands(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := migrated(t, b)
+		listIsEmpty := func(t *testing.T) {
+			t.Helper()
+			if out := mustSucceed(t, latchkey(t, environ, "", "client", "list")).stdout; strings.TrimSpace(out) != "[]" {
+				t.Fatalf("client list: want [], got %q", out)
+			}
+		}
+		listIsEmpty(t)
+
+		// Rule-breaking registrations fail and store nothing.
+		invalid := []struct {
+			name  string
+			stdin string
+			args  []string
+			code  string
+		}{
+			{"public client with client_credentials", "", []string{"--auth-method", "none", "--grant-type", "client_credentials"}, "invalid_client_metadata"},
+			{"public client with password", "", []string{"--auth-method", "none", "--grant-type", "password"}, "invalid_client_metadata"},
+			{"unknown grant type", "", []string{"--grant-type", "implicit"}, "invalid_client_metadata"},
+			{"redirect URI with a fragment", "", []string{"--grant-type", "authorization_code", "--redirect-uri", "https://app.example.com/cb#x"}, "invalid_redirect_uri"},
+			{"invalid JSON on stdin", `{"grant_types":`, []string{"--from-json", "-"}, "client metadata"},
+			{"public client from JSON", `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, []string{"--from-json", "-"}, "invalid_client_metadata"},
+		}
+		for _, tc := range invalid {
+			t.Run(tc.name, func(t *testing.T) {
+				mustFail(t, latchkey(t, environ, tc.stdin, append([]string{"client", "create"}, tc.args...)...), tc.code)
+				listIsEmpty(t)
+			})
+		}
+
+		created := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "",
+			"client", "create", "--name", "svc", "--grant-type", "client_credentials", "--scope", "invoices:read")))
+		id, _ := created["client_id"].(string)
+		secret, _ := created["client_secret"].(string)
+		// 256 bits in unpadded base64url is 43 characters.
+		if id == "" || len(secret) < 43 {
+			t.Fatalf("client create: want a client_id and a secret of at least 43 characters, got %v", created)
+		}
+		if created["client_name"] != "svc" || created["scope"] != "invoices:read" {
+			t.Errorf("client create ignored flags: %v", created)
+		}
+
+		fromJSON := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ,
+			`{"client_id":"from-json","client_name":"From JSON","grant_types":["client_credentials"],"scope":"read"}`,
+			"client", "create", "--from-json", "-")))
+		if fromJSON["client_id"] != "from-json" || fromJSON["client_name"] != "From JSON" {
+			t.Fatalf("client create --from-json -: %v", fromJSON)
+		}
+		if s, _ := fromJSON["client_secret"].(string); len(s) < 43 {
+			t.Fatalf("confidential client from JSON got no secret: %v", fromJSON)
+		}
+
+		list := decode[[]map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "client", "list")))
+		if len(list) != 2 {
+			t.Fatalf("client list: want 2 clients, got %v", list)
+		}
+
+		got := mustSucceed(t, latchkey(t, environ, "", "client", "get", id))
+		if c := decode[map[string]any](t, got); c["client_id"] != id {
+			t.Fatalf("client get: %v", got)
+		} else if _, ok := c["client_secret"]; ok || strings.Contains(got.stdout, secret) {
+			t.Fatalf("client get shows the secret, which is shown only once: %v", got)
+		}
+
+		mustFail(t, latchkey(t, environ, "", "client", "get", "no-such-client"), "no-such-client")
+		mustFail(t, latchkey(t, environ, "", "client", "delete", "no-such-client"), "no-such-client")
+
+		if del := decode[map[string]string](t, mustSucceed(t, latchkey(t, environ, "", "client", "delete", id))); del["deleted"] != id {
+			t.Fatalf("client delete: %v", del)
+		}
+		mustFail(t, latchkey(t, environ, "", "client", "get", id), id)
+		if list := decode[[]map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "client", "list"))); len(list) != 1 || list[0]["client_id"] != "from-json" {
+			t.Fatalf("client list after delete: %v", list)
+		}
+
+		mustFail(t, latchkey(t, environ, "", "client", "get"))
+	})
+}
+
+func TestUserCommands(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := migrated(t, b)
+		user := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "user-password-1\n", "user", "create", "uma")))
+		id, _ := user["id"].(string)
+		if id == "" || user["username"] != "uma" {
+			t.Fatalf("user create: %v", user)
+		}
+		// Passwords come from stdin only, never argv.
+		mustFail(t, latchkey(t, environ, "", "user", "create", "vic"), "stdin")
+		mustSucceed(t, latchkey(t, environ, "another-password\n", "user", "set-password", id))
+		mustFail(t, latchkey(t, environ, "", "user", "set-password", id), "stdin")
+
+		out := mustSucceed(t, latchkey(t, environ, "", "user", "list")).stdout
+		if !strings.Contains(out, `"uma"`) || strings.Contains(out, "argon2") || strings.Contains(out, "password") {
+			t.Fatalf("user list: %q", out)
+		}
+		mustSucceed(t, latchkey(t, environ, "", "user", "delete", id))
+		if out := mustSucceed(t, latchkey(t, environ, "", "user", "list")).stdout; strings.TrimSpace(out) != "[]" {
+			t.Fatalf("user list after delete: %q", out)
+		}
+	})
+}
+
+func TestKeysAndJanitor(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := migrated(t, b)
+		if out := mustSucceed(t, latchkey(t, environ, "", "keys", "rotate")).stdout; !strings.Contains(out, `"pending"`) {
+			t.Fatalf("keys rotate: %q", out)
+		}
+		if out := mustSucceed(t, latchkey(t, environ, "", "keys", "list")).stdout; strings.Count(out, `"kid"`) != 2 {
+			t.Fatalf("keys list: %q", out)
+		}
+		// The keys are sealed with LATCHKEY_SECRET; another secret cannot open them.
+		other := append(environ[:len(environ):len(environ)], "LATCHKEY_SECRET=a-different-secret-0123456789-abcdef")
+		mustFail(t, latchkey(t, other, "", "keys", "list"))
+
+		janitor := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "janitor")))
+		if janitor["ran"] != true {
+			t.Fatalf("janitor: %v", janitor)
+		}
+	})
+}
+
+func TestVersion(t *testing.T) {
+	out := mustSucceed(t, latchkey(t, nil, "", "version")).stdout
+	if !strings.HasPrefix(out, "latchkey ") || !strings.Contains(out, runtime.Version()) || !strings.Contains(out, "commit ") {
 		t.Fatalf("version: %q", out)
-	}
-	code, _, stderr := run(t, []string{"LATCHKEY_DATABASE_URL=sqlite::memory:", "LATCHKEY_SECRET=short"}, "", "serve")
-	if code == 0 || !strings.Contains(stderr, "LATCHKEY_SECRET") || !strings.Contains(stderr, "LATCHKEY_ADMIN_TOKEN") {
-		t.Fatalf("bad config: %d %q", code, stderr)
 	}
 }
 
-// --dev keeps its generated secrets in a 0600 file, reuses them, and
-// refuses the file once others can read it.
-func TestDevFile(t *testing.T) {
-	dir := t.TempDir()
+// A bad configuration exits 1 and names the variable to fix.
+func TestConfigErrors(t *testing.T) {
+	db := "LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t)
+	cases := []struct {
+		name    string
+		environ []string
+		args    []string
+		names   []string
+	}{
+		{"short secret for serve", []string{db, "LATCHKEY_SECRET=short", "LATCHKEY_ADMIN_TOKEN=" + testAdminToken}, []string{"serve"}, []string{"LATCHKEY_SECRET"}},
+		{"short secret for client create", []string{db, "LATCHKEY_SECRET=short"}, []string{"client", "create", "--grant-type", "client_credentials"}, []string{"LATCHKEY_SECRET"}},
+		{"serve lists every problem", []string{db, "LATCHKEY_SECRET=short", "LATCHKEY_ISSUER=http://auth.example.com"}, []string{"serve"}, []string{"LATCHKEY_SECRET", "LATCHKEY_ADMIN_TOKEN", "LATCHKEY_ISSUER"}},
+		{"no database for migrate", nil, []string{"migrate", "up"}, []string{"LATCHKEY_DATABASE_URL"}},
+		{"unsupported database", []string{"LATCHKEY_DATABASE_URL=mysql://db/latchkey"}, []string{"migrate", "status"}, []string{"LATCHKEY_DATABASE_URL"}},
+		{"flag beats a good environment", []string{db, "LATCHKEY_SECRET=" + testSecret, "LATCHKEY_ADMIN_TOKEN=" + testAdminToken}, []string{"serve", "--auth-code-ttl", "1h"}, []string{"LATCHKEY_AUTH_CODE_TTL"}},
+		{"unit-less duration", []string{db, "LATCHKEY_ACCESS_TOKEN_TTL=900"}, []string{"migrate", "up"}, []string{"access_token_ttl"}},
+		{"missing config file", []string{db}, []string{"migrate", "up", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, []string{"nope.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mustFail(t, latchkey(t, tc.environ, "", tc.args...), tc.names...)
+		})
+	}
+	t.Run("unknown command", func(t *testing.T) {
+		mustFail(t, latchkey(t, nil, "", "frobnicate"), "unknown command")
+	})
+}
+
+// devFile reads the --dev secrets file as KEY=VALUE pairs.
+func devFile(t *testing.T, dir string) (map[string]string, os.FileMode) {
+	t.Helper()
 	path := filepath.Join(dir, devFileName)
-	first, err := loadDevFile(path)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("dev file: %v", err)
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, _ := os.Stat(path)
-	if info.Mode().Perm() != 0o600 || len(first[devSecretKey]) < 32 || first[devAdminTokenKey] == "" {
-		t.Fatalf("dev file mode %v, values %v", info.Mode().Perm(), len(first))
+	vals := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			vals[k] = v
+		}
 	}
-	again, err := loadDevFile(path)
-	if err != nil || again[devSecretKey] != first[devSecretKey] {
-		t.Fatal("the dev secret changed between runs")
+	return vals, info.Mode().Perm()
+}
+
+// --dev keeps what it generates in a 0600 file, reuses it on every run, and
+// refuses it once others can read it.
+func TestDevFile(t *testing.T) {
+	dir := t.TempDir()
+	// LATCHKEY_DATABASE_URL keeps the database out of the working directory.
+	environ := []string{"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t)}
+
+	mustSucceed(t, runDev(t, dir, environ, "migrate", "up", "--dev"))
+	first, mode := devFile(t, dir)
+	if mode != 0o600 {
+		t.Fatalf("dev file mode %v, want 0600", mode)
 	}
-	if err := os.Chmod(path, 0o644); err != nil {
+	if len(first[devSecretKey]) < 32 || len(first[devAdminTokenKey]) < 16 || first[devDemoPasswordKey] == "" {
+		t.Fatalf("dev file misses generated values: %v", first)
+	}
+
+	// The generated secret is what commands use: client create needs one
+	// and none is in the environment.
+	mustSucceed(t, runDev(t, dir, environ, "client", "create", "--dev", "--grant-type", "client_credentials"))
+	again, _ := devFile(t, dir)
+	if again[devSecretKey] != first[devSecretKey] || again[devAdminTokenKey] != first[devAdminTokenKey] {
+		t.Fatal("a second --dev run generated new secrets instead of reusing the file")
+	}
+
+	// Settings given explicitly win over the file, and are still checked.
+	mustFail(t, runDev(t, dir, append(environ, "LATCHKEY_SECRET=short"), "client", "create", "--dev", "--grant-type", "client_credentials"), "LATCHKEY_SECRET")
+
+	if err := os.Chmod(filepath.Join(dir, devFileName), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadDevFile(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("a world-readable dev file: %v", err)
+	mustFail(t, runDev(t, dir, environ, "migrate", "up", "--dev"), "chmod 600")
+}
+
+func TestDevFileIncomplete(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, devFileName), []byte("LATCHKEY_SECRET=short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustFail(t, runDev(t, dir, []string{"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t)}, "migrate", "up", "--dev"), "delete it")
+}
+
+// Without --dev nothing is generated and the settings stay required.
+func TestNoDevFileWithoutDev(t *testing.T) {
+	dir := t.TempDir()
+	mustFail(t, runDev(t, dir, []string{"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t)}, "serve"), "LATCHKEY_SECRET", "LATCHKEY_ADMIN_TOKEN")
+	if _, err := os.Stat(filepath.Join(dir, devFileName)); !os.IsNotExist(err) {
+		t.Fatalf("a dev file appeared without --dev: %v", err)
+	}
+}
+
+// Zero setup: with --dev and nothing else, the database and the secrets
+// file land in the working directory.
+func TestDevDefaultsInWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	mustSucceed(t, latchkey(t, nil, "", "migrate", "up", "--dev"))
+	for _, name := range []string{"latchkey.db", devFileName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	mustSucceed(t, latchkey(t, nil, "", "client", "create", "--dev", "--grant-type", "client_credentials"))
+}
+
+// logWatch is a running server's stderr: it hands over the first log
+// record with the given message, which carries the listeners' addresses.
+type logWatch struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	msg  string
+	rec  chan map[string]any
+	sent bool
+}
+
+func (w *logWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	var rec map[string]any
+	if !w.sent && json.Unmarshal(p, &rec) == nil && rec["msg"] == w.msg {
+		w.sent = true
+		w.rec <- rec
+	}
+	return len(p), nil
+}
+
+func (w *logWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// serveDev starts `serve --dev` and waits until it listens. stop cancels
+// it and returns how it ended.
+func serveDev(t *testing.T, dir string, environ []string) (public, admin string, stop func() result) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout bytes.Buffer
+	stderr := &logWatch{msg: "latchkey serving", rec: make(chan map[string]any, 1)}
+	done := make(chan int, 1)
+	go func() { done <- latchkeyDev(ctx, dir, environ, &stdout, stderr, "serve", "--dev") }()
+	// The server must be gone before the test's directories are removed.
+	t.Cleanup(func() { cancel(); <-done })
+
+	select {
+	case rec := <-stderr.rec:
+		public, admin = fmt.Sprint(rec["public_addr"]), fmt.Sprint(rec["admin_addr"])
+	case code := <-done:
+		done <- code
+		t.Fatalf("serve --dev exited %d before serving: %s", code, stderr)
+	case <-time.After(hangGuard):
+		t.Fatalf("serve --dev did not start: %s", stderr)
+	}
+	stop = func() result {
+		t.Helper()
+		cancel()
+		select {
+		case code := <-done:
+			done <- code
+			return result{code, stdout.String(), stderr.String()}
+		case <-time.After(hangGuard):
+			t.Fatal("serve --dev did not stop after its context ended")
+			return result{}
+		}
+	}
+	return public, admin, stop
+}
+
+// httpGet answers status and body, with the bearer token when given.
+func httpGet(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Timeout: hangGuard}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// serve --dev migrates, seeds the demo client and user, serves on both
+// listeners, and stops cleanly when its context ends.
+func TestServeDev(t *testing.T) {
+	dir := t.TempDir()
+	environ := []string{
+		"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t),
+		"LATCHKEY_PUBLIC_ADDR=127.0.0.1:0", "LATCHKEY_ADMIN_ADDR=127.0.0.1:0",
+	}
+	public, admin, stop := serveDev(t, dir, environ)
+	vals, _ := devFile(t, dir)
+	if code, body := httpGet(t, "http://"+public+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("public /healthz: %d %s", code, body)
+	}
+	if code, _ := httpGet(t, "http://"+admin+"/admin/clients", ""); code != http.StatusUnauthorized {
+		t.Errorf("admin API without the token: %d, want 401", code)
+	}
+	if code, body := httpGet(t, "http://"+admin+"/admin/clients", vals[devAdminTokenKey]); code != http.StatusOK || !strings.Contains(body, devDemoClientID) {
+		t.Errorf("admin API with the dev admin token: %d %s", code, body)
+	}
+
+	r := stop()
+	if r.code != 0 {
+		t.Fatalf("serve --dev after its context ended: %v", r)
+	}
+	for _, want := range []string{devDemoClientID, vals[devAdminTokenKey], vals[devDemoPasswordKey], devFileName} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the dev banner does not show %q: %s", want, r.stdout)
+		}
+	}
+	if out := mustSucceed(t, latchkey(t, environ, "", "user", "list")).stdout; !strings.Contains(out, `"`+devDemoUsername+`"`) {
+		t.Errorf("no demo user after serve --dev: %s", out)
+	}
+
+	// A second start finds the demo client and user already there.
+	_, _, stop = serveDev(t, dir, environ)
+	if r := stop(); r.code != 0 {
+		t.Fatalf("second serve --dev: %v", r)
+	}
+}
+
+// A dev file without DEMO_PASSWORD is complete as far as readDevFile is
+// concerned; serve --dev then skips the demo user rather than failing.
+func TestServeDevWithoutDemoPassword(t *testing.T) {
+	dir := t.TempDir()
+	file := devSecretKey + "=" + testSecret + "\n" + devAdminTokenKey + "=" + testAdminToken + "\n"
+	if err := os.WriteFile(filepath.Join(dir, devFileName), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{
+		"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t),
+		"LATCHKEY_PUBLIC_ADDR=127.0.0.1:0", "LATCHKEY_ADMIN_ADDR=127.0.0.1:0",
+	}
+	_, admin, stop := serveDev(t, dir, environ)
+	if code, body := httpGet(t, "http://"+admin+"/admin/clients", testAdminToken); code != http.StatusOK || !strings.Contains(body, devDemoClientID) {
+		t.Errorf("admin API: %d %s", code, body)
+	}
+	if r := stop(); r.code != 0 {
+		t.Fatalf("serve --dev: %v", r)
+	}
+	if out := mustSucceed(t, latchkey(t, environ, "", "user", "list")).stdout; strings.TrimSpace(out) != "[]" {
+		t.Errorf("a demo user without a password: %s", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
@@ -19,8 +20,10 @@ import (
 // the admin API uses.
 func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admin.Service) error) error {
 	return e.withStore(cmd, settings, func(cfg *config.Config, st *store.Store, _ *slog.Logger) error {
+		// Only commands that make secrets need (and have validated) the
+		// system secret; list, get and delete must not trip over a bad one.
 		var hasher *secrets.ClientSecretHasher
-		if cfg.Secret != "" {
+		if slices.Contains(settings, "SECRET") {
 			var err error
 			if hasher, err = secrets.NewClientSecretHasher(cfg.SystemSecrets()); err != nil {
 				return err

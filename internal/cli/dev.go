@@ -155,7 +155,7 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 		if err := st.CreateUser(ctx, &store.User{ID: id, Username: devDemoUsername, PasswordHash: hash}); err != nil {
 			return fmt.Errorf("create demo user: %w", err)
 		}
-	} else if err != nil {
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	fmt.Fprintf(e.stdout, `
