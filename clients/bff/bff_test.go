@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,8 +17,6 @@ import (
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
-
-const chromium = "/usr/bin/chromium"
 
 // setup runs Latchkey, an API behind the resource-server middleware, and
 // the BFF on http://localhost (a secure context for Chromium, so its
@@ -92,21 +89,8 @@ func TestCSRFHeaderRequired(t *testing.T) {
 // In real Chromium: sign in through the BFF, call the API, check that no
 // token and no readable cookie reached the page, sign out (which revokes).
 func TestBrowserThroughBFF(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; .ci/run installs Debian's chromium", chromium)
-		}
-		t.Skipf("%s is not installed", chromium)
-	}
+	browser := lktest.Browser(t, 60*time.Second)
 	lk, bffURL, revokes, refreshes := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true))
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
 
 	err := chromedp.Do(browser,
 		chromedp.Navigate(bffURL+"/"),

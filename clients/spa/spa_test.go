@@ -18,8 +18,6 @@ import (
 	"github.com/latchkey/latchkey/internal/store"
 )
 
-const chromium = "/usr/bin/chromium"
-
 func need(t *testing.T, path, why string) {
 	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -38,7 +36,7 @@ func origin(s *httptest.Server) string {
 // sign-in, an API call, a refresh with rotation, nothing in web storage, and
 // after a reload a silent sign-in with prompt=none.
 func TestSPAInBrowser(t *testing.T) {
-	need(t, chromium, ".ci/run installs Debian's chromium")
+	browser := lktest.Browser(t, 90*time.Second)
 	need(t, "dist/app.js", "build it with `npm ci && npm run build` in clients/spa (.ci/run does)")
 
 	app := httptest.NewUnstartedServer(nil)
@@ -82,15 +80,6 @@ func TestSPAInBrowser(t *testing.T) {
 	})
 	app.Start()
 	defer app.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true))
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
 
 	waitText := func(id, want string) string {
 		t.Helper()

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,24 +9,15 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/latchkey/latchkey/internal/lktest"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"golang.org/x/oauth2"
 )
-
-// chromiumPath is Debian's Chromium; .ci/run installs it. The test never
-// lets a tool download a browser of its own.
-const chromiumPath = "/usr/bin/chromium"
 
 // The code flow in a real headless Chromium: the login and consent pages
 // are filled in and clicked like a person would, without JavaScript on our
 // side, and the app's callback receives a code that exchanges for tokens.
 func TestBrowserCodeFlow(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; .ci/run should have installed Debian's chromium", chromiumPath)
-		}
-		t.Skipf("%s is not installed (apt-get install chromium)", chromiumPath)
-	}
 	h := newHarness(t, storetest.Backends()[0])
 	h.user("mia", "mia-password-1")
 	rs := h.serviceClient("introspect")
@@ -47,23 +37,8 @@ func TestBrowserCodeFlow(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 	authURL := spa.conf.AuthCodeURL("state-browser1", oauth2.S256ChallengeOption(verifier))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	defer cancelAlloc()
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	browserCtx := lktest.Browser(t, 60*time.Second)
+	ctx := browserCtx
 
 	steps := []chromedp.Action[chromedp.Void]{
 		chromedp.Navigate(authURL),
