@@ -235,9 +235,9 @@ func safeReturnTo(raw string) (*url.URL, bool) {
 	return u, true
 }
 
-// clientIP is the peer address. Behind a proxy every request shares it;
-// the per-username limit still holds there.
-func clientIP(r *http.Request) string {
+// ClientIP is the peer address the throttle counts by. Behind a proxy every
+// request shares it; the per-username limit still holds there.
+func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -288,7 +288,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusBadRequest, "login", p)
 		return
 	}
-	ip := clientIP(r)
+	ip := ClientIP(r)
 	if locked, err := h.throttle.Locked(ctx, username, ip); err != nil {
 		h.fail(w, err)
 		return

@@ -176,11 +176,7 @@ func describeAuthorizeError(rfc *fosite.RFC6749Error) string {
 type ipKey struct{}
 
 func withClientIP(ctx context.Context, r *http.Request) context.Context {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = strings.Trim(host[:i], "[]")
-	}
-	return context.WithValue(ctx, ipKey{}, host)
+	return context.WithValue(ctx, ipKey{}, login.ClientIP(r))
 }
 
 // throttledPasswords puts the login throttle in front of the password
