@@ -193,7 +193,7 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		if err := validateJWKS(md, c); err != nil {
 			return nil, err
 		}
-	} else if len(md.JWKS) > 0 || md.JWKSURI != "" {
+	} else if (len(md.JWKS) > 0 && string(md.JWKS) != "null") || md.JWKSURI != "" {
 		return nil, invalidMetadata("jwks and jwks_uri are only used with token_endpoint_auth_method private_key_jwt")
 	}
 	return c, nil
