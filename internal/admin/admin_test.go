@@ -214,6 +214,8 @@ func TestRegistrationRules(t *testing.T) {
 			{name: "client_id with a slash", md: ClientMetadata{ClientID: "a/b", GrantTypes: cc}, code: badMetadata, why: "client_id"},
 			{name: "client_id not ASCII", md: ClientMetadata{ClientID: "clïent", GrantTypes: cc}, code: badMetadata, why: "client_id"},
 			{name: "client_id too long", md: ClientMetadata{ClientID: strings.Repeat("x", 129), GrantTypes: cc}, code: badMetadata, why: "client_id"},
+			{name: "client_id a dot", md: ClientMetadata{ClientID: ".", GrantTypes: cc}, code: badMetadata, why: "client_id"},
+			{name: "client_id two dots", md: ClientMetadata{ClientID: "..", GrantTypes: cc}, code: badMetadata, why: "client_id"},
 			{name: "duplicate client_id", md: ClientMetadata{ClientID: "taken", GrantTypes: cc}, code: badMetadata, why: "already registered"},
 		}
 		for _, tc := range cases {

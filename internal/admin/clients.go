@@ -121,6 +121,11 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 	if c.ID != "" && !clientIDRe.MatchString(c.ID) {
 		return nil, invalidMetadata("client_id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -")
 	}
+	// "/admin/clients/.." is cleaned to "/admin/" before any handler sees
+	// it: such a client could never be read, replaced or deleted.
+	if c.ID == "." || c.ID == ".." {
+		return nil, invalidMetadata("client_id must not be %q", c.ID)
+	}
 	if len(c.Name) > 200 {
 		return nil, invalidMetadata("client_name must be at most 200 characters")
 	}

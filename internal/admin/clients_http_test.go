@@ -149,6 +149,8 @@ func TestClientsAPI(t *testing.T) {
 				"token and more":   "Bearer " + clientsAdminToken + "x",
 				"token, not basic": "Basic " + clientsAdminToken,
 				"token, no scheme": clientsAdminToken,
+				"scheme, no token": "Bearer ",
+				"scheme run into":  "Bearer" + clientsAdminToken,
 			}
 			for _, r := range routes {
 				for name, auth := range auths {
@@ -168,6 +170,17 @@ func TestClientsAPI(t *testing.T) {
 			row := findClient(t, st, victim.ClientID)
 			if row.Name != "victim" || row.Public || h.Compare(ctx, row.SecretHash, []byte(victim.ClientSecret)) != nil {
 				t.Errorf("an unauthenticated call changed the client: %+v", row)
+			}
+		})
+
+		// RFC 7235 §2.1: the scheme is case-insensitive, so an HTTP library
+		// that writes "bearer" is not locked out (issue 11 item 15).
+		t.Run("scheme in any case", func(t *testing.T) {
+			for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {
+				status, _, raw := s.do(http.MethodGet, victimPath, scheme+" "+clientsAdminToken, "")
+				if status != http.StatusOK {
+					t.Errorf("%s: %d %s, want 200", scheme, status, raw)
+				}
 			}
 		})
 

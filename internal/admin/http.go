@@ -126,7 +126,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 // comparison is constant-time whatever the lengths.
 func (a *API) guard(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		token, ok := bearerToken(r.Header.Get("Authorization"))
 		got := sha256.Sum256([]byte(token))
 		if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey-admin"`)
@@ -136,6 +136,18 @@ func (a *API) guard(next http.HandlerFunc) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		next(w, r)
 	})
+}
+
+// bearerToken takes the token of an "Authorization: Bearer …" header. The
+// scheme is case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1), so "bearer"
+// and "BEARER" from an HTTP library are the same request.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
 }
 
 func (a *API) createClient(w http.ResponseWriter, r *http.Request) {

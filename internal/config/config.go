@@ -166,7 +166,24 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
 		return nil, fmt.Errorf("decode configuration: %w", err)
 	}
+	c.Issuer = NormalizeIssuer(c.Issuer)
 	return &c, nil
+}
+
+// NormalizeIssuer lower-cases the issuer's scheme and host, once, at
+// start-up. Both are case-insensitive (RFC 3986 §6.2.2.1), but everything
+// downstream compares strings: "HTTPS://…" would otherwise turn off Secure
+// and __Host- cookies, and put an issuer in tokens that no client library
+// matches against the metadata. The path is case-sensitive and kept as is.
+// A value that does not parse is returned unchanged for Validate to report.
+func NormalizeIssuer(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return issuer
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	return u.String()
 }
 
 // rejectUnitlessDurations refuses a bare number for a duration. The decoder
@@ -368,7 +385,10 @@ func (c *Config) AllowedOrigins() []string {
 
 // SecureCookies is true when the issuer is https: cookies then carry Secure
 // and the __Host- prefix.
-func (c *Config) SecureCookies() bool { return strings.HasPrefix(c.Issuer, "https://") }
+func (c *Config) SecureCookies() bool {
+	u, err := url.Parse(c.Issuer)
+	return err == nil && strings.EqualFold(u.Scheme, "https")
+}
 
 // IssuerURL joins a path to the issuer, keeping any path prefix the issuer has.
 func (c *Config) IssuerURL(path string) string {

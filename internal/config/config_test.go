@@ -513,6 +513,7 @@ func TestHelpers(t *testing.T) {
 		{"IssuerURL keeps the prefix, not the trailing slash", c.IssuerURL("/oauth2/token"), "https://auth.example.com/tenant/oauth2/token"},
 		{"SecureCookies on https", c.SecureCookies(), true},
 		{"SecureCookies on http", (&config.Config{Issuer: "http://localhost:8080"}).SecureCookies(), false},
+		{"SecureCookies on HTTPS in capitals", (&config.Config{Issuer: "HTTPS://Auth.Example.com"}).SecureCookies(), true},
 		{"SystemSecrets splits and trims", len(c.SystemSecrets()), 2},
 		{"SystemSecrets current first", string(c.SystemSecrets()[0]), "new-secret"},
 		{"AllowedOrigins", c.AllowedOrigins(), []string{"https://a.example", "http://localhost:5173"}},
@@ -521,6 +522,32 @@ func TestHelpers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if !reflect.DeepEqual(tc.got, tc.want) {
 				t.Errorf("got %v, want %v", tc.got, tc.want)
+			}
+		})
+	}
+}
+
+// Issue 11 item 12: an https issuer written in capitals dropped Secure and
+// __Host- from every cookie, because the check compared strings. Load
+// normalises the scheme and host once; the path keeps its case.
+func TestLoadNormalizesIssuer(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"scheme and host in capitals", "HTTPS://Auth.Example.COM", "https://auth.example.com"},
+		{"path keeps its case", "HTTPS://AUTH.example.com/Tenant/", "https://auth.example.com/Tenant/"},
+		{"port kept", "Http://LOCALHOST:8080", "http://localhost:8080"},
+		{"already normal", "https://auth.example.com", "https://auth.example.com"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, "", []string{"LATCHKEY_ISSUER=" + tc.in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Issuer != tc.want {
+				t.Errorf("Issuer = %q, want %q", c.Issuer, tc.want)
+			}
+			if want := strings.HasPrefix(tc.want, "https://"); c.SecureCookies() != want {
+				t.Errorf("SecureCookies = %v, want %v", c.SecureCookies(), want)
 			}
 		})
 	}
