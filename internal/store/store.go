@@ -6,9 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -108,6 +110,28 @@ func ParseURL(databaseURL string) (dialect, dsn string, err error) {
 	}
 }
 
+// sqliteFile is the file a sqlite:// URL names.
+func sqliteFile(databaseURL string) (string, bool) {
+	path, ok := strings.CutPrefix(databaseURL, "sqlite://")
+	return path, ok && path != ""
+}
+
+// createPrivate makes a new SQLite file readable by its owner only: it holds
+// usernames, argon2id hashes and the sealed signing keys, and SQLite would
+// create it (and its -wal and -shm files, which copy the main file's mode)
+// under the process umask, typically 0644. An existing file is left as the
+// operator made it.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("create SQLite database %s: %w", path, err)
+	}
+	return f.Close()
+}
+
 // WAL lets readers proceed during a write; busy_timeout makes a second
 // process wait for the lock instead of failing; BEGIN IMMEDIATE takes the
 // write lock up front so two transactions never deadlock upgrading a read
@@ -120,6 +144,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	dialect, dsn, err := ParseURL(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("database URL %w", err)
+	}
+	if path, ok := sqliteFile(databaseURL); ok {
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 	}
 	var dialector gorm.Dialector
 	if dialect == DialectPostgres {
