@@ -122,6 +122,11 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
+// Guard puts h behind the admin bearer token: for what the admin listener
+// serves besides the API (/metrics, /debug/pprof), which shows internals
+// and, for pprof, costs CPU on demand.
+func (a *API) Guard(h http.Handler) http.Handler { return a.guard(h.ServeHTTP) }
+
 // guard checks the bearer token. Both sides are hashed first so the
 // comparison is constant-time whatever the lengths.
 func (a *API) guard(next http.HandlerFunc) http.Handler {

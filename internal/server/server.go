@@ -102,14 +102,16 @@ func (s *Server) PublicHandler() http.Handler {
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.admin.Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	// The admin token guards these too: the admin listener may be reachable
+	// by every container on its network, and a CPU profile or trace on
+	// demand is a way to slow the server down.
+	mux.Handle("GET /metrics", s.admin.Guard(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 	if s.cfg.Pprof {
-		// Off by default: profiles show internals. The admin listener is
-		// loopback-only unless configured otherwise.
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		// Off by default: profiles show internals.
+		mux.Handle("GET /debug/pprof/", s.admin.Guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", s.admin.Guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/trace", s.admin.Guard(http.HandlerFunc(pprof.Trace)))
+		mux.Handle("GET /debug/pprof/symbol", s.admin.Guard(http.HandlerFunc(pprof.Symbol)))
 	}
 	s.health(mux)
 	return s.middleware(mux)

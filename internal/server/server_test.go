@@ -414,6 +414,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	h.form("/oauth2/token", svc.id, "wrong", url.Values{"grant_type": {"client_credentials"}})
 
 	req, _ := http.NewRequest(http.MethodGet, h.admin.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -481,5 +482,36 @@ func TestCORS(t *testing.T) {
 	req.Header.Set("Origin", "https://anyone.example")
 	if resp, _ := h.do(req); resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Error("the JWKS is not readable cross-origin")
+	}
+}
+
+// Issue 12 item 8: /metrics and /debug/pprof on the admin listener answered
+// anyone who could reach it, and a CPU profile or trace could be started
+// over and over. They need the admin token like the API.
+func TestAdminListenerExtrasNeedTheToken(t *testing.T) {
+	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) { c.Pprof = true })
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/symbol", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		for name, auth := range map[string]string{"none": "", "wrong": "Bearer not-the-admin-token", "basic": "Basic " + testAdminToken} {
+			req, _ := http.NewRequest(http.MethodGet, h.admin.URL+path, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, _ := h.do(req)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s with %s token: %d, want 401 with a Bearer challenge", path, name, resp.StatusCode)
+			}
+		}
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		req, _ := http.NewRequest(http.MethodGet, h.admin.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		if resp, _ := h.do(req); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s with the admin token: %d", path, resp.StatusCode)
+		}
+	}
+	// Health stays open: orchestrators probe it without credentials.
+	req, _ := http.NewRequest(http.MethodGet, h.admin.URL+"/healthz", nil)
+	if resp, _ := h.do(req); resp.StatusCode != http.StatusOK {
+		t.Errorf("admin /healthz: %d", resp.StatusCode)
 	}
 }
