@@ -7,6 +7,10 @@
 // state-changing calls must carry a custom header, which a cross-site page
 // cannot send without a CORS preflight this server never approves; logout
 // revokes the refresh token (RFC 7009).
+//
+// /auth/login is open to anyone, so it keeps nothing in memory: the state
+// and PKCE verifier of a sign-in in progress travel in a sealed, short-lived
+// cookie, and the endpoint is rate-limited per client address.
 package bff
 
 import (
@@ -16,16 +20,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
 )
 
 //go:embed static
@@ -50,8 +58,21 @@ type Config struct {
 	// development only.
 	Insecure   bool
 	SessionTTL time.Duration
+	// CookieKey (32 bytes) seals the cookie that carries a sign-in in
+	// progress. Give every instance behind one address the same key; when
+	// empty a random key is made, and sign-ins in progress do not survive a
+	// restart.
+	CookieKey []byte
+	// LoginRate and LoginBurst bound /auth/login per client address
+	// (default one a second, burst 10); rate.Inf turns the limit off.
+	LoginRate  rate.Limit
+	LoginBurst int
+	// ClientAddr returns the address a request is limited by (default the
+	// peer's). Behind a reverse proxy, read the header the proxy sets.
+	ClientAddr func(*http.Request) netip.Addr
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // BFF is the http.Handler.
@@ -60,9 +81,11 @@ type BFF struct {
 	oauth oauth2.Config
 	mux   *http.ServeMux
 
+	pending sealer
+	logins  *addrLimiter
+
 	mu       sync.Mutex
 	sessions map[string]*session
-	pending  map[string]pending
 }
 
 type session struct {
@@ -70,11 +93,6 @@ type session struct {
 	token   *oauth2.Token
 	user    string
 	expires time.Time
-}
-
-type pending struct {
-	verifier string
-	created  time.Time
 }
 
 // New builds the BFF.
@@ -91,8 +109,32 @@ func New(cfg Config) (*BFF, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LoginRate <= 0 {
+		cfg.LoginRate = 1
+	}
+	if cfg.LoginBurst <= 0 {
+		cfg.LoginBurst = 10
+	}
+	if cfg.ClientAddr == nil {
+		cfg.ClientAddr = remoteAddr
+	}
+	switch len(cfg.CookieKey) {
+	case 0:
+		cfg.CookieKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.CookieKey); err != nil {
+			return nil, fmt.Errorf("bff: cookie key: %w", err)
+		}
+	case 32:
+	default:
+		return nil, errors.New("bff: CookieKey must be 32 bytes")
+	}
 	issuer := strings.TrimSuffix(cfg.Issuer, "/")
-	b := &BFF{cfg: cfg, sessions: map[string]*session{}, pending: map[string]pending{}, mux: http.NewServeMux(),
+	b := &BFF{cfg: cfg, sessions: map[string]*session{}, mux: http.NewServeMux(),
+		pending: sealer{key: cfg.CookieKey, now: cfg.Now},
+		logins:  newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
 		oauth: oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
 			RedirectURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/auth/callback",
@@ -136,49 +178,50 @@ func (b *BFF) setCookie(w http.ResponseWriter, name, value string, maxAge int, s
 		HttpOnly: true, Secure: !b.cfg.Insecure, SameSite: sameSite})
 }
 
-// login starts code + PKCE. The state is bound to this browser by a short
-// cookie; the verifier never leaves the server.
+// login starts code + PKCE. The state and verifier go to this browser in a
+// sealed cookie, which binds the state to it and which it cannot read; the
+// BFF keeps nothing, so anonymous calls cost no memory.
 func (b *BFF) login(w http.ResponseWriter, r *http.Request) {
-	state, verifier := random(), oauth2.GenerateVerifier()
-	b.mu.Lock()
-	for k, p := range b.pending {
-		if time.Since(p.created) > 10*time.Minute {
-			delete(b.pending, k)
-		}
+	if !b.logins.allow(b.cfg.ClientAddr(r)) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(1/float64(b.cfg.LoginRate)))))
+		http.Error(w, "too many sign-in attempts: wait a moment", http.StatusTooManyRequests)
+		return
 	}
-	b.pending[state] = pending{verifier: verifier, created: time.Now()}
-	b.mu.Unlock()
+	state, verifier := random(), oauth2.GenerateVerifier()
+	sealed, err := b.pending.seal(pendingLogin{State: state, Verifier: verifier})
+	if err != nil {
+		b.cfg.Logger.Error("login", "error", err)
+		http.Error(w, "sign-in unavailable", http.StatusInternalServerError)
+		return
+	}
 	// Lax, not Strict: it must come back on the redirect from Latchkey.
-	b.setCookie(w, "bff_login", state, 600, http.SameSiteLaxMode)
+	b.setCookie(w, "bff_login", sealed, int(pendingTTL.Seconds()), http.SameSiteLaxMode)
 	http.Redirect(w, r, b.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 }
 
 func (b *BFF) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c, err := r.Cookie(b.cookieName("bff_login"))
-	if err != nil || c.Value != q.Get("state") {
-		http.Error(w, "login state mismatch: start again", http.StatusBadRequest)
+	if err != nil {
+		http.Error(w, "login state missing: start again", http.StatusBadRequest)
+		return
+	}
+	p, err := b.pending.open(c.Value, q.Get("state"))
+	if err != nil {
+		http.Error(w, "login state mismatch or expired: start again", http.StatusBadRequest)
 		return
 	}
 	if iss := q.Get("iss"); iss != "" && iss != b.cfg.Issuer {
 		http.Error(w, "unexpected issuer", http.StatusBadRequest) // RFC 9207 mix-up defence
 		return
 	}
-	b.mu.Lock()
-	p, ok := b.pending[c.Value]
-	delete(b.pending, c.Value)
-	b.mu.Unlock()
 	b.setCookie(w, "bff_login", "", -1, http.SameSiteLaxMode)
-	if !ok {
-		http.Error(w, "login expired: start again", http.StatusBadRequest)
-		return
-	}
 	if e := q.Get("error"); e != "" {
 		http.Redirect(w, r, "/?error="+url.QueryEscape(e), http.StatusFound)
 		return
 	}
 	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, b.cfg.HTTPClient)
-	tok, err := b.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.verifier))
+	tok, err := b.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.Verifier))
 	if err != nil {
 		b.cfg.Logger.Warn("code exchange failed", "error", err)
 		http.Error(w, "sign-in failed", http.StatusBadGateway)
@@ -191,7 +234,7 @@ func (b *BFF) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id := random()
 	b.mu.Lock()
-	b.sessions[id] = &session{token: tok, user: user, expires: time.Now().Add(b.cfg.SessionTTL)}
+	b.sessions[id] = &session{token: tok, user: user, expires: b.cfg.Now().Add(b.cfg.SessionTTL)}
 	b.mu.Unlock()
 	b.setCookie(w, "bff_session", id, int(b.cfg.SessionTTL.Seconds()), http.SameSiteStrictMode)
 	http.Redirect(w, r, "/", http.StatusFound)
@@ -231,7 +274,7 @@ func (b *BFF) current(r *http.Request) (string, *session) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s, ok := b.sessions[c.Value]
-	if !ok || time.Now().After(s.expires) {
+	if !ok || b.cfg.Now().After(s.expires) {
 		delete(b.sessions, c.Value)
 		return "", nil
 	}

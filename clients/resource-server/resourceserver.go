@@ -1,8 +1,9 @@
 // Package resourceserver protects an HTTP API with Latchkey's access tokens.
 // It verifies RFC 9068 JWT access tokens locally against the issuer's JWKS
-// (keys cached, refetched at a bounded rate when an unknown kid appears,
-// algorithms pinned), or, in introspection mode, asks Latchkey (RFC 7662)
-// with a short cache. Failures answer as RFC 6750 says: 401 with
+// (keys cached, refetched at a bounded rate when an unknown kid appears, the
+// fetch made outside any lock with a short timeout so that valid tokens never
+// wait for it, algorithms pinned), or, in introspection mode, asks Latchkey
+// (RFC 7662) with a short cache and a bounded rate of calls. Failures answer as RFC 6750 says: 401 with
 // WWW-Authenticate: Bearer error="invalid_token" for a missing, malformed,
 // expired or revoked token, 403 insufficient_scope for a missing scope.
 package resourceserver
@@ -19,10 +20,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
 // Config describes the issuer and what this API accepts.
@@ -41,14 +45,25 @@ type Config struct {
 	RefetchInterval time.Duration
 	// Leeway tolerates clock skew on exp, nbf and iat (default 30s).
 	Leeway time.Duration
+	// FetchTimeout bounds one JWKS fetch or one introspection call
+	// (default 3s): a hanging issuer costs a request at most this long.
+	FetchTimeout time.Duration
 
 	// Introspection mode: set IntrospectionURL and the confidential
 	// client's credentials. Every token is then checked by Latchkey, and a
-	// revocation is seen within IntrospectionCacheTTL (default 5s).
+	// revocation is seen within IntrospectionCacheTTL (default 5s): a
+	// revoked token is still accepted until its cached answer expires.
 	IntrospectionURL      string
 	ClientID              string
 	ClientSecret          string
 	IntrospectionCacheTTL time.Duration
+	// IntrospectionRate and IntrospectionBurst bound the calls made for
+	// tokens not in the cache (default 20 a second, burst 40). Anyone can
+	// send random strings as bearer tokens; without a bound each one costs a
+	// call to Latchkey. Past the bound such a request answers 503 (see
+	// ErrBusy) while cached tokens keep working.
+	IntrospectionRate  rate.Limit
+	IntrospectionBurst int
 
 	HTTPClient *http.Client
 	Now        func() time.Time
@@ -71,17 +86,33 @@ func (c *Claims) HasScope(scope string) bool { return slices.Contains(c.Scopes, 
 // bad signature, wrong type, issuer or audience, expired, revoked.
 var ErrInvalidToken = errors.New("invalid token")
 
+// ErrBusy means the token could not be checked now: too many unknown tokens
+// are being introspected. It is not the client's fault (503, not 401).
+var ErrBusy = errors.New("too many tokens to introspect")
+
 // Verifier checks tokens.
 type Verifier struct {
 	cfg Config
 
-	mu        sync.Mutex
-	keys      jose.JSONWebKeySet
+	// keys is read without a lock: verification of a token signed by a
+	// known key never waits, even while a fetch hangs.
+	keys atomic.Pointer[jose.JSONWebKeySet]
+	// fetchMu guards fetchedAt and inflight; it is never held across a fetch.
+	fetchMu   sync.Mutex
 	fetchedAt time.Time
+	inflight  bool
+	// fetches runs one JWKS fetch at a time and one introspection per token.
+	fetches singleflight.Group
 
+	limiter *rate.Limiter
 	cacheMu sync.Mutex
-	cache   map[[32]byte]cached
+	// Active answers and refusals are kept apart, so a flood of random
+	// strings can only evict refusals, never the valid tokens' entries.
+	active, inactive map[[32]byte]cached
 }
+
+// maxCached bounds each introspection cache.
+const maxCached = 10000
 
 type cached struct {
 	claims *Claims
@@ -105,8 +136,17 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = 30 * time.Second
 	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 3 * time.Second
+	}
 	if cfg.IntrospectionCacheTTL <= 0 {
 		cfg.IntrospectionCacheTTL = 5 * time.Second
+	}
+	if cfg.IntrospectionRate <= 0 {
+		cfg.IntrospectionRate = 20
+	}
+	if cfg.IntrospectionBurst <= 0 {
+		cfg.IntrospectionBurst = 40
 	}
 	if cfg.IntrospectionURL != "" && (cfg.ClientID == "" || cfg.ClientSecret == "") {
 		return nil, errors.New("resourceserver: introspection needs ClientID and ClientSecret")
@@ -117,7 +157,8 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Verifier{cfg: cfg, cache: map[[32]byte]cached{}}, nil
+	return &Verifier{cfg: cfg, limiter: rate.NewLimiter(cfg.IntrospectionRate, cfg.IntrospectionBurst),
+		active: map[[32]byte]cached{}, inactive: map[[32]byte]cached{}}, nil
 }
 
 // Verify checks a token and returns its claims, or an error wrapping
@@ -161,27 +202,83 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error)
 	return &Claims{Subject: c.Subject, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Audience, Expiry: c.Expiry.Time(), ID: c.ID}, nil
 }
 
-// key finds a published key, fetching the JWKS on first use and again,
-// at most every RefetchInterval, when a kid is unknown (a rotation).
+// key finds a published key, fetching the JWKS on first use and again, at
+// most every RefetchInterval, when a kid is unknown (a rotation). The fetch
+// runs outside any lock, once however many requests want it, and for at
+// most FetchTimeout; a request whose kid is known never waits for it.
 func (v *Verifier) key(ctx context.Context, kid, alg string) (*jose.JSONWebKey, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	find := func() *jose.JSONWebKey {
-		for i, k := range v.keys.Keys {
-			if k.KeyID == kid && (k.Algorithm == "" || k.Algorithm == alg) && k.Use != "enc" {
-				return &v.keys.Keys[i]
-			}
-		}
-		return nil
-	}
-	if k := find(); k != nil {
+	if k := findKey(v.keys.Load(), kid, alg); k != nil {
 		return k, nil
 	}
-	if !v.fetchedAt.IsZero() && v.cfg.Now().Sub(v.fetchedAt) < v.cfg.RefetchInterval {
+	v.fetchMu.Lock()
+	now := v.cfg.Now()
+	due := v.fetchedAt.IsZero() || now.Sub(v.fetchedAt) >= v.cfg.RefetchInterval
+	if !due && !v.inflight {
+		v.fetchMu.Unlock()
+		if v.keys.Load() == nil {
+			// The last fetch failed: the issuer is unreachable, not the token wrong.
+			return nil, fmt.Errorf("fetch JWKS: %w", errNoKeys)
+		}
 		return nil, fmt.Errorf("%w: unknown key %q", ErrInvalidToken, kid)
 	}
-	v.fetchedAt = v.cfg.Now()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
+	if due {
+		// Reserved before the fetch is made, so a flood of forged kids
+		// makes one fetch per interval, not one per request.
+		v.fetchedAt, v.inflight = now, true
+	}
+	// Under fetchMu, so that a fetch marked in flight is still in the group
+	// and this call joins it rather than starting another.
+	ch := v.fetches.DoChan("jwks", func() (any, error) {
+		defer func() {
+			v.fetchMu.Lock()
+			v.inflight = false
+			v.fetchMu.Unlock()
+		}()
+		// The fetch serves every request that joined it: it must not end
+		// when the first caller goes away, only at FetchTimeout.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.FetchTimeout)
+		defer cancel()
+		set, err := v.fetchJWKS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v.keys.Store(set) // a failed fetch keeps the keys we had
+		return set, nil
+	})
+	v.fetchMu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetch JWKS: %w", ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		if k := findKey(res.Val.(*jose.JSONWebKeySet), kid, alg); k != nil {
+			return k, nil
+		}
+		return nil, fmt.Errorf("%w: unknown key %q", ErrInvalidToken, kid)
+	}
+}
+
+var errNoKeys = errors.New("no keys fetched yet")
+
+func findKey(set *jose.JSONWebKeySet, kid, alg string) *jose.JSONWebKey {
+	if set == nil {
+		return nil
+	}
+	for i, k := range set.Keys {
+		if k.KeyID == kid && (k.Algorithm == "" || k.Algorithm == alg) && k.Use != "enc" {
+			return &set.Keys[i]
+		}
+	}
+	return nil
+}
+
+func (v *Verifier) fetchJWKS(ctx context.Context) (*jose.JSONWebKeySet, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
+	}
 	resp, err := v.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
@@ -194,29 +291,97 @@ func (v *Verifier) key(ctx context.Context, kid, alg string) (*jose.JSONWebKey, 
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
 		return nil, fmt.Errorf("decode JWKS: %w", err)
 	}
-	v.keys = set
-	if k := find(); k != nil {
-		return k, nil
-	}
-	return nil, fmt.Errorf("%w: unknown key %q", ErrInvalidToken, kid)
+	return &set, nil
 }
 
-// introspect asks Latchkey, remembering answers for a few seconds.
+// introspect asks Latchkey, remembering answers for IntrospectionCacheTTL:
+// a token revoked meanwhile is accepted until its entry expires. Calls for
+// tokens not in the cache are rate-limited, and concurrent requests with
+// the same token make one call.
 func (v *Verifier) introspect(ctx context.Context, token string) (*Claims, error) {
 	sum := sha256.Sum256([]byte(token))
-	now := v.cfg.Now()
-	v.cacheMu.Lock()
-	if c, ok := v.cache[sum]; ok && now.Before(c.until) {
-		v.cacheMu.Unlock()
-		if c.claims == nil {
+	if c, ok := v.cached(sum); ok {
+		if c == nil {
 			return nil, fmt.Errorf("%w: inactive", ErrInvalidToken)
 		}
-		return c.claims, nil
+		return c, nil
 	}
-	v.cacheMu.Unlock()
+	ch := v.fetches.DoChan(string(sum[:]), func() (any, error) {
+		if !v.limiter.AllowN(v.cfg.Now(), 1) {
+			return nil, ErrBusy
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.FetchTimeout)
+		defer cancel()
+		claims, err := v.callIntrospection(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		v.remember(sum, claims)
+		return claims, nil
+	})
+	var res singleflight.Result
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("introspect: %w", ctx.Err())
+	case res = <-ch:
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	claims := res.Val.(*Claims)
+	if claims == nil {
+		return nil, fmt.Errorf("%w: inactive", ErrInvalidToken)
+	}
+	return claims, nil
+}
 
+// cached returns a live cache entry: claims, or nil for a refused token.
+func (v *Verifier) cached(sum [32]byte) (*Claims, bool) {
+	now := v.cfg.Now()
+	v.cacheMu.Lock()
+	defer v.cacheMu.Unlock()
+	if c, ok := v.active[sum]; ok && now.Before(c.until) {
+		return c.claims, true
+	}
+	if c, ok := v.inactive[sum]; ok && now.Before(c.until) {
+		return nil, true
+	}
+	return nil, false
+}
+
+func (v *Verifier) remember(sum [32]byte, claims *Claims) {
+	now := v.cfg.Now()
+	until := now.Add(v.cfg.IntrospectionCacheTTL)
+	cache := v.inactive
+	if claims != nil {
+		cache = v.active
+		if claims.Expiry.Before(until) {
+			until = claims.Expiry
+		}
+	}
+	v.cacheMu.Lock()
+	defer v.cacheMu.Unlock()
+	if len(cache) >= maxCached {
+		for k, c := range cache {
+			if !now.Before(c.until) {
+				delete(cache, k)
+			}
+		}
+		if len(cache) >= maxCached {
+			clear(cache) // only reachable with that many live entries of one kind
+		}
+	}
+	cache[sum] = cached{claims: claims, until: until}
+}
+
+// callIntrospection makes one RFC 7662 call; nil claims mean "not active
+// for this API".
+func (v *Verifier) callIntrospection(ctx context.Context, token string) (*Claims, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, v.cfg.IntrospectionURL, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.cfg.IntrospectionURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("introspect: %w", err)
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(v.cfg.ClientID), url.QueryEscape(v.cfg.ClientSecret))
 	resp, err := v.cfg.HTTPClient.Do(req)
@@ -241,24 +406,10 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*Claims, error
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&in); err != nil {
 		return nil, fmt.Errorf("introspect: %w", err)
 	}
-	var claims *Claims
 	if in.Active && in.Iss == v.cfg.Issuer && strings.EqualFold(in.Type, "Bearer") && slices.Contains(in.Aud, v.cfg.Audience) {
-		claims = &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, Expiry: time.Unix(in.Exp, 0), ID: in.Jti}
+		return &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, Expiry: time.Unix(in.Exp, 0), ID: in.Jti}, nil
 	}
-	until := now.Add(v.cfg.IntrospectionCacheTTL)
-	if claims != nil && claims.Expiry.Before(until) {
-		until = claims.Expiry
-	}
-	v.cacheMu.Lock()
-	if len(v.cache) > 10000 {
-		clear(v.cache)
-	}
-	v.cache[sum] = cached{claims: claims, until: until}
-	v.cacheMu.Unlock()
-	if claims == nil {
-		return nil, fmt.Errorf("%w: inactive", ErrInvalidToken)
-	}
-	return claims, nil
+	return nil, nil
 }
 
 type claimsKey struct{}
@@ -282,7 +433,9 @@ func (v *Verifier) Middleware(scopes ...string) func(http.Handler) http.Handler 
 			claims, err := v.Verify(r.Context(), token)
 			if err != nil {
 				if !errors.Is(err, ErrInvalidToken) {
-					// The issuer could not be reached: not the client's fault.
+					// The issuer could not be reached, or too many unknown
+					// tokens are being checked: not the client's fault.
+					w.Header().Set("Retry-After", "1")
 					challenge(w, http.StatusServiceUnavailable, "")
 					return
 				}

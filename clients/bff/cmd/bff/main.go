@@ -2,6 +2,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"flag"
 	"log"
 	"net/http"
@@ -17,10 +18,16 @@ func main() {
 	api := flag.String("api", "http://127.0.0.1:9090/invoices", "the upstream proxied at /api/invoices")
 	insecure := flag.Bool("insecure", false, "plain-http development: no Secure flag, no __Host- prefix")
 	flag.Parse()
+	// COOKIE_KEY (32 bytes, base64) seals sign-ins in progress; set the same
+	// one on every instance. Unset, a random key is used per process.
+	key, err := base64.StdEncoding.DecodeString(os.Getenv("COOKIE_KEY"))
+	if err != nil {
+		log.Fatalf("COOKIE_KEY: %v", err)
+	}
 	b, err := bff.New(bff.Config{
 		Issuer: *issuer, ClientID: os.Getenv("CLIENT_ID"), ClientSecret: os.Getenv("CLIENT_SECRET"),
 		BaseURL: *base, Scopes: []string{"invoices:read", "offline_access"},
-		Upstreams: map[string]string{"invoices": *api}, Insecure: *insecure,
+		Upstreams: map[string]string{"invoices": *api}, Insecure: *insecure, CookieKey: key,
 	})
 	if err != nil {
 		log.Fatal(err)
