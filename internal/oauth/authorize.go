@@ -28,7 +28,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	if err := checkPKCE(ar); err != nil {
+	if err := checkPKCE(ar, p.cfg.PKCEForAll()); err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
@@ -111,13 +111,14 @@ func returnTo(r *http.Request) string {
 }
 
 // checkPKCE enforces RFC 7636 as RFC 9700 §2.1.1 asks: S256 only, and
-// required of public clients. fosite checks this only when the code is
-// issued, after the login page; here it fails before.
-func checkPKCE(ar fosite.AuthorizeRequester) error {
+// required of public clients, or of every client when forAll (OAuth 2.1
+// §4.1.1). fosite checks this only when the code is issued, after the login
+// page; here it fails before.
+func checkPKCE(ar fosite.AuthorizeRequester, forAll bool) error {
 	form := ar.GetRequestForm()
 	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
 	switch {
-	case challenge == "" && ar.GetClient().IsPublic():
+	case challenge == "" && (forAll || ar.GetClient().IsPublic()):
 		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge when performing the authorize code flow, but it is missing.")
 	case challenge == "" && method != "":
 		return fosite.ErrInvalidRequest.WithHint("code_challenge_method without code_challenge.")
