@@ -118,9 +118,11 @@ func TestNativeInteractionProofIsBound(t *testing.T) {
 		}
 		proof := loc.Query().Get("interaction")
 		for name, change := range map[string]func(url.Values){
-			"another port":      func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:6666/cb") },
-			"another challenge": func(q url.Values) { q.Set("code_challenge", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())) },
-			"another state":     func(q url.Values) { q.Set("state", "state-other") },
+			"another port": func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:6666/cb") },
+			"another challenge": func(q url.Values) {
+				q.Set("code_challenge", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()))
+			},
+			"another state": func(q url.Values) { q.Set("state", "state-other") },
 		} {
 			t.Run(name, func(t *testing.T) {
 				q := loc.Query()
