@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/latchkey/latchkey/internal/redirecturi"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
@@ -53,6 +54,12 @@ type ClientMetadata struct {
 	JWKS                    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI                 string          `json:"jwks_uri,omitempty"`
 	Trusted                 bool            `json:"trusted"`
+	// ApplicationType is OpenID Connect Dynamic Client Registration's
+	// "web" or "native"; registration defaults it from the redirect URIs.
+	ApplicationType string `json:"application_type,omitempty"`
+	// Warnings are in answers only: registration rules that were not
+	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MetadataError is a registration that breaks a rule. Code is RFC 7591
@@ -104,7 +111,7 @@ func printable(s string) bool {
 // normalize applies RFC 7591 defaults and checks every rule, returning the
 // row to store.
 func normalize(md *ClientMetadata) (*store.Client, error) {
-	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.JWKSURI}, md.RedirectURIs...)
+	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.JWKSURI, md.ApplicationType}, md.RedirectURIs...)
 	fields = append(append(append(append(fields, md.PostLogoutRedirectURIs...), md.Audience...), md.GrantTypes...), md.ResponseTypes...)
 	for _, f := range fields {
 		if !printable(f) {
@@ -172,6 +179,9 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		if err := validateRedirectURI(u, c.Public); err != nil {
 			return nil, err
 		}
+	}
+	if err := applicationType(md, c); err != nil {
+		return nil, err
 	}
 
 	c.PostLogoutRedirectURIs = dedupe(md.PostLogoutRedirectURIs)
@@ -257,6 +267,11 @@ func validateRedirectURI(raw string, public bool) error {
 	if u.User != nil {
 		return invalidRedirect("redirect URI %q must not carry user information", raw)
 	}
+	// Nothing here is a pattern: a "*" would only mislead whoever reads the
+	// registration into thinking it matches more than itself.
+	if strings.Contains(raw, "*") {
+		return invalidRedirect("redirect URI %q: wildcards are not supported; register each redirect URI in full", raw)
+	}
 	switch scheme := strings.ToLower(u.Scheme); scheme {
 	case "https":
 		if u.Host == "" {
@@ -265,6 +280,9 @@ func validateRedirectURI(raw string, public bool) error {
 	case "http":
 		if !isLoopbackHost(u.Hostname()) {
 			return invalidRedirect("redirect URI %q must use https; plain http is allowed only for loopback addresses (RFC 8252 §7.3)", raw)
+		}
+		if err := redirecturi.CheckLoopback(u); err != nil {
+			return invalidRedirect("redirect URI %q: %v", raw, err)
 		}
 	case "javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss":
 		return invalidRedirect("redirect URI %q uses a scheme that cannot be a redirect target", raw)
@@ -313,6 +331,7 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKSURI:                 c.JWKSURI,
 		Trusted:                 c.Trusted,
+		ApplicationType:         c.AppType(),
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)
@@ -370,6 +389,7 @@ func (s *Service) CreateClient(ctx context.Context, md *ClientMetadata) (*Client
 	}
 	res := toMetadata(c)
 	res.ClientSecret, res.ClientSecretExpiresAt = out.ClientSecret, out.ClientSecretExpiresAt
+	res.Warnings = redirectWarnings(c)
 	return res, nil
 }
 
@@ -431,6 +451,7 @@ func (s *Service) ReplaceClient(ctx context.Context, id string, md *ClientMetada
 	}
 	res := toMetadata(c)
 	res.ClientSecret, res.ClientSecretExpiresAt = out.ClientSecret, out.ClientSecretExpiresAt
+	res.Warnings = redirectWarnings(c)
 	return res, nil
 }
 

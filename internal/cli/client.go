@@ -94,6 +94,7 @@ func (e *env) clientCommand() *cobra.Command {
 	f.StringArrayVar(&md.Audience, "audience", nil, "audience the client may request, repeatable")
 	f.StringVar(&md.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
 	f.BoolVar(&md.Trusted, "trusted", false, "first-party client: skips consent; may use the password grant when confidential")
+	f.StringVar(&md.ApplicationType, "application-type", "", "web or native (default: native when every redirect URI is a loopback IP or a private-use scheme)")
 	f.StringVar(&fromJSON, "from-json", "", "read RFC 7591 metadata from this file (- for stdin) instead of flags")
 	cmd.AddCommand(create)
 

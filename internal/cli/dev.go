@@ -135,6 +135,8 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 			GrantTypes:              []string{"authorization_code", "refresh_token"},
 			RedirectURIs:            []string{"http://localhost:5173/callback", "http://127.0.0.1:5173/callback"},
 			Scope:                   "openid profile offline_access",
+			// A browser app: silent re-authentication with prompt=none.
+			ApplicationType: "web",
 		})
 		if err != nil {
 			return fmt.Errorf("create demo client: %w", err)

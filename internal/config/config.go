@@ -66,11 +66,20 @@ type Config struct {
 	// CORSOrigins may call the token and revocation endpoints from a
 	// browser (public clients: SPAs). Comma-separated origins.
 	CORSOrigins string `koanf:"cors_origins"`
+	// PKCERequired is which clients must use PKCE: PKCEPublic (RFC 9700
+	// §2.1.1) or PKCEAll (OAuth 2.1 §4.1.1). Empty means PKCEPublic.
+	PKCERequired string `koanf:"pkce_required"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
 	Dev bool `koanf:"-"`
 }
+
+// Values of LATCHKEY_PKCE_REQUIRED.
+const (
+	PKCEPublic = "public"
+	PKCEAll    = "all"
+)
 
 // Defaults are the contract's defaults.
 func Defaults() map[string]any {
@@ -90,6 +99,7 @@ func Defaults() map[string]any {
 		"log_level":                  "info",
 		"session_idle_ttl":           "24h",
 		"session_ttl":                "168h",
+		"pkce_required":              PKCEPublic,
 	}
 }
 
@@ -119,6 +129,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Duration("session-idle-ttl", 0, "end a login session unused this long (LATCHKEY_SESSION_IDLE_TTL)")
 	fs.Duration("session-ttl", 0, "end a login session this long after sign-in (LATCHKEY_SESSION_TTL)")
 	fs.String("cors-origins", "", "comma-separated browser origins allowed to call the token and revocation endpoints (LATCHKEY_CORS_ORIGINS)")
+	fs.String("pkce-required", "", "which clients must use PKCE: public or all (LATCHKEY_PKCE_REQUIRED)")
 	fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener (LATCHKEY_PPROF)")
 	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
 	// The secret and the admin token have no flags on purpose: argv is
@@ -319,6 +330,11 @@ func (c *Config) ValidateSettings(names ...string) error {
 			bad("CORS_ORIGINS", "%q is not an origin such as https://app.example.com", o)
 		}
 	}
+	switch c.PKCERequired {
+	case "", PKCEPublic, PKCEAll:
+	default:
+		bad("PKCE_REQUIRED", "must be %q (public clients, RFC 9700 §2.1.1) or %q (every client, OAuth 2.1), got %q", PKCEPublic, PKCEAll, c.PKCERequired)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -382,6 +398,9 @@ func (c *Config) AllowedOrigins() []string {
 	}
 	return out
 }
+
+// PKCEForAll reports whether confidential clients must use PKCE too.
+func (c *Config) PKCEForAll() bool { return c.PKCERequired == PKCEAll }
 
 // SecureCookies is true when the issuer is https: cookies then carry Secure
 // and the __Host- prefix.

@@ -102,6 +102,7 @@ func TestDefaults(t *testing.T) {
 		{"LATCHKEY_REFRESH_GRACE_PERIOD", c.RefreshGracePeriod, 10 * time.Second},
 		{"LATCHKEY_ACCESS_TOKEN_FORMAT", c.AccessTokenFormat, config.FormatJWT},
 		{"LATCHKEY_SIGNING_ALG", c.SigningAlg, "ES256"},
+		{"LATCHKEY_PKCE_REQUIRED", c.PKCERequired, config.PKCEPublic},
 		{"Dev", c.Dev, false},
 	}
 	for _, tc := range cases {
@@ -387,6 +388,11 @@ func TestValidate(t *testing.T) {
 
 		{"short admin token", func(c *config.Config) { c.AdminToken = "short" }, "LATCHKEY_ADMIN_TOKEN"},
 		{"log level", func(c *config.Config) { c.LogLevel = "loud" }, "LATCHKEY_LOG_LEVEL"},
+		{"PKCE for public clients", func(c *config.Config) { c.PKCERequired = config.PKCEPublic }, ""},
+		{"PKCE for all clients", func(c *config.Config) { c.PKCERequired = config.PKCEAll }, ""},
+		{"PKCE unset", func(c *config.Config) { c.PKCERequired = "" }, ""},
+		{"PKCE for nobody", func(c *config.Config) { c.PKCERequired = "none" }, "LATCHKEY_PKCE_REQUIRED"},
+		{"PKCE in capitals", func(c *config.Config) { c.PKCERequired = "ALL" }, "LATCHKEY_PKCE_REQUIRED"},
 		{"CORS origins", func(c *config.Config) { c.CORSOrigins = "https://app.example.com, http://localhost:5173/" }, ""},
 		{"CORS origin with a path", func(c *config.Config) { c.CORSOrigins = "https://app.example.com/spa" }, "LATCHKEY_CORS_ORIGINS"},
 

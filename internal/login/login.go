@@ -61,6 +61,10 @@ type Handler struct {
 	css      []byte
 	throttle *Throttle
 	log      *slog.Logger
+
+	// interactionKeys sign consent-page proofs as csrfKeys do CSRF tokens
+	// (interaction.go).
+	interactionKeys [][]byte
 }
 
 // New builds the handler.
@@ -71,6 +75,9 @@ func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	}
 	h := &Handler{store: st, cfg: cfg, csrfKeys: keys, tmpl: map[string]*template.Template{}, log: log,
 		throttle: &Throttle{store: st, policy: cfg.Throttle}}
+	if h.interactionKeys, err = cfg.SystemSecrets.DeriveKeys(PurposeInteraction); err != nil {
+		return nil, err
+	}
 	for _, page := range []string{"login", "consent", "logout", "message"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -361,8 +368,10 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		} else {
 			q.Set("prompt", strings.Join(prompts, " "))
 		}
-		returnTo.RawQuery = q.Encode()
 	}
+	// The sign-in is the user's interaction with this request (interaction.go).
+	q.Set(InteractionParam, h.interactionProof(SignedIn, secrets.SignatureKey(cookie), q, now))
+	returnTo.RawQuery = q.Encode()
 	http.Redirect(w, r, returnTo.String(), http.StatusSeeOther)
 }
 
@@ -432,6 +441,7 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		q.Del(ConsentDeniedParam)
+		q.Set(InteractionParam, h.interactionProof(Approved, s.ID, q, time.Now()))
 	case "deny":
 		q.Set(ConsentDeniedParam, "denied")
 	default:

@@ -23,12 +23,17 @@ const PathAuthorize = login.AuthorizePath
 // be trusted, by redirect to the client otherwise.
 func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := p.checkRedirectURI(ctx, r); err != nil {
+		// ar is nil: an error page, never a redirect to that URI.
+		p.authorizeError(w, r, nil, err)
+		return
+	}
 	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	if err := checkPKCE(ar); err != nil {
+	if err := checkPKCE(ar, p.cfg.PKCEForAll()); err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
@@ -68,21 +73,18 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return
 	}
-	if !client.Trusted {
-		consented, err := p.store.ConsentedScopes(ctx, ls.User.ID, client.ID)
-		if err != nil {
-			p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+	interaction, err := p.needsInteraction(ctx, client, ls, ar, prompts, p.login.Interacted(r, ls))
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
+	if interaction != nil {
+		if slices.Contains(prompts, "none") {
+			p.authorizeError(w, r, ar, interaction)
 			return
 		}
-		covered := !slices.ContainsFunc(ar.GetRequestedScopes(), func(s string) bool { return !slices.Contains(consented, s) })
-		if !covered || slices.Contains(prompts, "consent") {
-			if slices.Contains(prompts, "none") {
-				p.authorizeError(w, r, ar, fosite.ErrConsentRequired)
-				return
-			}
-			p.login.RedirectToConsent(w, r, returnTo(r))
-			return
-		}
+		p.login.RedirectToConsent(w, r, returnTo(r))
+		return
 	}
 
 	sess := session.New(ls.User.ID)
@@ -107,17 +109,59 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 func returnTo(r *http.Request) string {
 	q := r.URL.Query()
 	q.Del(login.ConsentDeniedParam)
+	q.Del(login.InteractionParam)
 	return PathAuthorize + "?" + q.Encode()
 }
 
+// needsInteraction decides whether the user must see the consent page
+// before a code is issued, and returns the error prompt=none answers if so
+// (nil when the code may be issued at once). did is what the user just did
+// for this very request (login.Interacted).
+//   - Consent just given on the page: issue.
+//   - A public native app, trusted or not, needs the user to have signed in
+//     or approved for this request: anyone on the device can use its
+//     client_id and loopback port or private-use scheme, so remembered
+//     consent or a remembered login says nothing about who asks (RFC 8252
+//     §8.6).
+//   - A trusted client otherwise never asks.
+//   - Any other client asks without a stored consent covering every
+//     requested scope, or with prompt=consent. No stored consent at all is
+//     not the same as consent to no scope: a request without scope asks too.
+func (p *Provider) needsInteraction(ctx context.Context, client *store.Client, ls *login.Session, ar fosite.AuthorizeRequester, prompts []string, did string) (*fosite.RFC6749Error, error) {
+	if did == login.Approved {
+		return nil, nil
+	}
+	if client.PublicNative() && did != login.SignedIn {
+		return fosite.ErrInteractionRequired.WithHint("A native app's authorization needs the user's interaction every time (RFC 8252 §8.6)."), nil
+	}
+	if client.Trusted {
+		return nil, nil
+	}
+	if slices.Contains(prompts, "consent") {
+		return fosite.ErrConsentRequired, nil
+	}
+	consent, err := p.store.FindConsent(ctx, ls.User.ID, client.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrConsentRequired, nil
+	}
+	if err != nil {
+		return nil, fosite.ErrServerError.WithWrap(err)
+	}
+	if slices.ContainsFunc(ar.GetRequestedScopes(), func(s string) bool { return !slices.Contains(consent.Scopes, s) }) {
+		return fosite.ErrConsentRequired, nil
+	}
+	return nil, nil
+}
+
 // checkPKCE enforces RFC 7636 as RFC 9700 §2.1.1 asks: S256 only, and
-// required of public clients. fosite checks this only when the code is
-// issued, after the login page; here it fails before.
-func checkPKCE(ar fosite.AuthorizeRequester) error {
+// required of public clients, or of every client when forAll (OAuth 2.1
+// §4.1.1). fosite checks this only when the code is issued, after the login
+// page; here it fails before.
+func checkPKCE(ar fosite.AuthorizeRequester, forAll bool) error {
 	form := ar.GetRequestForm()
 	challenge, method := form.Get("code_challenge"), form.Get("code_challenge_method")
 	switch {
-	case challenge == "" && ar.GetClient().IsPublic():
+	case challenge == "" && (forAll || ar.GetClient().IsPublic()):
 		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge when performing the authorize code flow, but it is missing.")
 	case challenge == "" && method != "":
 		return fosite.ErrInvalidRequest.WithHint("code_challenge_method without code_challenge.")

@@ -70,8 +70,13 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		ScopeStrategy:            fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
 		// Refresh tokens only for grants that include offline_access.
-		RefreshTokenScopes:             []string{"offline_access"},
-		EnforcePKCEForPublicClients:    true,
+		RefreshTokenScopes:          []string{"offline_access"},
+		EnforcePKCEForPublicClients: true,
+		EnforcePKCE:                 cfg.PKCEForAll(),
+		// What the code's row keeps of the authorization request. fosite's
+		// default is code and redirect_uri; the challenge is kept too so
+		// that the code itself says it needs a verifier (pkce.go).
+		SanitationWhiteList:            []string{"code", "redirect_uri", "code_challenge", "code_challenge_method"},
 		EnablePKCEPlainChallengeMethod: false,
 		SendDebugMessagesToClients:     false,
 	}
@@ -100,7 +105,10 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		TokenRevocationStorage: st,
 		Config:                 fc,
 	}
+	// fosite's PKCE handler stores the challenge with the code; pkceGrant,
+	// not fosite, checks it at the token endpoint (see pkce.go).
 	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: strategy, Storage: st, Config: fc}
+	pkceCheck := &pkceGrant{codes: strategy, storage: st, forAll: cfg.PKCEForAll()}
 	clientCredentials := &oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}
 	refresh := &refreshGrant{
 		strategy:    strategy,
@@ -127,7 +135,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	tokenHandlers := []fosite.TokenEndpointHandler{
 		only[*oauth2.ClientCredentialsGrantHandler]{clientCredentials},
 		only[*oauth2.AuthorizeExplicitGrantHandler]{code},
-		only[*pkce.Handler]{pkceHandler},
+		pkceCheck,
 		refresh,
 		password,
 	}

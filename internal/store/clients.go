@@ -35,6 +35,9 @@ type Client struct {
 	Trusted   bool      `gorm:"column:trusted"`
 	CreatedAt time.Time `gorm:"column:created_at"`
 	UpdatedAt time.Time `gorm:"column:updated_at"`
+
+	// ApplicationType is "web" or "native" (see AppType).
+	ApplicationType string `gorm:"column:application_type"`
 }
 
 // TableName tells GORM the table.
@@ -154,7 +157,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.UpdatedAt = s.nowUTC()
 	res := s.db(ctx).Model(&Client{}).Where("id = ?", c.ID).Select(
 		"name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "scopes", "audience",
-		"token_endpoint_auth_method", "jwks", "jwks_uri", "public", "trusted", "secret_hash", "updated_at",
+		"token_endpoint_auth_method", "jwks", "jwks_uri", "public", "trusted", "application_type", "secret_hash", "updated_at",
 	).Updates(c)
 	if res.Error != nil {
 		return fmt.Errorf("update client: %w", translate(res.Error))

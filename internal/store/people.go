@@ -230,7 +230,7 @@ func (s *Store) AddConsent(ctx context.Context, userID, clientID string, scopes 
 		}
 		all := append(slices.Clone(prev), scopes...)
 		slices.Sort(all)
-		c := Consent{UserID: userID, ClientID: clientID, Scopes: slices.Compact(all), UpdatedAt: s.nowUTC()}
+		c := Consent{UserID: userID, ClientID: clientID, Scopes: nonNil(slices.Compact(all)), UpdatedAt: s.nowUTC()}
 		if err := s.db(ctx).Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "user_id"}, {Name: "client_id"}},
 			DoUpdates: clause.AssignmentColumns([]string{"scopes", "updated_at"}),
