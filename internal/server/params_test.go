@@ -139,9 +139,11 @@ func TestAuthorizeRepeatedParameters(t *testing.T) {
 			})
 		}
 		redirectCases := map[string]func(url.Values){
-			"scope":                 func(q url.Values) { q.Add("scope", "openid offline_access") },
-			"response_type":         func(q url.Values) { q.Add("response_type", "code") },
-			"code_challenge":        func(q url.Values) { q.Add("code_challenge", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())) },
+			"scope":         func(q url.Values) { q.Add("scope", "openid offline_access") },
+			"response_type": func(q url.Values) { q.Add("response_type", "code") },
+			"code_challenge": func(q url.Values) {
+				q.Add("code_challenge", oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier()))
+			},
 			"code_challenge_method": func(q url.Values) { q.Add("code_challenge_method", "plain") },
 			"state":                 func(q url.Values) { q.Add("state", "state-other") },
 			"empty nonce twice":     func(q url.Values) { q["nonce"] = []string{"", ""} },
