@@ -315,7 +315,7 @@ func (p *Provider) logError(r *http.Request, endpoint string, rfc *fosite.RFC674
 // setBasicChallenge answers RFC 6749 §5.2: a client that tried HTTP Basic
 // authentication and failed gets 401 with WWW-Authenticate.
 func setBasicChallenge(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "" {
+	if len(r.Header.Values("Authorization")) > 0 {
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
 	}
 }
