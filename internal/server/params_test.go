@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -165,5 +166,51 @@ func TestAuthorizeRepeatedParameters(t *testing.T) {
 				t.Fatalf("a clean request got %v", cb)
 			}
 		})
+	})
+}
+
+// A Basic header that is not base64, has no colon, or is empty is a failed
+// attempt at client authentication: 401 invalid_client with a Basic
+// challenge (RFC 6749 §5.2), at every endpoint that authenticates clients.
+// It used to fall through to the body and answer 400 invalid_request.
+func TestMalformedBasicCredentials(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		svc := h.serviceClient("read")
+		b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+		headers := map[string][]string{
+			"not base64":        {"Basic !!!not-base64!!!"},
+			"no colon":          {"Basic " + b64(svc.id+svc.secret)},
+			"empty":             {"Basic "},
+			"scheme only":       {"Basic"},
+			"empty credentials": {"Basic " + b64(":")},
+			"empty client_id":   {"Basic " + b64(":"+svc.secret)},
+			"bad form encoding": {"Basic " + b64("%zz:"+svc.secret)},
+			"another scheme":    {"Bearer " + svc.secret},
+			"empty header":      {""},
+			"two headers":       {"Basic " + b64(svc.id+":"+svc.secret), "Basic " + b64(svc.id+":"+svc.secret)},
+		}
+		bodies := map[string]url.Values{
+			"/oauth2/token":      {"grant_type": {"client_credentials"}},
+			"/oauth2/revoke":     {"token": {"some-token"}},
+			"/oauth2/introspect": {"token": {"some-token"}},
+		}
+		for path, body := range bodies {
+			for name, values := range headers {
+				t.Run(path+"/"+name, func(t *testing.T) {
+					req, _ := http.NewRequest(http.MethodPost, h.public.URL+path, strings.NewReader(body.Encode()))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.Header["Authorization"] = values
+					resp, m := h.do(req)
+					wantError(t, resp, m, http.StatusUnauthorized, "invalid_client")
+					if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+						t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
+					}
+				})
+			}
+		}
+		// Well-formed credentials still work, form-encoded as RFC 6749
+		// §2.3.1 asks.
+		h.token(svc, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
 	})
 }
