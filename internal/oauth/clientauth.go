@@ -64,13 +64,14 @@ type clientAuth struct {
 }
 
 // withClientAuth makes f authenticate clients through clientAuth.
+//
+// fosite's default JWKS fetcher is not used: it retries for minutes, reads
+// bodies of any size, and fosite.Config creates it lazily, which races.
 func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg *config.Config) *fosite.Fosite {
 	a := &clientAuth{
-		store:    st,
-		fallback: f.DefaultClientAuthenticationStrategy,
-		fetchJWKS: func(ctx context.Context, uri string, force bool) (*josev3.JSONWebKeySet, error) {
-			return fc.GetJWKSFetcherStrategy(ctx).Resolve(ctx, uri, force)
-		},
+		store:     st,
+		fallback:  f.DefaultClientAuthenticationStrategy,
+		fetchJWKS: newJWKSFetcher(jwksHTTPClient(), time.Now).resolve,
 		audiences: []string{cfg.IssuerURL(PathToken), cfg.Issuer},
 		now:       time.Now,
 	}
