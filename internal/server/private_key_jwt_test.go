@@ -145,6 +145,17 @@ func TestPrivateKeyJWT(t *testing.T) {
 			t.Fatalf("introspect with an assertion: %d %v", resp.StatusCode, m)
 		}
 
+		resp, _ = h.form("/oauth2/revoke", "", "", url.Values{"token": {access},
+			"client_assertion_type": {jwtBearer}, "client_assertion": {c.assertion(t, c.claims(h.cfg.Issuer))}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke with an assertion: %d", resp.StatusCode)
+		}
+		resp, m = h.form("/oauth2/introspect", "", "", url.Values{"token": {access},
+			"client_assertion_type": {jwtBearer}, "client_assertion": {c.assertion(t, c.claims(tokenURL))}})
+		if resp.StatusCode != http.StatusOK || m["active"] != false {
+			t.Fatalf("introspect after revocation: %d %v", resp.StatusCode, m)
+		}
+
 		otherEC, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 		pubJWK, _ := json.Marshal(jose.JSONWebKey{Key: ecKey.Public()})
