@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/redirecturi"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
@@ -53,7 +54,10 @@ type ClientMetadata struct {
 	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
 	JWKS                    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI                 string          `json:"jwks_uri,omitempty"`
-	Trusted                 bool            `json:"trusted"`
+	// TokenEndpointAuthSigningAlg pins the algorithm of a private_key_jwt
+	// client's assertions (RFC 7591 §2).
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+	Trusted                     bool   `json:"trusted"`
 	// ApplicationType is OpenID Connect Dynamic Client Registration's
 	// "web" or "native"; registration defaults it from the redirect URIs.
 	ApplicationType string `json:"application_type,omitempty"`
@@ -79,8 +83,9 @@ func invalidRedirect(format string, args ...any) error {
 	return &MetadataError{Code: "invalid_redirect_uri", Description: fmt.Sprintf(format, args...)}
 }
 
-// ErrPublicClient is returned when a secret is asked of a public client.
-var ErrPublicClient = errors.New("public clients have no secret")
+// ErrPublicClient is returned when a secret is asked of a client that has
+// none: a public client, or a private_key_jwt one.
+var ErrPublicClient = errors.New("this client has no secret")
 
 // Service manages clients.
 type Service struct {
@@ -111,7 +116,7 @@ func printable(s string) bool {
 // normalize applies RFC 7591 defaults and checks every rule, returning the
 // row to store.
 func normalize(md *ClientMetadata) (*store.Client, error) {
-	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.JWKSURI, md.ApplicationType}, md.RedirectURIs...)
+	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType}, md.RedirectURIs...)
 	fields = append(append(append(append(fields, md.PostLogoutRedirectURIs...), md.Audience...), md.GrantTypes...), md.ResponseTypes...)
 	for _, f := range fields {
 		if !printable(f) {
@@ -208,8 +213,8 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		if err := validateJWKS(md, c); err != nil {
 			return nil, err
 		}
-	} else if (len(md.JWKS) > 0 && string(md.JWKS) != "null") || md.JWKSURI != "" {
-		return nil, invalidMetadata("jwks and jwks_uri are only used with token_endpoint_auth_method private_key_jwt")
+	} else if (len(md.JWKS) > 0 && string(md.JWKS) != "null") || md.JWKSURI != "" || md.TokenEndpointAuthSigningAlg != "" {
+		return nil, invalidMetadata("jwks, jwks_uri and token_endpoint_auth_signing_alg are only used with token_endpoint_auth_method private_key_jwt")
 	}
 	return c, nil
 }
@@ -219,6 +224,11 @@ func validateJWKS(md *ClientMetadata, c *store.Client) error {
 	if hasSet == (md.JWKSURI != "") {
 		return invalidMetadata("private_key_jwt needs exactly one of jwks and jwks_uri")
 	}
+	alg := md.TokenEndpointAuthSigningAlg
+	if alg != "" && !keys.ClientAssertionAlgorithm(alg) {
+		return invalidMetadata("token_endpoint_auth_signing_alg %q is not one of %s", alg, strings.Join(assertionAlgs(), ", "))
+	}
+	c.TokenEndpointAuthSigningAlg = alg
 	if md.JWKSURI != "" {
 		u, err := url.Parse(md.JWKSURI)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -233,14 +243,34 @@ func validateJWKS(md *ClientMetadata, c *store.Client) error {
 	if len(set.Keys) == 0 {
 		return invalidMetadata("jwks has no keys")
 	}
+	usable := false
 	for i := range set.Keys {
-		if !set.Keys[i].IsPublic() {
-			return invalidMetadata("jwks must hold public keys only (key %q is private)", set.Keys[i].KeyID)
+		k := &set.Keys[i]
+		if !k.IsPublic() {
+			return invalidMetadata("jwks must hold public keys only (key %q is private)", k.KeyID)
 		}
-		if set.Keys[i].Use == "" {
-			// fosite only considers keys marked for signatures.
-			set.Keys[i].Use = "sig"
+		if k.Use == "" {
+			k.Use = "sig"
 		}
+		if k.Use != "sig" {
+			continue // an encryption key, say: never used to verify
+		}
+		fits := keys.FittingAlgorithms(k.Key)
+		if len(fits) == 0 {
+			return invalidMetadata("jwks key %q cannot verify any of %s (RSA keys need at least %d bits)", k.KeyID, strings.Join(assertionAlgs(), ", "), keys.MinRSABits)
+		}
+		if k.Algorithm != "" && !slices.Contains(fits, k.Algorithm) {
+			return invalidMetadata("jwks key %q says alg %q, which does not fit the key", k.KeyID, k.Algorithm)
+		}
+		if alg == "" || (slices.Contains(fits, alg) && (k.Algorithm == "" || k.Algorithm == alg)) {
+			usable = true
+		}
+	}
+	if !usable {
+		if alg != "" {
+			return invalidMetadata("jwks has no signature key for token_endpoint_auth_signing_alg %s", alg)
+		}
+		return invalidMetadata("jwks has no signature key")
 	}
 	b, err := json.Marshal(set)
 	if err != nil {
@@ -316,22 +346,38 @@ func dedupe(in []string) []string {
 	return out
 }
 
+func assertionAlgs() []string {
+	out := make([]string, 0, len(keys.ClientAssertionAlgorithms))
+	for _, a := range keys.ClientAssertionAlgorithms {
+		out = append(out, string(a))
+	}
+	return out
+}
+
+// hasSecret reports whether a client authenticates with a secret: public
+// clients have none, and private_key_jwt clients prove themselves with
+// their key alone.
+func hasSecret(c *store.Client) bool {
+	return !c.Public && c.TokenEndpointAuthMethod != AuthPrivateKeyJWT
+}
+
 // toMetadata renders a stored client; it never includes the secret.
 func toMetadata(c *store.Client) *ClientMetadata {
 	md := &ClientMetadata{
-		ClientID:                c.ID,
-		ClientIDIssuedAt:        c.CreatedAt.Unix(),
-		ClientName:              c.Name,
-		RedirectURIs:            nonNil(c.RedirectURIs),
-		PostLogoutRedirectURIs:  c.PostLogoutRedirectURIs,
-		GrantTypes:              nonNil(c.GrantTypes),
-		ResponseTypes:           nonNil(c.ResponseTypes),
-		Scope:                   strings.Join(c.Scopes, " "),
-		Audience:                nonNil(c.Audience),
-		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		JWKSURI:                 c.JWKSURI,
-		Trusted:                 c.Trusted,
-		ApplicationType:         c.AppType(),
+		ClientID:                    c.ID,
+		ClientIDIssuedAt:            c.CreatedAt.Unix(),
+		ClientName:                  c.Name,
+		RedirectURIs:                nonNil(c.RedirectURIs),
+		PostLogoutRedirectURIs:      c.PostLogoutRedirectURIs,
+		GrantTypes:                  nonNil(c.GrantTypes),
+		ResponseTypes:               nonNil(c.ResponseTypes),
+		Scope:                       strings.Join(c.Scopes, " "),
+		Audience:                    nonNil(c.Audience),
+		TokenEndpointAuthMethod:     c.TokenEndpointAuthMethod,
+		JWKSURI:                     c.JWKSURI,
+		Trusted:                     c.Trusted,
+		ApplicationType:             c.AppType(),
+		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)
@@ -376,7 +422,7 @@ func (s *Service) CreateClient(ctx context.Context, md *ClientMetadata) (*Client
 		}
 	}
 	out := &ClientMetadata{}
-	if !c.Public {
+	if hasSecret(c) {
 		if err := s.withSecret(ctx, c, out); err != nil {
 			return nil, err
 		}
@@ -434,9 +480,9 @@ func (s *Service) ReplaceClient(ctx context.Context, id string, md *ClientMetada
 			return err
 		}
 		switch {
-		case c.Public:
+		case !hasSecret(c):
 			c.SecretHash = nil
-		case old.Public || len(old.SecretHash) == 0:
+		case !hasSecret(old) || len(old.SecretHash) == 0:
 			if err := s.withSecret(ctx, c, out); err != nil {
 				return err
 			}
@@ -469,7 +515,7 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientMetadata,
 		if err != nil {
 			return err
 		}
-		if c.Public {
+		if !hasSecret(c) {
 			return ErrPublicClient
 		}
 		res = toMetadata(c)

@@ -235,7 +235,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no such "+resource(r))
 	case errors.Is(err, ErrPublicClient):
-		writeError(w, http.StatusBadRequest, "invalid_request", "a public client has no secret to rotate")
+		writeError(w, http.StatusBadRequest, "invalid_request", "a public or private_key_jwt client has no secret to rotate")
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the database cannot be reached; retry shortly")

@@ -22,6 +22,9 @@ const PathAuthorize = login.AuthorizePath
 // answered at once: on an error page when the client or redirect URI cannot
 // be trusted, by redirect to the client otherwise.
 func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
+	if !p.checkAuthorizeParams(w, r) {
+		return
+	}
 	ctx := r.Context()
 	if err := p.checkRedirectURI(ctx, r); err != nil {
 		// ar is nil: an error page, never a redirect to that URI.

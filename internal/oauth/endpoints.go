@@ -24,10 +24,6 @@ const (
 	PathJWKS       = "/.well-known/jwks.json"
 )
 
-// multiValued parameters may repeat (RFC 8707 §2); every other token
-// endpoint parameter must not (RFC 6749 §3.2).
-var multiValued = map[string]bool{"resource": true, "audience": true}
-
 // knownGrantTypes bounds the grant_type metric label.
 var knownGrantTypes = map[string]bool{
 	"authorization_code": true, "client_credentials": true, "password": true, "refresh_token": true,
@@ -47,8 +43,8 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		outcome = p.writeError(w, r, PathToken, ar, err)
 	}
 
-	if err := r.ParseForm(); err != nil {
-		fail(nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
+	if err := parsePostForm(r, tokenMultiValued); err != nil {
+		fail(nil, err)
 		return
 	}
 	switch g := r.PostForm.Get("grant_type"); {
@@ -57,12 +53,6 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	case g != "":
 		fail(nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported.", g))
 		return
-	}
-	for k, v := range r.PostForm {
-		if len(v) > 1 && !multiValued[k] {
-			fail(nil, fosite.ErrInvalidRequest.WithHintf("The parameter '%s' must not be included more than once.", k))
-			return
-		}
 	}
 	// RFC 8707 resource indicators name the audience; fosite only reads
 	// "audience", so both feed the same list.
@@ -145,6 +135,10 @@ func (p *Provider) grantRequested(ar fosite.Requester) {
 // (§2.1), where fosite's own writer would answer 200 and hide it.
 func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := parsePostForm(r, nil); err != nil {
+		p.writeError(w, r, PathRevoke, nil, err)
+		return
+	}
 	if err := p.fosite.NewRevocationRequest(ctx, r); err != nil {
 		p.writeError(w, r, PathRevoke, nil, err)
 		return
@@ -174,8 +168,8 @@ type introspection struct {
 // are all {"active":false}.
 func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := r.ParseForm(); err != nil {
-		p.writeError(w, r, PathIntrospect, nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form."))
+	if err := parsePostForm(r, nil); err != nil {
+		p.writeError(w, r, PathIntrospect, nil, err)
 		return
 	}
 	caller, err := p.fosite.AuthenticateClient(ctx, r, r.PostForm)
@@ -321,7 +315,7 @@ func (p *Provider) logError(r *http.Request, endpoint string, rfc *fosite.RFC674
 // setBasicChallenge answers RFC 6749 §5.2: a client that tried HTTP Basic
 // authentication and failed gets 401 with WWW-Authenticate.
 func setBasicChallenge(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "" {
+	if len(r.Header.Values("Authorization")) > 0 {
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
 	}
 }

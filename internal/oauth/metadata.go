@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/keys"
 )
 
 // Metadata is the RFC 8414 authorization server metadata document.
@@ -21,7 +23,9 @@ type Metadata struct {
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs               []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgs          []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgs       []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	AuthorizationResponseISSParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
@@ -34,6 +38,11 @@ type Metadata struct {
 // once they are served.
 func (p *Provider) Metadata() Metadata {
 	confidential := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	// RFC 8414 §2: required wherever private_key_jwt is offered.
+	var assertionAlgs []string
+	for _, a := range keys.ClientAssertionAlgorithms {
+		assertionAlgs = append(assertionAlgs, string(a))
+	}
 	return Metadata{
 		Issuer:                                    p.cfg.Issuer,
 		AuthorizationEndpoint:                     p.cfg.IssuerURL(PathAuthorize),
@@ -45,9 +54,11 @@ func (p *Provider) Metadata() Metadata {
 		ResponseModesSupported:                    []string{"query"},
 		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token"},
 		TokenEndpointAuthMethodsSupported:         append(confidential, "none"),
-		TokenEndpointAuthSigningAlgs:              []string{"RS256", "ES256"},
+		TokenEndpointAuthSigningAlgs:              assertionAlgs,
 		RevocationEndpointAuthMethodsSupported:    append(confidential, "none"),
+		RevocationEndpointAuthSigningAlgs:         assertionAlgs,
 		IntrospectionEndpointAuthMethodsSupported: confidential,
+		IntrospectionEndpointAuthSigningAlgs:      assertionAlgs,
 		// RFC 9700 §2.1.1: plain PKCE is not offered.
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		ScopesSupported:                            []string{"offline_access"},

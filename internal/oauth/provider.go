@@ -166,7 +166,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	}
 
 	return &Provider{
-		fosite:   fosite.NewOAuth2Provider(db, fc),
+		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg),
 		fconf:    fc,
 		store:    db,
 		keys:     km,

@@ -29,7 +29,11 @@ type Client struct {
 	// JWKS is the client's public key set as JSON, for private_key_jwt.
 	JWKS    string `gorm:"column:jwks"`
 	JWKSURI string `gorm:"column:jwks_uri"`
-	Public  bool   `gorm:"column:public"`
+	// TokenEndpointAuthSigningAlg pins the algorithm of private_key_jwt
+	// assertions (RFC 7591 §2); empty accepts the algorithm that fits the
+	// registered key.
+	TokenEndpointAuthSigningAlg string `gorm:"column:token_endpoint_auth_signing_alg"`
+	Public                      bool   `gorm:"column:public"`
 	// Trusted first-party clients skip consent and, when confidential, may
 	// use the password grant.
 	Trusted   bool      `gorm:"column:trusted"`
@@ -83,9 +87,9 @@ func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet {
 
 func (c *Client) GetJSONWebKeysURI() string { return c.JWKSURI }
 
-// GetTokenEndpointAuthSigningAlgorithm is empty so that fosite accepts the
-// algorithm of whichever registered key signed the assertion.
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "" }
+// GetTokenEndpointAuthSigningAlgorithm is the registered assertion
+// algorithm, or empty when the registered key decides.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return c.TokenEndpointAuthSigningAlg }
 
 // Request objects are not supported.
 func (c *Client) GetRequestURIs() []string                 { return nil }
@@ -157,7 +161,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.UpdatedAt = s.nowUTC()
 	res := s.db(ctx).Model(&Client{}).Where("id = ?", c.ID).Select(
 		"name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "scopes", "audience",
-		"token_endpoint_auth_method", "jwks", "jwks_uri", "public", "trusted", "application_type", "secret_hash", "updated_at",
+		"token_endpoint_auth_method", "token_endpoint_auth_signing_alg", "jwks", "jwks_uri", "public", "trusted", "application_type", "secret_hash", "updated_at",
 	).Updates(c)
 	if res.Error != nil {
 		return fmt.Errorf("update client: %w", translate(res.Error))
