@@ -1,8 +1,6 @@
 package oauth
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -169,42 +167,4 @@ func describeAuthorizeError(rfc *fosite.RFC6749Error) string {
 		return "The application sent a request that cannot be processed, or its redirect address is not registered."
 	}
 	return "The request could not be processed (" + rfc.ErrorField + ")."
-}
-
-// ipKey carries the client's IP from the HTTP handler to the password
-// grant's throttle.
-type ipKey struct{}
-
-func withClientIP(ctx context.Context, r *http.Request) context.Context {
-	return context.WithValue(ctx, ipKey{}, login.ClientIP(r))
-}
-
-// throttledPasswords puts the login throttle in front of the password
-// grant's credential check: a locked username or IP is refused without
-// looking at the password, with the same answer as a wrong one.
-type throttledPasswords struct {
-	grantStorage
-	throttle *login.Throttle
-}
-
-func (s throttledPasswords) Authenticate(ctx context.Context, username, password string) (string, error) {
-	ip, _ := ctx.Value(ipKey{}).(string)
-	locked, err := s.throttle.Locked(ctx, username, ip)
-	if err != nil {
-		return "", err
-	}
-	if locked {
-		return "", fosite.ErrNotFound.WithHint("locked")
-	}
-	sub, err := s.grantStorage.Authenticate(ctx, username, password)
-	if errors.Is(err, fosite.ErrNotFound) {
-		if ferr := s.throttle.Failed(ctx, username, ip); ferr != nil {
-			return "", ferr
-		}
-		return "", err
-	}
-	if err != nil {
-		return "", err
-	}
-	return sub, s.throttle.Succeeded(ctx, username)
 }
