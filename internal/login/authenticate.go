@@ -30,21 +30,31 @@ type PasswordLimits struct {
 	// Concurrent is how many checks run at once. More than one per core
 	// would not finish any sooner.
 	Concurrent int
-	// PerIP is how many checks one client IP may have running or waiting.
-	PerIP int
+	// RunningPerIP is how many of those one client IP may hold.
+	RunningPerIP int
+	// InFlightPerIP is how many checks one client IP may have running or
+	// waiting; more are answered ErrBusy at once.
+	InFlightPerIP int
 	// MaxWait is how long a check waits for a free slot before the sign-in
 	// is answered ErrBusy.
 	MaxWait time.Duration
 }
 
-// DefaultPasswordLimits: one check per core (at least two); one IP may hold
+// DefaultPasswordLimits: one check per core (at least two). One IP may run
 // at most half of them, so a flood from one address always leaves the other
-// half to everyone else; and a check waits at most two seconds, so under a
-// flood from many addresses a person gets "try again" quickly instead of a
-// page that hangs for as long as the queue is long.
+// half to everyone else, and may queue 8: an office behind one NAT address
+// queues briefly, a script gets 503 at once. A check waits at most two
+// seconds, so under a flood from many addresses a person gets "try again"
+// quickly instead of a page that hangs for as long as the queue is long.
 func DefaultPasswordLimits() PasswordLimits {
 	n := max(2, runtime.GOMAXPROCS(0))
-	return PasswordLimits{Concurrent: n, PerIP: n / 2, MaxWait: 2 * time.Second}
+	return PasswordLimits{Concurrent: n, RunningPerIP: n / 2, InFlightPerIP: 8, MaxWait: 2 * time.Second}
+}
+
+// ipChecks is one client IP's share of the checks.
+type ipChecks struct {
+	inFlight int
+	running  chan struct{}
 }
 
 // Authenticator checks a username and password for the login page and the
@@ -60,8 +70,8 @@ type Authenticator struct {
 	// and most processes (the CLI) never authenticate anyone.
 	dummyHash func() (string, error)
 
-	mu       sync.Mutex
-	inFlight map[string]int
+	mu   sync.Mutex
+	byIP map[string]*ipChecks
 }
 
 // NewAuthenticator returns an authenticator. verify is
@@ -74,8 +84,11 @@ func NewAuthenticator(st *store.Store, throttle *Throttle, limits PasswordLimits
 	if limits.Concurrent <= 0 {
 		limits.Concurrent = def.Concurrent
 	}
-	if limits.PerIP <= 0 {
-		limits.PerIP = max(1, limits.Concurrent/2)
+	if limits.RunningPerIP <= 0 {
+		limits.RunningPerIP = max(1, limits.Concurrent/2)
+	}
+	if limits.InFlightPerIP <= 0 {
+		limits.InFlightPerIP = def.InFlightPerIP
 	}
 	if limits.MaxWait <= 0 {
 		limits.MaxWait = def.MaxWait
@@ -83,7 +96,7 @@ func NewAuthenticator(st *store.Store, throttle *Throttle, limits PasswordLimits
 	return &Authenticator{
 		store: st, throttle: throttle, limits: limits, verify: verify,
 		slots:    make(chan struct{}, limits.Concurrent),
-		inFlight: map[string]int{},
+		byIP:     map[string]*ipChecks{},
 		dummyHash: sync.OnceValues(func() (string, error) {
 			return secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
 		}),
@@ -95,11 +108,11 @@ func NewAuthenticator(st *store.Store, throttle *Throttle, limits PasswordLimits
 // store.ErrLocked when the username or IP is locked out, ErrBusy when the
 // check could not run for load, or another error.
 func (a *Authenticator) Authenticate(ctx context.Context, username, password, ip string) (string, error) {
-	att, userID, hash, err := a.reserve(ctx, username, password, ip)
+	att, share, userID, hash, err := a.reserve(ctx, username, password, ip)
 	if err != nil {
 		return "", err
 	}
-	ok, err := a.check(ctx, ip, hash, password)
+	ok, err := a.check(ctx, ip, share, hash, password)
 	if err != nil {
 		if cerr := att.Cancel(ctx); cerr != nil {
 			err = errors.Join(err, cerr)
@@ -119,14 +132,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, ip
 // reserve admits the IP, counts the attempt and finds the hash to check:
 // the user's, or a stand-in for an unknown user, so that both cost the same
 // time and cannot be told apart.
-func (a *Authenticator) reserve(ctx context.Context, username, password, ip string) (*Attempt, string, string, error) {
-	if !a.admit(ip) {
-		return nil, "", "", ErrBusy
+func (a *Authenticator) reserve(ctx context.Context, username, password, ip string) (*Attempt, *ipChecks, string, string, error) {
+	share := a.admit(ip)
+	if share == nil {
+		return nil, nil, "", "", ErrBusy
 	}
 	att, err := a.throttle.Reserve(ctx, username, ip)
 	if err != nil {
 		a.leave(ip)
-		return nil, "", "", err
+		return nil, nil, "", "", err
 	}
 	u, err := a.store.FindUserByName(ctx, username)
 	hash := ""
@@ -139,47 +153,58 @@ func (a *Authenticator) reserve(ctx context.Context, username, password, ip stri
 	}
 	if err != nil {
 		a.leave(ip)
-		return nil, "", "", errors.Join(err, att.Cancel(ctx))
+		return nil, nil, "", "", errors.Join(err, att.Cancel(ctx))
 	}
-	return att, u.ID, hash, nil
+	return att, share, u.ID, hash, nil
 }
 
-// check runs one argon2id verification in a bounded slot. The IP was
+// check runs one argon2id verification in one of the IP's running places
+// and one of the slots, waiting at most MaxWait for both. The IP was
 // admitted by reserve and leaves here.
-func (a *Authenticator) check(ctx context.Context, ip, hash, password string) (bool, error) {
+func (a *Authenticator) check(ctx context.Context, ip string, share *ipChecks, hash, password string) (bool, error) {
 	defer a.leave(ip)
 	timer := time.NewTimer(a.limits.MaxWait)
 	defer timer.Stop()
-	select {
-	case a.slots <- struct{}{}:
-	case <-timer.C:
-		return false, ErrBusy
-	case <-ctx.Done():
-		return false, ctx.Err()
+	for _, sem := range []chan struct{}{share.running, a.slots} {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		case <-timer.C:
+			return false, ErrBusy
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 	ok, err := a.verify(hash, password)
-	<-a.slots
 	if err != nil {
 		return false, fmt.Errorf("verify password: %w", err)
 	}
 	return ok, nil
 }
 
-// admit takes one of the IP's in-flight places, if one is free.
-func (a *Authenticator) admit(ip string) bool {
+// admit takes one of the IP's in-flight places, if one is free, and returns
+// the IP's share.
+func (a *Authenticator) admit(ip string) *ipChecks {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.inFlight[ip] >= a.limits.PerIP {
-		return false
+	share := a.byIP[ip]
+	if share == nil {
+		share = &ipChecks{running: make(chan struct{}, a.limits.RunningPerIP)}
+		a.byIP[ip] = share
 	}
-	a.inFlight[ip]++
-	return true
+	if share.inFlight >= a.limits.InFlightPerIP {
+		return nil
+	}
+	share.inFlight++
+	return share
 }
 
 func (a *Authenticator) leave(ip string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.inFlight[ip]--; a.inFlight[ip] <= 0 {
-		delete(a.inFlight, ip)
+	if share := a.byIP[ip]; share != nil {
+		if share.inFlight--; share.inFlight <= 0 {
+			delete(a.byIP, ip)
+		}
 	}
 }

@@ -71,7 +71,7 @@ func throttleHarness(t *testing.T, b storetest.Backend, checks *checkCounter, li
 
 // roomy limits let every request reach the throttle: the brute-force tests
 // are about the throttle alone.
-var roomy = login.PasswordLimits{Concurrent: 4, PerIP: 100, MaxWait: time.Minute}
+var roomy = login.PasswordLimits{Concurrent: 4, RunningPerIP: 4, InFlightPerIP: 100, MaxWait: time.Minute}
 
 // parallel runs n requests at once and returns their status codes.
 func parallel(t *testing.T, n int, do func(i int) (*http.Response, error)) []int {
@@ -241,15 +241,15 @@ func TestParallelSprayFromOneAddress(t *testing.T) {
 
 // Issue 11 item 3: 200 parallel sign-ins with random usernames from one
 // address stalled a real user's sign-in for ~25 s behind an unbounded
-// argon2id queue. Now one address holds at most its share of the slots
-// (the rest of its requests get 503 at once), a person at another address
+// argon2id queue. Now one address runs at most its share of the slots and
+// queues a few more (the rest of its requests get 503), a person at another address
 // still gets in, and a check that cannot get a slot in time is answered 503
 // with Retry-After, on the login page and the password grant, and counts as
 // no guess.
 func TestPasswordChecksAreBounded(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
 		checks := &checkCounter{blockPW: "flood", entered: make(chan struct{}, 10), release: make(chan struct{})}
-		limits := login.PasswordLimits{Concurrent: 2, PerIP: 1, MaxWait: 50 * time.Millisecond}
+		limits := login.PasswordLimits{Concurrent: 2, RunningPerIP: 1, InFlightPerIP: 3, MaxWait: 50 * time.Millisecond}
 		// The test's requests come from 127.0.0.1 and say who they are for
 		// with X-Forwarded-For.
 		h, _ := throttleHarness(t, b, checks, limits, func(c *config.Config) { c.TrustedProxies = "127.0.0.1/32" })
@@ -280,7 +280,9 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 		}()
 		<-checks.entered
 
-		// The rest of the flood is refused at once, with RFC 6749 §5.2 JSON.
+		// The rest of the flood is refused with RFC 6749 §5.2 JSON: two
+		// queue for the address's one running place and give up after
+		// MaxWait, the others at once.
 		codes := tally(parallel(t, 50, func(i int) (*http.Response, error) {
 			return grant(attacker, fmt.Sprintf("random-%d", i+1), "flood")
 		}))
