@@ -291,6 +291,9 @@ type AttemptKey struct {
 // even while this one is still being checked. Keys are taken in the order
 // given; callers always pass the username before the IP, so two
 // transactions never wait on each other in a cycle.
+//
+// Call it outside any transaction that a wrong password rolls back: the
+// count must outlive the failed request it counts.
 func (s *Store) ReserveLoginAttempt(ctx context.Context, window time.Duration, keys ...AttemptKey) ([]int, error) {
 	now := s.nowUTC()
 	counts := make([]int, len(keys))
