@@ -95,8 +95,8 @@ func NewAuthenticator(st *store.Store, throttle *Throttle, limits PasswordLimits
 	}
 	return &Authenticator{
 		store: st, throttle: throttle, limits: limits, verify: verify,
-		slots:    make(chan struct{}, limits.Concurrent),
-		byIP:     map[string]*ipChecks{},
+		slots: make(chan struct{}, limits.Concurrent),
+		byIP:  map[string]*ipChecks{},
 		dummyHash: sync.OnceValues(func() (string, error) {
 			return secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
 		}),
