@@ -108,7 +108,7 @@ func NewAuthenticator(st *store.Store, throttle *Throttle, limits PasswordLimits
 // store.ErrLocked when the username or IP is locked out, ErrBusy when the
 // check could not run for load, or another error.
 func (a *Authenticator) Authenticate(ctx context.Context, username, password, ip string) (string, error) {
-	att, share, userID, hash, err := a.reserve(ctx, username, password, ip)
+	att, share, userID, hash, err := a.reserve(ctx, username, ip)
 	if err != nil {
 		return "", err
 	}
@@ -132,7 +132,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password, ip
 // reserve admits the IP, counts the attempt and finds the hash to check:
 // the user's, or a stand-in for an unknown user, so that both cost the same
 // time and cannot be told apart.
-func (a *Authenticator) reserve(ctx context.Context, username, password, ip string) (*Attempt, *ipChecks, string, string, error) {
+func (a *Authenticator) reserve(ctx context.Context, username, ip string) (*Attempt, *ipChecks, string, string, error) {
 	share := a.admit(ip)
 	if share == nil {
 		return nil, nil, "", "", ErrBusy
