@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,6 +198,66 @@ func TestClusterActsAsOne(t *testing.T) {
 		}
 		if st, m := b.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"password"}, "username": {"yuri"}, "password": {"yuri-password-1"}}); st != http.StatusBadRequest {
 			t.Fatalf("right password at B during a lockout made at A: %d %v", st, m)
+		}
+	})
+
+	// Issue 11 item 2: the attempt is reserved in the database before the
+	// password is checked, so parallel guesses spread over every instance
+	// still get only the limit's worth of checks (401); the rest are
+	// refused (429), or turned away for load (503) without counting.
+	t.Run("parallel guesses across instances stop at the limit", func(t *testing.T) {
+		if st, m := a.adminCall(t, http.MethodPost, "/admin/users", map[string]string{"username": "wanda", "password": "wanda-password-1"}); st != http.StatusCreated {
+			t.Fatalf("create user: %d %v", st, m)
+		}
+		jar, _ := cookiejar.New(nil)
+		br := &http.Client{Jar: jar}
+		resp, err := br.Get("http://" + a.public + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(string(page))
+		if csrf == nil {
+			t.Fatal("no CSRF token on the login page")
+		}
+		post := func(in *instance, password string) int {
+			resp, err := br.PostForm("http://"+in.public+"/login", url.Values{"csrf_token": {csrf[1]}, "username": {"wanda"}, "password": {password}})
+			if err != nil {
+				return 0
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		codes := make(chan int, 30)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				codes <- post(nodes[i%3], fmt.Sprintf("wrong-%02d", i))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(codes)
+		got := map[int]int{}
+		for c := range codes {
+			got[c]++
+		}
+		t.Logf("30 parallel guesses over 3 instances: %v", got)
+		if got[http.StatusUnauthorized] > 5 || got[http.StatusUnauthorized]+got[http.StatusTooManyRequests]+got[http.StatusServiceUnavailable] != 30 {
+			t.Fatalf("30 parallel guesses over 3 instances: %v; want at most 5 checked (401)", got)
+		}
+		// Wrong guesses until the limit, then the right password anywhere.
+		for i := 0; got[http.StatusUnauthorized] < 5 && i < 50; i++ {
+			got[post(nodes[i%3], "wrong-again")]++
+		}
+		if st := post(c, "wanda-password-1"); st != http.StatusTooManyRequests {
+			t.Fatalf("right password at C after the limit was reached: %d, want 429", st)
 		}
 	})
 

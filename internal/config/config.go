@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -69,6 +70,9 @@ type Config struct {
 	// PKCERequired is which clients must use PKCE: PKCEPublic (RFC 9700
 	// §2.1.1) or PKCEAll (OAuth 2.1 §4.1.1). Empty means PKCEPublic.
 	PKCERequired string `koanf:"pkce_required"`
+	// TrustedProxies are the reverse proxies (comma-separated CIDRs or
+	// addresses) whose X-Forwarded-For the sign-in throttle believes.
+	TrustedProxies string `koanf:"trusted_proxies"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -130,6 +134,7 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.Duration("session-ttl", 0, "end a login session this long after sign-in (LATCHKEY_SESSION_TTL)")
 	fs.String("cors-origins", "", "comma-separated browser origins allowed to call the token and revocation endpoints (LATCHKEY_CORS_ORIGINS)")
 	fs.String("pkce-required", "", "which clients must use PKCE: public or all (LATCHKEY_PKCE_REQUIRED)")
+	fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (LATCHKEY_TRUSTED_PROXIES)")
 	fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener (LATCHKEY_PPROF)")
 	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
 	// The secret and the admin token have no flags on purpose: argv is
@@ -335,6 +340,11 @@ func (c *Config) ValidateSettings(names ...string) error {
 	default:
 		bad("PKCE_REQUIRED", "must be %q (public clients, RFC 9700 §2.1.1) or %q (every client, OAuth 2.1), got %q", PKCEPublic, PKCEAll, c.PKCERequired)
 	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			bad("TRUSTED_PROXIES", "%v", e)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -401,6 +411,36 @@ func (c *Config) AllowedOrigins() []string {
 
 // PKCEForAll reports whether confidential clients must use PKCE too.
 func (c *Config) PKCEForAll() bool { return c.PKCERequired == PKCEAll }
+
+// TrustedProxyPrefixes is LATCHKEY_TRUSTED_PROXIES as a list. A bare
+// address is a prefix of one address.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, s := range strings.Split(c.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			if ip, err := netip.ParseAddr(s); err == nil && ip.Zone() == "" {
+				out = append(out, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+				continue
+			}
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or an IP address", s))
+			continue
+		}
+		if p.Addr().Is4In6() {
+			// ::ffff:10.0.0.0/104 would never match: client IPs are unmapped.
+			errs = append(errs, fmt.Errorf("%q is IPv4 written as IPv6; write it as IPv4", s))
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out, errors.Join(errs...)
+}
 
 // SecureCookies is true when the issuer is https: cookies then carry Secure
 // and the __Host- prefix.

@@ -395,6 +395,10 @@ func TestValidate(t *testing.T) {
 		{"PKCE in capitals", func(c *config.Config) { c.PKCERequired = "ALL" }, "LATCHKEY_PKCE_REQUIRED"},
 		{"CORS origins", func(c *config.Config) { c.CORSOrigins = "https://app.example.com, http://localhost:5173/" }, ""},
 		{"CORS origin with a path", func(c *config.Config) { c.CORSOrigins = "https://app.example.com/spa" }, "LATCHKEY_CORS_ORIGINS"},
+		{"trusted proxies", func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8, 192.168.1.7 ,fd00::/8,::1" }, ""},
+		{"trusted proxy not a CIDR", func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8,proxy.internal" }, "LATCHKEY_TRUSTED_PROXIES"},
+		{"trusted proxy with a bad mask", func(c *config.Config) { c.TrustedProxies = "10.0.0.0/33" }, "LATCHKEY_TRUSTED_PROXIES"},
+		{"trusted proxy as mapped IPv4", func(c *config.Config) { c.TrustedProxies = "::ffff:10.0.0.0/104" }, "LATCHKEY_TRUSTED_PROXIES"},
 
 		{"missing database URL", func(c *config.Config) { c.DatabaseURL = "" }, "LATCHKEY_DATABASE_URL"},
 		{"missing secret", func(c *config.Config) { c.Secret = "" }, "LATCHKEY_SECRET"},

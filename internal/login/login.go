@@ -14,8 +14,8 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -49,6 +49,13 @@ type Config struct {
 	RevokeFor     time.Duration
 	SystemSecrets secrets.SystemSecrets
 	Throttle      ThrottlePolicy
+	// Passwords bounds the argon2id work of sign-ins; the zero value is
+	// DefaultPasswordLimits.
+	Passwords PasswordLimits
+	// TrustedProxies may set X-Forwarded-For (LATCHKEY_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
+	// VerifyPassword is secrets.VerifyPassword unless a test replaces it.
+	VerifyPassword func(hash, password string) (bool, error)
 }
 
 // Handler serves the pages.
@@ -59,7 +66,7 @@ type Handler struct {
 	csrfKeys [][]byte
 	tmpl     map[string]*template.Template
 	css      []byte
-	throttle *Throttle
+	auth     *Authenticator
 	log      *slog.Logger
 
 	// interactionKeys sign consent-page proofs as csrfKeys do CSRF tokens
@@ -74,7 +81,7 @@ func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{store: st, cfg: cfg, csrfKeys: keys, tmpl: map[string]*template.Template{}, log: log,
-		throttle: &Throttle{store: st, policy: cfg.Throttle}}
+		auth: NewAuthenticator(st, NewThrottle(st, cfg.Throttle), cfg.Passwords, cfg.VerifyPassword)}
 	if h.interactionKeys, err = cfg.SystemSecrets.DeriveKeys(PurposeInteraction); err != nil {
 		return nil, err
 	}
@@ -90,6 +97,10 @@ func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// Authenticator is the password check the pages use; the password grant
+// shares it, so that the throttle and the argon2id bounds hold across both.
+func (h *Handler) Authenticator() *Authenticator { return h.auth }
 
 // Register adds the pages to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
@@ -242,16 +253,6 @@ func safeReturnTo(raw string) (*url.URL, bool) {
 	return u, true
 }
 
-// ClientIP is the peer address the throttle counts by. Behind a proxy every
-// request shares it; the per-username limit still holds there.
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (h *Handler) clientName(ctx context.Context, returnTo *url.URL) (string, []string) {
 	q := returnTo.Query()
 	c, err := h.store.FindClient(ctx, q.Get("client_id"))
@@ -295,32 +296,26 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusBadRequest, "login", p)
 		return
 	}
-	ip := ClientIP(r)
-	if locked, err := h.throttle.Locked(ctx, username, ip); err != nil {
-		h.fail(w, err)
-		return
-	} else if locked {
+	ip := h.ClientIP(r)
+	userID, err := h.auth.Authenticate(ctx, username, password, ip)
+	switch {
+	case errors.Is(err, store.ErrLocked):
 		p.Error = "Too many failed sign-in attempts. Please wait a few minutes and try again."
 		h.render(w, http.StatusTooManyRequests, "login", p)
 		return
-	}
-	userID, err := h.store.Authenticate(ctx, username, password)
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			h.fail(w, err)
-			return
-		}
-		if err := h.throttle.Failed(ctx, username, ip); err != nil {
-			h.fail(w, err)
-			return
-		}
+	case errors.Is(err, ErrBusy):
+		h.log.WarnContext(ctx, "login refused: too many password checks", "ip", ip)
+		w.Header().Set("Retry-After", BusyRetryAfter)
+		p.Error = "Too many people are signing in right now. Please try again in a moment."
+		h.render(w, http.StatusServiceUnavailable, "login", p)
+		return
+	case errors.Is(err, store.ErrNotFound):
 		h.log.InfoContext(ctx, "login failed", "ip", ip)
 		// The same words for an unknown user and a wrong password.
 		p.Error = "Invalid username or password."
 		h.render(w, http.StatusUnauthorized, "login", p)
 		return
-	}
-	if err := h.throttle.Succeeded(ctx, username); err != nil {
+	case err != nil:
 		h.fail(w, err)
 		return
 	}

@@ -2,6 +2,8 @@ package login
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -56,57 +58,78 @@ func userKey(username string) string {
 }
 func ipKey(ip string) string { return "ip:" + ip }
 
-// Locked reports whether the username or the IP is locked out now.
-func (t *Throttle) Locked(ctx context.Context, username, ip string) (bool, error) {
-	recs, err := t.store.LoginFailures(ctx, t.policy.Window, userKey(username), ipKey(ip))
-	if err != nil {
-		return false, err
-	}
-	now := time.Now()
-	for _, r := range recs {
-		if r.LockedUntil != nil && r.LockedUntil.After(now) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 func (t *Throttle) lockout(limit int) func(int) time.Duration {
-	return func(failures int) time.Duration {
-		if failures < limit {
+	return func(attempts int) time.Duration {
+		if attempts < limit {
 			return 0
 		}
 		d := t.policy.Lockout
-		for i := limit; i < failures && d < t.policy.MaxLockout; i++ {
+		for i := limit; i < attempts && d < t.policy.MaxLockout; i++ {
 			d *= 2
 		}
 		return min(d, t.policy.MaxLockout)
 	}
 }
 
-// Failed counts a failure against the username and the IP, then waits the
-// growing delay before the caller answers.
-func (t *Throttle) Failed(ctx context.Context, username, ip string) error {
-	u, err := t.store.RecordLoginFailure(ctx, userKey(username), t.policy.Window, t.lockout(t.policy.UserLimit))
+// Attempt is one sign-in counted by Reserve. Exactly one of Failed,
+// Succeeded or Cancel ends it.
+type Attempt struct {
+	t            *Throttle
+	username, ip string
+	// userAttempts is the username's count, this attempt included.
+	userAttempts int
+}
+
+// Reserve counts an attempt against the username and the IP before the
+// password is checked ("reserve, then verify"): checking first and counting
+// after lets every one of a burst of parallel guesses pass the check before
+// any is counted. Past a limit it refuses with store.ErrLocked and counts
+// nothing. Unknown usernames are counted like known ones.
+func (t *Throttle) Reserve(ctx context.Context, username, ip string) (*Attempt, error) {
+	counts, err := t.store.ReserveLoginAttempt(ctx, t.policy.Window,
+		// The username first: every caller locks rows in the same order.
+		store.AttemptKey{Key: userKey(username), Lock: t.lockout(t.policy.UserLimit)},
+		store.AttemptKey{Key: ipKey(ip), Lock: t.lockout(t.policy.IPLimit)})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("throttle: %w", err)
 	}
-	if _, err := t.store.RecordLoginFailure(ctx, ipKey(ip), t.policy.Window, t.lockout(t.policy.IPLimit)); err != nil {
-		return err
-	}
-	delay := min(time.Duration(u.Failures)*t.policy.DelayStep, t.policy.MaxDelay)
-	sleep := t.Sleep
+	return &Attempt{t: t, username: username, ip: ip, userAttempts: counts[0]}, nil
+}
+
+// Failed ends an attempt whose password was wrong (or whose user does not
+// exist): it stays counted, and the caller answers after a delay that grows
+// with the username's failures.
+func (a *Attempt) Failed(ctx context.Context) {
+	delay := min(time.Duration(a.userAttempts)*a.t.policy.DelayStep, a.t.policy.MaxDelay)
+	sleep := a.t.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
 	}
 	sleep(ctx, delay)
-	return nil
 }
 
-// Succeeded forgets the username's failures. The IP's stay: one good
-// password must not reset a spray across many accounts.
-func (t *Throttle) Succeeded(ctx context.Context, username string) error {
-	return t.store.ClearLoginFailures(ctx, userKey(username))
+// Succeeded ends an attempt with the right password: the username's
+// failures are forgotten and this attempt is taken back from the IP. The
+// IP's earlier failures stay: one good password must not reset a spray
+// across many accounts.
+func (a *Attempt) Succeeded(ctx context.Context) error {
+	// The sign-in has happened; the bookkeeping must not be lost to a
+	// client that hangs up now.
+	ctx = context.WithoutCancel(ctx)
+	if err := a.t.store.ClearLoginFailures(ctx, userKey(a.username)); err != nil {
+		return err
+	}
+	return a.t.store.ReleaseLoginAttempt(ctx, ipKey(a.ip), a.t.policy.IPLimit)
+}
+
+// Cancel ends an attempt whose password was never checked (the server was
+// busy, or the database failed): it is taken back from both counters, so
+// a refusal for load never counts as a guess.
+func (a *Attempt) Cancel(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	return errors.Join(
+		a.t.store.ReleaseLoginAttempt(ctx, userKey(a.username), a.t.policy.UserLimit),
+		a.t.store.ReleaseLoginAttempt(ctx, ipKey(a.ip), a.t.policy.IPLimit))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
@@ -61,7 +62,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sess := session.New("")
-	ar, err := p.fosite.NewAccessRequest(withClientIP(ctx, r), r, sess)
+	ar, err := p.fosite.NewAccessRequest(p.withClientIP(ctx, r), r, sess)
 	if err != nil {
 		fail(ar, err)
 		return
@@ -290,6 +291,9 @@ func (p *Provider) writeError(w http.ResponseWriter, r *http.Request, endpoint s
 			"error": fosite.ErrTemporarilyUnavailable.ErrorField, "error_description": "The server is temporarily unable to reach its database. Retry shortly.",
 		})
 		return fosite.ErrTemporarilyUnavailable.ErrorField
+	}
+	if errors.Is(err, login.ErrBusy) {
+		return p.writeBusy(w, r, endpoint)
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	p.metrics.OAuthErrors.WithLabelValues(endpoint, rfc.ErrorField).Inc()

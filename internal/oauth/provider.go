@@ -45,7 +45,7 @@ type grantStorage interface {
 // New builds the fosite configuration and composes the provider from
 // explicitly typed handlers, so a storage method missing from the store is a
 // compile error rather than fosite's start-up panic.
-func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, throttle *login.Throttle, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
+func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
 	hmacKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeTokenHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("derive token key: %w", err)
@@ -125,7 +125,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		now:         time.Now,
 	}
 	password := &trustedPasswordGrant{inner: &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
-		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, throttle: throttle},
+		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, auth: pages.Authenticator()},
 		HandleHelper:         helper,
 		RefreshTokenStrategy: strategy,
 		Config:               fc,

@@ -61,6 +61,12 @@ func newHarness(t testing.TB, b storetest.Backend, tune ...func(*config.Config))
 
 func newHarnessWithStore(t testing.TB, b storetest.Backend, opts store.Options, tune ...func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, b, opts, nil, tune...)
+}
+
+// newHarnessWith also passes server options (hooks into the login pages).
+func newHarnessWith(t testing.TB, b storetest.Backend, opts store.Options, srvOpts []server.Option, tune ...func(*config.Config)) *harness {
+	t.Helper()
 	dbURL := b.URL(t)
 	st := storetest.Open(t, dbURL, opts)
 	public := httptest.NewUnstartedServer(nil)
@@ -92,7 +98,7 @@ func newHarnessWithStore(t testing.TB, b storetest.Backend, opts store.Options, 
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(context.Background(), cfg, st, log)
+	srv, err := server.New(context.Background(), cfg, st, log, srvOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,28 +41,57 @@ type Server struct {
 	log      *slog.Logger
 }
 
+// Option changes how New builds the server; tests use them, production
+// needs none.
+type Option func(*options)
+
+type options struct {
+	login []func(*login.Config)
+}
+
+// WithLogin lets f adjust the login pages' configuration (the throttle, the
+// argon2id bounds, a verification hook) before they are built.
+func WithLogin(f func(*login.Config)) Option {
+	return func(o *options) { o.login = append(o.login, f) }
+}
+
 // New builds the server from a validated configuration and an open,
 // migrated store. It loads the signing keys, making the first one when the
 // database has none.
-func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	m := metrics.New()
 	km, err := keys.New(ctx, st, cfg.SystemSecrets(), KeyOptions(cfg, log))
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	throttle := login.NewThrottle(st, login.DefaultThrottlePolicy)
-	pages, err := login.New(st, login.Config{
+	proxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("LATCHKEY_TRUSTED_PROXIES: %w", err)
+	}
+	lc := login.Config{
 		Secure:         cfg.SecureCookies(),
 		SessionIdleTTL: cfg.SessionIdleTTL,
 		SessionTTL:     cfg.SessionTTL,
 		RevokeFor:      cfg.AccessTokenTTL + time.Minute,
 		SystemSecrets:  cfg.SystemSecrets(),
 		Throttle:       login.DefaultThrottlePolicy,
-	}, log)
+		Passwords:      login.DefaultPasswordLimits(),
+		TrustedProxies: proxies,
+	}
+	for _, f := range o.login {
+		f(&lc)
+	}
+	// The login pages and the password grant share one Authenticator: one
+	// throttle, one set of argon2id slots.
+	pages, err := login.New(st, lc, log)
 	if err != nil {
 		return nil, err
 	}
-	provider, err := oauth.New(cfg, st, km, pages, throttle, m, log)
+	provider, err := oauth.New(cfg, st, km, pages, m, log)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -265,33 +266,83 @@ func (s *Store) LoginFailures(ctx context.Context, window time.Duration, keys ..
 	return out, nil
 }
 
-// RecordLoginFailure counts one failure for key in one atomic statement (a
-// counter that concurrent failures on several instances cannot undercount)
-// and sets the lockout lock(failures) returns, if any.
-func (s *Store) RecordLoginFailure(ctx context.Context, key string, window time.Duration, lock func(failures int) time.Duration) (LoginFailure, error) {
+// ErrLocked means a login attempt was refused, uncounted, because one of
+// its keys is locked out.
+var ErrLocked = errors.New("login attempts locked out")
+
+// AttemptKey is one counter a login attempt is charged to, and the lockout
+// it earns: Lock(attempts) is how long the key locks once that many
+// attempts are counted in the window (0: no lock).
+type AttemptKey struct {
+	Key  string
+	Lock func(attempts int) time.Duration
+}
+
+// ReserveLoginAttempt counts one attempt against every key before the
+// password is checked, all of them or none: if any key is locked out now,
+// nothing is counted and the answer is ErrLocked. It returns the count of
+// each key, this attempt included.
+//
+// Each key is one conditional upsert, so concurrent attempts on any
+// instance serialize on the row: of 30 parallel guesses at a limit of 5,
+// five are counted and the rest refused, where a read before the check and a
+// write after it would have let all 30 through. The attempt that reaches the
+// limit sets the lock in the same transaction, so the next one is refused
+// even while this one is still being checked. Keys are taken in the order
+// given; callers always pass the username before the IP, so two
+// transactions never wait on each other in a cycle.
+//
+// Call it outside any transaction that a wrong password rolls back: the
+// count must outlive the failed request it counts.
+func (s *Store) ReserveLoginAttempt(ctx context.Context, window time.Duration, keys ...AttemptKey) ([]int, error) {
 	now := s.nowUTC()
-	var out LoginFailure
+	counts := make([]int, len(keys))
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		var failures int
-		err := s.db(ctx).Raw(`INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?)
+		for i, k := range keys {
+			var got []int
+			// A lock that has expired lets one more attempt through (the
+			// one that may earn a longer lock); outside the window the
+			// count starts over, but a lock still running holds.
+			err := s.db(ctx).Raw(`INSERT INTO login_failures (key, failures, window_start) VALUES (?, 1, ?)
 ON CONFLICT (key) DO UPDATE SET
   failures = CASE WHEN login_failures.window_start <= ? THEN 1 ELSE login_failures.failures + 1 END,
   window_start = CASE WHEN login_failures.window_start <= ? THEN excluded.window_start ELSE login_failures.window_start END
-RETURNING failures`, key, now, now.Add(-window), now.Add(-window)).Scan(&failures).Error
-		if err != nil {
-			return fmt.Errorf("record login failure: %w", translate(err))
-		}
-		out = LoginFailure{Key: key, Failures: failures}
-		if d := lock(failures); d > 0 {
-			until := now.Add(d)
-			out.LockedUntil = &until
-			if err := s.db(ctx).Model(&LoginFailure{}).Where("key = ?", key).Update("locked_until", until).Error; err != nil {
-				return fmt.Errorf("lock login: %w", translate(err))
+WHERE login_failures.locked_until IS NULL OR login_failures.locked_until <= ?
+RETURNING failures`, k.Key, now, now.Add(-window), now.Add(-window), now).Scan(&got).Error
+			if err != nil {
+				return fmt.Errorf("reserve login attempt: %w", translate(err))
+			}
+			if len(got) == 0 {
+				return ErrLocked
+			}
+			counts[i] = got[0]
+			if d := k.Lock(got[0]); d > 0 {
+				if err := s.db(ctx).Model(&LoginFailure{}).Where("key = ?", k.Key).Update("locked_until", now.Add(d)).Error; err != nil {
+					return fmt.Errorf("lock login: %w", translate(err))
+				}
 			}
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
+// ReleaseLoginAttempt takes back one attempt ReserveLoginAttempt counted
+// against key, for an attempt that turned out not to be a wrong password
+// (the right one, counted against an IP; or no check at all). Below limit
+// again, the lock that attempt set is lifted.
+func (s *Store) ReleaseLoginAttempt(ctx context.Context, key string, limit int) error {
+	err := s.db(ctx).Exec(`UPDATE login_failures SET
+  locked_until = CASE WHEN failures - 1 < ? THEN NULL ELSE locked_until END,
+  failures = failures - 1
+WHERE key = ? AND failures > 0`, limit, key).Error
+	if err != nil {
+		return fmt.Errorf("release login attempt: %w", translate(err))
+	}
+	return nil
 }
 
 // ClearLoginFailures forgets the failures of key (after a good login).

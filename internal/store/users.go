@@ -57,9 +57,11 @@ func (s *Store) FindUser(ctx context.Context, id string) (*User, error) {
 	return &u, nil
 }
 
-// Authenticate implements the password grant's credential check. It returns
-// the user's stable ID, or fosite.ErrNotFound for an unknown user and for a
-// wrong password alike.
+// Authenticate implements fosite's password-grant storage method with no
+// throttle. It returns the user's stable ID, or fosite.ErrNotFound for an
+// unknown user and for a wrong password alike. The server never calls it:
+// the login pages and the password grant go through login.Authenticator,
+// which counts the attempt first and bounds the argon2id work.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (string, error) {
 	u, err := s.FindUserByName(ctx, username)
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -186,18 +186,46 @@ func testLoginFailures(t *testing.T, st *store.Store) {
 		}
 		return 0
 	}
-	errs := runConcurrently(5, func() error {
-		_, err := st.RecordLoginFailure(ctx, "user:bob", time.Hour, lockAt3)
+	user := func(name string) store.AttemptKey { return store.AttemptKey{Key: "user:" + name, Lock: lockAt3} }
+	ip := store.AttemptKey{Key: "ip:1.2.3.4", Lock: func(int) time.Duration { return 0 }}
+
+	// Ten concurrent attempts at a limit of 3: three are counted, the third
+	// locks, the other seven are refused and counted nowhere.
+	errs := runConcurrently(10, func() error {
+		_, err := st.ReserveLoginAttempt(ctx, time.Hour, user("bob"), ip)
 		return err
 	})
+	granted := 0
 	for _, err := range errs {
-		if err != nil {
+		switch {
+		case err == nil:
+			granted++
+		case !errors.Is(err, store.ErrLocked):
 			t.Fatal(err)
 		}
 	}
 	recs, err := st.LoginFailures(ctx, time.Hour, "user:bob", "ip:1.2.3.4")
-	if err != nil || len(recs) != 1 || recs[0].Failures != 5 || recs[0].LockedUntil == nil {
-		t.Fatalf("concurrent failures must all count and lock: %+v %v", recs, err)
+	if err != nil || granted != 3 || len(recs) != 2 {
+		t.Fatalf("granted %d of 10 at a limit of 3; records %+v %v", granted, recs, err)
+	}
+	for _, r := range recs {
+		if r.Failures != 3 || (r.Key == "user:bob") != (r.LockedUntil != nil) {
+			t.Fatalf("record %+v: want 3 attempts, and a lock on the username only", r)
+		}
+	}
+	// A refusal by the second key counts nothing against the first.
+	if _, err := st.ReserveLoginAttempt(ctx, time.Hour, ip, user("bob")); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("locked username: %v", err)
+	}
+	if recs, _ := st.LoginFailures(ctx, time.Hour, "ip:1.2.3.4"); recs[0].Failures != 3 {
+		t.Fatalf("a refused attempt was counted against the IP: %+v", recs)
+	}
+	// Release takes one back and lifts a lock it falls below.
+	if err := st.ReleaseLoginAttempt(ctx, "user:bob", 3); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := st.LoginFailures(ctx, time.Hour, "user:bob"); recs[0].Failures != 2 || recs[0].LockedUntil != nil {
+		t.Fatalf("released: %+v", recs)
 	}
 	if err := st.ClearLoginFailures(ctx, "user:bob"); err != nil {
 		t.Fatal(err)
@@ -206,11 +234,11 @@ func testLoginFailures(t *testing.T, st *store.Store) {
 		t.Fatalf("cleared failures: %+v", recs)
 	}
 	// Outside the window the count starts over.
-	if _, err := st.RecordLoginFailure(ctx, "user:eve", -time.Second, lockAt3); err != nil {
-		t.Fatal(err)
-	}
-	if r, _ := st.RecordLoginFailure(ctx, "user:eve", -time.Second, lockAt3); r.Failures != 1 {
-		t.Fatalf("failures outside the window: %d, want 1", r.Failures)
+	for range 2 {
+		n, err := st.ReserveLoginAttempt(ctx, -time.Second, user("eve"))
+		if err != nil || n[0] != 1 {
+			t.Fatalf("attempts outside the window: %v %v, want 1", n, err)
+		}
 	}
 }
 
