@@ -100,8 +100,13 @@ func (p *Provider) checkAuthorizeParams(w http.ResponseWriter, r *http.Request) 
 		p.authorizeError(w, r, nil, dupErr)
 		return false
 	}
-	// fosite validates the client and the redirect URI; only then may the
-	// error be sent there.
+	// The error may be sent to the redirect URI only once it passed our
+	// rules (checkRedirectURI, stricter than fosite's on loopback) and
+	// fosite's check of the client and the URI.
+	if err := p.checkRedirectURI(r.Context(), r); err != nil {
+		p.authorizeError(w, r, nil, err)
+		return false
+	}
 	ar, err := p.fosite.NewAuthorizeRequest(r.Context(), r)
 	if err != nil && (ar == nil || ar.GetClient() == nil || !ar.IsRedirectURIValid()) {
 		p.authorizeError(w, r, ar, err)
