@@ -474,23 +474,24 @@ func (s *Service) ReplaceClient(ctx context.Context, id string, md *ClientMetada
 		return nil, err
 	}
 	out := &ClientMetadata{}
-	err = s.store.InTx(ctx, func(ctx context.Context) error {
-		old, err := s.store.FindClient(ctx, id)
-		if err != nil {
-			return err
-		}
+	// The secret hash is decided from the row as it is now, under its lock:
+	// read outside the lock (or from the cache), a concurrent rotation
+	// could be undone by writing back the hash it replaced.
+	err = s.store.UpdateClient(ctx, id, func(cur *store.Client) error {
+		*out = ClientMetadata{}
 		switch {
 		case !hasSecret(c):
 			c.SecretHash = nil
-		case !hasSecret(old) || len(old.SecretHash) == 0:
+		case !hasSecret(cur) || len(cur.SecretHash) == 0:
 			if err := s.withSecret(ctx, c, out); err != nil {
 				return err
 			}
 		default:
-			c.SecretHash = old.SecretHash
+			c.SecretHash = cur.SecretHash
 		}
-		c.CreatedAt = old.CreatedAt
-		return s.store.UpdateClient(ctx, c)
+		c.CreatedAt = cur.CreatedAt
+		*cur = *c
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -510,19 +511,14 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 // one; the old one stops working at once.
 func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientMetadata, error) {
 	var res *ClientMetadata
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
-		c, err := s.store.FindClient(ctx, id)
-		if err != nil {
-			return err
-		}
+	// Under the row lock, so that a concurrent PUT keeps this secret (or
+	// this rotation follows it) instead of restoring the old one.
+	err := s.store.UpdateClient(ctx, id, func(c *store.Client) error {
 		if !hasSecret(c) {
 			return ErrPublicClient
 		}
 		res = toMetadata(c)
-		if err := s.withSecret(ctx, c, res); err != nil {
-			return err
-		}
-		return s.store.SetClientSecretHash(ctx, id, c.SecretHash)
+		return s.withSecret(ctx, c, res)
 	})
 	if err != nil {
 		return nil, err

@@ -104,3 +104,42 @@ func TestLeaseOneHolder(t *testing.T) {
 		}
 	})
 }
+
+// Issue 11 item 6: the janitor keeps the login session -> grant relation
+// for as long as the grant can live (Retention.GrantLifetime from the code),
+// however long ago the code and the first tokens were purged, and drops it
+// afterwards.
+func TestPassKeepsLoginSessionGrantsWhileGrantCanLive(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		now := time.Now()
+		st := storetest.Open(t, b.URL(t), store.Options{Now: func() time.Time { return now }})
+		c := &store.Client{ID: "c", TokenEndpointAuthMethod: "none"}
+		_ = st.CreateClient(ctx, c)
+		r := grant(c, "g", now.Add(time.Minute))
+		r.Session.(*session.Session).LoginSessionID = "ls"
+		if err := st.CreateAuthorizeCodeSession(ctx, "code", r); err != nil {
+			t.Fatal(err)
+		}
+		keep := retention
+		keep.GrantLifetime = 48 * time.Hour
+		j := janitor.New(st, keep, slog.New(slog.DiscardHandler))
+		j.Pause = 0
+		for _, tc := range []struct {
+			name  string
+			after time.Duration
+			want  int
+		}{
+			{"code purged, grant may live", 47 * time.Hour, 1},
+			{"past the grant's lifetime", 49 * time.Hour, 0},
+		} {
+			now = time.Now().Add(tc.after)
+			if _, _, err := j.Pass(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ids, err := st.GrantsOfLoginSession(ctx, "ls"); err != nil || len(ids) != tc.want {
+				t.Errorf("%s: grants of the session %v (%v), want %d", tc.name, ids, err, tc.want)
+			}
+		}
+	})
+}

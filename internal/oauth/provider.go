@@ -122,6 +122,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		stateless:   jwts != nil,
 		metrics:     m,
 		log:         log,
+		reuseLog:    newReuseLogLimiter(time.Now),
 		now:         time.Now,
 	}
 	password := &trustedPasswordGrant{inner: &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{

@@ -42,7 +42,18 @@ type refreshGrant struct {
 	stateless bool
 	metrics   *metrics.Metrics
 	log       *slog.Logger
-	now       func() time.Time
+	// reuseLog rate-limits the reuse warning (newReuseLogLimiter).
+	reuseLog *logLimiter
+	now      func() time.Time
+}
+
+// Reuse warnings per instance: at most reuseLogBurst a minute; the next
+// line written says how many were held back. Every reuse is still counted
+// by the metric and, once per grant, in security_events.
+const reuseLogBurst = 10
+
+func newReuseLogLimiter(now func() time.Time) *logLimiter {
+	return newLogLimiter(now, time.Minute, reuseLogBurst)
 }
 
 var _ fosite.TokenEndpointHandler = (*refreshGrant)(nil)
@@ -178,15 +189,27 @@ func (g *refreshGrant) graceRepeat(ctx context.Context, token, sig string, rec *
 }
 
 // reuseDetected revokes the whole grant of a replayed refresh token and
-// leaves a trail: a warning, a metric and an audit row.
+// leaves a trail: a metric for every replay, and a warning and an audit row
+// only for the replay whose revocation changed something. Replaying one
+// rotated token again and again, or many in parallel, records one event per
+// grant; the warnings are rate-limited on top, since an attacker holding
+// many grants could still produce one line each.
 func (g *refreshGrant) reuseDetected(ctx context.Context, orig fosite.Requester) {
 	ip, _ := ctx.Value(ipKey{}).(string)
 	subject := orig.GetSession().GetSubject()
-	g.log.WarnContext(ctx, "refresh token reuse detected; grant revoked", "client_id", orig.GetClient().GetID(),
-		"subject", subject, "request_id", orig.GetID(), "ip", ip)
 	g.metrics.RefreshReuse.Inc()
-	if err := g.db.RevokeWholeGrant(ctx, orig.GetID(), g.now().Add(g.revokeFor)); err != nil {
+	changed, err := g.db.RevokeLiveGrant(ctx, orig.GetID(), g.now().Add(g.revokeFor))
+	if err != nil {
 		g.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "error", err, "request_id", orig.GetID())
+		return
+	}
+	if !changed {
+		g.log.DebugContext(ctx, "refresh token reuse on a revoked grant", "client_id", orig.GetClient().GetID(), "request_id", orig.GetID())
+		return
+	}
+	if ok, suppressed := g.reuseLog.allow(); ok {
+		g.log.WarnContext(ctx, "refresh token reuse detected; grant revoked", "client_id", orig.GetClient().GetID(),
+			"subject", subject, "request_id", orig.GetID(), "ip", ip, "suppressed", suppressed)
 	}
 	if err := g.db.RecordSecurityEvent(ctx, &store.SecurityEvent{
 		Kind: "refresh_token_reuse", ClientID: orig.GetClient().GetID(), Subject: subject, RequestID: orig.GetID(), IP: ip,

@@ -107,8 +107,10 @@ func TestQueryBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		stmts = rec.take()
-		if r, w, _ := count(stmts); r+w > 10 {
-			t.Errorf("code flow sends %d statements, budget 10:\n%s", r+w, strings.Join(stmts, "\n"))
+		// 11: the code also records which login session its grant belongs
+		// to (login_session_grants), so that logout stays exact.
+		if r, w, _ := count(stmts); r+w > 11 {
+			t.Errorf("code flow sends %d statements, budget 11:\n%s", r+w, strings.Join(stmts, "\n"))
 		} else {
 			t.Logf("code flow    %d statements", r+w)
 		}

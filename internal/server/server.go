@@ -189,6 +189,7 @@ func Retention(cfg *config.Config) store.Retention {
 		SessionIdleTTL: cfg.SessionIdleTTL,
 		FailureWindow:  login.DefaultThrottlePolicy.Window,
 		SecurityEvents: 90 * 24 * time.Hour,
+		GrantLifetime:  cfg.AuthCodeTTL + cfg.RefreshTokenMaxLifetime + cfg.AccessTokenTTL,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
+	"gorm.io/gorm/clause"
 )
 
 // Client is a registered OAuth 2.0 client. It is both the database row and
@@ -116,10 +117,15 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 }
 
 // FindClient loads a client by ID, from the cache when it can. ErrNotFound
-// if there is none.
+// if there is none. Inside a transaction it always reads the row: a
+// read-modify-write must see what it is about to overwrite, never a copy
+// that another instance may have changed since.
 func (s *Store) FindClient(ctx context.Context, id string) (*Client, error) {
-	if c, ok := s.clients.get(id); ok {
-		return c, nil
+	_, inTx := ctx.Value(txKey{}).(*txState)
+	if !inTx {
+		if c, ok := s.clients.get(id); ok {
+			return c, nil
+		}
 	}
 	if !lookupable(id) {
 		return nil, fmt.Errorf("find client: %w", ErrNotFound)
@@ -130,7 +136,7 @@ func (s *Store) FindClient(ctx context.Context, id string) (*Client, error) {
 	}
 	// Inside a transaction the row may yet roll back: cache only what is
 	// committed.
-	if _, inTx := ctx.Value(txKey{}).(*txState); !inTx {
+	if !inTx {
 		s.clients.put(&c)
 	}
 	return &c, nil
@@ -154,35 +160,52 @@ func (s *Store) ListClients(ctx context.Context) ([]*Client, error) {
 	return cs, nil
 }
 
-// UpdateClient replaces a client's metadata, keeping its ID, secret and
-// creation time. ErrNotFound if there is none.
-func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
-	c.fillLists()
-	c.UpdatedAt = s.nowUTC()
-	res := s.db(ctx).Model(&Client{}).Where("id = ?", c.ID).Select(
-		"name", "redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types", "scopes", "audience",
-		"token_endpoint_auth_method", "token_endpoint_auth_signing_alg", "jwks", "jwks_uri", "public", "trusted", "application_type", "secret_hash", "updated_at",
-	).Updates(c)
-	if res.Error != nil {
-		return fmt.Errorf("update client: %w", translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
+// UpdateClient changes a client under a row lock: it reads the current row
+// (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already admits one
+// writer), lets update change it, and saves every column except the ID and
+// the creation time, in one transaction. Concurrent updates therefore
+// apply one after the other, each to what the previous one wrote, so none
+// is lost (an admin PUT cannot restore a secret hash that a concurrent
+// rotation replaced). The idea is dex's storage updaters. An error from
+// update aborts and is returned as is; ErrNotFound if there is no client.
+func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client) error) error {
+	if !lookupable(id) {
 		return fmt.Errorf("update client: %w", ErrNotFound)
 	}
-	return s.notifyClientChanged(ctx, c.ID)
+	return s.InTx(ctx, func(ctx context.Context) error {
+		var c Client
+		q := s.db(ctx).Where("id = ?", id)
+		if s.dialect == DialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&c).Error; err != nil {
+			return fmt.Errorf("update client: %w", translate(err))
+		}
+		created := c.CreatedAt
+		if err := update(&c); err != nil {
+			return err
+		}
+		c.ID, c.CreatedAt, c.UpdatedAt = id, created, s.nowUTC()
+		c.fillLists()
+		// Select("*") writes zero values too (false, empty); no column list
+		// to keep in step with the struct.
+		res := s.db(ctx).Model(&Client{}).Where("id = ?", id).Select("*").Omit("id", "created_at").Updates(&c)
+		if res.Error != nil {
+			return fmt.Errorf("update client: %w", translate(res.Error))
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("update client: %w", ErrNotFound)
+		}
+		return s.notifyClientChanged(ctx, id)
+	})
 }
 
 // SetClientSecretHash replaces a client's secret hash.
 func (s *Store) SetClientSecretHash(ctx context.Context, id string, hash []byte) error {
-	res := s.db(ctx).Model(&Client{}).Where("id = ?", id).
-		Updates(map[string]any{"secret_hash": hash, "updated_at": s.nowUTC()})
-	if res.Error != nil {
-		return fmt.Errorf("set client secret: %w", translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("set client secret: %w", ErrNotFound)
-	}
-	return s.notifyClientChanged(ctx, id)
+	return s.UpdateClient(ctx, id, func(c *Client) error {
+		c.SecretHash = hash
+		return nil
+	})
 }
 
 // DeleteClient removes a client and, through the foreign keys, every token

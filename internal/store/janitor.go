@@ -18,6 +18,11 @@ type Retention struct {
 	FailureWindow time.Duration
 	// SecurityEvents is how long audit rows are kept (0: forever).
 	SecurityEvents time.Duration
+	// GrantLifetime is the longest a grant can live after its
+	// authorization code was issued (code, then the absolute refresh
+	// lifetime, then the last access token). Until then logout must still
+	// find the grant through login_session_grants. 0 keeps those rows.
+	GrantLifetime time.Duration
 }
 
 // expiry is one kind of row the janitor deletes: those whose column is
@@ -62,6 +67,17 @@ func (s *Store) DeleteExpiredBatch(ctx context.Context, r Retention, batch int) 
 		return total, fmt.Errorf("delete expired login failures: %w", translate(res.Error))
 	}
 	total += res.RowsAffected
+	if r.GrantLifetime > 0 {
+		// Never while the grant can be live: a stolen refresh token must
+		// still die when its login session logs out (issue 11 item 6).
+		res := s.db(ctx).Exec(`DELETE FROM login_session_grants WHERE (login_session_id, request_id) IN
+  (SELECT login_session_id, request_id FROM login_session_grants WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+			now.Add(-r.GrantLifetime-time.Minute), batch)
+		if res.Error != nil {
+			return total, fmt.Errorf("delete old login session grants: %w", translate(res.Error))
+		}
+		total += res.RowsAffected
+	}
 	if r.SecurityEvents > 0 {
 		res := s.db(ctx).Exec("DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE created_at < ? ORDER BY created_at LIMIT ?)",
 			now.Add(-r.SecurityEvents), batch)

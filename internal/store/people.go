@@ -81,22 +81,61 @@ func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *Login
 
 // ReplaceLoginSession signs a browser in again: a new session (a new
 // cookie, against fixation) takes over the grants of the old one, so that
-// logging out later still revokes them.
+// logging out later still revokes them. The takeover moves the
+// login_session_grants rows; the token rows keep the id they were written
+// with (a rotated refresh token copies it from its session), which is why
+// logout never looks there.
 func (s *Store) ReplaceLoginSession(ctx context.Context, oldID, cookie string, ls *LoginSession) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		if err := s.CreateLoginSession(ctx, cookie, ls); err != nil {
 			return err
 		}
-		for _, table := range []string{tableCode, tableAccess, tableRefresh, tablePKCE} {
-			if err := s.db(ctx).Table(table).Where("login_session_id = ?", oldID).Update("login_session_id", ls.ID).Error; err != nil {
-				return fmt.Errorf("move grants to the new login session: %w", translate(err))
-			}
+		// Insert-then-delete rather than UPDATE: the new session may
+		// already hold one of the grants (no conflict on the key).
+		if err := s.db(ctx).Exec(`INSERT INTO login_session_grants (login_session_id, request_id, created_at)
+SELECT ?, request_id, created_at FROM login_session_grants WHERE login_session_id = ?
+ON CONFLICT (login_session_id, request_id) DO NOTHING`, ls.ID, oldID).Error; err != nil {
+			return fmt.Errorf("move grants to the new login session: %w", translate(err))
+		}
+		if err := s.db(ctx).Where("login_session_id = ?", oldID).Delete(&loginSessionGrant{}).Error; err != nil {
+			return fmt.Errorf("move grants to the new login session: %w", translate(err))
 		}
 		if err := s.db(ctx).Where("id = ?", oldID).Delete(&LoginSession{}).Error; err != nil {
 			return fmt.Errorf("delete old login session: %w", translate(err))
 		}
 		return nil
 	})
+}
+
+// loginSessionGrant says that a grant (a fosite request ID) was issued
+// under a browser login session.
+type loginSessionGrant struct {
+	LoginSessionID string    `gorm:"column:login_session_id;primaryKey"`
+	RequestID      string    `gorm:"column:request_id;primaryKey"`
+	CreatedAt      time.Time `gorm:"column:created_at"`
+}
+
+func (loginSessionGrant) TableName() string { return "login_session_grants" }
+
+// linkGrant records that a grant belongs to a login session; again is a
+// no-op.
+func (s *Store) linkGrant(ctx context.Context, sessionID, requestID string) error {
+	row := loginSessionGrant{LoginSessionID: sessionID, RequestID: requestID, CreatedAt: s.nowUTC()}
+	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		return fmt.Errorf("link grant to login session: %w", translate(err))
+	}
+	return nil
+}
+
+// GrantsOfLoginSession lists the grants (request IDs) issued under a login
+// session, including those it took over from the sessions it replaced.
+func (s *Store) GrantsOfLoginSession(ctx context.Context, sessionID string) ([]string, error) {
+	var ids []string
+	if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
+		Order("request_id").Pluck("request_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("find grants of login session: %w", translate(err))
+	}
+	return ids, nil
 }
 
 // FindLoginSession returns the live session for a cookie value: not past
@@ -120,22 +159,21 @@ func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.D
 }
 
 // EndLoginSession deletes a session and revokes every grant issued under
-// it, in one transaction.
+// it, in one transaction. The grants come from login_session_grants, which
+// re-login keeps exact, never from the token rows (see ReplaceLoginSession).
 func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		var ids []string
-		for _, table := range []string{tableCode, tableAccess, tableRefresh} {
-			var part []string
-			if err := s.db(ctx).Table(table).Where("login_session_id = ?", sessionID).Distinct().Pluck("request_id", &part).Error; err != nil {
-				return fmt.Errorf("find grants of login session: %w", translate(err))
-			}
-			ids = append(ids, part...)
+		ids, err := s.GrantsOfLoginSession(ctx, sessionID)
+		if err != nil {
+			return err
 		}
-		slices.Sort(ids)
-		for _, id := range slices.Compact(ids) {
+		for _, id := range ids {
 			if err := s.RevokeWholeGrant(ctx, id, revokeUntil); err != nil {
 				return err
 			}
+		}
+		if err := s.db(ctx).Where("login_session_id = ?", sessionID).Delete(&loginSessionGrant{}).Error; err != nil {
+			return fmt.Errorf("forget grants of login session: %w", translate(err))
 		}
 		if err := s.db(ctx).Where("id = ?", sessionID).Delete(&LoginSession{}).Error; err != nil {
 			return fmt.Errorf("delete login session: %w", translate(err))
@@ -148,19 +186,34 @@ func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUnt
 // refresh tokens and unused codes are deactivated, opaque access tokens
 // deleted, and the grant recorded as revoked for JWT access tokens.
 func (s *Store) RevokeWholeGrant(ctx context.Context, requestID string, until time.Time) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
-			return err
+	_, err := s.RevokeLiveGrant(ctx, requestID, until)
+	return err
+}
+
+// RevokeLiveGrant is RevokeWholeGrant that also reports whether any refresh
+// token, code or opaque access token was still live, so that a caller can
+// tell the revocation that changed something from a repeat of it (and
+// record a security event once per grant, not once per replay).
+func (s *Store) RevokeLiveGrant(ctx context.Context, requestID string, until time.Time) (changed bool, err error) {
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		refresh := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).
+			Updates(map[string]any{"active": false})
+		if refresh.Error != nil {
+			return fmt.Errorf("revoke refresh tokens: %w", translate(refresh.Error))
 		}
-		if err := s.RevokeAccessToken(ctx, requestID); err != nil {
-			return err
+		access := s.db(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{})
+		if access.Error != nil {
+			return fmt.Errorf("revoke access tokens: %w", translate(access.Error))
 		}
-		if err := s.db(ctx).Table(tableCode).Where("request_id = ? AND active = ?", requestID, true).
-			Updates(map[string]any{"active": false}).Error; err != nil {
-			return fmt.Errorf("revoke codes: %w", translate(err))
+		codes := s.db(ctx).Table(tableCode).Where("request_id = ? AND active = ?", requestID, true).
+			Updates(map[string]any{"active": false})
+		if codes.Error != nil {
+			return fmt.Errorf("revoke codes: %w", translate(codes.Error))
 		}
+		changed = refresh.RowsAffected+access.RowsAffected+codes.RowsAffected > 0
 		return s.RevokeGrant(ctx, requestID, until)
 	})
+	return changed, err
 }
 
 type revokedSubject struct {
@@ -192,6 +245,10 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Ti
 		}
 		if err := s.db(ctx).Table(tableAccess).Where("subject = ?", subject).Delete(&requestRow{}).Error; err != nil {
 			return fmt.Errorf("revoke access tokens of subject: %w", translate(err))
+		}
+		if err := s.db(ctx).Where("login_session_id IN (?)", s.db(ctx).Model(&LoginSession{}).Select("id").Where("user_id = ?", subject)).
+			Delete(&loginSessionGrant{}).Error; err != nil {
+			return fmt.Errorf("forget grants of subject's login sessions: %w", translate(err))
 		}
 		if err := s.db(ctx).Where("user_id = ?", subject).Delete(&LoginSession{}).Error; err != nil {
 			return fmt.Errorf("end login sessions of subject: %w", translate(err))

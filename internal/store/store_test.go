@@ -64,3 +64,36 @@ func TestClientCacheAcrossInstances(t *testing.T) {
 		}
 	})
 }
+
+// Inside a transaction FindClient reads the row, never the cache: a
+// read-modify-write must start from what it will overwrite. On SQLite a
+// second instance's change reaches this one's cache only when the entry
+// expires, which makes the stale copy deterministic.
+func TestFindClientInTransactionSkipsCache(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		url := b.URL(t)
+		a := storetest.Open(t, url, store.Options{ClientCacheTTL: time.Hour})
+		other := storetest.Open(t, url, store.Options{})
+		if err := a.CreateClient(ctx, &store.Client{ID: "stale", Name: "v1", TokenEndpointAuthMethod: "none"}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = a.FindClient(ctx, "stale") // cached, where this backend caches
+		if err := other.UpdateClient(ctx, "stale", func(c *store.Client) error { c.Name = "v2"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		err := a.InTx(ctx, func(ctx context.Context) error {
+			got, err := a.FindClient(ctx, "stale")
+			if err != nil {
+				return err
+			}
+			if got.Name != "v2" {
+				t.Errorf("FindClient inside a transaction answered %q from the cache, want the row's v2", got.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -209,9 +209,23 @@ func (s *Store) deactivate(ctx context.Context, table, signature string, extra m
 	return nil
 }
 
-// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. A code
+// issued under a browser login session also records that the grant belongs
+// to it, so that logout finds the grant for as long as it can live.
 func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.create(ctx, tableCode, code, r, fosite.AuthorizeCode)
+	row, err := s.newRow(code, r, fosite.AuthorizeCode)
+	if err != nil {
+		return err
+	}
+	if row.LoginSessionID == "" {
+		return s.createRow(ctx, tableCode, &row)
+	}
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.createRow(ctx, tableCode, &row); err != nil {
+			return err
+		}
+		return s.linkGrant(ctx, row.LoginSessionID, row.RequestID)
+	})
 }
 
 // GetAuthorizeCodeSession returns the request and ErrInvalidatedAuthorizeCode

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"sync"
@@ -24,6 +25,7 @@ func RunConformance(t *testing.T, b Backend) {
 	}{
 		{"MigrationsApplied", testMigrationsApplied},
 		{"ClientCRUD", testClientCRUD},
+		{"ConcurrentClientUpdatesNoneLost", testConcurrentClientUpdates},
 		{"RequestRoundTrip", testRequestRoundTrip},
 		{"NilSessionPrototype", testNilSessionPrototype},
 		{"SensitiveFormNotStored", testSensitiveFormNotStored},
@@ -132,13 +134,32 @@ func testClientCRUD(t *testing.T, st *store.Store) {
 	if err != nil || fc.GetID() != "crud" || fc.IsPublic() {
 		t.Fatalf("GetClient = %v, %v", fc, err)
 	}
-	got.Name, got.Trusted, got.Scopes = "renamed", true, []string{"read"}
-	if err := st.UpdateClient(ctx, got); err != nil {
+	if err := st.UpdateClient(ctx, "crud", func(c *store.Client) error {
+		c.Name, c.Trusted, c.Scopes = "renamed", true, []string{"read"}
+		c.ID, c.CreatedAt = "changed", time.Time{} // ignored: never written
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := st.FindClient(ctx, "crud")
-	if again.Name != "renamed" || !again.Trusted || !slices.Equal(again.Scopes, []string{"read"}) {
+	if again.Name != "renamed" || !again.Trusted || !slices.Equal(again.Scopes, []string{"read"}) || again.CreatedAt.IsZero() ||
+		string(again.SecretHash) != string(c.SecretHash) || !slices.Equal(again.RedirectURIs, c.RedirectURIs) {
 		t.Fatalf("update not stored: %+v", again)
+	}
+	// Zero values are written too: an updater that clears a field clears it.
+	if err := st.UpdateClient(ctx, "crud", func(c *store.Client) error { c.Trusted, c.Audience = false, nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ = st.FindClient(ctx, "crud"); again.Trusted || len(again.Audience) != 0 {
+		t.Fatalf("zero values not stored: %+v", again)
+	}
+	// An updater's error aborts the update and comes back as is.
+	errVeto := errors.New("veto")
+	if err := st.UpdateClient(ctx, "crud", func(c *store.Client) error { c.Name = "vetoed"; return errVeto }); !errors.Is(err, errVeto) {
+		t.Fatalf("UpdateClient with a failing updater = %v, want errVeto", err)
+	}
+	if again, _ = st.FindClient(ctx, "crud"); again.Name != "renamed" {
+		t.Fatalf("a refused update was stored: %+v", again)
 	}
 	if err := st.SetClientSecretHash(ctx, "crud", []byte("new")); err != nil {
 		t.Fatal(err)
@@ -156,13 +177,49 @@ func testClientCRUD(t *testing.T, st *store.Store) {
 	for name, err := range map[string]error{
 		"find":   func() error { _, err := st.FindClient(ctx, "crud"); return err }(),
 		"get":    func() error { _, err := st.GetClient(ctx, "crud"); return err }(),
-		"update": st.UpdateClient(ctx, &store.Client{ID: "crud"}),
+		"update": st.UpdateClient(ctx, "crud", func(*store.Client) error { return nil }),
 		"secret": st.SetClientSecretHash(ctx, "crud", nil),
 		"delete": st.DeleteClient(ctx, "crud"),
 	} {
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s of deleted client: %v, want ErrNotFound", name, err)
 		}
+	}
+}
+
+// testConcurrentClientUpdates runs many read-modify-write updates of one
+// client at once; each adds its own entry. A lost update (two updaters
+// reading the same row and the later write discarding the earlier) would
+// leave entries missing.
+func testConcurrentClientUpdates(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustClient(t, st, "contended")
+	const workers, each = 8, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				errs <- st.UpdateClient(ctx, "contended", func(c *store.Client) error {
+					c.RedirectURIs = append(c.RedirectURIs, fmt.Sprintf("https://app.example/cb/%d/%d", w, i))
+					return nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("UpdateClient: %v", err)
+		}
+	}
+	got, err := st.FindClient(ctx, "contended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + workers*each; len(got.RedirectURIs) != want {
+		t.Fatalf("%d redirect URIs after %d concurrent updates, want %d: updates were lost", len(got.RedirectURIs), workers*each, want)
 	}
 }
 

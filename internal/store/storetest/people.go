@@ -76,6 +76,10 @@ func testEndLoginSession(t *testing.T, st *store.Store) {
 	}
 	mine, other := userGrant(c, "grant-mine", "u2", ls.ID), userGrant(c, "grant-other", "u2", "another-session")
 	for _, r := range []*fosite.Request{mine, other} {
+		// As in the code flow: the code links the grant to the session.
+		if err := st.CreateAuthorizeCodeSession(ctx, "code-"+r.ID, r); err != nil {
+			t.Fatal(err)
+		}
 		if err := st.CreateRefreshTokenSession(ctx, "rt-"+r.ID, "", r); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +108,15 @@ func testReplaceLoginSession(t *testing.T, st *store.Store) {
 	now := time.Now().UTC()
 	old := &store.LoginSession{UserID: "u3", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
 	_ = st.CreateLoginSession(ctx, "old-cookie", old)
-	if err := st.CreateRefreshTokenSession(ctx, "rt", "", userGrant(c, "grant", "u3", old.ID)); err != nil {
+	// The code and the first refresh token have expired by the time the
+	// janitor runs; the grant itself lives on in rt-2.
+	grant := userGrant(c, "grant", "u3", old.ID)
+	grant.Session.SetExpiresAt(fosite.AuthorizeCode, now.Add(-time.Hour))
+	grant.Session.SetExpiresAt(fosite.RefreshToken, now.Add(-time.Second))
+	if err := st.CreateAuthorizeCodeSession(ctx, "code", grant); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateRefreshTokenSession(ctx, "rt", "", grant); err != nil {
 		t.Fatal(err)
 	}
 	fresh := &store.LoginSession{UserID: "u3", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
@@ -114,11 +126,31 @@ func testReplaceLoginSession(t *testing.T, st *store.Store) {
 	if _, err := st.FindLoginSession(ctx, "old-cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Error("the old cookie still works")
 	}
+	// Rotation after the re-login: the successor is written from the
+	// stored session, which still names the old login session. Then the
+	// rows that named the new one go (the janitor purges old codes and
+	// rotated tokens). Logout must still find the grant.
+	if err := st.RotateRefreshToken(ctx, "grant", "rt"); err != nil {
+		t.Fatal(err)
+	}
+	grant.Session.SetExpiresAt(fosite.RefreshToken, now.Add(time.Hour))
+	if err := st.CreateRefreshTokenSession(ctx, "rt-2", "", grant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DeleteExpiredBatch(ctx, store.Retention{GrantLifetime: 2 * time.Hour}, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetAuthorizeCodeSession(ctx, "code", nil); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("the janitor kept the expired code: %v", err)
+	}
 	if err := st.EndLoginSession(ctx, fresh.ID, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.GetRefreshTokenSession(ctx, "rt", nil); !errors.Is(err, fosite.ErrInactiveToken) {
-		t.Errorf("logout after re-login left an earlier grant alive: %v", err)
+	if _, err := st.GetRefreshTokenSession(ctx, "rt-2", nil); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Errorf("logout after re-login and rotation left the grant alive: %v", err)
+	}
+	if ids, err := st.GrantsOfLoginSession(ctx, fresh.ID); err != nil || len(ids) != 0 {
+		t.Errorf("grants of an ended session: %v %v, want none", ids, err)
 	}
 }
 
