@@ -41,12 +41,31 @@ type Server struct {
 	log      *slog.Logger
 }
 
+// Option changes how New builds the server.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock sets the clock of the signing keys and of JWT verification, so
+// that tests can let a key's life pass without waiting for it.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
 // New builds the server from a validated configuration and an open,
 // migrated store. It loads the signing keys, making the first one when the
 // database has none.
-func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	m := metrics.New()
-	km, err := keys.New(ctx, st, cfg.SystemSecrets(), KeyOptions(cfg, log))
+	ko := KeyOptions(cfg, log)
+	ko.Now = o.now
+	km, err := keys.New(ctx, st, cfg.SystemSecrets(), ko)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
