@@ -404,11 +404,18 @@ func (m *Manager) JWKS() jose.JSONWebKeySet {
 }
 
 // Lookup finds a published key by kid; tokens signed by anything else fail.
+// It allocates nothing: introspection calls it for every token.
 func (m *Manager) Lookup(kid string) (*Key, bool) {
-	for _, k := range m.Published() {
-		if k.KID == kid {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	for i, k := range keys {
+		if k.KID != kid {
+			continue
+		}
+		if until := m.publishedUntil(keys, i, now); until.IsZero() || until.After(now) {
 			return k, true
 		}
+		return nil, false
 	}
 	return nil, false
 }

@@ -45,33 +45,39 @@ type jwtStrategy struct {
 // verifiedCache remembers tokens whose signature already checked out, until
 // they expire: resource servers introspect the same token again and again,
 // and an ECDSA verification costs more than the rest of the request. It
-// holds no revocation state, which is read from the database every time.
+// holds no revocation state, which is read from the database every time,
+// and a hit counts only while the key that signed the token is published.
 type verifiedCache struct {
 	mu      sync.Mutex
-	entries map[string]*accessClaims
+	entries map[string]verifiedEntry
+}
+
+type verifiedEntry struct {
+	claims *accessClaims
+	kid    string
 }
 
 const verifiedCacheSize = 10000
 
-func (c *verifiedCache) get(token string, now time.Time) *accessClaims {
+func (c *verifiedCache) get(token string, now time.Time) (*accessClaims, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	claims, ok := c.entries[token]
-	if !ok || !claims.Expiry.Time().After(now) {
-		return nil
+	e, ok := c.entries[token]
+	if !ok || !e.claims.Expiry.Time().After(now) {
+		return nil, ""
 	}
-	return claims
+	return e.claims, e.kid
 }
 
-func (c *verifiedCache) put(token string, claims *accessClaims) {
+func (c *verifiedCache) put(token, kid string, claims *accessClaims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= verifiedCacheSize {
 		// Dropping everything is crude but bounded, and refilling costs one
 		// verification per live token.
-		c.entries = make(map[string]*accessClaims, 1024)
+		c.entries = make(map[string]verifiedEntry, 1024)
 	}
-	c.entries[token] = claims
+	c.entries[token] = verifiedEntry{claims: claims, kid: kid}
 }
 
 var _ oauth2.CoreStrategy = (*jwtStrategy)(nil)
@@ -156,8 +162,12 @@ func (s *jwtStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requeste
 // algorithm list is pinned, so "none" and HMAC-with-a-public-key tricks
 // never reach a key.
 func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
-	if c := s.verified.get(token, s.now()); c != nil {
-		return c, nil
+	if c, kid := s.verified.get(token, s.now()); c != nil {
+		// A key that left the JWKS (retired after a secret rotation, say)
+		// takes the tokens it signed with it, verified before or not.
+		if _, ok := s.keys.Lookup(kid); ok {
+			return c, nil
+		}
 	}
 	parsed, err := jwt.ParseSigned(token, keys.Algorithms)
 	if err != nil {
@@ -192,7 +202,7 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 	if c.Expiry.Time().Sub(c.IssuedAt.Time()) > s.maxLifetime+time.Second {
 		return nil, fosite.ErrTokenClaim.WithHint("The token claims a longer lifetime than access tokens are issued for.")
 	}
-	s.verified.put(token, &c)
+	s.verified.put(token, h.KeyID, &c)
 	return &c, nil
 }
 

@@ -200,7 +200,17 @@ func TestSecretRotationRetiresSigningKeys(t *testing.T) {
 		if kidOf(t, after) == backup[0].KID {
 			t.Fatal("after the pre-publication period the old key still signs")
 		}
-		c.Add(h.cfg.AccessTokenTTL + time.Minute + time.Second)
+		// A forgery verified in the old key's last seconds (and so cached)
+		// dies with the key, though its exp is a lifetime away.
+		c.Add(h.cfg.AccessTokenTTL + time.Minute - 2*time.Second)
+		late := forge(h.cfg.AccessTokenTTL)
+		if in := rotated.introspect(svc, late); in["active"] != true {
+			t.Fatalf("the old key stopped verifying before its tokens expired: %v", in)
+		}
+		c.Add(3 * time.Second)
+		if in := rotated.introspect(svc, late); in["active"] != false {
+			t.Fatalf("a forgery verified before the old key left is still accepted after: %v", in)
+		}
 		if in := rotated.introspect(svc, forge(h.cfg.AccessTokenTTL)); in["active"] != false {
 			t.Fatalf("a token forged with the key from the backup is accepted after the rotation: %v", in)
 		}
