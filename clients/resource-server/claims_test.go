@@ -45,7 +45,10 @@ func TestTokenChecks(t *testing.T) {
 		return tok
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	expired, wrongAud, wrongIss, future, noScope := good(), good(), good(), good(), good()
+	expired, wrongAud, wrongIss, future, noScope, longLived, noIat := good(), good(), good(), good(), good(), good(), good()
+	// A stolen signing key mints tokens that say they live a year.
+	longLived.Expiry = jwt.NewNumericDate(time.Now().Add(365 * 24 * time.Hour))
+	noIat.IssuedAt = nil
 	expired.Expiry = jwt.NewNumericDate(time.Now().Add(-time.Minute))
 	wrongAud.Audience = jwt.Audience{"https://other.example"}
 	wrongIss.Issuer = "https://evil.example"
@@ -68,6 +71,8 @@ func TestTokenChecks(t *testing.T) {
 		{"signed by another key", sign(good(), "at+jwt", other), 401, `error="invalid_token"`},
 		{"tampered", valid[:strings.LastIndexByte(valid, '.')-3] + "abc" + valid[strings.LastIndexByte(valid, '.'):], 401, `error="invalid_token"`},
 		{"missing scope", sign(noScope, "at+jwt", key), 403, `error="insufficient_scope"`},
+		{"lifetime longer than MaxTokenLifetime", sign(longLived, "at+jwt", key), 401, `error="invalid_token"`},
+		{"no iat to check the lifetime against", sign(noIat, "at+jwt", key), 401, `error="invalid_token"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

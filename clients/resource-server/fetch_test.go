@@ -42,7 +42,7 @@ func signedToken(t *testing.T, key *ecdsa.PrivateKey, kid string, now time.Time)
 		t.Fatal(err)
 	}
 	tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: testIssuer, Subject: "svc", Audience: jwt.Audience{"https://api.example.com"},
-		Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now)}).Serialize()
+		Expiry: jwt.NewNumericDate(now.Add(10 * time.Minute)), IssuedAt: jwt.NewNumericDate(now)}).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,13 @@ type Config struct {
 	// FetchTimeout bounds one JWKS fetch or one introspection call
 	// (default 3s): a hanging issuer costs a request at most this long.
 	FetchTimeout time.Duration
+	// MaxTokenLifetime refuses a JWT whose exp - iat is longer: set it to
+	// Latchkey's LATCHKEY_ACCESS_TOKEN_TTL (default 15m, Latchkey's
+	// default; negative turns the check off). Latchkey never signs a longer
+	// token, so one that claims to was made with a stolen key, for example
+	// one opened with an old LATCHKEY_SECRET and a backup, and it would
+	// otherwise be accepted for as long as it says.
+	MaxTokenLifetime time.Duration
 
 	// Introspection mode: set IntrospectionURL and the confidential
 	// client's credentials. Every token is then checked by Latchkey, and a
@@ -139,6 +146,9 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 3 * time.Second
 	}
+	if cfg.MaxTokenLifetime == 0 {
+		cfg.MaxTokenLifetime = 15 * time.Minute
+	}
 	if cfg.IntrospectionCacheTTL <= 0 {
 		cfg.IntrospectionCacheTTL = 5 * time.Second
 	}
@@ -198,6 +208,15 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error)
 	}
 	if c.Expiry == nil {
 		return nil, fmt.Errorf("%w: no exp", ErrInvalidToken)
+	}
+	if v.cfg.MaxTokenLifetime > 0 {
+		// Latchkey rounds exp to the second, hence the second of slack.
+		if c.IssuedAt == nil {
+			return nil, fmt.Errorf("%w: no iat", ErrInvalidToken)
+		}
+		if life := c.Expiry.Time().Sub(c.IssuedAt.Time()); life > v.cfg.MaxTokenLifetime+time.Second {
+			return nil, fmt.Errorf("%w: lifetime %s exceeds %s", ErrInvalidToken, life, v.cfg.MaxTokenLifetime)
+		}
 	}
 	return &Claims{Subject: c.Subject, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Audience, Expiry: c.Expiry.Time(), ID: c.ID}, nil
 }

@@ -6,9 +6,15 @@
 // A key's life: it is published in the JWKS as soon as it is made, starts
 // signing PrepublishPeriod later (so caches hold it before any token needs
 // it), signs until the next key activates, and stays published until every
-// token it signed has expired, after which it is deleted. Instances share
-// keys through the database; creation happens under a lock so that
+// token it signed has expired, after which it is deleted. Once a key has
+// stopped signing its private half is erased: it is verify-only. Instances
+// share keys through the database; creation happens under a lock so that
 // instances starting together make one key, not one each.
+//
+// A key sealed under an older LATCHKEY_SECRET (the second or later of a
+// "new,old" list) is never sealed again under the new one: whoever holds the
+// old secret and a backup could still open it. It is replaced instead, by a
+// key sealed under the new secret, and retires like any rotated key.
 package keys
 
 import (
@@ -62,7 +68,9 @@ type Options struct {
 	Logger          *slog.Logger
 }
 
-// Key is one signing key with its decrypted private half.
+// Key is one signing key with its decrypted private half. Signer is nil for
+// a verify-only key: one whose private half was erased after it retired, or
+// one sealed under a secret this instance does not hold.
 type Key struct {
 	KID         string
 	Alg         jose.SignatureAlgorithm
@@ -71,6 +79,11 @@ type Key struct {
 	private     any
 	CreatedAt   time.Time
 	ActivatesAt time.Time
+	// sealedBy is the index in LATCHKEY_SECRET of the secret that opened
+	// the key: 0 the current one, more an older one, -1 none.
+	sealedBy int
+	// erased is true once the stored private half has been deleted.
+	erased bool
 }
 
 // Manager holds the keys in memory and keeps them in step with the database.
@@ -89,6 +102,9 @@ type Manager struct {
 // configured LATCHKEY_SECRET.
 var ErrWrongSecret = errors.New("LATCHKEY_SECRET does not decrypt the stored signing keys; was the secret changed?")
 
+// ErrNoSigningKey means no key can sign now.
+var ErrNoSigningKey = errors.New("no active signing key")
+
 // New loads the keys, making the first one if there is none.
 func New(ctx context.Context, st *store.Store, systemSecrets secrets.SystemSecrets, opts Options) (*Manager, error) {
 	if opts.Now == nil {
@@ -103,22 +119,11 @@ func New(ctx context.Context, st *store.Store, systemSecrets secrets.SystemSecre
 	if !validAlg(opts.Alg) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", opts.Alg)
 	}
-	encKeys, err := systemSecrets.DeriveKeys(PurposeKeyEncryption)
+	aeads, err := sealers(systemSecrets)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{store: st, opts: opts}
-	for _, k := range encKeys {
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, err
-		}
-		m.aeads = append(m.aeads, aead)
-	}
+	m := &Manager{store: st, opts: opts, aeads: aeads}
 	m.keys.Store(&[]*Key{})
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
@@ -140,7 +145,38 @@ func New(ctx context.Context, st *store.Store, systemSecrets secrets.SystemSecre
 			return nil, err
 		}
 	}
+	// Started with "new,old": replace the keys sealed under the old secret
+	// now, not at the first maintenance tick.
+	if m.secretRotationDue() {
+		if err := m.Maintain(ctx); err != nil {
+			return nil, fmt.Errorf("replace signing keys sealed under an older LATCHKEY_SECRET: %w", err)
+		}
+	}
+	if _, err := m.Current(); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// sealers derives one AES-256-GCM key per secret, the current one first.
+func sealers(ss secrets.SystemSecrets) ([]cipher.AEAD, error) {
+	encKeys, err := ss.DeriveKeys(PurposeKeyEncryption)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cipher.AEAD, 0, len(encKeys))
+	for _, k := range encKeys {
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, aead)
+	}
+	return out, nil
 }
 
 func validAlg(alg string) bool {
@@ -214,52 +250,66 @@ func (m *Manager) seal(plain []byte, kid string) ([]byte, error) {
 }
 
 // unseal opens a stored private key under any of the secrets and tells
-// whether it was an older one.
-func (m *Manager) unseal(row store.SigningKey) (plain []byte, old bool, err error) {
+// which one opened it (0 is the current secret).
+func (m *Manager) unseal(row store.SigningKey) (plain []byte, secret int, err error) {
 	for i, aead := range m.aeads {
 		ns := aead.NonceSize()
 		if len(row.PrivateKey) < ns {
-			return nil, false, fmt.Errorf("signing key %s: sealed key is truncated", row.KID)
+			return nil, -1, fmt.Errorf("signing key %s: sealed key is truncated", row.KID)
 		}
 		if plain, err := aead.Open(nil, row.PrivateKey[:ns], row.PrivateKey[ns:], []byte(row.KID)); err == nil {
-			return plain, i > 0, nil
+			return plain, i, nil
 		}
 	}
-	return nil, false, fmt.Errorf("signing key %s: %w", row.KID, ErrWrongSecret)
+	return nil, -1, fmt.Errorf("signing key %s: %w", row.KID, ErrWrongSecret)
 }
 
-// open decrypts a stored key and builds its signer. A key sealed under an
-// older secret is sealed again under the current one, so the old secret can
-// be dropped after every instance has run with the new list.
-func (m *Manager) open(ctx context.Context, row store.SigningKey) (*Key, error) {
-	plain, old, err := m.unseal(row)
+// sealedBy tells which of the secrets sealed a stored key, without keeping
+// the plaintext: -1 for none of them, or an erased key.
+func (m *Manager) sealedBy(row store.SigningKey) int {
+	if len(row.PrivateKey) == 0 {
+		return -1
+	}
+	_, i, err := m.unseal(row)
 	if err != nil {
-		return nil, err
+		return -1
 	}
-	if old {
-		resealed, err := m.seal(plain, row.KID)
-		if err != nil {
-			return nil, err
-		}
-		if err := m.store.ResealSigningKey(ctx, row.KID, resealed); err != nil {
-			return nil, err
-		}
-	}
-	var priv jose.JSONWebKey
-	if err := json.Unmarshal(plain, &priv); err != nil {
-		return nil, fmt.Errorf("signing key %s: decode private key: %w", row.KID, err)
-	}
+	return i
+}
+
+// open builds a key from its row. A key whose private half is erased, or
+// sealed under a secret this instance does not hold, is verify-only: it
+// still verifies the tokens it signed, and Current refuses to sign with it.
+// A key sealed under an older secret is not sealed again under the new one
+// (the old secret and a backup would still open it); Maintain replaces it.
+func (m *Manager) open(ctx context.Context, row store.SigningKey) (*Key, error) {
 	var pub jose.JSONWebKey
 	if err := json.Unmarshal([]byte(row.PublicKey), &pub); err != nil {
 		return nil, fmt.Errorf("signing key %s: decode public key: %w", row.KID, err)
 	}
 	alg := jose.SignatureAlgorithm(row.Alg)
+	k := &Key{KID: row.KID, Alg: alg, Public: pub, CreatedAt: row.CreatedAt, ActivatesAt: row.ActivatesAt, sealedBy: -1}
+	if len(row.PrivateKey) == 0 {
+		k.erased = true
+		return k, nil
+	}
+	plain, secret, err := m.unseal(row)
+	if err != nil {
+		m.opts.Logger.WarnContext(ctx, "signing key cannot be opened with LATCHKEY_SECRET; it only verifies here (restart with the secret list the other instances use)",
+			"kid", row.KID, "error", err)
+		return k, nil
+	}
+	var priv jose.JSONWebKey
+	if err := json.Unmarshal(plain, &priv); err != nil {
+		return nil, fmt.Errorf("signing key %s: decode private key: %w", row.KID, err)
+	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: &priv},
 		(&jose.SignerOptions{}).WithType("at+jwt"))
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", row.KID, err)
 	}
-	return &Key{KID: row.KID, Alg: alg, Public: pub, Signer: signer, private: priv.Key, CreatedAt: row.CreatedAt, ActivatesAt: row.ActivatesAt}, nil
+	k.Signer, k.private, k.sealedBy = signer, priv.Key, secret
+	return k, nil
 }
 
 // Reload re-reads the keys. Keys already in memory are kept as they are;
@@ -278,6 +328,13 @@ func (m *Manager) Reload(ctx context.Context) error {
 	next := make([]*Key, 0, len(rows))
 	for _, row := range rows {
 		if k, ok := known[row.KID]; ok {
+			if erased := len(row.PrivateKey) == 0; erased != k.erased {
+				// Keep the signer in memory: a key erased by another
+				// instance has stopped signing, give or take clock skew.
+				cp := *k
+				cp.erased = erased
+				k = &cp
+			}
 			next = append(next, k)
 			continue
 		}
@@ -291,17 +348,26 @@ func (m *Manager) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Current is the key that signs now: the latest one already active.
+// Current is the key that signs now: the latest one already active. It
+// fails when that key is verify-only here, rather than sign with an older
+// key whose publication may end before the token does.
 func (m *Manager) Current() (*Key, error) {
 	now := m.opts.Now()
 	keys := *m.keys.Load()
 	for i := len(keys) - 1; i >= 0; i-- {
-		if !keys[i].ActivatesAt.After(now) {
-			return keys[i], nil
+		if keys[i].ActivatesAt.After(now) {
+			continue
 		}
+		if keys[i].Signer == nil {
+			return nil, fmt.Errorf("%w: signing key %s: %w", ErrNoSigningKey, keys[i].KID, ErrWrongSecret)
+		}
+		return keys[i], nil
 	}
-	return nil, errors.New("no active signing key")
+	return nil, ErrNoSigningKey
 }
+
+// Now is the manager's clock; JWT verification shares it.
+func (m *Manager) Now() time.Time { return m.opts.Now() }
 
 // publishedUntil is when a key leaves the JWKS: every token it signed has
 // expired by then. The zero time means it is still needed.
@@ -338,11 +404,18 @@ func (m *Manager) JWKS() jose.JSONWebKeySet {
 }
 
 // Lookup finds a published key by kid; tokens signed by anything else fail.
+// It allocates nothing: introspection calls it for every token.
 func (m *Manager) Lookup(kid string) (*Key, bool) {
-	for _, k := range m.Published() {
-		if k.KID == kid {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	for i, k := range keys {
+		if k.KID != kid {
+			continue
+		}
+		if until := m.publishedUntil(keys, i, now); until.IsZero() || until.After(now) {
 			return k, true
 		}
+		return nil, false
 	}
 	return nil, false
 }
@@ -368,6 +441,23 @@ type Info struct {
 	CreatedAt      time.Time `json:"created_at"`
 	ActivatesAt    time.Time `json:"activates_at"`
 	PublishedUntil time.Time `json:"published_until,omitzero"`
+	// Sealed says what guards the private half: "current secret", "older
+	// secret" (replaced at the next maintenance), "unknown secret" (another
+	// LATCHKEY_SECRET sealed it) or "erased" (verify-only).
+	Sealed string `json:"sealed"`
+}
+
+func (k *Key) sealedState() string {
+	switch {
+	case k.erased:
+		return "erased"
+	case k.sealedBy == 0:
+		return "current secret"
+	case k.sealedBy > 0:
+		return "older secret"
+	default:
+		return "unknown secret"
+	}
 }
 
 // List describes every key in memory.
@@ -379,7 +469,7 @@ func (m *Manager) List() []Info {
 		out = append(out, Info{
 			KID: k.KID, Alg: string(k.Alg), State: m.state(keys, i, now),
 			CreatedAt: k.CreatedAt.UTC(), ActivatesAt: k.ActivatesAt.UTC(),
-			PublishedUntil: m.publishedUntil(keys, i, now).UTC(),
+			PublishedUntil: m.publishedUntil(keys, i, now).UTC(), Sealed: k.sealedState(),
 		})
 	}
 	return out
@@ -453,24 +543,50 @@ func (m *Manager) dueForRotation(now time.Time) bool {
 	return !now.Before(newest.ActivatesAt.Add(m.opts.RotationPeriod - m.opts.PrepublishPeriod))
 }
 
-// Maintain rotates a key that is due and deletes keys no token can need.
-// Decisions are made again under the lock, so instances racing here make
-// one key between them.
+// secretRotationDue tells, from memory, whether a key sealed under an older
+// LATCHKEY_SECRET still signs or waits to sign.
+func (m *Manager) secretRotationDue() bool {
+	now := m.opts.Now()
+	keys := *m.keys.Load()
+	for i, k := range keys {
+		if k.sealedBy > 0 && (k.ActivatesAt.After(now) || i == len(keys)-1) {
+			return true
+		}
+	}
+	return false
+}
+
+// superseded tells whether the key after i has been signing for longer than
+// clocks differ: key i signs nowhere any more and needs no private half.
+func superseded(next time.Time, now time.Time) bool {
+	return !next.Add(retirementSkew).After(now)
+}
+
+// Maintain rotates a key that is due, replaces keys sealed under an older
+// secret, erases the private half of keys that stopped signing and deletes
+// keys no token can need. Decisions are made again under the lock, so
+// instances racing here make one key between them.
 func (m *Manager) Maintain(ctx context.Context) error {
 	now := m.opts.Now()
 	keys := *m.keys.Load()
-	prune := false
+	work := m.dueForRotation(now) || m.secretRotationDue()
 	for i := range keys {
 		if until := m.publishedUntil(keys, i, now); !until.IsZero() && !until.After(now) {
-			prune = true
+			work = true
+		}
+		if i+1 < len(keys) && !keys[i].erased && superseded(keys[i+1].ActivatesAt, now) {
+			work = true
 		}
 	}
-	if !m.dueForRotation(now) && !prune {
+	if !work {
 		return nil
 	}
 	err := m.store.WithSigningKeyLock(ctx, func(ctx context.Context) error {
 		rows, err := m.store.ListSigningKeys(ctx)
 		if err != nil {
+			return err
+		}
+		if rows, err = m.replaceOldSecretKeys(ctx, rows, now); err != nil {
 			return err
 		}
 		if n := len(rows); n > 0 && !rows[n-1].ActivatesAt.After(now) {
@@ -487,6 +603,7 @@ func (m *Manager) Maintain(ctx context.Context) error {
 				}
 			}
 		}
+		deleted := map[string]bool{}
 		// A key is deleted once the key that retired it has been active for
 		// longer than any token lives: nothing it signed is still valid.
 		for i := 0; i+1 < len(rows); i++ {
@@ -498,10 +615,23 @@ func (m *Manager) Maintain(ctx context.Context) error {
 					if err := m.store.DeleteSigningKey(ctx, rows[i].KID); err != nil {
 						return err
 					}
+					deleted[rows[i].KID] = true
 					m.opts.Logger.InfoContext(ctx, "signing key removed", "kid", rows[i].KID)
 				}
 				break
 			}
+		}
+		// A key that stopped signing only verifies: its private half is
+		// erased, so that no copy of the database made from now on, under
+		// whatever secret, can be used to sign with it.
+		for i := 0; i+1 < len(rows); i++ {
+			if deleted[rows[i].KID] || len(rows[i].PrivateKey) == 0 || !superseded(rows[i+1].ActivatesAt, now) {
+				continue
+			}
+			if err := m.store.EraseSigningKey(ctx, rows[i].KID); err != nil {
+				return err
+			}
+			m.opts.Logger.InfoContext(ctx, "retired signing key made verify-only", "kid", rows[i].KID)
 		}
 		return nil
 	})
@@ -509,6 +639,43 @@ func (m *Manager) Maintain(ctx context.Context) error {
 		return err
 	}
 	return m.Reload(ctx)
+}
+
+// replaceOldSecretKeys makes sure no key sealed under an older secret signs
+// again: whoever holds that secret and a backup of the database could open
+// it and sign tokens for any subject. A waiting one is deleted (it signed
+// nothing); when the newest key is one, a successor sealed under the
+// current secret is made, and the old key retires like any rotated key:
+// published, verify-only, until the tokens it signed have expired. It runs
+// under the key lock, so instances started together with "new,old" make
+// one successor between them. Keys sealed under a secret this instance
+// does not hold are left alone: another instance's configuration is not
+// this one's to override.
+func (m *Manager) replaceOldSecretKeys(ctx context.Context, rows []store.SigningKey, now time.Time) ([]store.SigningKey, error) {
+	kept := make([]store.SigningKey, 0, len(rows)+1)
+	for _, row := range rows {
+		if row.ActivatesAt.After(now) && m.sealedBy(row) > 0 {
+			if err := m.store.DeleteSigningKey(ctx, row.KID); err != nil {
+				return nil, err
+			}
+			m.opts.Logger.InfoContext(ctx, "waiting signing key sealed under an older LATCHKEY_SECRET deleted", "kid", row.KID)
+			continue
+		}
+		kept = append(kept, row)
+	}
+	n := len(kept)
+	if n == 0 || m.sealedBy(kept[n-1]) <= 0 {
+		return kept, nil
+	}
+	old := kept[n-1]
+	row, err := m.create(ctx, m.opts.Alg, after(old.ActivatesAt, now.Add(m.opts.PrepublishPeriod)))
+	if err != nil {
+		return nil, err
+	}
+	m.opts.Logger.WarnContext(ctx, "LATCHKEY_SECRET was rotated: the signing key sealed under the old secret is replaced",
+		"old_kid", old.KID, "new_kid", row.KID, "signs_from", row.ActivatesAt.UTC(),
+		"old_key_leaves_jwks_at", row.ActivatesAt.Add(m.opts.TokenTTL+retirementSkew).UTC())
+	return append(kept, *row), nil
 }
 
 // Run keeps the keys current until ctx ends: every RefreshInterval it

@@ -313,28 +313,215 @@ func TestRunPicksUpRotation(t *testing.T) {
 	}
 }
 
-// Rotating LATCHKEY_SECRET: with "new,old" the keys sealed under the old
-// secret still load and are sealed again under the new one, after which
-// the new secret alone opens them.
-func TestSecretRotation(t *testing.T) {
-	ctx := context.Background()
-	st := storetest.New(t, storetest.Backends()[0])
-	c := &clock{now: time.Now()}
-	old := secrets.ParseSystemSecrets("the-old-system-secret-0123456789-abcdef")
-	first, err := keys.New(ctx, st, old, options(c, "ES256"))
+var (
+	oldSecret     = secrets.ParseSystemSecrets("the-old-system-secret-0123456789-abcdef")
+	rotatedSecret = secrets.ParseSystemSecrets("the-new-system-secret-0123456789-abcdef,the-old-system-secret-0123456789-abcdef")
+)
+
+// forge signs a token with a key recovered from a backup, as whoever holds
+// the old secret would.
+func forge(t *testing.T, jwk *jose.JSONWebKey, c *clock, lifetime time.Duration) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(jwk.Algorithm), Key: jwk},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	k1, _ := first.Current()
-	rotated := secrets.ParseSystemSecrets("the-new-system-secret-0123456789-abcdef,the-old-system-secret-0123456789-abcdef")
-	second, err := keys.New(ctx, st, rotated, options(c, "ES256"))
+	now := c.Now()
+	tok, err := jwt.Signed(signer).Claims(jwt.Claims{Subject: "admin", IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(lifetime))}).Serialize()
 	if err != nil {
-		t.Fatalf("the old secret in second place does not open the keys: %v", err)
+		t.Fatal(err)
 	}
-	if k2, _ := second.Current(); k2.KID != k1.KID {
-		t.Fatal("rotation of the secret changed the signing key")
-	}
-	if _, err := keys.New(ctx, st, rotated[:1], options(c, "ES256")); err != nil {
-		t.Fatalf("after a start with the list, the new secret alone does not open the keys: %v", err)
-	}
+	return tok
+}
+
+// Rotating LATCHKEY_SECRET retires the signing keys (security.md, "Rotating
+// LATCHKEY_SECRET"). The attack: someone holds the old secret and a backup
+// made before the rotation. Starting with "new,old" must not leave them a
+// key that signs: the key sealed under the old secret is replaced by one
+// sealed under the new secret, signs only until its successor activates,
+// stays published verify-only until its tokens have expired, then leaves;
+// after that the new secret alone runs everything and nothing in the
+// database opens with the old one.
+func TestSecretRotation(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := storetest.New(t, b)
+		c := &clock{now: time.Now().UTC()}
+		opts := options(c, "ES256")
+		before, err := keys.New(ctx, st, oldSecret, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldTok, oldKID := sign(t, before)
+		backup, err := st.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stolen, err := keys.UnsealWith(oldSecret, backup[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// Step 1: start with "new,old".
+		rotated, err := keys.New(ctx, st, rotatedSecret, opts)
+		if err != nil {
+			t.Fatalf("the old secret in second place does not open the keys: %v", err)
+		}
+		list := rotated.List()
+		if len(list) != 2 || list[0].KID != oldKID || list[0].Sealed != "older secret" || list[1].State != "pending" || list[1].Sealed != "current secret" {
+			t.Fatalf("after starting with new,old: %+v", list)
+		}
+		newKID := list[1].KID
+		rows, _ := st.ListSigningKeys(ctx)
+		if _, err := keys.UnsealWith(oldSecret, rows[1]); err == nil {
+			t.Fatal("the old secret opens the new signing key")
+		}
+		// An instance still running with the old secret alone publishes the
+		// new key but cannot sign with it: it fails rather than sign with a
+		// key about to leave the JWKS.
+		if err := before.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if set := before.JWKS(); len(set.Keys) != 2 {
+			t.Fatalf("the old instance publishes %d keys", len(set.Keys))
+		}
+
+		c.Add(opts.PrepublishPeriod)
+		newTok, kid := sign(t, rotated)
+		if kid != newKID {
+			t.Fatal("the replacement does not sign after pre-publication")
+		}
+		for _, row := range backup {
+			if row.KID == kid {
+				t.Fatal("the key that signs now is in the backup made before the rotation")
+			}
+		}
+		if _, err := before.Current(); !errors.Is(err, keys.ErrWrongSecret) {
+			t.Fatalf("an old-secret instance after the replacement activated: %v, want ErrWrongSecret", err)
+		}
+		if !verifies(rotated, oldTok) || !verifies(rotated, newTok) {
+			t.Fatal("tokens from before and after the rotation must both verify while they live")
+		}
+
+		// Once the replacement has signed for a minute the old key is
+		// verify-only: its private half leaves the database.
+		c.Add(time.Minute)
+		if err := rotated.Maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rows, _ = st.ListSigningKeys(ctx)
+		if len(rows) != 2 || rows[0].KID != oldKID || len(rows[0].PrivateKey) != 0 {
+			t.Fatalf("the retired key's private half is still stored: %d rows", len(rows))
+		}
+		if l := rotated.List(); l[0].State != "retired" || l[0].Sealed != "erased" {
+			t.Fatalf("retired key: %+v", l[0])
+		}
+		if !verifies(rotated, oldTok) {
+			t.Fatal("the retired key stopped verifying before its tokens expired")
+		}
+
+		// The attacker's forgery verifies only while the old key is published.
+		c.Add(opts.TokenTTL)
+		if err := rotated.Maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if verifies(rotated, forge(t, stolen, c, opts.TokenTTL)) {
+			t.Fatal("a token forged with the key from the backup verifies after the old key's tokens expired")
+		}
+		if set := rotated.JWKS(); len(set.Keys) != 1 || set.Keys[0].KeyID != newKID {
+			t.Fatalf("JWKS after retirement: %+v", set.Keys)
+		}
+
+		// Step 2: drop the old secret. Nothing stored opens with it.
+		alone, err := keys.New(ctx, st, rotatedSecret[:1], opts)
+		if err != nil {
+			t.Fatalf("the new secret alone: %v", err)
+		}
+		if _, kid := sign(t, alone); kid != newKID {
+			t.Fatal("the new secret alone signs with another key")
+		}
+		rows, _ = st.ListSigningKeys(ctx)
+		for _, row := range rows {
+			if _, err := keys.UnsealWith(oldSecret, row); err == nil {
+				t.Fatalf("key %s still opens with the old secret", row.KID)
+			}
+		}
+	})
+}
+
+// A key waiting to sign when the secret is rotated signed nothing: it is
+// deleted, not resealed, and the replacement takes its place.
+func TestSecretRotationDropsWaitingKey(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := storetest.New(t, b)
+		c := &clock{now: time.Now().UTC()}
+		before, err := keys.New(ctx, st, oldSecret, options(c, "ES256"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waiting, err := before.Rotate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotated, err := keys.New(ctx, st, rotatedSecret, options(c, "ES256"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range rotated.List() {
+			if info.KID == waiting.KID {
+				t.Fatalf("the key waiting under the old secret survived: %+v", rotated.List())
+			}
+		}
+		list := rotated.List()
+		if len(list) != 2 || list[1].Sealed != "current secret" || list[1].State != "pending" {
+			t.Fatalf("keys: %+v", list)
+		}
+	})
+}
+
+// Instances that start together with "new,old" make one replacement key
+// between them, not one each.
+func TestConcurrentSecretRotation(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		url := b.URL(t)
+		c := &clock{now: time.Now().UTC()}
+		if _, err := keys.New(ctx, storetest.Open(t, url, store.Options{}), oldSecret, options(c, "ES256")); err != nil {
+			t.Fatal(err)
+		}
+		const n = 4
+		var wg sync.WaitGroup
+		managers := make([]*keys.Manager, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m, err := keys.New(ctx, storetest.Open(t, url, store.Options{}), rotatedSecret, options(c, "ES256"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				managers[i] = m
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		rows, _ := storetest.Open(t, url, store.Options{}).ListSigningKeys(ctx)
+		if len(rows) != 2 {
+			t.Fatalf("%d keys after %d instances started with new,old; want the old one and one replacement", len(rows), n)
+		}
+		c.Add(10 * time.Minute)
+		for _, m := range managers {
+			if err := m.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, kid := sign(t, m); kid != rows[1].KID {
+				t.Fatal("instances sign with different keys")
+			}
+		}
+	})
 }

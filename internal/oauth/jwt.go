@@ -32,42 +32,52 @@ type accessClaims struct {
 // and leaves refresh tokens and authorization codes to the HMAC strategy.
 type jwtStrategy struct {
 	*oauth2.HMACSHAStrategy
-	keys     *keys.Manager
-	issuer   string
-	now      func() time.Time
-	verified verifiedCache
+	keys   *keys.Manager
+	issuer string
+	// maxLifetime is LATCHKEY_ACCESS_TOKEN_TTL: no token Latchkey signs
+	// lives longer, so one that claims to was not signed by Latchkey's
+	// token endpoint (a key stolen with an old secret and a backup).
+	maxLifetime time.Duration
+	now         func() time.Time
+	verified    verifiedCache
 }
 
 // verifiedCache remembers tokens whose signature already checked out, until
 // they expire: resource servers introspect the same token again and again,
 // and an ECDSA verification costs more than the rest of the request. It
-// holds no revocation state, which is read from the database every time.
+// holds no revocation state, which is read from the database every time,
+// and a hit counts only while the key that signed the token is published.
 type verifiedCache struct {
 	mu      sync.Mutex
-	entries map[string]*accessClaims
+	entries map[string]verifiedEntry
+}
+
+type verifiedEntry struct {
+	claims *accessClaims
+	kid    string
 }
 
 const verifiedCacheSize = 10000
 
-func (c *verifiedCache) get(token string, now time.Time) *accessClaims {
+func (c *verifiedCache) get(token string, now time.Time) (*accessClaims, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	claims, ok := c.entries[token]
-	if !ok || !claims.Expiry.Time().After(now) {
-		return nil
+	e, ok := c.entries[token]
+	if !ok || !e.claims.Expiry.Time().After(now) {
+		return nil, ""
 	}
-	return claims
+	return e.claims, e.kid
 }
 
-func (c *verifiedCache) put(token string, claims *accessClaims) {
+func (c *verifiedCache) put(token, kid string, claims *accessClaims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= verifiedCacheSize {
 		// Dropping everything is crude but bounded, and refilling costs one
 		// verification per live token.
-		c.entries = make(map[string]*accessClaims, 1024)
+		c.entries = make(map[string]verifiedEntry, 1024)
 	}
-	c.entries[token] = claims
+	c.entries[token] = verifiedEntry{claims: claims, kid: kid}
 }
 
 var _ oauth2.CoreStrategy = (*jwtStrategy)(nil)
@@ -137,8 +147,13 @@ func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester)
 	return token, s.AccessTokenSignature(context.Background(), token), nil
 }
 
-// ValidateAccessToken verifies signature, type, issuer and expiry.
-func (s *jwtStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester, token string) error {
+// ValidateAccessToken verifies signature, type, issuer and expiry. An
+// opaque access token (issued by an instance in opaque mode, or before a
+// switch to JWTs) is the HMAC strategy's to check.
+func (s *jwtStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requester, token string) error {
+	if !isJWT(token) {
+		return s.HMACSHAStrategy.ValidateAccessToken(ctx, r, token)
+	}
 	_, err := s.verify(token)
 	return err
 }
@@ -147,8 +162,12 @@ func (s *jwtStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester,
 // algorithm list is pinned, so "none" and HMAC-with-a-public-key tricks
 // never reach a key.
 func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
-	if c := s.verified.get(token, s.now()); c != nil {
-		return c, nil
+	if c, kid := s.verified.get(token, s.now()); c != nil {
+		// A key that left the JWKS (retired after a secret rotation, say)
+		// takes the tokens it signed with it, verified before or not.
+		if _, ok := s.keys.Lookup(kid); ok {
+			return c, nil
+		}
 	}
 	parsed, err := jwt.ParseSigned(token, keys.Algorithms)
 	if err != nil {
@@ -178,8 +197,35 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 	if c.Expiry == nil || c.IssuedAt == nil || c.ID == "" || c.ClientID == "" || c.GrantID == "" {
 		return nil, fosite.ErrTokenClaim.WithHint("The token lacks exp, iat, jti, client_id or gid.")
 	}
-	s.verified.put(token, &c)
+	// fosite rounds the session's expiry to the second and iat is
+	// truncated, so a genuine token exceeds the lifetime by a second at most.
+	if c.Expiry.Time().Sub(c.IssuedAt.Time()) > s.maxLifetime+time.Second {
+		return nil, fosite.ErrTokenClaim.WithHint("The token claims a longer lifetime than access tokens are issued for.")
+	}
+	s.verified.put(token, h.KeyID, &c)
 	return &c, nil
+}
+
+// everyFormat is the store as the grant and revocation handlers see it:
+// revoking a grant's access tokens deletes its opaque rows and records the
+// grant as revoked for its JWTs, whichever format this instance issues. A
+// grant holds tokens of both formats when LATCHKEY_ACCESS_TOKEN_FORMAT is
+// switched on a live database, or when a fleet runs both during the switch.
+type everyFormat struct {
+	*store.Store
+	// revokeFor is how long a grant stays on the deny-list: longer than
+	// any access token issued under it lives.
+	revokeFor time.Duration
+	now       func() time.Time
+}
+
+func (s everyFormat) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.RevokeAccessToken(ctx, requestID); err != nil {
+			return err
+		}
+		return s.Store.RevokeGrant(ctx, requestID, s.now().Add(s.revokeFor))
+	})
 }
 
 // statelessAccessTokens is the store as the grant handlers see it when
@@ -187,17 +233,11 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 // grant's access tokens records the grant as revoked until the last of them
 // has expired, since the tokens themselves cannot be deleted.
 type statelessAccessTokens struct {
-	*store.Store
-	accessTTL time.Duration
-	now       func() time.Time
+	everyFormat
 }
 
 func (s statelessAccessTokens) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
 	return nil
-}
-
-func (s statelessAccessTokens) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.Store.RevokeGrant(ctx, requestID, s.now().Add(s.accessTTL+time.Minute))
 }
 
 // jwtIntrospector answers introspection for JWT access tokens: signature,
@@ -283,8 +323,10 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.To
 }
 
 // jwtRevoker revokes a JWT access token (RFC 7009): its jti goes on the
-// deny-list until it expires, and its grant is revoked, refresh tokens
-// included, as revoking an opaque token does.
+// deny-list until it expires, and its whole grant is revoked, refresh
+// tokens and opaque access tokens included, as revoking an opaque token
+// does. It runs whatever format this instance issues: JWTs issued before a
+// switch to opaque tokens live on until they expire.
 type jwtRevoker struct {
 	strategy  *jwtStrategy
 	store     *store.Store
@@ -315,9 +357,6 @@ func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.Tok
 		if err := r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time()); err != nil {
 			return err
 		}
-		if err := r.store.RevokeGrant(ctx, c.GrantID, r.strategy.now().Add(r.accessTTL+time.Minute)); err != nil {
-			return err
-		}
-		return r.store.RevokeRefreshToken(ctx, c.GrantID)
+		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.accessTTL+time.Minute))
 	})
 }

@@ -82,17 +82,20 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	}
 	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
 
-	// The access token format is chosen here and nowhere else.
+	// The access token format is chosen here and nowhere else. JWTs are
+	// verified (introspection, revocation) in both formats: those issued
+	// before a switch to opaque tokens live on until they expire.
+	jwts := &jwtStrategy{HMACSHAStrategy: hmacStrategy, keys: km, issuer: cfg.Issuer, maxLifetime: cfg.AccessTokenTTL, now: km.Now}
+	revoking := everyFormat{Store: db, revokeFor: cfg.AccessTokenTTL + time.Minute, now: time.Now}
 	var (
 		strategy  oauth2.CoreStrategy = hmacStrategy
-		st        grantStorage        = db
+		st        grantStorage        = revoking
 		coreCheck                     = &oauth2.CoreValidator{CoreStrategy: hmacStrategy, CoreStorage: db, Config: fc}
-		jwts      *jwtStrategy
 	)
-	if cfg.AccessTokenFormat == config.FormatJWT {
-		jwts = &jwtStrategy{HMACSHAStrategy: hmacStrategy, keys: km, issuer: cfg.Issuer, now: time.Now}
+	stateless := cfg.AccessTokenFormat == config.FormatJWT
+	if stateless {
 		strategy = jwts
-		st = statelessAccessTokens{Store: db, accessTTL: cfg.AccessTokenTTL, now: time.Now}
+		st = statelessAccessTokens{revoking}
 		coreCheck.CoreStrategy = jwts
 	}
 
@@ -119,7 +122,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		absoluteTTL: cfg.RefreshTokenMaxLifetime,
 		grace:       cfg.RefreshGracePeriod,
 		revokeFor:   cfg.AccessTokenTTL + time.Minute,
-		stateless:   jwts != nil,
+		stateless:   stateless,
 		metrics:     m,
 		log:         log,
 		reuseLog:    newReuseLogLimiter(time.Now),
@@ -148,23 +151,16 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	if len(fc.TokenEndpointHandlers) != len(tokenHandlers) {
 		return nil, fmt.Errorf("token endpoint handlers: %d of %d registered", len(fc.TokenEndpointHandlers), len(tokenHandlers))
 	}
-	if jwts != nil {
-		fc.TokenIntrospectionHandlers.Append(&jwtIntrospector{strategy: jwts, store: db, scopes: fc.ScopeStrategy})
-		fc.TokenIntrospectionHandlers.Append(hmacOnly{coreCheck})
-		fc.RevocationHandlers.Append(&jwtRevoker{strategy: jwts, store: db, accessTTL: cfg.AccessTokenTTL})
-	} else {
-		fc.TokenIntrospectionHandlers.Append(coreCheck)
-	}
-	hmacRevocation := &oauth2.TokenRevocationHandler{
+	// Both formats, whichever this instance issues: every revocation path
+	// reaches the whole grant in both representations.
+	fc.TokenIntrospectionHandlers.Append(&jwtIntrospector{strategy: jwts, store: db, scopes: fc.ScopeStrategy})
+	fc.TokenIntrospectionHandlers.Append(hmacOnly{coreCheck})
+	fc.RevocationHandlers.Append(&jwtRevoker{strategy: jwts, store: db, accessTTL: cfg.AccessTokenTTL})
+	fc.RevocationHandlers.Append(hmacRevoker{&oauth2.TokenRevocationHandler{
 		TokenRevocationStorage: st,
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
-	}
-	if jwts != nil {
-		fc.RevocationHandlers.Append(hmacRevoker{hmacRevocation})
-	} else {
-		fc.RevocationHandlers.Append(hmacRevocation)
-	}
+	}})
 
 	return &Provider{
 		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg),

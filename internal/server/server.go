@@ -47,12 +47,19 @@ type Option func(*options)
 
 type options struct {
 	login []func(*login.Config)
+	now   func() time.Time
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
 // argon2id bounds, a verification hook) before they are built.
 func WithLogin(f func(*login.Config)) Option {
 	return func(o *options) { o.login = append(o.login, f) }
+}
+
+// WithClock sets the clock of the signing keys and of JWT verification, so
+// that tests can let a key's life pass without waiting for it.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }
 
 // New builds the server from a validated configuration and an open,
@@ -64,7 +71,9 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		f(&o)
 	}
 	m := metrics.New()
-	km, err := keys.New(ctx, st, cfg.SystemSecrets(), KeyOptions(cfg, log))
+	ko := KeyOptions(cfg, log)
+	ko.Now = o.now
+	km, err := keys.New(ctx, st, cfg.SystemSecrets(), ko)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}

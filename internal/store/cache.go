@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // invalidationChannel is the PostgreSQL NOTIFY channel on which every
@@ -17,7 +20,9 @@ const invalidationChannel = "latchkey_invalidate"
 // clientCache keeps clients in memory: the token endpoint reads its client
 // on every request. Entries live at most ttl; on PostgreSQL a change made
 // by any instance evicts the entry everywhere at once (LISTEN/NOTIFY), and
-// while that channel is down nothing is cached.
+// while that channel is down nothing is cached. A channel that died without
+// a word is noticed within heartbeatsMissed heartbeats, which bounds how
+// long a stale entry can be served.
 type clientCache struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
@@ -79,6 +84,17 @@ func (s *Store) notifyClientChanged(ctx context.Context, id string) error {
 	return s.db(ctx).Exec("SELECT pg_notify(?, ?)", invalidationChannel, "client:"+id).Error
 }
 
+// DefaultListenHeartbeat is how often the listener proves its connection
+// alive; see Options.ListenHeartbeat.
+const DefaultListenHeartbeat = time.Second
+
+// heartbeatsMissed is how many heartbeat intervals may pass without a
+// notification before the connection is taken for dead.
+const heartbeatsMissed = 4
+
+// errHeartbeatMissed means the LISTEN connection stopped delivering.
+var errHeartbeatMissed = errors.New("no heartbeat notification arrived in time; the connection is taken for dead")
+
 // listen holds a connection that LISTENs for invalidations until ctx ends,
 // reconnecting after failures. The cache is off whenever it is not
 // listening, so a lost notice can never leave a stale client in use.
@@ -100,25 +116,92 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 	}
 }
 
+// listenOnce listens on one connection until it fails. A connection can
+// die without a word (a NAT or firewall dropping an idle flow sends no
+// RST), and a LISTEN connection only ever reads, so nothing would notice:
+// the cache would stay on with no invalidation. So the listener sends
+// itself a NOTIFY every heartbeat through the pool, on a channel of its
+// own, and gives up when none has arrived for heartbeatsMissed intervals.
+// The cache turns on only once the first one is back. TCP keepalive and
+// TCP_USER_TIMEOUT make the kernel close such a connection too.
 func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
-	conn, err := pgx.Connect(ctx, databaseURL)
+	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+invalidationChannel); err != nil {
+	timeout := heartbeatsMissed * s.heartbeat
+	cfg.DialFunc = s.listenDial
+	if cfg.DialFunc == nil {
+		cfg.DialFunc = listenDialer(timeout)
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "latchkey-listener"
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
 		return err
 	}
-	s.clients.setEnabled(true)
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
+	defer func() {
+		// Bounded: the connection may be the dead one.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	nonce := make([]byte, 8)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	heartbeat := "latchkey_heartbeat_" + hex.EncodeToString(nonce)
+	for _, ch := range []string{invalidationChannel, heartbeat} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return err
 		}
-		if id, ok := strings.CutPrefix(n.Payload, "client:"); ok {
+	}
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return err
+	}
+	var (
+		listening bool
+		lastSeen  = time.Now()
+		nextBeat  = time.Now()
+	)
+	for {
+		if now := time.Now(); !now.Before(nextBeat) {
+			// Through database/sql, not GORM: a heartbeat is no request's
+			// statement and must not show in statement counts.
+			bctx, cancel := context.WithTimeout(ctx, s.heartbeat)
+			if _, err := sqlDB.ExecContext(bctx, "SELECT pg_notify($1, '')", heartbeat); err != nil && ctx.Err() == nil {
+				s.log.DebugContext(ctx, "heartbeat notify failed", "error", err)
+			}
+			cancel()
+			nextBeat = now.Add(s.heartbeat)
+		}
+		deadline := lastSeen.Add(timeout)
+		if !time.Now().Before(deadline) {
+			return errHeartbeatMissed
+		}
+		wake := deadline
+		if nextBeat.Before(wake) {
+			wake = nextBeat
+		}
+		wctx, cancel := context.WithDeadline(ctx, wake)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case pgconn.Timeout(err):
+			continue
+		case err != nil:
+			return err
+		}
+		lastSeen = time.Now()
+		if !listening {
+			listening = true
+			s.clients.setEnabled(true)
+		}
+		if id, ok := strings.CutPrefix(n.Payload, "client:"); ok && n.Channel == invalidationChannel {
 			s.clients.evict(id)
 		}
 	}

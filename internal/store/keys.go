@@ -10,7 +10,8 @@ import (
 )
 
 // SigningKey is a JWT signing key as stored. PrivateKey is sealed by the
-// keys package; the store never sees a plaintext private key.
+// keys package; the store never sees a plaintext private key. An empty
+// PrivateKey marks a retired, verify-only key.
 type SigningKey struct {
 	KID         string    `gorm:"column:kid;primaryKey"`
 	Alg         string    `gorm:"column:alg"`
@@ -41,11 +42,11 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *SigningKey) error {
 	return nil
 }
 
-// ResealSigningKey replaces a key's sealed private half (after a secret
-// rotation).
-func (s *Store) ResealSigningKey(ctx context.Context, kid string, sealed []byte) error {
-	if err := s.db(ctx).Model(&SigningKey{}).Where("kid = ?", kid).Update("private_key", sealed).Error; err != nil {
-		return fmt.Errorf("reseal signing key: %w", translate(err))
+// EraseSigningKey deletes a key's sealed private half: a key that stopped
+// signing only verifies, and an empty private_key says so.
+func (s *Store) EraseSigningKey(ctx context.Context, kid string) error {
+	if err := s.db(ctx).Model(&SigningKey{}).Where("kid = ?", kid).Update("private_key", []byte{}).Error; err != nil {
+		return fmt.Errorf("erase signing key: %w", translate(err))
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ type Store struct {
 	dialect string
 	now     func() time.Time
 	log     *slog.Logger
+	// heartbeat and listenDial are Options.ListenHeartbeat and listenDial.
+	heartbeat  time.Duration
+	listenDial pgconn.DialFunc
 }
 
 // Options tune Open. The zero value is usable.
@@ -76,6 +79,14 @@ type Options struct {
 	// uses a single connection: it has one writer anyway, and an in-memory
 	// database exists only on the connection that made it.
 	MaxOpenConns int
+	// ListenHeartbeat is how often, on PostgreSQL, the client-cache
+	// listener sends itself a NOTIFY (default DefaultListenHeartbeat). When
+	// four in a row go missing its connection is taken for dead, the cache
+	// is turned off and the loss is logged.
+	ListenHeartbeat time.Duration
+
+	// listenDial replaces the listener's dialer in tests.
+	listenDial pgconn.DialFunc
 }
 
 // ParseURL checks a LATCHKEY_DATABASE_URL and returns its dialect and the DSN
@@ -188,7 +199,10 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		sqlDB.SetMaxIdleConns(n)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger}
+	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger, heartbeat: opts.ListenHeartbeat, listenDial: opts.listenDial}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultListenHeartbeat
+	}
 	ttl := opts.ClientCacheTTL
 	if ttl == 0 {
 		ttl = time.Second

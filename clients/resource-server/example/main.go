@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	resourceserver "github.com/latchkey/latchkey/clients/resource-server"
 )
@@ -19,9 +20,10 @@ func main() {
 	issuer := flag.String("issuer", "http://localhost:8080", "Latchkey issuer")
 	audience := flag.String("audience", "https://api.example.com", "this API's audience")
 	corsOrigin := flag.String("cors-origin", "", "a browser app's origin allowed to call this API (the SPA example)")
+	maxLifetime := flag.Duration("max-token-lifetime", 15*time.Minute, "Latchkey's LATCHKEY_ACCESS_TOKEN_TTL: longer-lived JWTs are refused")
 	flag.Parse()
 
-	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience}
+	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience, MaxTokenLifetime: *maxLifetime}
 	if id := os.Getenv("INTROSPECTION_CLIENT_ID"); id != "" {
 		cfg.IntrospectionURL = strings.TrimSuffix(*issuer, "/") + "/oauth2/introspect"
 		cfg.ClientID, cfg.ClientSecret = id, os.Getenv("INTROSPECTION_CLIENT_SECRET")

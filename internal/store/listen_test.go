@@ -1,0 +1,175 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/latchkey/latchkey/internal/store/storetest"
+)
+
+// blackhole forwards TCP connections until told to drop: from then on it
+// swallows every byte both ways and keeps the connections open, as a NAT or
+// firewall that forgot an idle flow does (no RST, no FIN).
+type blackhole struct {
+	target  string
+	ln      net.Listener
+	dropped atomic.Bool
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{target: target, ln: ln}
+	var (
+		mu    sync.Mutex
+		open  []net.Conn
+		pipes sync.WaitGroup
+	)
+	accepted := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		pipes.Wait()
+	})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, c, up)
+			mu.Unlock()
+			// A connection made while dropping would never get an answer
+			// either; new ones after a restore work, as after a NAT reset.
+			stuck := b.dropped.Load()
+			pipes.Add(2)
+			go func() { defer pipes.Done(); b.pipe(up, c, stuck); c.Close(); up.Close() }()
+			go func() { defer pipes.Done(); b.pipe(c, up, stuck); c.Close(); up.Close() }()
+		}
+	}()
+	return b
+}
+
+func (b *blackhole) pipe(dst io.Writer, src io.Reader, stuck bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if stuck || b.dropped.Load() {
+			stuck = true // this flow is forgotten for good
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (b *blackhole) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", b.ln.Addr().String())
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The attack: an instance's LISTEN connection dies silently, then a client
+// is deleted (or its secret rotated) at another instance. The notice never
+// arrives; before heartbeats the dead instance went on serving the client
+// from its cache for the cache lifetime (a minute), with no log line. Now
+// the missing heartbeat turns the cache off within a few heartbeats, says
+// so in the log, and the cache comes back with the connection.
+func TestSilentlyDeadListener(t *testing.T) {
+	dbURL := storetest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	proxy := newBlackhole(t, u.Host)
+	logs := &logBuffer{}
+	const beat = 50 * time.Millisecond
+	a := storetest.Open(t, dbURL, store.WithListenDial(store.Options{
+		ListenHeartbeat: beat, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+	}, proxy.dial))
+	other := storetest.Open(t, dbURL, store.Options{})
+	eventually := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within %s: %s", within, what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	eventually("the cache is on once the listener hears its heartbeat", 5*time.Second, a.ClientCacheOn)
+
+	victim := &store.Client{ID: "victim", Name: "v", TokenEndpointAuthMethod: "client_secret_basic", SecretHash: []byte("h")}
+	if err := other.CreateClient(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.FindClient(ctx, "victim"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.dropped.Store(true)
+	if err := other.DeleteClient(ctx, "victim"); err != nil {
+		t.Fatal(err)
+	}
+	// Four heartbeats, and a margin for a loaded machine: far below the
+	// minute the entry would otherwise live.
+	eventually("the deleted client is refused by the instance whose listener died", 2*time.Second, func() bool {
+		_, err := a.FindClient(ctx, "victim")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if a.ClientCacheOn() {
+		t.Fatal("the cache is on without a live listener")
+	}
+	if !strings.Contains(logs.String(), "client cache invalidation channel lost") {
+		t.Fatalf("the loss is not logged: %s", logs.String())
+	}
+
+	proxy.dropped.Store(false)
+	eventually("the cache comes back with a new connection", 15*time.Second, a.ClientCacheOn)
+}
