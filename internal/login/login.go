@@ -12,6 +12,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -370,8 +371,15 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, returnTo.String(), http.StatusSeeOther)
 }
 
+// fail answers an error of ours, never of the person's: 503 with
+// Retry-After when the database cannot be reached, 500 otherwise.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
 	h.log.Error("login page failed", "error", err)
+	if errors.Is(err, store.ErrUnavailable) {
+		w.Header().Set("Retry-After", "5")
+		h.ErrorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again in a moment.")
+		return
+	}
 	h.ErrorPage(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
 }
 
@@ -428,7 +436,9 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	switch r.PostFormValue("consent") {
 	case "allow":
 		if err := h.store.AddConsent(ctx, s.User.ID, q.Get("client_id"), strings.Fields(q.Get("scope"))); err != nil {
-			if errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "constraint") {
+			// The client was deleted while its consent page was open; the
+			// store tells that by the driver's code (ErrMissingReference).
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrMissingReference) {
 				h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The application asking for access is not known.")
 				return
 			}
@@ -468,8 +478,18 @@ func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 	target := r.PostFormValue("post_logout_redirect_uri")
 	var redirect *url.URL
 	if target != "" {
+		// Only an unknown client or an unregistered address is the
+		// caller's fault (400); a store that fails is ours (500 or 503),
+		// and must not send the person away believing the address is bad.
 		c, err := h.store.FindClient(ctx, r.PostFormValue("client_id"))
-		if err != nil || (!slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target)) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
+			return
+		case err != nil:
+			h.fail(w, fmt.Errorf("logout: find client: %w", err))
+			return
+		case !slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target):
 			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
 			return
 		}
