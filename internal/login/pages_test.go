@@ -28,9 +28,9 @@ func pages(t *testing.T, st *store.Store) (*login.Handler, *httptest.Server) {
 	h, err := login.New(st, login.Config{
 		SessionTTL: time.Hour, SessionIdleTTL: time.Hour,
 		VerifyPassword: func(string, string) (bool, error) { return true, nil },
-		AuthorizePath: "/oauth2/authorize",
-		SystemSecrets: secrets.ParseSystemSecrets(strings.Repeat("s", 32)),
-		Throttle:      login.DefaultThrottlePolicy,
+		AuthorizePath:  "/oauth2/authorize",
+		SystemSecrets:  secrets.ParseSystemSecrets(strings.Repeat("s", 32)),
+		Throttle:       login.DefaultThrottlePolicy,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
