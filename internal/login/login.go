@@ -431,7 +431,11 @@ func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p := page{Title: "Sign out", CSRFToken: h.csrfToken(w, r), ClientID: q.Get("client_id"),
 		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
-	if s, err := h.current(r); err == nil && s != nil {
+	// The name is a courtesy: without it the page still signs out.
+	switch s, err := h.current(r); {
+	case err != nil:
+		h.log.WarnContext(r.Context(), "logout page: find login session", "error", err)
+	case s != nil:
 		p.Username = s.User.Username
 	}
 	h.render(w, http.StatusOK, "logout", p)
