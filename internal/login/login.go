@@ -1,17 +1,20 @@
 // Package login is the browser side of Latchkey: the login, consent and
 // logout pages, the login-session cookie, CSRF protection and brute-force
-// throttling. It knows nothing of OAuth: the authorization endpoint asks it
-// who is signed in and sends the browser here with a return_to URL, and
-// these pages send the browser back.
+// throttling. It knows nothing of OAuth: the authorization endpoint
+// (internal/oauth) uses it through one small interface, oauth.LoginUI: it
+// asks who is signed in (CurrentSignIn), sends the browser here with a
+// ReturnTo that says what to show, and these pages send the browser back
+// with a signed proof of what the person did (interaction.go). Clients,
+// scopes and prompt values are the endpoint's business.
 package login
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -31,12 +34,12 @@ var templateFS embed.FS
 // PurposeCSRF derives the key that binds CSRF tokens to their cookie.
 const PurposeCSRF = "latchkey/v1/csrf"
 
-// AuthorizePath is the only place return_to may lead: a login or consent
-// page is never an open redirect.
-const AuthorizePath = "/oauth2/authorize"
-
 // Config is what the pages need to know.
 type Config struct {
+	// AuthorizePath is the authorization endpoint's path
+	// (oauth.PathAuthorize), the only place return_to may lead: a login or
+	// consent page is never an open redirect.
+	AuthorizePath string
 	// Secure sets the Secure flag and the __Host- prefix on cookies; it is
 	// true when the issuer is https.
 	Secure bool
@@ -72,6 +75,8 @@ type Handler struct {
 	// interactionKeys sign consent-page proofs as csrfKeys do CSRF tokens
 	// (interaction.go).
 	interactionKeys [][]byte
+	// returnToKeys sign what the pages show of a ReturnTo (returnto.go).
+	returnToKeys [][]byte
 }
 
 // New builds the handler.
@@ -84,6 +89,12 @@ func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
 		auth: NewAuthenticator(st, NewThrottle(st, cfg.Throttle), cfg.Passwords, cfg.VerifyPassword)}
 	if h.interactionKeys, err = cfg.SystemSecrets.DeriveKeys(PurposeInteraction); err != nil {
 		return nil, err
+	}
+	if h.returnToKeys, err = cfg.SystemSecrets.DeriveKeys(PurposeReturnTo); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(cfg.AuthorizePath, "/") {
+		return nil, errors.New("login: Config.AuthorizePath must be the authorization endpoint's path")
 	}
 	for _, page := range []string{"login", "consent", "logout", "message"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
@@ -131,15 +142,33 @@ func (h *Handler) setCookie(w http.ResponseWriter, name, value string, maxAge in
 	})
 }
 
-// Session is the signed-in user of a request.
-type Session struct {
-	ID       string
-	User     *store.User
+// SignIn is who is signed in on a browser, as the authorization endpoint
+// asks for it (CurrentSignIn).
+type SignIn struct {
+	// LoginSessionID is the store.LoginSession's ID: grants issued under
+	// it are revoked at logout.
+	LoginSessionID string
+	User           *store.User
+	// AuthTime is when the person last typed their password.
 	AuthTime time.Time
+	// Did is what the person just did on a page for exactly this
+	// authorization request, or NoInteraction (interaction.go).
+	Did Interaction
 }
 
-// Current returns the request's live login session, or nil.
-func (h *Handler) Current(r *http.Request) (*Session, error) {
+// CurrentSignIn returns who is signed in on the browser of r, or nil, and
+// what they just did for the authorization request r carries.
+func (h *Handler) CurrentSignIn(r *http.Request) (*SignIn, error) {
+	s, err := h.current(r)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	s.Did = h.interacted(r, s)
+	return s, nil
+}
+
+// current returns the request's live login session, or nil.
+func (h *Handler) current(r *http.Request) (*SignIn, error) {
 	c, err := r.Cookie(h.cookieName("latchkey_session"))
 	if err != nil || c.Value == "" {
 		return nil, nil
@@ -158,26 +187,18 @@ func (h *Handler) Current(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{ID: ls.ID, User: u, AuthTime: ls.AuthTime}, nil
-}
-
-// RedirectToLogin sends the browser to the login page, to come back to
-// returnTo when signed in.
-func (h *Handler) RedirectToLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
-	http.Redirect(w, r, "/login?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
-}
-
-// RedirectToConsent sends the browser to the consent page.
-func (h *Handler) RedirectToConsent(w http.ResponseWriter, r *http.Request, returnTo string) {
-	http.Redirect(w, r, "/consent?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+	return &SignIn{LoginSessionID: ls.ID, User: u, AuthTime: ls.AuthTime}, nil
 }
 
 // page is the data every template gets.
 type page struct {
 	Title, Error, Message, CSRFToken, ReturnTo string
-	ClientName, Username                       string
-	Scopes                                     []string
-	ClientID, PostLogoutRedirectURI, State     string
+	// About is the signed ClientName and Scopes of ReturnTo, kept in the
+	// login form so that a failed sign-in shows them again.
+	About                                  string
+	ClientName, Username                   string
+	Scopes                                 []string
+	ClientID, PostLogoutRedirectURI, State string
 }
 
 // securityHeaders: no script at all, no framing (clickjacking of the
@@ -241,49 +262,20 @@ func (h *Handler) validCSRF(r *http.Request) bool {
 	return ok
 }
 
-// safeReturnTo accepts only a relative URL of the authorization endpoint.
-func safeReturnTo(raw string) (*url.URL, bool) {
-	if raw == "" || !strings.HasPrefix(raw, AuthorizePath+"?") {
-		return nil, false
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.Path != AuthorizePath {
-		return nil, false
-	}
-	return u, true
-}
-
-func (h *Handler) clientName(ctx context.Context, returnTo *url.URL) (string, []string) {
-	q := returnTo.Query()
-	c, err := h.store.FindClient(ctx, q.Get("client_id"))
-	if err != nil {
-		return "", nil
-	}
-	name := c.Name
-	if name == "" {
-		name = c.ID
-	}
-	return name, strings.Fields(q.Get("scope"))
-}
-
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r), ReturnTo: r.URL.Query().Get("return_to")}
-	if u, ok := safeReturnTo(p.ReturnTo); ok {
-		p.ClientName, _ = h.clientName(r.Context(), u)
-	} else {
-		p.ReturnTo = ""
+	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r)}
+	if rt, ok := h.readReturnTo(r.URL.Query().Get); ok {
+		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
 	}
 	h.render(w, http.StatusOK, "login", p)
 }
 
 func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r), ReturnTo: r.PostFormValue("return_to"), Username: r.PostFormValue("username")}
-	returnTo, ok := safeReturnTo(p.ReturnTo)
-	if !ok {
-		p.ReturnTo = ""
-	} else {
-		p.ClientName, _ = h.clientName(ctx, returnTo)
+	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r), Username: r.PostFormValue("username")}
+	rt, returning := h.readReturnTo(r.PostFormValue)
+	if returning {
+		p.ReturnTo, p.About, p.ClientName = rt.URL, r.PostFormValue(aboutParam), rt.ClientName
 	}
 	if !h.validCSRF(r) {
 		p.Error = "Your sign-in form expired. Please try again."
@@ -326,17 +318,17 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}
-	prev, err := h.Current(r)
+	prev, err := h.current(r)
 	switch {
 	case err != nil:
 		h.fail(w, err)
 		return
 	case prev != nil && prev.User.ID == userID:
-		err = h.store.ReplaceLoginSession(ctx, prev.ID, cookie, ls)
+		err = h.store.ReplaceLoginSession(ctx, prev.LoginSessionID, cookie, ls)
 	case prev != nil:
 		// Another person signs in on this browser: the previous one is
 		// signed out, as if they had logged out.
-		if err = h.store.EndLoginSession(ctx, prev.ID, now.Add(h.cfg.RevokeFor)); err == nil {
+		if err = h.store.EndLoginSession(ctx, prev.LoginSessionID, now.Add(h.cfg.RevokeFor)); err == nil {
 			err = h.store.CreateLoginSession(ctx, cookie, ls)
 		}
 	default:
@@ -349,64 +341,58 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	// A session cookie (no Max-Age): the server-side expiry is what counts.
 	h.setCookie(w, "latchkey_session", cookie, 0)
 	h.log.InfoContext(ctx, "login", "user_id", userID)
-	if returnTo == nil {
+	if !returning {
 		h.render(w, http.StatusOK, "message", page{Title: "Signed in", Message: "You are signed in."})
 		return
 	}
-	// The sign-in just happened: the authorization request must not ask for
-	// it again, or prompt=login would loop.
-	q := returnTo.Query()
-	if prompts := strings.Fields(q.Get("prompt")); slices.Contains(prompts, "login") {
-		prompts = slices.DeleteFunc(prompts, func(s string) bool { return s == "login" })
-		if len(prompts) == 0 {
-			q.Del("prompt")
-		} else {
-			q.Set("prompt", strings.Join(prompts, " "))
-		}
-	}
-	// The sign-in is the user's interaction with this request (interaction.go).
-	q.Set(InteractionParam, h.interactionProof(SignedIn, secrets.SignatureKey(cookie), q, now))
-	returnTo.RawQuery = q.Encode()
-	http.Redirect(w, r, returnTo.String(), http.StatusSeeOther)
+	// The sign-in is the person's interaction with this request
+	// (interaction.go); what it satisfies (prompt=login) is the
+	// authorization endpoint's business.
+	http.Redirect(w, r, h.withProof(rt.URL, SignedIn, secrets.SignatureKey(cookie), now), http.StatusSeeOther)
 }
 
+// fail answers an error of ours, never of the person's: 503 with
+// Retry-After when the database cannot be reached, 500 otherwise.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
 	h.log.Error("login page failed", "error", err)
+	if errors.Is(err, store.ErrUnavailable) {
+		w.Header().Set("Retry-After", "5")
+		h.ErrorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again in a moment.")
+		return
+	}
 	h.ErrorPage(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
 }
 
 func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request) {
-	raw := r.URL.Query().Get("return_to")
-	returnTo, ok := safeReturnTo(raw)
-	if !ok {
+	rt, ok := h.readReturnTo(r.URL.Query().Get)
+	if !ok || rt.ClientName == "" {
+		// Only the authorization endpoint sends the browser here, with
+		// what to show signed: anything else is a crafted link.
 		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "This consent link is not valid.")
 		return
 	}
-	s, err := h.Current(r)
+	s, err := h.current(r)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
 	if s == nil {
-		h.RedirectToLogin(w, r, raw)
+		h.SendToLogin(w, r, rt)
 		return
 	}
-	name, scopes := h.clientName(r.Context(), returnTo)
-	if name == "" {
-		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The application asking for access is not known.")
-		return
-	}
-	h.render(w, http.StatusOK, "consent", page{Title: "Allow access?", CSRFToken: h.csrfToken(w, r), ReturnTo: raw,
-		ClientName: name, Scopes: scopes, Username: s.User.Username})
+	h.render(w, http.StatusOK, "consent", page{Title: "Allow access?", CSRFToken: h.csrfToken(w, r), ReturnTo: rt.URL,
+		ClientName: rt.ClientName, Scopes: rt.Scopes, Username: s.User.Username})
 }
 
 // ConsentDeniedParam marks an authorization request whose user said no.
 const ConsentDeniedParam = "consent"
 
+// consentSubmit sends the browser back with the person's answer: the
+// proof that they approved this very request, or ConsentDeniedParam. The
+// authorization endpoint records the consent, for the client and scopes it
+// checked, when it sees the proof.
 func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	raw := r.PostFormValue("return_to")
-	returnTo, ok := safeReturnTo(raw)
+	rt, ok := h.readReturnTo(r.PostFormValue)
 	if !ok {
 		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "This consent form is not valid.")
 		return
@@ -415,43 +401,41 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your consent form expired. Go back to the application and try again.")
 		return
 	}
-	s, err := h.Current(r)
+	s, err := h.current(r)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
 	if s == nil {
-		h.RedirectToLogin(w, r, raw)
+		h.SendToLogin(w, r, rt)
 		return
 	}
-	q := returnTo.Query()
+	target := rt.URL
 	switch r.PostFormValue("consent") {
 	case "allow":
-		if err := h.store.AddConsent(ctx, s.User.ID, q.Get("client_id"), strings.Fields(q.Get("scope"))); err != nil {
-			if errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "constraint") {
-				h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The application asking for access is not known.")
-				return
-			}
-			h.fail(w, err)
-			return
-		}
-		q.Del(ConsentDeniedParam)
-		q.Set(InteractionParam, h.interactionProof(Approved, s.ID, q, time.Now()))
+		target = h.withProof(rt.URL, Approved, s.LoginSessionID, time.Now())
 	case "deny":
+		u, _ := url.Parse(rt.URL)
+		q := u.Query()
 		q.Set(ConsentDeniedParam, "denied")
+		u.RawQuery = q.Encode()
+		target = u.String()
 	default:
 		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
 		return
 	}
-	returnTo.RawQuery = q.Encode()
-	http.Redirect(w, r, returnTo.String(), http.StatusSeeOther)
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p := page{Title: "Sign out", CSRFToken: h.csrfToken(w, r), ClientID: q.Get("client_id"),
 		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
-	if s, err := h.Current(r); err == nil && s != nil {
+	// The name is a courtesy: without it the page still signs out.
+	switch s, err := h.current(r); {
+	case err != nil:
+		h.log.WarnContext(r.Context(), "logout page: find login session", "error", err)
+	case s != nil:
 		p.Username = s.User.Username
 	}
 	h.render(w, http.StatusOK, "logout", p)
@@ -468,8 +452,18 @@ func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 	target := r.PostFormValue("post_logout_redirect_uri")
 	var redirect *url.URL
 	if target != "" {
+		// Only an unknown client or an unregistered address is the
+		// caller's fault (400); a store that fails is ours (500 or 503),
+		// and must not send the person away believing the address is bad.
 		c, err := h.store.FindClient(ctx, r.PostFormValue("client_id"))
-		if err != nil || (!slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target)) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
+			return
+		case err != nil:
+			h.fail(w, fmt.Errorf("logout: find client: %w", err))
+			return
+		case !slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target):
 			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
 			return
 		}

@@ -51,12 +51,14 @@ func NewThrottle(st *store.Store, p ThrottlePolicy) *Throttle {
 	return &Throttle{store: st, policy: p}
 }
 
-// userKey names a username's counter by a digest: any bytes a client sends
-// make a valid key, and the table holds no usernames.
-func userKey(username string) string {
+// userCounter names a username's counter by a digest: any bytes a client
+// sends make a valid key, and the table holds no usernames.
+func userCounter(username string) string {
 	return "user:" + secrets.SignatureKey(strings.ToLower(username))
 }
-func ipKey(ip string) string { return "ip:" + ip }
+
+// ipCounter names a client IP's counter.
+func ipCounter(ip string) string { return "ip:" + ip }
 
 func (t *Throttle) lockout(limit int) func(int) time.Duration {
 	return func(attempts int) time.Duration {
@@ -88,8 +90,8 @@ type Attempt struct {
 func (t *Throttle) Reserve(ctx context.Context, username, ip string) (*Attempt, error) {
 	counts, err := t.store.ReserveLoginAttempt(ctx, t.policy.Window,
 		// The username first: every caller locks rows in the same order.
-		store.AttemptKey{Key: userKey(username), Lock: t.lockout(t.policy.UserLimit)},
-		store.AttemptKey{Key: ipKey(ip), Lock: t.lockout(t.policy.IPLimit)})
+		store.AttemptKey{Key: userCounter(username), Lock: t.lockout(t.policy.UserLimit)},
+		store.AttemptKey{Key: ipCounter(ip), Lock: t.lockout(t.policy.IPLimit)})
 	if err != nil {
 		return nil, fmt.Errorf("throttle: %w", err)
 	}
@@ -116,10 +118,10 @@ func (a *Attempt) Succeeded(ctx context.Context) error {
 	// The sign-in has happened; the bookkeeping must not be lost to a
 	// client that hangs up now.
 	ctx = context.WithoutCancel(ctx)
-	if err := a.t.store.ClearLoginFailures(ctx, userKey(a.username)); err != nil {
+	if err := a.t.store.ClearLoginFailures(ctx, userCounter(a.username)); err != nil {
 		return err
 	}
-	return a.t.store.ReleaseLoginAttempt(ctx, ipKey(a.ip), a.t.policy.IPLimit)
+	return a.t.store.ReleaseLoginAttempt(ctx, ipCounter(a.ip), a.t.policy.IPLimit)
 }
 
 // Cancel ends an attempt whose password was never checked (the server was
@@ -128,8 +130,8 @@ func (a *Attempt) Succeeded(ctx context.Context) error {
 func (a *Attempt) Cancel(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	return errors.Join(
-		a.t.store.ReleaseLoginAttempt(ctx, userKey(a.username), a.t.policy.UserLimit),
-		a.t.store.ReleaseLoginAttempt(ctx, ipKey(a.ip), a.t.policy.IPLimit))
+		a.t.store.ReleaseLoginAttempt(ctx, userCounter(a.username), a.t.policy.UserLimit),
+		a.t.store.ReleaseLoginAttempt(ctx, ipCounter(a.ip), a.t.policy.IPLimit))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -15,7 +15,29 @@ import (
 )
 
 // PathAuthorize is the authorization endpoint.
-const PathAuthorize = login.AuthorizePath
+const PathAuthorize = "/oauth2/authorize"
+
+// LoginUI is all the authorization endpoint needs of the browser side
+// (zitadel's "the login UI needs one tiny interface"): who is signed in,
+// the login and consent pages, and the error page. The endpoint owns the
+// protocol: it checks the client, the redirect URI, the scopes and prompt,
+// decides which page the browser needs, says what that page shows, and
+// records consent. The pages own the cookies, the forms and CSRF, and send
+// the browser back with a signed proof of what the person did.
+type LoginUI interface {
+	// CurrentSignIn returns who is signed in on r's browser, or nil, and
+	// in Did what they just did on a page for the request r carries.
+	CurrentSignIn(r *http.Request) (*login.SignIn, error)
+	// SendToLogin sends the browser to sign in, then back to rt.URL.
+	SendToLogin(w http.ResponseWriter, r *http.Request, rt login.ReturnTo)
+	// SendToConsent asks the person to allow rt, then sends the browser
+	// back to rt.URL with the answer.
+	SendToConsent(w http.ResponseWriter, r *http.Request, rt login.ReturnTo)
+	// ErrorPage shows a message and never redirects.
+	ErrorPage(w http.ResponseWriter, status int, title, message string)
+}
+
+var _ LoginUI = (*login.Handler)(nil)
 
 // Authorize serves GET /oauth2/authorize: the code flow with PKCE. Every
 // check that can fail runs before any page is shown, so a bad request is
@@ -53,30 +75,36 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ls, err := p.login.Current(r)
-	if err != nil {
-		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
-		return
-	}
-	if ls == nil || slices.Contains(prompts, "login") {
-		if slices.Contains(prompts, "none") {
-			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
-			return
-		}
-		p.login.RedirectToLogin(w, r, returnTo(r))
-		return
-	}
-
 	client, ok := ar.GetClient().(*store.Client)
 	if !ok {
 		p.authorizeError(w, r, ar, fosite.ErrServerError.WithHint("Unexpected client type."))
 		return
 	}
+	si, err := p.ui.CurrentSignIn(r)
+	if err != nil {
+		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	if si != nil && si.Did == login.SignedIn {
+		// The person has just typed their password for this very request:
+		// prompt=login is satisfied (OpenID Connect Core §3.1.2.1), or it
+		// would send them to the login page again and again.
+		prompts = slices.DeleteFunc(prompts, func(s string) bool { return s == "login" })
+	}
+	if si == nil || slices.Contains(prompts, "login") {
+		if slices.Contains(prompts, "none") {
+			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
+			return
+		}
+		p.ui.SendToLogin(w, r, returnTo(r, client, ar, prompts))
+		return
+	}
+
 	if form.Get(login.ConsentDeniedParam) == "denied" {
 		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return
 	}
-	interaction, err := p.needsInteraction(ctx, client, ls, ar, prompts, p.login.Interacted(r, ls))
+	interaction, err := p.needsInteraction(ctx, client, si, ar, prompts)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -86,14 +114,28 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 			p.authorizeError(w, r, ar, interaction)
 			return
 		}
-		p.login.RedirectToConsent(w, r, returnTo(r))
+		p.ui.SendToConsent(w, r, returnTo(r, client, ar, prompts))
 		return
 	}
+	if si.Did == login.Approved {
+		// Remembered per user and client, for every scope approved so far.
+		err := p.store.AddConsent(ctx, si.User.ID, client.ID, ar.GetRequestedScopes())
+		if errors.Is(err, store.ErrMissingReference) {
+			// The client was deleted while its consent page was open: an
+			// error page, never a redirect to a client that is gone.
+			p.authorizeError(w, r, nil, fosite.ErrInvalidClient.WithWrap(err))
+			return
+		}
+		if err != nil {
+			p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+	}
 
-	sess := session.New(ls.User.ID)
-	sess.Username = ls.User.Username
-	sess.AuthTime = ls.AuthTime
-	sess.LoginSessionID = ls.ID
+	sess := session.New(si.User.ID)
+	sess.Username = si.User.Username
+	sess.AuthTime = si.AuthTime
+	sess.LoginSessionID = si.LoginSessionID
 	sess.GrantedAt = time.Now().UTC()
 	p.grantRequested(ar)
 	resp, err := p.fosite.NewAuthorizeResponse(ctx, ar, sess)
@@ -107,19 +149,32 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	p.fosite.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
-// returnTo is the authorization request to resume after a page, without
-// the answer of an earlier consent page.
-func returnTo(r *http.Request) string {
+// returnTo is the authorization request to resume after a page, and what
+// the page shows of it. The request goes back without the answers of
+// earlier pages, and with prompts as they stand now: without a "login"
+// that the person has just satisfied.
+func returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequester, prompts []string) login.ReturnTo {
 	q := r.URL.Query()
 	q.Del(login.ConsentDeniedParam)
 	q.Del(login.InteractionParam)
-	return PathAuthorize + "?" + q.Encode()
+	if q.Has("prompt") {
+		if len(prompts) == 0 {
+			q.Del("prompt")
+		} else {
+			q.Set("prompt", strings.Join(prompts, " "))
+		}
+	}
+	name := client.Name
+	if name == "" {
+		name = client.ID
+	}
+	return login.ReturnTo{URL: PathAuthorize + "?" + q.Encode(), ClientName: name, Scopes: ar.GetRequestedScopes()}
 }
 
 // needsInteraction decides whether the user must see the consent page
 // before a code is issued, and returns the error prompt=none answers if so
-// (nil when the code may be issued at once). did is what the user just did
-// for this very request (login.Interacted).
+// (nil when the code may be issued at once). si.Did is what the person
+// just did for this very request.
 //   - Consent just given on the page: issue.
 //   - A public native app, trusted or not, needs the user to have signed in
 //     or approved for this request: anyone on the device can use its
@@ -130,11 +185,11 @@ func returnTo(r *http.Request) string {
 //   - Any other client asks without a stored consent covering every
 //     requested scope, or with prompt=consent. No stored consent at all is
 //     not the same as consent to no scope: a request without scope asks too.
-func (p *Provider) needsInteraction(ctx context.Context, client *store.Client, ls *login.Session, ar fosite.AuthorizeRequester, prompts []string, did string) (*fosite.RFC6749Error, error) {
-	if did == login.Approved {
+func (p *Provider) needsInteraction(ctx context.Context, client *store.Client, si *login.SignIn, ar fosite.AuthorizeRequester, prompts []string) (*fosite.RFC6749Error, error) {
+	if si.Did == login.Approved {
 		return nil, nil
 	}
-	if client.PublicNative() && did != login.SignedIn {
+	if client.PublicNative() && si.Did != login.SignedIn {
 		return fosite.ErrInteractionRequired.WithHint("A native app's authorization needs the user's interaction every time (RFC 8252 §8.6)."), nil
 	}
 	if client.Trusted {
@@ -143,7 +198,7 @@ func (p *Provider) needsInteraction(ctx context.Context, client *store.Client, l
 	if slices.Contains(prompts, "consent") {
 		return fosite.ErrConsentRequired, nil
 	}
-	consent, err := p.store.FindConsent(ctx, ls.User.ID, client.ID)
+	consent, err := p.store.FindConsent(ctx, si.User.ID, client.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fosite.ErrConsentRequired, nil
 	}
@@ -189,7 +244,7 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 		if rfc.CodeField >= 500 {
 			status = http.StatusInternalServerError
 		}
-		p.login.ErrorPage(w, status, "This sign-in link is not valid", describeAuthorizeError(rfc))
+		p.ui.ErrorPage(w, status, "This sign-in link is not valid", describeAuthorizeError(rfc))
 		return
 	}
 	target := *ar.GetRedirectURI()

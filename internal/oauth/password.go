@@ -16,7 +16,7 @@ import (
 type ipKey struct{}
 
 func (p *Provider) withClientIP(ctx context.Context, r *http.Request) context.Context {
-	return context.WithValue(ctx, ipKey{}, p.login.ClientIP(r))
+	return context.WithValue(ctx, ipKey{}, p.clientIP(r))
 }
 
 // throttledPasswords checks the password grant's credentials with the

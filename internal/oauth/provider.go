@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
@@ -21,11 +22,14 @@ import (
 
 // Provider serves the OAuth 2.0 endpoints.
 type Provider struct {
-	fosite   *fosite.Fosite
-	fconf    *fosite.Config
-	store    *store.Store
-	keys     *keys.Manager
-	login    *login.Handler
+	fosite *fosite.Fosite
+	fconf  *fosite.Config
+	store  *store.Store
+	keys   *keys.Manager
+	// ui is the login pages as the authorization endpoint sees them.
+	ui LoginUI
+	// clientIP is the address the sign-in throttle counts a request by.
+	clientIP func(*http.Request) string
 	strategy oauth2.CoreStrategy
 	cfg      *config.Config
 	metrics  *metrics.Metrics
@@ -167,7 +171,8 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		fconf:    fc,
 		store:    db,
 		keys:     km,
-		login:    pages,
+		ui:       pages,
+		clientIP: pages.ClientIP,
 		strategy: strategy,
 		cfg:      cfg,
 		metrics:  m,

@@ -82,6 +82,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		return nil, fmt.Errorf("LATCHKEY_TRUSTED_PROXIES: %w", err)
 	}
 	lc := login.Config{
+		AuthorizePath:  oauth.PathAuthorize,
 		Secure:         cfg.SecureCookies(),
 		SessionIdleTTL: cfg.SessionIdleTTL,
 		SessionTTL:     cfg.SessionTTL,

@@ -40,6 +40,11 @@ var (
 	// ErrUnavailable means the database cannot be reached; callers answer
 	// 503 and let the client retry.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrMissingReference means a row named another that does not exist
+	// (a consent for a deleted client, say): a foreign-key violation,
+	// PostgreSQL 23503 or SQLite's SQLITE_CONSTRAINT_FOREIGNKEY, told by
+	// the driver's code, never by the message.
+	ErrMissingReference = errors.New("referenced row does not exist")
 )
 
 // Store is Latchkey's database.
@@ -320,6 +325,9 @@ func translate(err error) error {
 		return fmt.Errorf("%w", ErrNotFound)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+	case errors.Is(err, gorm.ErrForeignKeyViolated):
+		// Both dialects map the driver's code to this (TranslateError).
+		return fmt.Errorf("%w: %w", ErrMissingReference, err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

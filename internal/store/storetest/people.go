@@ -22,6 +22,7 @@ var peopleTests = []struct {
 	{"ReplaceLoginSessionKeepsGrants", testReplaceLoginSession},
 	{"RevokeSubject", testRevokeSubject},
 	{"Consent", testConsent},
+	{"ConsentToUnknownClientIsMissingReference", testConsentUnknownClient},
 	{"LoginFailures", testLoginFailures},
 	{"RefreshGraceBookkeeping", testRefreshGrace},
 }
@@ -207,6 +208,21 @@ func testConsent(t *testing.T, st *store.Store) {
 	_ = st.AddConsent(ctx, "u6", "c6", []string{"write", "read"})
 	if s, _ := st.ConsentedScopes(ctx, "u6", "c6"); !slices.Equal(s, []string{"openid", "read", "write"}) {
 		t.Fatalf("consented scopes %v", s)
+	}
+}
+
+// testConsentUnknownClient: a consent naming a client that does not exist
+// (deleted while its consent page was open) fails with the sentinel the
+// callers test, whatever the driver's words.
+func testConsentUnknownClient(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u7")
+	err := st.AddConsent(ctx, "u7", "no-such-client", []string{"read"})
+	if !errors.Is(err, store.ErrMissingReference) {
+		t.Fatalf("AddConsent for an unknown client: %v, want ErrMissingReference", err)
+	}
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("AddConsent for an unknown client: %v also matches another sentinel", err)
 	}
 }
 

@@ -1,0 +1,109 @@
+package login
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// PurposeReturnTo derives the key that signs what a page shows of the
+// request it returns to (ReturnTo).
+const PurposeReturnTo = "latchkey/v1/return-to"
+
+// ReturnTo is what the authorization endpoint hands the pages when it sends
+// the browser to them: the request to resume, and what the pages show of
+// it. The pages never read client_id or scope themselves; the endpoint,
+// which has checked the client and the scopes, says what to show.
+type ReturnTo struct {
+	// URL is the authorization request to send the browser back to: a
+	// relative URL of Config.AuthorizePath, opaque to the pages.
+	URL string
+	// ClientName names the application on the login and consent pages.
+	ClientName string
+	// Scopes are what the application asks for, listed on the consent page.
+	Scopes []string
+}
+
+// aboutParam carries ClientName and Scopes through the browser, signed
+// together with the URL: otherwise a crafted link could show a trusted
+// application's name over another's request.
+const aboutParam = "about"
+
+type about struct {
+	ClientName string   `json:"n"`
+	Scopes     []string `json:"s,omitempty"`
+}
+
+// pageURL is the page at path for rt: "/consent?return_to=…&about=…".
+func (h *Handler) pageURL(path string, rt ReturnTo) string {
+	return path + "?" + url.Values{"return_to": {rt.URL}, aboutParam: {h.sealAbout(rt)}}.Encode()
+}
+
+// sealAbout is "BASE64(JSON).MAC", the MAC over the URL and the JSON.
+func (h *Handler) sealAbout(rt ReturnTo) string {
+	js, _ := json.Marshal(about{ClientName: rt.ClientName, Scopes: rt.Scopes})
+	b := base64.RawURLEncoding.EncodeToString(js)
+	return b + "." + aboutMAC(h.returnToKeys[0], rt.URL, b)
+}
+
+func aboutMAC(key []byte, u, b string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(u + "\x00" + b))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// readReturnTo reads return_to and about with get: a GET page's query or a
+// POST's form. ok
+// is false when return_to is not a relative URL of the authorization
+// endpoint (a page is never an open redirect). A missing or forged about
+// leaves ClientName and Scopes empty: the request still goes back to the
+// endpoint, which checks everything again.
+func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
+	rt.URL = get("return_to")
+	if !h.safeReturnTo(rt.URL) {
+		return ReturnTo{}, false
+	}
+	b, mac, found := strings.Cut(get(aboutParam), ".")
+	if !found {
+		return rt, true
+	}
+	valid := false
+	for _, k := range h.returnToKeys {
+		valid = hmac.Equal([]byte(mac), []byte(aboutMAC(k, rt.URL, b))) || valid
+	}
+	js, err := base64.RawURLEncoding.DecodeString(b)
+	var a about
+	if !valid || err != nil || json.Unmarshal(js, &a) != nil {
+		return rt, true
+	}
+	rt.ClientName, rt.Scopes = a.ClientName, a.Scopes
+	return rt, true
+}
+
+// safeReturnTo accepts only a relative URL of the authorization endpoint.
+func (h *Handler) safeReturnTo(raw string) bool {
+	path := h.cfg.AuthorizePath
+	if raw == "" || !strings.HasPrefix(raw, path+"?") {
+		return false
+	}
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.Path == path
+}
+
+// SendToLogin sends the browser to the login page, to come back to rt.URL
+// once signed in, with the proof that the person signed in for it
+// (interaction.go).
+func (h *Handler) SendToLogin(w http.ResponseWriter, r *http.Request, rt ReturnTo) {
+	http.Redirect(w, r, h.pageURL("/login", rt), http.StatusSeeOther)
+}
+
+// SendToConsent sends the browser to the consent page, which shows
+// rt.ClientName and rt.Scopes and comes back to rt.URL with the person's
+// answer.
+func (h *Handler) SendToConsent(w http.ResponseWriter, r *http.Request, rt ReturnTo) {
+	http.Redirect(w, r, h.pageURL("/consent", rt), http.StatusSeeOther)
+}
