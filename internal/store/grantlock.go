@@ -49,7 +49,12 @@ func (s *Store) lockGrants(ctx context.Context, requestIDs ...string) error {
 	if _, ok := ctx.Value(txKey{}).(*txState); !ok {
 		return errors.New("lock grants: no transaction in context")
 	}
-	if err := s.db(ctx).Exec("SELECT latchkey_lock_grants(ARRAY[?]::text[])", requestIDs).Error; err != nil {
+	// As one JSON array: GORM would expand a slice into a parenthesized list.
+	ids, err := json.Marshal(requestIDs)
+	if err != nil {
+		return err
+	}
+	if err := s.db(ctx).Exec("SELECT latchkey_lock_grants(ARRAY(SELECT json_array_elements_text(?::json)))", string(ids)).Error; err != nil {
 		return fmt.Errorf("lock grants: %w", translate(err))
 	}
 	return nil
