@@ -230,7 +230,7 @@ type outcome struct {
 // the refresh that raced it may have answered 200, but its successor must
 // not refresh, its access token must not introspect as active, and the
 // raced token must not get the successor again as a grace repeat.
-func (e *raceEnv) survivor(t *testing.T, g *raceGrant, raced outcome) string {
+func (e *raceEnv) survivor(t *testing.T, g *raceGrant, token string, raced outcome) string {
 	t.Helper()
 	switch {
 	case raced.err != nil:
@@ -245,7 +245,7 @@ func (e *raceEnv) survivor(t *testing.T, g *raceGrant, raced outcome) string {
 	case raced.status != http.StatusBadRequest || raced.body["error"] != "invalid_grant":
 		t.Fatalf("refresh: %d %v, want 200 or invalid_grant", raced.status, raced.body)
 	}
-	if s, m, err := e.refresh(e.b.URL, g, g.refresh); err != nil || s == http.StatusOK {
+	if s, m, err := e.refresh(e.b.URL, g, token); err != nil || s == http.StatusOK {
 		return fmt.Sprintf("the raced token refreshed again: %d %v %v", s, m, err)
 	}
 	return ""
@@ -253,65 +253,96 @@ func (e *raceEnv) survivor(t *testing.T, g *raceGrant, raced outcome) string {
 
 var tokenFormats = []string{config.FormatJWT, config.FormatOpaque}
 
+// raceKind is the refresh that races the revocation: a rotation of the live
+// token, or a grace repeat of the rotated one, which (with opaque access
+// tokens) stores a new access token for the existing successor.
+type raceKind struct {
+	name  string
+	token func(g *raceGrant) string
+}
+
+var (
+	rotationRace    = raceKind{"rotation", func(g *raceGrant) string { return g.refresh }}
+	graceRepeatRace = raceKind{"grace repeat", func(g *raceGrant) string { return g.stale }}
+)
+
+// raceKinds are the races worth running for a format and path: a grace
+// repeat needs a grace period, and writes (and so can be held on a lock)
+// only for opaque access tokens.
+func raceKinds(format string, p revokePath) []raceKind {
+	if format == config.FormatOpaque && !p.strict {
+		return []raceKind{rotationRace, graceRepeatRace}
+	}
+	return []raceKind{rotationRace}
+}
+
 // The reproduction, made deterministic: a lock on the client row
 // stops the rotation at the insert of its successor (the foreign key waits),
 // the revocation starts while the rotation is in flight, then the lock is
 // released. On PostgreSQL the test waits until the rotation is blocked and
 // then until the revocation waits behind it (pg_blocking_pids); on SQLite the
-// held write lock stops both before their transactions begin.
+// held write lock stops both before their transactions begin. A grace
+// repeat is held the same way at the insert of its opaque access token.
 func TestRefreshInFlightRevoked(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
 		for _, format := range tokenFormats {
 			for _, p := range revokePaths {
-				t.Run(format+"/"+p.name, func(t *testing.T) {
-					e := newRaceEnv(t, b, format, p.strict)
-					g := e.grant(t, p.browser)
-					hold := storetest.HoldRow(t, e.h.cfg.DatabaseURL, "clients", "id", g.clientID)
-
-					reached := e.sigB.arm("refresh_tokens")
-					refreshed := make(chan outcome, 1)
-					go func() {
-						s, m, err := e.refresh(e.b.URL, g, g.refresh)
-						refreshed <- outcome{s, m, err}
-					}()
-					var rotation int
-					if hold.PID != 0 {
-						rotation, _ = storetest.WaitBlockedBy(t, e.h.cfg.DatabaseURL, hold.PID, nil, 10*time.Second)
-					} else {
-						<-reached
-					}
-
-					started := e.sigA.arm("")
-					revoked := make(chan outcome, 1)
-					done := make(chan struct{})
-					go func() {
-						defer close(done)
-						s, err := p.revoke(e, g)
-						revoked <- outcome{status: s, err: err}
-					}()
-					if rotation != 0 {
-						if _, waiting := storetest.WaitBlockedBy(t, e.h.cfg.DatabaseURL, rotation, done, 10*time.Second); !waiting {
-							t.Log("the revocation did not wait for the rotation")
-						}
-					} else {
-						select {
-						case <-started:
-						case <-done:
-						}
-					}
-					hold.Release()
-
-					r := <-revoked
-					if r.err != nil || r.status != p.want {
-						t.Fatalf("revocation: %d %v, want %d", r.status, r.err, p.want)
-					}
-					if how := e.survivor(t, g, <-refreshed); how != "" {
-						t.Errorf("the refresh in flight survived the revocation: %s", how)
-					}
-				})
+				for _, kind := range raceKinds(format, p) {
+					t.Run(format+"/"+kind.name+"/"+p.name, func(t *testing.T) {
+						refreshInFlight(t, b, format, p, kind)
+					})
+				}
 			}
 		}
 	})
+}
+
+func refreshInFlight(t *testing.T, b storetest.Backend, format string, p revokePath, kind raceKind) {
+	e := newRaceEnv(t, b, format, p.strict)
+	g := e.grant(t, p.browser)
+	token := kind.token(g)
+	hold := storetest.HoldRow(t, e.h.cfg.DatabaseURL, "clients", "id", g.clientID)
+
+	reached := e.sigB.arm("refresh_tokens")
+	refreshed := make(chan outcome, 1)
+	go func() {
+		s, m, err := e.refresh(e.b.URL, g, token)
+		refreshed <- outcome{s, m, err}
+	}()
+	var rotation int
+	if hold.PID != 0 {
+		rotation, _ = storetest.WaitBlockedBy(t, e.h.cfg.DatabaseURL, hold.PID, nil, 10*time.Second)
+	} else {
+		<-reached
+	}
+
+	started := e.sigA.arm("")
+	revoked := make(chan outcome, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s, err := p.revoke(e, g)
+		revoked <- outcome{status: s, err: err}
+	}()
+	if rotation != 0 {
+		if _, waiting := storetest.WaitBlockedBy(t, e.h.cfg.DatabaseURL, rotation, done, 10*time.Second); !waiting {
+			t.Log("the revocation did not wait for the rotation")
+		}
+	} else {
+		select {
+		case <-started:
+		case <-done:
+		}
+	}
+	hold.Release()
+
+	r := <-revoked
+	if r.err != nil || r.status != p.want {
+		t.Fatalf("revocation: %d %v, want %d", r.status, r.err, p.want)
+	}
+	if how := e.survivor(t, g, token, <-refreshed); how != "" {
+		t.Errorf("the refresh in flight survived the revocation: %s", how)
+	}
 }
 
 // Many trials of a refresh and a revocation started together on two
@@ -328,37 +359,43 @@ func TestRefreshRevocationRace(t *testing.T) {
 				if p.lookupRaces {
 					continue
 				}
-				t.Run(format+"/"+p.name, func(t *testing.T) {
-					e := newRaceEnv(t, b, format, p.strict)
-					survived := 0
-					for i := range trials {
-						g := e.grant(t, p.browser)
-						start := make(chan struct{})
-						refreshed, revoked := make(chan outcome, 1), make(chan outcome, 1)
-						go func() {
-							<-start
-							s, m, err := e.refresh(e.b.URL, g, g.refresh)
-							refreshed <- outcome{s, m, err}
-						}()
-						go func() {
-							<-start
-							s, err := p.revoke(e, g)
-							revoked <- outcome{status: s, err: err}
-						}()
-						close(start)
-						if r := <-revoked; r.err != nil || r.status != p.want {
-							t.Fatalf("trial %d: revocation: %d %v, want %d", i, r.status, r.err, p.want)
-						}
-						if how := e.survivor(t, g, <-refreshed); how != "" {
-							survived++
-							t.Logf("trial %d: %s", i, how)
-						}
-					}
-					if survived > 0 {
-						t.Errorf("%d of %d refresh chains survived the revocation", survived, trials)
-					}
-				})
+				for _, kind := range raceKinds(format, p) {
+					t.Run(format+"/"+kind.name+"/"+p.name, func(t *testing.T) {
+						refreshRace(t, b, format, p, kind, trials)
+					})
+				}
 			}
 		}
 	})
+}
+
+func refreshRace(t *testing.T, b storetest.Backend, format string, p revokePath, kind raceKind, trials int) {
+	e := newRaceEnv(t, b, format, p.strict)
+	survived := 0
+	for i := range trials {
+		g := e.grant(t, p.browser)
+		start := make(chan struct{})
+		refreshed, revoked := make(chan outcome, 1), make(chan outcome, 1)
+		go func() {
+			<-start
+			s, m, err := e.refresh(e.b.URL, g, kind.token(g))
+			refreshed <- outcome{s, m, err}
+		}()
+		go func() {
+			<-start
+			s, err := p.revoke(e, g)
+			revoked <- outcome{status: s, err: err}
+		}()
+		close(start)
+		if r := <-revoked; r.err != nil || r.status != p.want {
+			t.Fatalf("trial %d: revocation: %d %v, want %d", i, r.status, r.err, p.want)
+		}
+		if how := e.survivor(t, g, kind.token(g), <-refreshed); how != "" {
+			survived++
+			t.Logf("trial %d: %s", i, how)
+		}
+	}
+	if survived > 0 {
+		t.Errorf("%d of %d refresh chains survived the revocation", survived, trials)
+	}
 }

@@ -46,7 +46,9 @@ func (s *Store) FindRefreshToken(ctx context.Context, signature string, prototyp
 // RotateRefreshTokenTo retires a refresh token and keeps its sealed
 // successor. It is the conditional update of the refresh transaction: of
 // concurrent rotations exactly one matches the row, the others get
-// ErrSerializationFailure and can answer from the successor instead.
+// ErrSerializationFailure and can answer from the successor instead. It
+// takes no grant lock and checks no deny-list: the refresh handler rotates
+// with RotateRefreshTokenOnce (grantlock.go).
 func (s *Store) RotateRefreshTokenTo(ctx context.Context, signature string, successor []byte) error {
 	set := map[string]any{"rotated_at": s.nowUTC()}
 	if successor != nil {

@@ -41,7 +41,9 @@ CREATE FUNCTION latchkey_rotate_refresh(
     p_access_token_signature TEXT) RETURNS BOOLEAN
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    PERFORM latchkey_lock_grants(ARRAY[p_request_id]);
+    -- The lock of latchkey_lock_grants, inlined: one grant needs no sort,
+    -- and this runs on every refresh.
+    PERFORM pg_advisory_xact_lock(1818978162, hashtext(p_request_id));
     UPDATE refresh_tokens t SET active = false, rotated_at = p_rotated_at, successor = p_successor
     WHERE t.signature = p_old_signature AND t.request_id = p_request_id AND t.active
       AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.request_id = t.request_id)
