@@ -124,10 +124,12 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 		}
 		sess = sess.Clone().(*session.Session)
 	}
-	granted := sess.GrantedAt
-	if granted.IsZero() {
-		granted = orig.GetRequestedAt()
+	if sess.GrantedAt.IsZero() {
+		// Carried by the successor from now on; the rotation checks it
+		// against revoked_subjects.
+		sess.GrantedAt = orig.GetRequestedAt()
 	}
+	granted := sess.GrantedAt
 	end := granted.Add(g.absoluteTTL)
 	if !end.After(now) {
 		return fosite.ErrInvalidGrant.WithHint("The grant reached its absolute lifetime; sign in again.")
@@ -176,9 +178,15 @@ func (g *refreshGrant) graceRepeat(ctx context.Context, token, sig string, rec *
 		return "", nil
 	}
 	successor := string(plain)
-	// Only while the successor is itself live: once the chain moved on,
-	// handing it out would give a dead token, so the repeat fails instead.
-	active, err := g.db.IsRefreshTokenActive(ctx, g.strategy.RefreshTokenSignature(ctx, successor))
+	// Only while the successor is itself live: once the chain moved on or
+	// the grant was revoked, handing it out would give a dead token, so the
+	// repeat fails instead.
+	sess, _ := rec.Request.GetSession().(*session.Session)
+	granted := rec.Request.GetRequestedAt()
+	if sess != nil && !sess.GrantedAt.IsZero() {
+		granted = sess.GrantedAt
+	}
+	active, err := g.db.RefreshTokenLive(ctx, g.strategy.RefreshTokenSignature(ctx, successor), granted)
 	if err != nil {
 		return "", fosite.ErrServerError.WithWrap(err)
 	}
@@ -250,20 +258,15 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosi
 				return fosite.ErrServerError.WithWrap(err)
 			}
 		}
-		if g.stateless {
-			// JWT access tokens store nothing: the rotation is the whole write.
-			err = g.db.RotateRefreshTokenOnce(ctx, oldSig, sealed, newSig, accessSig, storeReq)
-		} else {
-			err = g.db.InTx(ctx, func(ctx context.Context) error {
-				if err := g.db.RotateRefreshTokenTo(ctx, oldSig, sealed); err != nil {
-					return err
-				}
-				if err := g.storage.CreateAccessTokenSession(ctx, accessSig, storeReq); err != nil {
-					return err
-				}
-				return g.storage.CreateRefreshTokenSession(ctx, newSig, accessSig, storeReq)
-			})
-		}
+		// Under the grant's lock, and refused once the grant or its subject
+		// is revoked (store/grantlock.go): a revocation racing this refresh
+		// either sees the successor or makes the rotation fail. JWT access
+		// tokens store nothing; an opaque one is stored in the same
+		// transaction.
+		err = g.db.RotateRefreshTokenOnce(ctx, store.Rotation{
+			OldSignature: oldSig, Sealed: sealed, NewSignature: newSig, AccessSignature: accessSig,
+			Request: storeReq, GrantedAt: sess.GrantedAt, StoreAccessToken: !g.stateless,
+		})
 		switch {
 		case errors.Is(err, fosite.ErrSerializationFailure):
 			// Another request rotated this token first: answer as a repeat.
@@ -285,8 +288,15 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosi
 			refresh = newToken
 		}
 	}
-	if storeAccess {
-		if err := g.storage.CreateAccessTokenSession(ctx, accessSig, storeReq); err != nil {
+	if storeAccess && !g.stateless {
+		// A grace repeat's access token, stored under the grant's lock and
+		// only while the successor is live: checked and inserted in one
+		// transaction, so a revocation cannot fall between the two.
+		err := g.db.CreateGraceAccessToken(ctx, g.strategy.RefreshTokenSignature(ctx, refresh), accessSig, storeReq, sess.GrantedAt)
+		if errors.Is(err, store.ErrGrantRevoked) {
+			return fosite.ErrInvalidGrant.WithHint("The refresh token was revoked.")
+		}
+		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
 	}

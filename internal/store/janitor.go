@@ -21,7 +21,10 @@ type Retention struct {
 	// GrantLifetime is the longest a grant can live after its
 	// authorization code was issued (code, then the absolute refresh
 	// lifetime, then the last access token). Until then logout must still
-	// find the grant through login_session_grants. 0 keeps those rows.
+	// find the grant through login_session_grants, and the refresh path
+	// must still see a revoked grant or subject on its deny-list. 0 keeps
+	// login_session_grants rows and keeps deny-list rows only as long as
+	// access tokens need them.
 	GrantLifetime time.Duration
 }
 
@@ -39,8 +42,13 @@ var expiries = []expiry{
 	{tableCode, "signature", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.AccessTokenTTL - time.Minute) }},
 	{"client_assertion_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"revoked_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
-	{"revoked_grants", "request_id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
-	{"revoked_subjects", "subject", "revoked_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.AccessTokenTTL - time.Minute) }},
+	// The deny-lists outlive the access tokens they name: the refresh path
+	// refuses a revoked grant or subject for as long as a grant could live
+	// (issue 12 item 1), or a refresh token left live would work again.
+	{"revoked_grants", "request_id", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.GrantLifetime) }},
+	{"revoked_subjects", "subject", "revoked_at", func(now time.Time, r Retention) time.Time {
+		return now.Add(-max(r.AccessTokenTTL, r.GrantLifetime) - time.Minute)
+	}},
 	{"login_sessions", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "last_seen_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.SessionIdleTTL) }},
 }

@@ -103,13 +103,33 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, until time.Time) erro
 
 // RevokeGrant records a grant as revoked until every access token issued
 // under it has expired. Revoking again extends the record.
+//
+// It takes the grant's lock (grantlock.go) before it writes the row, as
+// every revocation does: one order, lock then row, so that two revocations
+// of one grant never wait on each other in a cycle.
 func (s *Store) RevokeGrant(ctx context.Context, requestID string, until time.Time) error {
-	row := revokedGrant{RequestID: requestID, ExpiresAt: until.UTC()}
-	err := s.db(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "request_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
-	}).Create(&row).Error
-	if err != nil {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockGrants(ctx, requestID); err != nil {
+			return err
+		}
+		row := revokedGrant{RequestID: requestID, ExpiresAt: until.UTC()}
+		err := s.db(ctx).Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "request_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
+		}).Create(&row).Error
+		if err != nil {
+			return fmt.Errorf("revoke grant: %w", translate(err))
+		}
+		return nil
+	})
+}
+
+// markGrantRevoked records a grant as revoked for the refresh path without
+// touching an existing record: expires_at now, since it says nothing about
+// access tokens (RevokeGrant does), and the refresh path ignores it anyway.
+func (s *Store) markGrantRevoked(ctx context.Context, requestID string) error {
+	row := revokedGrant{RequestID: requestID, ExpiresAt: s.nowUTC()}
+	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 		return fmt.Errorf("revoke grant: %w", translate(err))
 	}
 	return nil

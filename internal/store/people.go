@@ -167,6 +167,11 @@ func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUnt
 		if err != nil {
 			return err
 		}
+		// All the locks first, in one statement and a fixed order (see
+		// grantlock.go); RevokeWholeGrant then finds each already held.
+		if err := s.lockGrants(ctx, ids...); err != nil {
+			return err
+		}
 		for _, id := range ids {
 			if err := s.RevokeWholeGrant(ctx, id, revokeUntil); err != nil {
 				return err
@@ -193,9 +198,14 @@ func (s *Store) RevokeWholeGrant(ctx context.Context, requestID string, until ti
 // RevokeLiveGrant is RevokeWholeGrant that also reports whether any refresh
 // token, code or opaque access token was still live, so that a caller can
 // tell the revocation that changed something from a repeat of it (and
-// record a security event once per grant, not once per replay).
+// record a security event once per grant, not once per replay). It holds the
+// grant's lock, so a rotation in flight either finishes first and has its
+// successor revoked here, or starts after and is refused.
 func (s *Store) RevokeLiveGrant(ctx context.Context, requestID string, until time.Time) (changed bool, err error) {
 	err = s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockGrants(ctx, requestID); err != nil {
+			return err
+		}
 		refresh := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).
 			Updates(map[string]any{"active": false})
 		if refresh.Error != nil {
@@ -227,6 +237,11 @@ func (revokedSubject) TableName() string { return "revoked_subjects" }
 // tokens, opaque access tokens and unused codes, every login session, and
 // (through revoked_subjects) every JWT access token issued until now.
 // until bounds how long grant records are kept.
+//
+// The subject's grants are locked (grantlock.go) before their tokens are
+// revoked, so no rotation in flight leaves a live successor behind; and the
+// refresh path refuses every grant that began before revoked_at, including
+// one whose first refresh token is committed only after this.
 func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Time) error {
 	now := s.nowUTC()
 	return s.InTx(ctx, func(ctx context.Context) error {
@@ -236,6 +251,9 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Ti
 			DoUpdates: clause.AssignmentColumns([]string{"revoked_at"}),
 		}).Create(&row).Error; err != nil {
 			return fmt.Errorf("revoke subject: %w", translate(err))
+		}
+		if err := s.lockGrantsOfSubject(ctx, subject); err != nil {
+			return err
 		}
 		for _, table := range []string{tableRefresh, tableCode} {
 			if err := s.db(ctx).Table(table).Where("subject = ? AND active = ?", subject, true).

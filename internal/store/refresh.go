@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -47,63 +46,15 @@ func (s *Store) FindRefreshToken(ctx context.Context, signature string, prototyp
 // RotateRefreshTokenTo retires a refresh token and keeps its sealed
 // successor. It is the conditional update of the refresh transaction: of
 // concurrent rotations exactly one matches the row, the others get
-// ErrSerializationFailure and can answer from the successor instead.
+// ErrSerializationFailure and can answer from the successor instead. It
+// takes no grant lock and checks no deny-list: the refresh handler rotates
+// with RotateRefreshTokenOnce (grantlock.go).
 func (s *Store) RotateRefreshTokenTo(ctx context.Context, signature string, successor []byte) error {
 	set := map[string]any{"rotated_at": s.nowUTC()}
 	if successor != nil {
 		set["successor"] = successor
 	}
 	return s.deactivate(ctx, tableRefresh, signature, set, fosite.ErrSerializationFailure)
-}
-
-// RotateRefreshTokenOnce retires the old refresh token and stores its
-// successor atomically. On PostgreSQL it is one statement (a data-modifying
-// CTE): one round trip instead of a transaction's four, on the path every
-// signed-in client takes every few minutes. Elsewhere, or inside a caller's
-// transaction, it is a transaction of the two steps. Of concurrent callers
-// exactly one succeeds; the others get ErrSerializationFailure.
-func (s *Store) RotateRefreshTokenOnce(ctx context.Context, oldSig string, sealed []byte, newSig, accessSig string, r fosite.Requester) error {
-	_, inTx := ctx.Value(txKey{}).(*txState)
-	if s.dialect != DialectPostgres || inTx {
-		return s.InTx(ctx, func(ctx context.Context) error {
-			if err := s.RotateRefreshTokenTo(ctx, oldSig, sealed); err != nil {
-				return err
-			}
-			return s.CreateRefreshTokenSession(ctx, newSig, accessSig, r)
-		})
-	}
-	row, err := s.newRow(newSig, r, fosite.RefreshToken)
-	if err != nil {
-		return err
-	}
-	lists := make([][]byte, 0, 4)
-	for _, l := range [][]string{row.RequestedScopes, row.GrantedScopes, row.RequestedAudience, row.GrantedAudience} {
-		b, err := json.Marshal(l)
-		if err != nil {
-			return err
-		}
-		lists = append(lists, b)
-	}
-	access := ""
-	if accessSig != "" {
-		access = secrets.SignatureKey(accessSig)
-	}
-	res := s.db(ctx).Exec(`WITH old AS (
-  UPDATE refresh_tokens SET active = false, rotated_at = ?, successor = ?
-  WHERE signature = ? AND active = true RETURNING 1)
-INSERT INTO refresh_tokens (signature, request_id, requested_at, client_id, subject, requested_scopes, granted_scopes,
-  requested_audience, granted_audience, form_data, session_data, active, expires_at, login_session_id, access_token_signature)
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true, ?, ?, ? WHERE EXISTS (SELECT 1 FROM old)`,
-		s.nowUTC(), sealed, secrets.SignatureKey(oldSig),
-		row.Signature, row.RequestID, row.RequestedAt, row.ClientID, row.Subject, string(lists[0]), string(lists[1]),
-		string(lists[2]), string(lists[3]), row.FormData, row.SessionData, row.ExpiresAt, row.LoginSessionID, access)
-	if res.Error != nil {
-		return fmt.Errorf("rotate refresh token: %w", translate(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("rotate refresh token: %w", fosite.ErrSerializationFailure)
-	}
-	return nil
 }
 
 // ClaimGraceUse counts one repeat of a rotated token, refusing past max.

@@ -78,7 +78,8 @@ type Options struct {
 	// the CLI may change it). Negative disables the cache.
 	ClientCacheTTL time.Duration
 	// OnStatement, if set, is called after every SQL statement with its
-	// text (placeholders, never values). The query-budget test counts with it.
+	// text (placeholders, never values), and before each BEGIN. The
+	// query-budget test counts with it.
 	OnStatement func(ctx context.Context, sql string)
 	// MaxOpenConns bounds the PostgreSQL pool (default 20). SQLite always
 	// uses a single connection: it has one writer anyway, and an in-memory

@@ -36,11 +36,13 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 		}
 		return context.WithValue(ctx, txKey{}, &txState{tx: st.tx, root: root}), nil
 	}
+	// Observed before it runs: on SQLite BEGIN IMMEDIATE is where a writer
+	// waits for the lock, and a test can tell a transaction is on its way.
+	s.observe(ctx, "BEGIN")
 	tx := s.gdb.WithContext(ctx).Begin()
 	if tx.Error != nil {
 		return ctx, fmt.Errorf("begin transaction: %w", translate(tx.Error))
 	}
-	s.observe(ctx, "BEGIN")
 	return context.WithValue(ctx, txKey{}, &txState{tx: tx}), nil
 }
 

@@ -44,6 +44,7 @@ func RunConformance(t *testing.T, b Backend) {
 		{"Authenticate", testAuthenticate},
 	}
 	tests = append(tests, peopleTests...)
+	tests = append(tests, grantLockTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
