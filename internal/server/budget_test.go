@@ -41,7 +41,7 @@ func count(stmts []string) (reads, writes, txs int) {
 			txs++
 		case up == "COMMIT":
 		case strings.HasPrefix(up, "SELECT LATCHKEY_"):
-			// Our PL/pgSQL functions (migration 00010) write: the refresh
+			// Our PL/pgSQL functions (migration 00009) write: the refresh
 			// rotation, the grant locks.
 			writes++
 		case strings.HasPrefix(up, "SELECT"):

@@ -18,7 +18,7 @@ import (
 // rotation commits, finds it inactive, and never sees the successor the
 // rotation inserted: the refresh in flight would survive the revocation. So
 // every rotation and every revocation first takes a transaction-scoped
-// advisory lock on the grant (migration 00010, latchkey_lock_grants); the
+// advisory lock on the grant (migration 00009, latchkey_lock_grants); the
 // statements after it run with snapshots that hold whatever the other side
 // committed. Several grants are locked in one statement, in the order of their
 // lock keys, so that two subject-wide revocations cannot deadlock.
@@ -102,7 +102,7 @@ type Rotation struct {
 // ErrSerializationFailure (the old row then says which: rotated or not).
 //
 // On PostgreSQL it is one statement, latchkey_rotate_refresh (migration
-// 00010), that takes the lock and then rotates: one round trip, the same as
+// 00009), that takes the lock and then rotates: one round trip, the same as
 // the single data-modifying CTE it replaced, on the path every signed-in
 // client takes every few minutes. With an opaque access token to store it
 // is a transaction of that call and the insert.
