@@ -319,6 +319,28 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.To
 	if isJWT(token) {
 		return fosite.ErrUnknownRequest
 	}
+	// fosite reads a rotated refresh token as already revoked and stops,
+	// while the chain its successor continues lives on. RFC 7009 §2.1 asks
+	// that revoking a refresh token reach its grant, and a rotated token is
+	// still a token of the grant: revoke the grant, for its own client only.
+	sig := r.RefreshTokenStrategy.RefreshTokenSignature(ctx, token)
+	req, err := r.TokenRevocationStorage.GetRefreshTokenSession(ctx, sig, nil)
+	if req != nil && errors.Is(err, fosite.ErrInactiveToken) {
+		// The HMAC check makes a row found by a forged signature useless.
+		if verr := r.RefreshTokenStrategy.ValidateRefreshToken(ctx, req, token); verr != nil && !errors.Is(verr, fosite.ErrTokenExpired) {
+			return nil
+		}
+		if req.GetClient().GetID() != c.GetID() {
+			return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
+		}
+		if err := r.TokenRevocationStorage.RevokeRefreshToken(ctx, req.GetID()); err != nil {
+			return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+		}
+		if err := r.TokenRevocationStorage.RevokeAccessToken(ctx, req.GetID()); err != nil {
+			return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+		}
+		return nil
+	}
 	return r.TokenRevocationHandler.RevokeToken(ctx, token, tt, c)
 }
 
