@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
@@ -39,6 +40,9 @@ type Server struct {
 	admin    *admin.API
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// background is what Run keeps running beside the listeners: key
+	// rotation and the janitor. Each returns once its context is done.
+	background []func(context.Context)
 }
 
 // Option changes how New builds the server; tests use them, production
@@ -48,6 +52,8 @@ type Option func(*options)
 type options struct {
 	login []func(*login.Config)
 	now   func() time.Time
+	// background replaces the background tasks Run starts (tests).
+	background []func(context.Context)
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -110,15 +116,20 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	}
 	adminService := admin.NewService(st, hasher)
 	adminService.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
+	background := o.background
+	if background == nil {
+		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run}
+	}
 	return &Server{
-		cfg:      cfg,
-		store:    st,
-		provider: provider,
-		pages:    pages,
-		keys:     km,
-		admin:    admin.NewAPI(adminService, km, cfg.AdminToken, log),
-		metrics:  m,
-		log:      log,
+		background: background,
+		cfg:        cfg,
+		store:      st,
+		provider:   provider,
+		pages:      pages,
+		keys:       km,
+		admin:      admin.NewAPI(adminService, km, cfg.AdminToken, log),
+		metrics:    m,
+		log:        log,
 	}, nil
 }
 
@@ -218,7 +229,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // Run serves both listeners until ctx is done, then shuts down gracefully:
 // listeners close at once and in-flight requests get ShutdownTimeout to
-// finish. ready, if not nil, is called with the bound addresses.
+// finish. ready, if not nil, is called with the bound addresses. Run returns
+// only after the background tasks have stopped, so the caller may close the
+// store at once: a janitor batch or a key rotation never meets a closed pool.
 func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) error {
 	publicLn, err := net.Listen("tcp", s.cfg.PublicAddr)
 	if err != nil {
@@ -231,10 +244,16 @@ func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) er
 	}
 	servers := []*http.Server{newHTTPServer(s.PublicHandler(), s.log), newHTTPServer(s.AdminHandler(), s.log)}
 	listeners := []net.Listener{publicLn, adminLn}
-	keysCtx, stopKeys := context.WithCancel(ctx)
-	defer stopKeys()
-	go s.keys.Run(keysCtx)
-	go janitor.New(s.store, Retention(s.cfg), s.log).Run(keysCtx)
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	for _, task := range s.background {
+		background.Go(func() { task(bgCtx) })
+	}
+	// Deferred first, so it runs last: the listeners have shut down (no
+	// request still needs the keys) before the background tasks stop, and
+	// Run does not return while one is still using the store.
+	defer background.Wait()
+	defer stopBackground()
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()
