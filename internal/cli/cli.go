@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -82,7 +83,9 @@ func (e *env) loadConfig(cmd *cobra.Command, settings ...string) (*config.Config
 func (e *env) logger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: l}))
+	// The store logs with the request's context too: its lines carry the
+	// request_id as well.
+	return requestid.Logger(slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: l})))
 }
 
 func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,6 +77,8 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	for _, f := range opts {
 		f(&o)
 	}
+	// Every line logged while serving a request carries its request_id.
+	log = requestid.Logger(log)
 	m := metrics.New()
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
