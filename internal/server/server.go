@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		SessionTTL:     cfg.SessionTTL,
 		RevokeFor:      cfg.AccessTokenTTL + time.Minute,
 		SystemSecrets:  cfg.SystemSecrets(),
-		Throttle:       login.DefaultThrottlePolicy,
+		Throttle:       ThrottlePolicy(cfg),
 		Passwords:      login.DefaultPasswordLimits(),
 		TrustedProxies: proxies,
 	}
@@ -204,14 +204,24 @@ func KeyOptions(cfg *config.Config, log *slog.Logger) keys.Options {
 	}
 }
 
+// ThrottlePolicy is the sign-in throttle of the configuration. The delay
+// that grows with each failure keeps login's defaults.
+func ThrottlePolicy(cfg *config.Config) login.ThrottlePolicy {
+	p := login.DefaultThrottlePolicy
+	p.Window = cfg.LoginFailureWindow
+	p.UserLimit, p.IPLimit = cfg.LoginUserLimit, cfg.LoginIPLimit
+	p.Lockout, p.MaxLockout = cfg.LoginLockout, cfg.LoginMaxLockout
+	return p
+}
+
 // Retention is how long the janitor keeps expired rows, from the
 // configuration.
 func Retention(cfg *config.Config) store.Retention {
 	return store.Retention{
 		AccessTokenTTL: cfg.AccessTokenTTL,
 		SessionIdleTTL: cfg.SessionIdleTTL,
-		FailureWindow:  login.DefaultThrottlePolicy.Window,
-		SecurityEvents: 90 * 24 * time.Hour,
+		FailureWindow:  cfg.LoginFailureWindow,
+		SecurityEvents: cfg.AuditRetention,
 		GrantLifetime:  cfg.AuthCodeTTL + cfg.RefreshTokenMaxLifetime + cfg.AccessTokenTTL,
 	}
 }
