@@ -152,4 +152,3 @@ func TestKillDuringRefreshes(t *testing.T) {
 		}
 	}
 }
-
