@@ -98,7 +98,12 @@ func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("%sDATABASE_URL %w", config.EnvPrefix, err)
 	}
-	return store.Open(ctx, dialect, source, store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns})
+	return store.Open(ctx, dialect, source, storeOptions(cfg, log))
+}
+
+// storeOptions are the store settings of the configuration.
+func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
+	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns}
 }
 
 func (e *env) printJSON(v any) error {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
@@ -644,4 +645,16 @@ func writeConfig(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// LATCHKEY_DATABASE_MAX_OPEN_CONNS sizes the store's pool.
+func TestPoolSizeSetting(t *testing.T) {
+	cfg := config.Default()
+	if got := storeOptions(cfg, nil).MaxOpenConns; got != 20 {
+		t.Errorf("default pool %d, want 20 (the store's former built-in)", got)
+	}
+	cfg.DatabaseMaxOpenConns = 64
+	if got := storeOptions(cfg, nil).MaxOpenConns; got != 64 {
+		t.Errorf("pool %d, want 64", got)
+	}
 }
