@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -8,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/latchkey/latchkey/internal/keys"
@@ -256,15 +260,28 @@ func resource(r *http.Request) string {
 	return "resource"
 }
 
-// decode reads a JSON body. RFC 7591 §2 says unknown metadata is ignored,
-// so unknown fields are not an error; trailing data is.
+// decode reads a JSON body of client metadata. RFC 7591 §2 lets a server
+// ignore metadata it does not know, but an operator who sends logo_uri or
+// a misspelt redirect_uri and gets 201 believes it was stored: unknown
+// fields are refused, each named (invalid_client_metadata). Trailing data
+// is refused too.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return decodeAs(w, r, v, "invalid_client_metadata")
 }
 
 // decodeAs is decode with the error code the endpoint answers with.
 func decodeAs(w http.ResponseWriter, r *http.Request, v any, code string) bool {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, code, "the body could not be read")
+		return false
+	}
+	if unknown := unknownFields(body, v); len(unknown) > 0 {
+		writeError(w, http.StatusBadRequest, code, "unknown fields: "+strings.Join(unknown, ", "))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, code, "the body is not a valid JSON object: "+jsonProblem(err))
 		return false
@@ -274,6 +291,39 @@ func decodeAs(w http.ResponseWriter, r *http.Request, v any, code string) bool {
 		return false
 	}
 	return true
+}
+
+// unknownFields names, sorted, every top-level member of a JSON object body
+// that v (a pointer to a struct) has no field for. encoding/json stops at
+// the first; a person fixing a request wants them all. Names match as
+// encoding/json matches them, ignoring case. A body that is no object gives
+// none here and fails to decode instead.
+func unknownFields(body []byte, v any) []string {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil {
+		return nil
+	}
+	var known []string
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case name == "":
+			known = append(known, f.Name)
+		default:
+			known = append(known, name)
+		}
+	}
+	var unknown []string
+	for m := range members {
+		if !slices.ContainsFunc(known, func(k string) bool { return strings.EqualFold(k, m) }) {
+			unknown = append(unknown, strconv.Quote(m))
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
 }
 
 func jsonProblem(err error) string {

@@ -6,6 +6,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"runtime/debug"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -55,25 +57,29 @@ func (e *env) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	config.RegisterFlags(root.PersistentFlags())
+	// Every command reads --config and --log-level; each command adds the
+	// flags of the settings it uses (serve: all of them).
+	config.RegisterCommonFlags(root.PersistentFlags())
 	root.PersistentFlags().Bool("dev", false, "zero-setup mode: SQLite at "+config.DevDatabaseURL+" and generated secrets kept in "+devFileName)
 	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.userCommand(), e.keysCommand(), e.janitorCommand(), e.versionCommand())
 	return root
 }
 
 // loadConfig reads the configuration and, with --dev, fills what dev mode
-// generates. It validates only the settings the command needs.
-func (e *env) loadConfig(cmd *cobra.Command, settings ...string) (*config.Config, error) {
-	cfg, err := config.Load(cmd.Flags(), e.environ)
-	if err != nil {
-		return nil, err
+// generates. It validates only the groups of settings the command uses, and
+// reports what could not be read (a bad duration, an unknown key in the
+// file) together with what is invalid.
+func (e *env) loadConfig(cmd *cobra.Command, groups config.Group) (*config.Config, error) {
+	cfg, unreadable := config.Load(cmd.Flags(), e.environ)
+	if cfg == nil {
+		return nil, unreadable
 	}
 	if dev, _ := cmd.Flags().GetBool("dev"); dev {
 		if err := e.applyDev(cfg); err != nil {
 			return nil, err
 		}
 	}
-	if err := cfg.ValidateSettings(settings...); err != nil {
+	if err := errors.Join(unreadable, cfg.ValidateGroups(groups)); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
@@ -82,11 +88,22 @@ func (e *env) loadConfig(cmd *cobra.Command, settings ...string) (*config.Config
 func (e *env) logger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: l}))
+	// The store logs with the request's context too: its lines carry the
+	// request_id as well.
+	return requestid.Logger(slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: l})))
 }
 
 func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*store.Store, error) {
-	return store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
+	dialect, source, err := config.ParseDatabaseURL(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%sDATABASE_URL %w", config.EnvPrefix, err)
+	}
+	return store.Open(ctx, dialect, source, storeOptions(cfg, log))
+}
+
+// storeOptions are the store settings of the configuration.
+func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
+	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns}
 }
 
 func (e *env) printJSON(v any) error {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
@@ -227,6 +228,7 @@ func TestClientCommands(t *testing.T) {
 			{"redirect URI with a fragment", "", []string{"--grant-type", "authorization_code", "--redirect-uri", "https://app.example.com/cb#x"}, "invalid_redirect_uri"},
 			{"invalid JSON on stdin", `{"grant_types":`, []string{"--from-json", "-"}, "client metadata"},
 			{"public client from JSON", `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, []string{"--from-json", "-"}, "invalid_client_metadata"},
+			{"unknown field in JSON", `{"grant_types":["client_credentials"],"logo_uri":"https://x/l.png"}`, []string{"--from-json", "-"}, `unknown field "logo_uri"`},
 		}
 		for _, tc := range invalid {
 			t.Run(tc.name, func(t *testing.T) {
@@ -594,5 +596,65 @@ func TestServeDevWithoutDemoPassword(t *testing.T) {
 	}
 	if out := mustSucceed(t, latchkey(t, environ, "", "user", "list")).stdout; strings.TrimSpace(out) != "[]" {
 		t.Errorf("a demo user without a password: %s", out)
+	}
+}
+
+// Each command offers the flags of the settings it uses, with their
+// defaults: server flags belong to serve (issue 13: `user list --help`
+// listed --pprof).
+func TestHelpFlagsPerCommand(t *testing.T) {
+	cases := []struct {
+		args     []string
+		has, not []string
+	}{
+		{[]string{"serve", "--help"}, []string{"--pprof", "--issuer", "--access-token-ttl duration", "(default 15m0s)", "--login-user-limit int", "(default 5)", "--database-max-open-conns", "--config", "--log-level"}, nil},
+		{[]string{"user", "list", "--help"}, []string{"--database-url", "--access-token-ttl", "--config", "--dev"}, []string{"--pprof", "--issuer", "--public-addr", "--signing-alg", "--cors-origins"}},
+		{[]string{"migrate", "up", "--help"}, []string{"--database-url", "--database-max-open-conns"}, []string{"--pprof", "--issuer", "--access-token-ttl"}},
+		{[]string{"keys", "rotate", "--help"}, []string{"--signing-alg", "--key-prepublish-period", "(default 15m0s)"}, []string{"--pprof", "--issuer"}},
+		{[]string{"janitor", "--help"}, []string{"--audit-retention", "(default 2160h0m0s)", "--login-failure-window"}, []string{"--pprof", "--issuer"}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args[:len(tc.args)-1], " "), func(t *testing.T) {
+			r := mustSucceed(t, latchkey(t, nil, "", tc.args...))
+			for _, s := range tc.has {
+				if !strings.Contains(r.stdout, s) {
+					t.Errorf("help does not show %q:\n%s", s, r.stdout)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(r.stdout, s) {
+					t.Errorf("help shows %q:\n%s", s, r.stdout)
+				}
+			}
+		})
+	}
+	mustFail(t, latchkey(t, nil, "", "user", "list", "--pprof"), "unknown flag: --pprof")
+}
+
+// A bad duration is one problem among the others, all in one message.
+func TestBadDurationWithOtherProblems(t *testing.T) {
+	environ := []string{"LATCHKEY_DATABASE_URL=" + storetest.SQLiteURL(t), "LATCHKEY_SECRET=short", "LATCHKEY_SESSION_TTL=a week"}
+	mustFail(t, latchkey(t, environ, "", "serve", "--config", writeConfig(t, "auth_code_ttl: 60\nemail: x\n")),
+		"LATCHKEY_SESSION_TTL", "LATCHKEY_AUTH_CODE_TTL", "unknown keys email", "LATCHKEY_SECRET", "LATCHKEY_ADMIN_TOKEN")
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "latchkey.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// LATCHKEY_DATABASE_MAX_OPEN_CONNS sizes the store's pool.
+func TestPoolSizeSetting(t *testing.T) {
+	cfg := config.Default()
+	if got := storeOptions(cfg, nil).MaxOpenConns; got != 20 {
+		t.Errorf("default pool %d, want 20 (the store's former built-in)", got)
+	}
+	cfg.DatabaseMaxOpenConns = 64
+	if got := storeOptions(cfg, nil).MaxOpenConns; got != 64 {
+		t.Errorf("pool %d, want 64", got)
 	}
 }

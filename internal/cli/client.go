@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
@@ -16,14 +15,19 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// adminGroups are what the admin service needs: the database, and the access
+// token lifetime for how long revocations are remembered. Commands that make
+// a secret add GroupSecret.
+const adminGroups = config.GroupDatabase | config.GroupLifetimes
+
 // withAdmin opens the store and runs fn with the admin service, the same one
 // the admin API uses.
-func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admin.Service) error) error {
-	return e.withStore(cmd, settings, func(cfg *config.Config, st *store.Store, _ *slog.Logger) error {
+func (e *env) withAdmin(cmd *cobra.Command, groups config.Group, fn func(svc *admin.Service) error) error {
+	return e.withStore(cmd, groups, func(cfg *config.Config, st *store.Store, _ *slog.Logger) error {
 		// Only commands that make secrets need (and have validated) the
 		// system secret; list, get and delete must not trip over a bad one.
 		var hasher *secrets.ClientSecretHasher
-		if slices.Contains(settings, "SECRET") {
+		if groups&config.GroupSecret != 0 {
 			var err error
 			if hasher, err = secrets.NewClientSecretHasher(cfg.SystemSecrets()); err != nil {
 				return err
@@ -37,8 +41,8 @@ func (e *env) withAdmin(cmd *cobra.Command, settings []string, fn func(svc *admi
 
 // withStore loads the settings a command needs, opens the database, checks
 // that its schema is current, and runs fn.
-func (e *env) withStore(cmd *cobra.Command, settings []string, fn func(cfg *config.Config, st *store.Store, log *slog.Logger) error) error {
-	cfg, err := e.loadConfig(cmd, settings...)
+func (e *env) withStore(cmd *cobra.Command, groups config.Group, fn func(cfg *config.Config, st *store.Store, log *slog.Logger) error) error {
+	cfg, err := e.loadConfig(cmd, groups)
 	if err != nil {
 		return err
 	}
@@ -56,6 +60,7 @@ func (e *env) withStore(cmd *cobra.Command, settings []string, fn func(cfg *conf
 
 func (e *env) clientCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth 2.0 clients (output is JSON)"}
+	config.RegisterFlags(cmd.PersistentFlags(), adminGroups)
 
 	var (
 		md       admin.ClientMetadata
@@ -76,7 +81,7 @@ func (e *env) clientCommand() *cobra.Command {
 					return err
 				}
 			}
-			return e.withAdmin(cmd, []string{"DATABASE_URL", "SECRET"}, func(svc *admin.Service) error {
+			return e.withAdmin(cmd, adminGroups|config.GroupSecret, func(svc *admin.Service) error {
 				out, err := svc.CreateClient(cmd.Context(), &md)
 				if err != nil {
 					return err
@@ -103,7 +108,7 @@ func (e *env) clientCommand() *cobra.Command {
 		Short: "List clients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withAdmin(cmd, []string{"DATABASE_URL"}, func(svc *admin.Service) error {
+			return e.withAdmin(cmd, adminGroups, func(svc *admin.Service) error {
 				out, err := svc.ListClients(cmd.Context())
 				if err != nil {
 					return err
@@ -117,7 +122,7 @@ func (e *env) clientCommand() *cobra.Command {
 		Short: "Show one client",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAdmin(cmd, []string{"DATABASE_URL"}, func(svc *admin.Service) error {
+			return e.withAdmin(cmd, adminGroups, func(svc *admin.Service) error {
 				out, err := svc.GetClient(cmd.Context(), args[0])
 				if err != nil {
 					return fmt.Errorf("client %q: %w", args[0], err)
@@ -131,7 +136,7 @@ func (e *env) clientCommand() *cobra.Command {
 		Short: "Delete a client and every token issued to it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withAdmin(cmd, []string{"DATABASE_URL"}, func(svc *admin.Service) error {
+			return e.withAdmin(cmd, adminGroups, func(svc *admin.Service) error {
 				if err := svc.DeleteClient(cmd.Context(), args[0]); err != nil {
 					return fmt.Errorf("client %q: %w", args[0], err)
 				}
@@ -153,7 +158,10 @@ func (e *env) readMetadata(path string) (admin.ClientMetadata, error) {
 		defer f.Close()
 		r = f
 	}
-	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&md); err != nil {
+	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
+	// As on the admin API: a misspelt field must not vanish in silence.
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&md); err != nil {
 		return md, fmt.Errorf("read client metadata from %s: %w", path, err)
 	}
 	return md, nil

@@ -11,7 +11,7 @@ import (
 )
 
 func (e *env) janitorCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "janitor",
 		Short: "Delete expired tokens, codes, sessions and deny-list entries once (for cron)",
 		Long: `Delete expired rows in small batches, then exit. Running servers already do this
@@ -19,7 +19,7 @@ every five minutes; exactly one instance at a time holds the janitor lease, and
 so does this command (it waits for nobody: if another holder is busy it exits).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withStore(cmd, []string{"DATABASE_URL", "ACCESS_TOKEN_TTL", "SESSION_IDLE_TTL"},
+			return e.withStore(cmd, janitorGroups,
 				func(cfg *config.Config, st *store.Store, log *slog.Logger) error {
 					n, held, err := janitor.New(st, server.Retention(cfg), log).Pass(cmd.Context())
 					if err != nil {
@@ -29,4 +29,9 @@ so does this command (it waits for nobody: if another holder is busy it exits).`
 				})
 		},
 	}
+	config.RegisterFlags(cmd.Flags(), janitorGroups)
+	return cmd
 }
+
+// janitorGroups are the settings server.Retention reads.
+const janitorGroups = config.GroupDatabase | config.GroupLifetimes | config.GroupSessions | config.GroupRetention | config.GroupLogin

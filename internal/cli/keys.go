@@ -10,11 +10,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// keysGroups: the key manager decrypts the keys, so it needs the same
+// LATCHKEY_SECRET as the server, and the access token lifetime says how long
+// a retired key must still verify.
+const keysGroups = config.GroupDatabase | config.GroupSecret | config.GroupKeys | config.GroupLifetimes
+
 // withKeys opens the store and the key manager, which decrypts the keys and
 // so needs the same LATCHKEY_SECRET as the server.
 func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager) error) error {
-	settings := []string{"DATABASE_URL", "SECRET", "SIGNING_ALG", "KEY_ROTATION_PERIOD", "KEY_PREPUBLISH_PERIOD", "ACCESS_TOKEN_TTL"}
-	return e.withStore(cmd, settings, func(cfg *config.Config, st *store.Store, log *slog.Logger) error {
+	return e.withStore(cmd, keysGroups, func(cfg *config.Config, st *store.Store, log *slog.Logger) error {
 		m, err := keys.New(cmd.Context(), st, cfg.SystemSecrets(), server.KeyOptions(cfg, log))
 		if err != nil {
 			return err
@@ -25,6 +29,7 @@ func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager) error) error
 
 func (e *env) keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage JWT signing keys (output is JSON)"}
+	config.RegisterFlags(cmd.PersistentFlags(), keysGroups)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List signing keys and their state (pending, active, retired)",

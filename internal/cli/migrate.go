@@ -4,17 +4,19 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/spf13/cobra"
 )
 
 func (e *env) migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply or list the database migrations"}
+	config.RegisterFlags(cmd.PersistentFlags(), config.GroupDatabase)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig(cmd, "DATABASE_URL")
+			cfg, err := e.loadConfig(cmd, config.GroupDatabase)
 			if err != nil {
 				return err
 			}
@@ -41,7 +43,7 @@ func (e *env) migrateCommand() *cobra.Command {
 		Short: "List migrations and whether each is applied",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig(cmd, "DATABASE_URL")
+			cfg, err := e.loadConfig(cmd, config.GroupDatabase)
 			if err != nil {
 				return err
 			}

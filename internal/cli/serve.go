@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
@@ -21,7 +22,7 @@ unless --migrate (or --dev) is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := e.loadConfig(cmd)
+			cfg, err := e.loadConfig(cmd, config.GroupAll)
 			if err != nil {
 				return err
 			}
@@ -55,6 +56,7 @@ unless --migrate (or --dev) is given.`,
 		},
 	}
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply pending migrations before serving")
+	config.RegisterFlags(cmd.Flags(), config.GroupAll)
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +28,8 @@ func (e *env) readPassword() (string, error) {
 
 func (e *env) userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users (passwords are read from stdin; output is JSON)"}
-	settings := []string{"DATABASE_URL", "ACCESS_TOKEN_TTL"}
+	settings := adminGroups
+	config.RegisterFlags(cmd.PersistentFlags(), settings)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "create USERNAME",
 		Short: "Create a user; the password is the first line of stdin",

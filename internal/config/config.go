@@ -13,17 +13,16 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/pflag"
 )
 
@@ -73,6 +72,18 @@ type Config struct {
 	// TrustedProxies are the reverse proxies (comma-separated CIDRs or
 	// addresses) whose X-Forwarded-For the sign-in throttle believes.
 	TrustedProxies string `koanf:"trusted_proxies"`
+	// DatabaseMaxOpenConns bounds the PostgreSQL pool of one instance.
+	DatabaseMaxOpenConns int `koanf:"database_max_open_conns"`
+	// AuditRetention is how long the janitor keeps security events.
+	AuditRetention time.Duration `koanf:"audit_retention"`
+	// The sign-in throttle (login.ThrottlePolicy): failures are remembered
+	// for LoginFailureWindow; LoginUserLimit per username or LoginIPLimit
+	// per client IP lock it for LoginLockout, doubling up to LoginMaxLockout.
+	LoginFailureWindow time.Duration `koanf:"login_failure_window"`
+	LoginUserLimit     int           `koanf:"login_user_limit"`
+	LoginIPLimit       int           `koanf:"login_ip_limit"`
+	LoginLockout       time.Duration `koanf:"login_lockout"`
+	LoginMaxLockout    time.Duration `koanf:"login_max_lockout"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -85,26 +96,108 @@ const (
 	PKCEAll    = "all"
 )
 
-// Defaults are the contract's defaults.
-func Defaults() map[string]any {
-	return map[string]any{
-		"issuer":                     "http://localhost:8080",
-		"public_addr":                ":8080",
-		"admin_addr":                 "127.0.0.1:8081",
-		"access_token_ttl":           "15m",
-		"refresh_token_ttl":          "720h",
-		"auth_code_ttl":              "1m",
-		"refresh_token_max_lifetime": "2160h",
-		"refresh_grace_period":       "10s",
-		"access_token_format":        FormatJWT,
-		"signing_alg":                "ES256",
-		"key_rotation_period":        "720h",
-		"key_prepublish_period":      "15m",
-		"log_level":                  "info",
-		"session_idle_ttl":           "24h",
-		"session_ttl":                "168h",
-		"pkce_required":              PKCEPublic,
+// Group is a set of settings that belong together. A command registers the
+// flags of, and validates, only the groups it uses: `latchkey user list`
+// neither offers --pprof nor trips over a bad LATCHKEY_ISSUER.
+type Group uint16
+
+// The groups. Every setting is in exactly one.
+const (
+	// GroupDatabase: where the database is and how many connections to it.
+	GroupDatabase Group = 1 << iota
+	// GroupSecret: LATCHKEY_SECRET, for commands that make or open secrets.
+	GroupSecret
+	// GroupLifetimes: token and code lifetimes.
+	GroupLifetimes
+	// GroupSessions: browser login session lifetimes.
+	GroupSessions
+	// GroupKeys: signing keys.
+	GroupKeys
+	// GroupRetention: how long the janitor keeps what it may delete.
+	GroupRetention
+	// GroupLogin: the sign-in throttle.
+	GroupLogin
+	// GroupServer: the listeners and what only a running server uses.
+	GroupServer
+
+	// GroupAll is every group: what `latchkey serve` needs.
+	GroupAll = GroupDatabase | GroupSecret | GroupLifetimes | GroupSessions | GroupKeys | GroupRetention | GroupLogin | GroupServer
+)
+
+// setting is one configuration setting: its key (the environment variable
+// without LATCHKEY_, lower-case), its group, its typed default (nil for
+// none), its flag's help, and the field it fills. This table is the one
+// place a setting is declared: Defaults, the flags, Load and the unknown-key
+// check all read it.
+type setting struct {
+	key   string
+	group Group
+	def   any
+	usage string
+	// noFlag: the secret and the admin token are never taken from argv,
+	// which every user of the machine can read.
+	noFlag bool
+	field  func(*Config) any
+}
+
+func settings() []setting {
+	return []setting{
+		{"database_url", GroupDatabase, nil, "postgres://… or sqlite://PATH or sqlite::memory:", false, func(c *Config) any { return &c.DatabaseURL }},
+		{"database_max_open_conns", GroupDatabase, 20, "most PostgreSQL connections per instance (SQLite always uses one)", false, func(c *Config) any { return &c.DatabaseMaxOpenConns }},
+		{"secret", GroupSecret, nil, "", true, func(c *Config) any { return &c.Secret }},
+		{"access_token_ttl", GroupLifetimes, 15 * time.Minute, "access token lifetime", false, func(c *Config) any { return &c.AccessTokenTTL }},
+		{"refresh_token_ttl", GroupLifetimes, 720 * time.Hour, "refresh token idle lifetime", false, func(c *Config) any { return &c.RefreshTokenTTL }},
+		{"refresh_token_max_lifetime", GroupLifetimes, 2160 * time.Hour, "absolute refresh lifetime from the start of the grant", false, func(c *Config) any { return &c.RefreshTokenMaxLifetime }},
+		{"auth_code_ttl", GroupLifetimes, time.Minute, "authorization code lifetime", false, func(c *Config) any { return &c.AuthCodeTTL }},
+		{"refresh_grace_period", GroupLifetimes, 10 * time.Second, "refresh token reuse grace period", false, func(c *Config) any { return &c.RefreshGracePeriod }},
+		{"session_idle_ttl", GroupSessions, 24 * time.Hour, "end a login session unused this long", false, func(c *Config) any { return &c.SessionIdleTTL }},
+		{"session_ttl", GroupSessions, 168 * time.Hour, "end a login session this long after sign-in", false, func(c *Config) any { return &c.SessionTTL }},
+		{"signing_alg", GroupKeys, "ES256", "ES256, RS256 or EdDSA", false, func(c *Config) any { return &c.SigningAlg }},
+		{"key_rotation_period", GroupKeys, 720 * time.Hour, "how long a signing key signs before the next takes over", false, func(c *Config) any { return &c.KeyRotationPeriod }},
+		{"key_prepublish_period", GroupKeys, 15 * time.Minute, "how long a new signing key is published before it signs", false, func(c *Config) any { return &c.KeyPrepublishPeriod }},
+		{"audit_retention", GroupRetention, 2160 * time.Hour, "how long security events (audit rows) are kept", false, func(c *Config) any { return &c.AuditRetention }},
+		{"login_failure_window", GroupLogin, 15 * time.Minute, "how long failed sign-ins are remembered", false, func(c *Config) any { return &c.LoginFailureWindow }},
+		{"login_user_limit", GroupLogin, 5, "failed sign-ins per username within the window before it is locked", false, func(c *Config) any { return &c.LoginUserLimit }},
+		{"login_ip_limit", GroupLogin, 20, "failed sign-ins per client IP within the window before it is locked", false, func(c *Config) any { return &c.LoginIPLimit }},
+		{"login_lockout", GroupLogin, time.Minute, "first lockout; each further failure doubles it", false, func(c *Config) any { return &c.LoginLockout }},
+		{"login_max_lockout", GroupLogin, 15 * time.Minute, "longest lockout", false, func(c *Config) any { return &c.LoginMaxLockout }},
+		{"issuer", GroupServer, "http://localhost:8080", "public issuer URL", false, func(c *Config) any { return &c.Issuer }},
+		{"public_addr", GroupServer, ":8080", "public listener address", false, func(c *Config) any { return &c.PublicAddr }},
+		{"admin_addr", GroupServer, "127.0.0.1:8081", "admin listener address", false, func(c *Config) any { return &c.AdminAddr }},
+		{"admin_token", GroupServer, nil, "", true, func(c *Config) any { return &c.AdminToken }},
+		{"access_token_format", GroupServer, FormatJWT, "jwt or opaque", false, func(c *Config) any { return &c.AccessTokenFormat }},
+		{"cors_origins", GroupServer, "", "comma-separated browser origins allowed to call the token and revocation endpoints", false, func(c *Config) any { return &c.CORSOrigins }},
+		{"pkce_required", GroupServer, PKCEPublic, "which clients must use PKCE: public or all", false, func(c *Config) any { return &c.PKCERequired }},
+		{"trusted_proxies", GroupServer, "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client", false, func(c *Config) any { return &c.TrustedProxies }},
+		{"pprof", GroupServer, false, "serve /debug/pprof/ on the admin listener", false, func(c *Config) any { return &c.Pprof }},
 	}
+}
+
+// logLevel is every command's: it is declared apart from the groups.
+var logLevel = setting{"log_level", 0, "info", "debug, info, warn or error", false, func(c *Config) any { return &c.LogLevel }}
+
+func allSettings() []setting { return append(settings(), logLevel) }
+
+// Defaults are the settings that have a default, by key: the contract's
+// defaults, from the one table.
+func Defaults() map[string]any {
+	out := map[string]any{}
+	for _, s := range allSettings() {
+		if s.def != nil {
+			out[s.key] = s.def
+		}
+	}
+	return out
+}
+
+// Default is a configuration holding every default and nothing else: what
+// Load gives with no file, environment or flags. Tests start from it.
+func Default() *Config {
+	var c Config
+	for _, s := range allSettings() {
+		_ = s.set(&c, nil)
+	}
+	return &c
 }
 
 // DevDatabaseURL is the database `serve --dev` uses unless told otherwise.
@@ -113,44 +206,76 @@ const DevDatabaseURL = "sqlite://./latchkey.db"
 // EnvPrefix starts every environment variable Latchkey reads.
 const EnvPrefix = "LATCHKEY_"
 
-// RegisterFlags adds a flag for every setting to fs. Only flags that are set
-// on the command line override the file and the environment.
-func RegisterFlags(fs *pflag.FlagSet) {
-	fs.String("config", "", "YAML configuration file (keys as the LATCHKEY_* variables, lower-case, without the prefix)")
-	fs.String("database-url", "", "postgres://… or sqlite://PATH or sqlite::memory: (LATCHKEY_DATABASE_URL)")
-	fs.String("issuer", "", "public issuer URL (LATCHKEY_ISSUER)")
-	fs.String("public-addr", "", "public listener address (LATCHKEY_PUBLIC_ADDR)")
-	fs.String("admin-addr", "", "admin listener address (LATCHKEY_ADMIN_ADDR)")
-	fs.Duration("access-token-ttl", 0, "access token lifetime (LATCHKEY_ACCESS_TOKEN_TTL)")
-	fs.Duration("refresh-token-ttl", 0, "refresh token lifetime (LATCHKEY_REFRESH_TOKEN_TTL)")
-	fs.Duration("auth-code-ttl", 0, "authorization code lifetime (LATCHKEY_AUTH_CODE_TTL)")
-	fs.Duration("refresh-token-max-lifetime", 0, "absolute refresh lifetime from the start of the grant (LATCHKEY_REFRESH_TOKEN_MAX_LIFETIME)")
-	fs.Duration("refresh-grace-period", 0, "refresh token reuse grace period (LATCHKEY_REFRESH_GRACE_PERIOD)")
-	fs.String("access-token-format", "", "jwt or opaque (LATCHKEY_ACCESS_TOKEN_FORMAT)")
-	fs.String("signing-alg", "", "ES256, RS256 or EdDSA (LATCHKEY_SIGNING_ALG)")
-	fs.Duration("key-rotation-period", 0, "how long a signing key signs before the next takes over (LATCHKEY_KEY_ROTATION_PERIOD)")
-	fs.Duration("key-prepublish-period", 0, "how long a new signing key is published before it signs (LATCHKEY_KEY_PREPUBLISH_PERIOD)")
-	fs.Duration("session-idle-ttl", 0, "end a login session unused this long (LATCHKEY_SESSION_IDLE_TTL)")
-	fs.Duration("session-ttl", 0, "end a login session this long after sign-in (LATCHKEY_SESSION_TTL)")
-	fs.String("cors-origins", "", "comma-separated browser origins allowed to call the token and revocation endpoints (LATCHKEY_CORS_ORIGINS)")
-	fs.String("pkce-required", "", "which clients must use PKCE: public or all (LATCHKEY_PKCE_REQUIRED)")
-	fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (LATCHKEY_TRUSTED_PROXIES)")
-	fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener (LATCHKEY_PPROF)")
-	fs.String("log-level", "", "debug, info, warn or error (LATCHKEY_LOG_LEVEL)")
-	// The secret and the admin token have no flags on purpose: argv is
-	// visible to every user of the machine.
+// FlagConfig names the configuration file.
+const FlagConfig = "config"
+
+// envName is a key's environment variable.
+func envName(key string) string { return EnvPrefix + strings.ToUpper(key) }
+
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+// RegisterCommonFlags adds what every command takes: --config and
+// --log-level.
+func RegisterCommonFlags(fs *pflag.FlagSet) {
+	fs.String(FlagConfig, "", "YAML configuration file (keys as the LATCHKEY_* variables, lower-case, without the prefix)")
+	registerFlag(fs, logLevel)
+}
+
+// RegisterFlags adds a flag for every setting of groups, with its default
+// shown in --help. Only flags set on the command line override the file and
+// the environment.
+func RegisterFlags(fs *pflag.FlagSet, groups Group) {
+	for _, s := range settings() {
+		if s.group&groups != 0 && !s.noFlag {
+			registerFlag(fs, s)
+		}
+	}
+}
+
+func registerFlag(fs *pflag.FlagSet, s setting) {
+	name, usage := flagName(s.key), s.usage+" ("+envName(s.key)+")"
+	if fs.Lookup(name) != nil {
+		return
+	}
+	switch d := s.def.(type) {
+	case nil:
+		fs.String(name, "", usage)
+	case string:
+		fs.String(name, d, usage)
+	case time.Duration:
+		fs.Duration(name, d, usage)
+	case int:
+		fs.Int(name, d, usage)
+	case bool:
+		fs.Bool(name, d, usage)
+	default:
+		panic(fmt.Sprintf("config: setting %s has a default of unsupported type %T", s.key, d))
+	}
 }
 
 // Load reads defaults < file < environment < flags. environ is os.Environ()
 // in production; tests pass their own.
+//
+// A file that cannot be read is an error and no configuration. A value that
+// cannot be read (a duration without a unit, a word for a number) or a key
+// the file should not have is a problem: Load reports every one, joined and
+// each naming its variable, and still returns the configuration, with the
+// default in place of each bad value, so that the caller can report them
+// together with what Validate finds.
 func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
-		return nil, fmt.Errorf("load defaults: %w", err)
-	}
+	var problems []error
 	if fs != nil {
-		if path, _ := fs.GetString("config"); path != "" {
-			if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		if f := fs.Lookup(FlagConfig); f != nil && f.Value.String() != "" {
+			path := f.Value.String()
+			fk := koanf.New(".")
+			if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+				return nil, fmt.Errorf("read config file %s: %w", path, err)
+			}
+			if err := unknownKeys(fk.Keys()); err != nil {
+				problems = append(problems, fmt.Errorf("config file %s: %w", path, err))
+			}
+			if err := k.Merge(fk); err != nil {
 				return nil, fmt.Errorf("read config file %s: %w", path, err)
 			}
 		}
@@ -167,7 +292,7 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	}
 	if fs != nil {
 		if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
-			if !f.Changed || f.Name == "config" {
+			if !f.Changed || f.Name == FlagConfig {
 				return "", nil
 			}
 			return strings.ReplaceAll(f.Name, "-", "_"), posflag.FlagVal(fs, f)
@@ -175,15 +300,121 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 			return nil, fmt.Errorf("load flags: %w", err)
 		}
 	}
-	if err := rejectUnitlessDurations(k); err != nil {
-		return nil, err
-	}
 	var c Config
-	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
-		return nil, fmt.Errorf("decode configuration: %w", err)
+	for _, s := range allSettings() {
+		if err := s.set(&c, k.Get(s.key)); err != nil {
+			// The value may have come from any source: name them all.
+			problems = append(problems, fmt.Errorf("%s: %w (the variable, %s in the file, or --%s)", envName(s.key), err, s.key, flagName(s.key)))
+		}
 	}
 	c.Issuer = NormalizeIssuer(c.Issuer)
-	return &c, nil
+	return &c, errors.Join(problems...)
+}
+
+// unknownKeys names the keys of a configuration file that are no setting:
+// a misspelt key would otherwise be ignored and its default used in silence.
+func unknownKeys(keys []string) error {
+	known := map[string]bool{}
+	for _, s := range allSettings() {
+		known[s.key] = true
+	}
+	var unknown []string
+	for _, key := range keys {
+		if !known[key] {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return fmt.Errorf("unknown keys %s (settings are the LATCHKEY_* variables, lower-case, without the prefix)", strings.Join(unknown, ", "))
+}
+
+// set stores raw, as the file, environment or a flag gave it, in the
+// setting's field, or the default when raw is nil or cannot be read.
+func (s setting) set(c *Config, raw any) error {
+	value, err := s.parse(raw)
+	if raw == nil || err != nil {
+		value = s.def
+	}
+	if value != nil {
+		reflect.ValueOf(s.field(c)).Elem().Set(reflect.ValueOf(value))
+	}
+	return err
+}
+
+// parse reads raw as the type of the setting's field.
+func (s setting) parse(raw any) (any, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	switch s.field(&Config{}).(type) {
+	case *string:
+		switch v := raw.(type) {
+		case string:
+			return v, nil
+		case int, int64, float64, bool:
+			// YAML reads `issuer: 123` as a number; a string setting takes it as written.
+			return fmt.Sprint(v), nil
+		}
+	case *time.Duration:
+		switch v := raw.(type) {
+		case time.Duration:
+			return v, nil
+		case string:
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a duration such as 90s, 15m or 720h", v)
+			}
+			return d, nil
+		case int, int64, float64:
+			// Decoded as nanoseconds, a YAML "auth_code_ttl: 60" would pass
+			// every check and expire each code at once.
+			return nil, fmt.Errorf("%v has no unit; write a duration such as 90s, 15m or 720h", v)
+		}
+	case *int:
+		switch v := raw.(type) {
+		case int:
+			return v, nil
+		case int64:
+			return int(v), nil
+		case float64:
+			if v == float64(int(v)) {
+				return int(v), nil
+			}
+		case string:
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a whole number", v)
+			}
+			return n, nil
+		}
+	case *bool:
+		switch v := raw.(type) {
+		case bool:
+			return v, nil
+		case string:
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("%q is not true or false", v)
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%v is not a %s", raw, s.kind())
+}
+
+func (s setting) kind() string {
+	switch s.field(&Config{}).(type) {
+	case *time.Duration:
+		return "duration"
+	case *int:
+		return "whole number"
+	case *bool:
+		return "boolean"
+	}
+	return "string"
 }
 
 // NormalizeIssuer lower-cases the issuer's scheme and host, once, at
@@ -202,155 +433,184 @@ func NormalizeIssuer(issuer string) string {
 	return u.String()
 }
 
-// rejectUnitlessDurations refuses a bare number for a duration. The decoder
-// would take a YAML "auth_code_ttl: 60" as 60 nanoseconds, which passes
-// every check and expires each code at once. Flags arrive as time.Duration
-// and the environment as strings, which must carry a unit anyway.
-func rejectUnitlessDurations(k *koanf.Koanf) error {
-	var errs []error
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Type != reflect.TypeFor[time.Duration]() {
-			continue
-		}
-		key := f.Tag.Get("koanf")
-		switch v := k.Get(key).(type) {
-		case nil, string, time.Duration:
-		default:
-			errs = append(errs, fmt.Errorf("%s%s: %v has no unit; write a duration such as 90s, 15m or 720h", EnvPrefix, strings.ToUpper(key), v))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Environ is os.Environ, named so that callers read as intent.
 func Environ() []string { return os.Environ() }
 
 // Validate checks every setting and returns all problems joined, each
 // naming the environment variable to change.
 func (c *Config) Validate() error {
-	return c.ValidateSettings()
+	return c.ValidateGroups(GroupAll)
 }
 
-// ValidateSettings checks only the named settings (environment variable
-// names without the prefix, e.g. "DATABASE_URL"), or all when none are
-// named. Commands other than serve need only some: `migrate` has no use for
-// an admin token.
-func (c *Config) ValidateSettings(names ...string) error {
+// ValidateGroups checks the settings of groups (and the log level, which
+// every command uses) and returns all problems joined. Commands other than
+// serve need only some: `migrate` has no use for an admin token.
+func (c *Config) ValidateGroups(groups Group) error {
 	var errs []error
-	bad := func(name, format string, args ...any) {
-		if len(names) > 0 && !slices.Contains(names, name) {
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s%s: %s", EnvPrefix, name, fmt.Sprintf(format, args...)))
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", envName(key), fmt.Sprintf(format, args...)))
 	}
-
-	if c.DatabaseURL == "" {
-		if !c.Dev {
-			bad("DATABASE_URL", "is required (postgres://USER@HOST:PORT/DB, sqlite://PATH, or sqlite::memory:); `latchkey serve --dev` uses %s", DevDatabaseURL)
-		}
-	} else if _, _, err := store.ParseURL(c.DatabaseURL); err != nil {
-		bad("DATABASE_URL", "%v", err)
-	}
-
-	if err := validateIssuer(c.Issuer); err != nil {
-		bad("ISSUER", "%v", err)
-	}
-
-	switch {
-	case c.Secret == "" && !c.Dev:
-		bad("SECRET", "is required: at least %d random bytes, e.g. `openssl rand -base64 48`", secrets.MinSystemSecretLen)
-	case c.Secret != "" && len(c.SystemSecrets()) == 0:
-		// " " or "," would otherwise pass here and fail later as "no system secret".
-		bad("SECRET", "holds no secret (only spaces or commas); set at least %d random bytes", secrets.MinSystemSecretLen)
-	case c.Secret != "":
-		for i, s := range c.SystemSecrets() {
-			if len(s) < secrets.MinSystemSecretLen {
-				bad("SECRET", "secret %d of the list is %d bytes long; each must be at least %d", i+1, len(s), secrets.MinSystemSecretLen)
-			}
-		}
-	}
-
-	switch {
-	case c.AdminToken == "" && !c.Dev:
-		bad("ADMIN_TOKEN", "is required: the bearer token the admin API demands, e.g. `openssl rand -base64 32`")
-	case c.AdminToken != "" && len(c.AdminToken) < 16:
-		bad("ADMIN_TOKEN", "is %d characters long; it must be at least 16", len(c.AdminToken))
-	}
-
-	if err := validateAddr(c.PublicAddr); err != nil {
-		bad("PUBLIC_ADDR", "%v", err)
-	}
-	if err := validateAddr(c.AdminAddr); err != nil {
-		bad("ADMIN_ADDR", "%v", err)
-	}
-	if c.PublicAddr != "" && c.PublicAddr == c.AdminAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
-		bad("ADMIN_ADDR", "is the same as LATCHKEY_PUBLIC_ADDR (%s); the admin API needs its own listener", c.AdminAddr)
-	}
-
-	if c.AccessTokenTTL <= 0 {
-		bad("ACCESS_TOKEN_TTL", "must be positive, got %s", c.AccessTokenTTL)
-	}
-	if c.RefreshTokenTTL <= 0 {
-		bad("REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
-	} else if c.AccessTokenTTL > c.RefreshTokenTTL {
-		bad("ACCESS_TOKEN_TTL", "(%s) must not exceed LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.AccessTokenTTL, c.RefreshTokenTTL)
-	}
-	if c.RefreshTokenMaxLifetime < c.RefreshTokenTTL {
-		bad("REFRESH_TOKEN_MAX_LIFETIME", "(%s) must be at least LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.RefreshTokenMaxLifetime, c.RefreshTokenTTL)
-	}
-	// RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
-	if c.AuthCodeTTL < time.Second || c.AuthCodeTTL > 10*time.Minute {
-		bad("AUTH_CODE_TTL", "must be between 1s and 10m (RFC 6749 §4.1.2), got %s", c.AuthCodeTTL)
-	}
-	if c.RefreshGracePeriod < 0 || c.RefreshGracePeriod > time.Minute {
-		bad("REFRESH_GRACE_PERIOD", "must be between 0 (strict rotation) and 1m, got %s", c.RefreshGracePeriod)
-	}
-
-	switch c.AccessTokenFormat {
-	case FormatJWT, FormatOpaque:
-	default:
-		bad("ACCESS_TOKEN_FORMAT", "must be %q or %q, got %q", FormatJWT, FormatOpaque, c.AccessTokenFormat)
-	}
-	switch c.SigningAlg {
-	case "ES256", "RS256", "EdDSA":
-	default:
-		bad("SIGNING_ALG", "must be ES256, RS256 or EdDSA, got %q", c.SigningAlg)
-	}
-	if c.SessionTTL <= 0 {
-		bad("SESSION_TTL", "must be positive, got %s", c.SessionTTL)
-	}
-	if c.SessionIdleTTL <= 0 || c.SessionIdleTTL > c.SessionTTL {
-		bad("SESSION_IDLE_TTL", "must be positive and at most LATCHKEY_SESSION_TTL (%s), got %s", c.SessionTTL, c.SessionIdleTTL)
-	}
-	if c.KeyRotationPeriod < time.Minute {
-		bad("KEY_ROTATION_PERIOD", "must be at least 1m, got %s", c.KeyRotationPeriod)
-	}
-	if c.KeyPrepublishPeriod < 0 || c.KeyPrepublishPeriod >= c.KeyRotationPeriod {
-		bad("KEY_PREPUBLISH_PERIOD", "must be at least 0 and shorter than LATCHKEY_KEY_ROTATION_PERIOD (%s), got %s", c.KeyRotationPeriod, c.KeyPrepublishPeriod)
-	}
-	for _, o := range c.AllowedOrigins() {
-		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" {
-			bad("CORS_ORIGINS", "%q is not an origin such as https://app.example.com", o)
-		}
-	}
-	switch c.PKCERequired {
-	case "", PKCEPublic, PKCEAll:
-	default:
-		bad("PKCE_REQUIRED", "must be %q (public clients, RFC 9700 §2.1.1) or %q (every client, OAuth 2.1), got %q", PKCEPublic, PKCEAll, c.PKCERequired)
-	}
-	if _, err := c.TrustedProxyPrefixes(); err != nil {
-		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-			bad("TRUSTED_PROXIES", "%v", e)
+	for _, check := range []struct {
+		group Group
+		check func(c *Config, bad func(key, format string, args ...any))
+	}{
+		{GroupDatabase, validateDatabase},
+		{GroupSecret, validateSecret},
+		{GroupLifetimes, validateLifetimes},
+		{GroupSessions, validateSessions},
+		{GroupKeys, validateKeys},
+		{GroupRetention, validateRetention},
+		{GroupLogin, validateLogin},
+		{GroupServer, validateServer},
+	} {
+		if groups&check.group != 0 {
+			check.check(c, bad)
 		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+func validateDatabase(c *Config, bad func(key, format string, args ...any)) {
+	if c.DatabaseURL == "" {
+		if !c.Dev {
+			bad("database_url", "is required (postgres://USER@HOST:PORT/DB, sqlite://PATH, or sqlite::memory:); `latchkey serve --dev` uses %s", DevDatabaseURL)
+		}
+	} else if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
+		bad("database_url", "%v", err)
+	}
+	if c.DatabaseMaxOpenConns < 1 || c.DatabaseMaxOpenConns > 1000 {
+		bad("database_max_open_conns", "must be between 1 and 1000, got %d", c.DatabaseMaxOpenConns)
+	}
+}
+
+func validateSecret(c *Config, bad func(key, format string, args ...any)) {
+	switch {
+	case c.Secret == "" && !c.Dev:
+		bad("secret", "is required: at least %d random bytes, e.g. `openssl rand -base64 48`", secrets.MinSystemSecretLen)
+	case c.Secret != "" && len(c.SystemSecrets()) == 0:
+		// " " or "," would otherwise pass here and fail later as "no system secret".
+		bad("secret", "holds no secret (only spaces or commas); set at least %d random bytes", secrets.MinSystemSecretLen)
+	case c.Secret != "":
+		for i, s := range c.SystemSecrets() {
+			if len(s) < secrets.MinSystemSecretLen {
+				bad("secret", "secret %d of the list is %d bytes long; each must be at least %d", i+1, len(s), secrets.MinSystemSecretLen)
+			}
+		}
+	}
+}
+
+func validateLifetimes(c *Config, bad func(key, format string, args ...any)) {
+	if c.AccessTokenTTL <= 0 {
+		bad("access_token_ttl", "must be positive, got %s", c.AccessTokenTTL)
+	}
+	if c.RefreshTokenTTL <= 0 {
+		bad("refresh_token_ttl", "must be positive, got %s", c.RefreshTokenTTL)
+	} else if c.AccessTokenTTL > c.RefreshTokenTTL {
+		bad("access_token_ttl", "(%s) must not exceed LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.AccessTokenTTL, c.RefreshTokenTTL)
+	}
+	if c.RefreshTokenMaxLifetime < c.RefreshTokenTTL {
+		bad("refresh_token_max_lifetime", "(%s) must be at least LATCHKEY_REFRESH_TOKEN_TTL (%s)", c.RefreshTokenMaxLifetime, c.RefreshTokenTTL)
+	}
+	// RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
+	if c.AuthCodeTTL < time.Second || c.AuthCodeTTL > 10*time.Minute {
+		bad("auth_code_ttl", "must be between 1s and 10m (RFC 6749 §4.1.2), got %s", c.AuthCodeTTL)
+	}
+	if c.RefreshGracePeriod < 0 || c.RefreshGracePeriod > time.Minute {
+		bad("refresh_grace_period", "must be between 0 (strict rotation) and 1m, got %s", c.RefreshGracePeriod)
+	}
+}
+
+func validateSessions(c *Config, bad func(key, format string, args ...any)) {
+	if c.SessionTTL <= 0 {
+		bad("session_ttl", "must be positive, got %s", c.SessionTTL)
+	}
+	if c.SessionIdleTTL <= 0 || c.SessionIdleTTL > c.SessionTTL {
+		bad("session_idle_ttl", "must be positive and at most LATCHKEY_SESSION_TTL (%s), got %s", c.SessionTTL, c.SessionIdleTTL)
+	}
+}
+
+func validateKeys(c *Config, bad func(key, format string, args ...any)) {
+	switch c.SigningAlg {
+	case "ES256", "RS256", "EdDSA":
+	default:
+		bad("signing_alg", "must be ES256, RS256 or EdDSA, got %q", c.SigningAlg)
+	}
+	if c.KeyRotationPeriod < time.Minute {
+		bad("key_rotation_period", "must be at least 1m, got %s", c.KeyRotationPeriod)
+	}
+	if c.KeyPrepublishPeriod < 0 || c.KeyPrepublishPeriod >= c.KeyRotationPeriod {
+		bad("key_prepublish_period", "must be at least 0 and shorter than LATCHKEY_KEY_ROTATION_PERIOD (%s), got %s", c.KeyRotationPeriod, c.KeyPrepublishPeriod)
+	}
+}
+
+func validateRetention(c *Config, bad func(key, format string, args ...any)) {
+	if c.AuditRetention < time.Hour {
+		bad("audit_retention", "must be at least 1h, got %s", c.AuditRetention)
+	}
+}
+
+func validateLogin(c *Config, bad func(key, format string, args ...any)) {
+	if c.LoginFailureWindow < time.Second {
+		bad("login_failure_window", "must be at least 1s, got %s", c.LoginFailureWindow)
+	}
+	if c.LoginUserLimit < 1 {
+		bad("login_user_limit", "must be at least 1, got %d", c.LoginUserLimit)
+	}
+	if c.LoginIPLimit < 1 {
+		bad("login_ip_limit", "must be at least 1, got %d", c.LoginIPLimit)
+	}
+	if c.LoginLockout <= 0 {
+		bad("login_lockout", "must be positive, got %s", c.LoginLockout)
+	}
+	if c.LoginMaxLockout < c.LoginLockout {
+		bad("login_max_lockout", "(%s) must be at least LATCHKEY_LOGIN_LOCKOUT (%s)", c.LoginMaxLockout, c.LoginLockout)
+	}
+}
+
+func validateServer(c *Config, bad func(key, format string, args ...any)) {
+	if err := validateIssuer(c.Issuer); err != nil {
+		bad("issuer", "%v", err)
+	}
+	switch {
+	case c.AdminToken == "" && !c.Dev:
+		bad("admin_token", "is required: the bearer token the admin API demands, e.g. `openssl rand -base64 32`")
+	case c.AdminToken != "" && len(c.AdminToken) < 16:
+		bad("admin_token", "is %d characters long; it must be at least 16", len(c.AdminToken))
+	}
+	if err := validateAddr(c.PublicAddr); err != nil {
+		bad("public_addr", "%v", err)
+	}
+	if err := validateAddr(c.AdminAddr); err != nil {
+		bad("admin_addr", "%v", err)
+	}
+	if c.PublicAddr != "" && c.PublicAddr == c.AdminAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
+		bad("admin_addr", "is the same as LATCHKEY_PUBLIC_ADDR (%s); the admin API needs its own listener", c.AdminAddr)
+	}
+	switch c.AccessTokenFormat {
+	case FormatJWT, FormatOpaque:
+	default:
+		bad("access_token_format", "must be %q or %q, got %q", FormatJWT, FormatOpaque, c.AccessTokenFormat)
+	}
+	for _, o := range c.AllowedOrigins() {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			bad("cors_origins", "%q is not an origin such as https://app.example.com", o)
+		}
+	}
+	switch c.PKCERequired {
+	case "", PKCEPublic, PKCEAll:
+	default:
+		bad("pkce_required", "must be %q (public clients, RFC 9700 §2.1.1) or %q (every client, OAuth 2.1), got %q", PKCEPublic, PKCEAll, c.PKCERequired)
+	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			bad("trusted_proxies", "%v", e)
+		}
+	}
 }
 
 func validateIssuer(issuer string) error {
@@ -392,6 +652,48 @@ func validateAddr(addr string) error {
 		return fmt.Errorf("is not HOST:PORT: %w", err)
 	}
 	return nil
+}
+
+// Database dialects, as ParseDatabaseURL names them.
+const (
+	DialectPostgres = "postgres"
+	DialectSQLite   = "sqlite"
+)
+
+// SQLiteMemory is the source of an in-memory SQLite database.
+const SQLiteMemory = ":memory:"
+
+// ParseDatabaseURL reads a LATCHKEY_DATABASE_URL: the dialect, and the
+// source the store opens, the PostgreSQL URL as given or the SQLite file
+// (SQLiteMemory for sqlite::memory:). Validate reports its error under the
+// variable's name; the store adds its own driver options.
+func ParseDatabaseURL(databaseURL string) (dialect, source string, err error) {
+	switch {
+	case databaseURL == "":
+		return "", "", errors.New("is empty")
+	case databaseURL == "sqlite::memory:":
+		return DialectSQLite, SQLiteMemory, nil
+	case strings.HasPrefix(databaseURL, "sqlite://"):
+		path := strings.TrimPrefix(databaseURL, "sqlite://")
+		if path == "" {
+			return "", "", errors.New(`names no file: use sqlite://PATH (for example sqlite://./latchkey.db) or sqlite::memory:`)
+		}
+		if strings.ContainsAny(path, "?#") {
+			return "", "", errors.New("must not carry a query or fragment: Latchkey sets the SQLite options itself")
+		}
+		return DialectSQLite, path, nil
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		u, err := url.Parse(databaseURL)
+		if err != nil {
+			return "", "", fmt.Errorf("is not a valid URL: %w", err)
+		}
+		if u.Host == "" {
+			return "", "", errors.New("names no host: use postgres://USER@HOST:PORT/DATABASE")
+		}
+		return DialectPostgres, databaseURL, nil
+	default:
+		return "", "", errors.New(`must start with postgres://, sqlite:// or be sqlite::memory:`)
+	}
 }
 
 // SystemSecrets is LATCHKEY_SECRET as a list: "new,old" rotates the secret,

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,7 +26,8 @@ const (
 func flagSet(t *testing.T, args ...string) *pflag.FlagSet {
 	t.Helper()
 	fs := pflag.NewFlagSet("latchkey", pflag.ContinueOnError)
-	config.RegisterFlags(fs)
+	config.RegisterCommonFlags(fs)
+	config.RegisterFlags(fs, config.GroupAll)
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("parse %q: %v", args, err)
 	}
@@ -72,9 +74,13 @@ func problems(err error) []error {
 	if err == nil {
 		return nil
 	}
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		return joined.Unwrap()
+	// Joins of joins (Load's problems joined with Validate's) flatten.
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range joined.Unwrap() {
+			out = append(out, problems(e)...)
+		}
+		return out
 	}
 	return []error{err}
 }
@@ -472,29 +478,34 @@ func TestValidateReportsEverythingAtOnce(t *testing.T) {
 	})
 }
 
-// Commands other than serve check only what they use: `migrate up` must
-// work without an admin token or a secret.
-func TestValidateSettings(t *testing.T) {
+// Commands other than serve check only the groups they use: `migrate up`
+// must work without an admin token or a secret.
+func TestValidateGroups(t *testing.T) {
 	broken := func(t *testing.T) *config.Config {
 		c := valid(t)
 		c.Secret, c.AdminToken, c.Issuer, c.SigningAlg = "", "", "nope", "none"
 		return c
 	}
-	t.Run("ignores other settings", func(t *testing.T) {
-		if err := broken(t).ValidateSettings("DATABASE_URL"); err != nil {
-			t.Fatalf("looked beyond DATABASE_URL: %v", err)
+	t.Run("ignores other groups", func(t *testing.T) {
+		if err := broken(t).ValidateGroups(config.GroupDatabase); err != nil {
+			t.Fatalf("looked beyond the database: %v", err)
 		}
 	})
-	t.Run("still checks the named one", func(t *testing.T) {
+	t.Run("still checks its own", func(t *testing.T) {
 		c := broken(t)
 		c.DatabaseURL = "mysql://db"
-		assertNames(t, c.ValidateSettings("DATABASE_URL"), "LATCHKEY_DATABASE_URL")
+		assertNames(t, c.ValidateGroups(config.GroupDatabase), "LATCHKEY_DATABASE_URL")
 	})
-	t.Run("several names", func(t *testing.T) {
-		assertNames(t, broken(t).ValidateSettings("DATABASE_URL", "SECRET", "SIGNING_ALG"), "LATCHKEY_SECRET", "LATCHKEY_SIGNING_ALG")
+	t.Run("several groups", func(t *testing.T) {
+		assertNames(t, broken(t).ValidateGroups(config.GroupDatabase|config.GroupSecret|config.GroupKeys), "LATCHKEY_SECRET", "LATCHKEY_SIGNING_ALG")
 	})
-	t.Run("no names means all", func(t *testing.T) {
-		assertNames(t, broken(t).ValidateSettings(), "LATCHKEY_SECRET", "LATCHKEY_ADMIN_TOKEN", "LATCHKEY_ISSUER", "LATCHKEY_SIGNING_ALG")
+	t.Run("the log level always", func(t *testing.T) {
+		c := valid(t)
+		c.LogLevel = "loud"
+		assertNames(t, c.ValidateGroups(config.GroupDatabase), "LATCHKEY_LOG_LEVEL")
+	})
+	t.Run("all groups", func(t *testing.T) {
+		assertNames(t, broken(t).ValidateGroups(config.GroupAll), "LATCHKEY_SECRET", "LATCHKEY_ADMIN_TOKEN", "LATCHKEY_ISSUER", "LATCHKEY_SIGNING_ALG")
 	})
 }
 
@@ -559,6 +570,124 @@ func TestLoadNormalizesIssuer(t *testing.T) {
 			if want := strings.HasPrefix(tc.want, "https://"); c.SecureCookies() != want {
 				t.Errorf("SecureCookies = %v, want %v", c.SecureCookies(), want)
 			}
+		})
+	}
+}
+
+// A key in the file that is no setting (a typo, a setting of another
+// program) is refused, naming each such key, instead of being dropped while
+// the default applies in silence.
+func TestUnknownFileKeys(t *testing.T) {
+	cases := []struct {
+		name    string
+		yaml    string
+		unknown []string
+	}{
+		{"typo", "acess_token_ttl: 15m\n", []string{"acess_token_ttl"}},
+		{"several, with good ones", "issuer: https://auth.example.com\nemail: a@example.com\nlogo_uri: x\n", []string{"email", "logo_uri"}},
+		{"nested", "database:\n  url: postgres://db/x\n", []string{"database.url"}},
+		{"env name instead of key", "LATCHKEY_ISSUER: https://auth.example.com\n", []string{"LATCHKEY_ISSUER"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.yaml, nil)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, k := range tc.unknown {
+				if !strings.Contains(err.Error(), k) {
+					t.Errorf("error %q does not name %s", err, k)
+				}
+			}
+		})
+	}
+	t.Run("known keys only", func(t *testing.T) {
+		if _, err := load(t, "issuer: https://auth.example.com\naudit_retention: 720h\nlogin_user_limit: 3\n", nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Values that cannot be read are all reported, not just the first, and the
+// configuration still comes back (with defaults in their place) so that
+// Validate's problems join them in one message.
+func TestUnreadableValuesReportedTogether(t *testing.T) {
+	c, err := load(t, "session_ttl: 60\nbogus: 1\n", []string{
+		"LATCHKEY_ACCESS_TOKEN_TTL=soon", "LATCHKEY_LOGIN_USER_LIMIT=five", "LATCHKEY_SECRET=short",
+	})
+	if c == nil {
+		t.Fatalf("no configuration: %v", err)
+	}
+	var got []string
+	for _, e := range problems(errors.Join(err, c.Validate())) {
+		name, _, _ := strings.Cut(e.Error(), ":")
+		if strings.HasPrefix(name, "config file ") {
+			name = "config file" // its path is the test's temporary file
+		}
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	want := []string{"LATCHKEY_ACCESS_TOKEN_TTL", "LATCHKEY_ADMIN_TOKEN", "LATCHKEY_DATABASE_URL", "LATCHKEY_LOGIN_USER_LIMIT",
+		"LATCHKEY_SECRET", "LATCHKEY_SESSION_TTL", "config file"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("want problems naming %v, got %v:\n%v", want, got, errors.Join(err, c.Validate()))
+	}
+	if c.AccessTokenTTL != 15*time.Minute || c.SessionTTL != 168*time.Hour {
+		t.Errorf("an unreadable value must leave the default, got %s and %s", c.AccessTokenTTL, c.SessionTTL)
+	}
+}
+
+// Each default is declared once, typed: the flags show it in --help, Load
+// gives it when nothing is set, and Default holds the same.
+func TestDefaultsDeclaredOnce(t *testing.T) {
+	fs := flagSet(t)
+	for key, def := range config.Defaults() {
+		t.Run(key, func(t *testing.T) {
+			f := fs.Lookup(strings.ReplaceAll(key, "_", "-"))
+			if f == nil {
+				t.Fatal("no flag")
+			}
+			if want := fmt.Sprint(def); f.DefValue != want {
+				t.Errorf("--%s shows default %q, want %q", f.Name, f.DefValue, want)
+			}
+		})
+	}
+	loaded, err := config.Load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(loaded, config.Default()) {
+		t.Errorf("Load with nothing set = %+v, Default = %+v", loaded, config.Default())
+	}
+}
+
+// New settings of issue 13: the throttle, the pool and audit retention, each
+// from the environment, a flag and the file.
+func TestOperationalSettings(t *testing.T) {
+	c, err := load(t, "audit_retention: 720h\n", []string{"LATCHKEY_LOGIN_USER_LIMIT=3", "LATCHKEY_LOGIN_LOCKOUT=30s"},
+		"--database-max-open-conns", "50", "--login-max-lockout", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditRetention != 720*time.Hour || c.LoginUserLimit != 3 || c.LoginLockout != 30*time.Second ||
+		c.DatabaseMaxOpenConns != 50 || c.LoginMaxLockout != time.Hour || c.LoginIPLimit != 20 {
+		t.Fatalf("got %+v", c)
+	}
+	for name, tc := range map[string]struct {
+		mutate func(*config.Config)
+		want   string
+	}{
+		"pool of none":                {func(c *config.Config) { c.DatabaseMaxOpenConns = 0 }, "LATCHKEY_DATABASE_MAX_OPEN_CONNS"},
+		"audit kept a minute":         {func(c *config.Config) { c.AuditRetention = time.Minute }, "LATCHKEY_AUDIT_RETENTION"},
+		"no failures allowed":         {func(c *config.Config) { c.LoginUserLimit = 0 }, "LATCHKEY_LOGIN_USER_LIMIT"},
+		"IP limit of none":            {func(c *config.Config) { c.LoginIPLimit = 0 }, "LATCHKEY_LOGIN_IP_LIMIT"},
+		"zero window":                 {func(c *config.Config) { c.LoginFailureWindow = 0 }, "LATCHKEY_LOGIN_FAILURE_WINDOW"},
+		"lockout cap under the first": {func(c *config.Config) { c.LoginMaxLockout = time.Second }, "LATCHKEY_LOGIN_MAX_LOCKOUT"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := valid(t)
+			tc.mutate(c)
+			assertNames(t, c.Validate(), tc.want)
 		})
 	}
 }

@@ -39,11 +39,26 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler, tune ...func(*con
 	st := storetest.Open(t, dbURL, store.Options{})
 	public := httptest.NewUnstartedServer(nil)
 	issuer := "http://localhost:" + portOf(public.Listener.Addr().String())
-	cfg := &config.Config{DatabaseURL: dbURL, Issuer: issuer, Secret: "lktest-system-secret-0123456789-abcdef",
-		AdminToken: AdminToken, PublicAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 720 * time.Hour, RefreshTokenMaxLifetime: 2160 * time.Hour,
-		AuthCodeTTL: time.Minute, RefreshGracePeriod: 10 * time.Second, AccessTokenFormat: config.FormatJWT, SigningAlg: "ES256",
-		KeyRotationPeriod: 720 * time.Hour, LogLevel: "error", SessionIdleTTL: time.Hour, SessionTTL: 24 * time.Hour}
+	cfg := config.Default()
+	cfg.DatabaseURL = dbURL
+	cfg.Issuer = issuer
+	cfg.Secret = "lktest-system-secret-0123456789-abcdef"
+	cfg.AdminToken = AdminToken
+	cfg.PublicAddr = "127.0.0.1:0"
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.AccessTokenTTL = 15 * time.Minute
+	cfg.RefreshTokenTTL = 720 * time.Hour
+	cfg.RefreshTokenMaxLifetime = 2160 * time.Hour
+	cfg.AuthCodeTTL = time.Minute
+	cfg.RefreshGracePeriod = 10 * time.Second
+	cfg.AccessTokenFormat = config.FormatJWT
+	cfg.SigningAlg = "ES256"
+	cfg.KeyRotationPeriod = 720 * time.Hour
+	cfg.LogLevel = "error"
+	cfg.SessionIdleTTL = time.Hour
+	cfg.SessionTTL = 24 * time.Hour
+	// Keys sign as soon as they are made (no pre-publication), as before.
+	cfg.KeyPrepublishPeriod = 0
 	for _, f := range tune {
 		f(cfg)
 	}

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -61,19 +62,21 @@ type clientAuth struct {
 	// endpoint or the issuer (RFC 7523 §3 item 3).
 	audiences []string
 	now       func() time.Time
+	log       *slog.Logger
 }
 
 // withClientAuth makes f authenticate clients through clientAuth.
 //
 // fosite's default JWKS fetcher is not used: it retries for minutes, reads
 // bodies of any size, and fosite.Config creates it lazily, which races.
-func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg *config.Config) *fosite.Fosite {
+func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg *config.Config, log *slog.Logger) *fosite.Fosite {
 	a := &clientAuth{
 		store:     st,
 		fallback:  f.DefaultClientAuthenticationStrategy,
 		fetchJWKS: newJWKSFetcher(jwksHTTPClient(), time.Now).resolve,
 		audiences: []string{cfg.IssuerURL(PathToken), cfg.Issuer},
 		now:       time.Now,
+		log:       log,
 	}
 	fc.ClientAuthenticationStrategy = a.authenticate
 	return f
@@ -194,6 +197,13 @@ func (a *clientAuth) assertion(ctx context.Context, form url.Values) (fosite.Cli
 	return client, nil
 }
 
+// storedKeySet is a client whose registered key set may fail to parse
+// (store.Client); fosite's GetJSONWebKeys cannot say so.
+type storedKeySet interface {
+	GetID() string
+	JSONWebKeys() (*josev3.JSONWebKeySet, error)
+}
+
 // verify checks the assertion's signature with a registered key that fits
 // its algorithm, refetching a jwks_uri once when no key does (the client
 // may have rotated).
@@ -206,7 +216,17 @@ func (a *clientAuth) verify(ctx context.Context, oc fosite.OpenIDConnectClient, 
 		}
 		return false
 	}
-	if set := oc.GetJSONWebKeys(); set != nil {
+	set := oc.GetJSONWebKeys()
+	if sc, ok := oc.(storedKeySet); ok {
+		var err error
+		if set, err = sc.JSONWebKeys(); err != nil {
+			// Not "no keys": the registration is broken and only an
+			// administrator can mend it, so say so on both sides.
+			a.log.ErrorContext(ctx, "client authentication refused: stored JWKS unreadable", "client_id", sc.GetID(), "error", err)
+			return fosite.ErrInvalidClient.WithHint("The client's registered key set cannot be read; it must be registered again.").WithWrap(err)
+		}
+	}
+	if set != nil {
 		if try(set) {
 			return nil
 		}

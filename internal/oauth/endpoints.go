@@ -95,7 +95,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.metrics.TokensIssued.WithLabelValues(grant, "refresh_token").Inc()
 	}
 	p.log.LogAttrs(ctx, slog.LevelDebug, "token issued",
-		slog.String("client_id", client.GetID()), slog.String("grant_type", grant), slog.String("request_id", ar.GetID()))
+		slog.String("client_id", client.GetID()), slog.String("grant_type", grant), slog.String("grant_id", ar.GetID()))
 	p.fosite.WriteAccessResponse(ctx, w, ar, resp)
 }
 
@@ -108,10 +108,10 @@ func (p *Provider) revokeCodeGrant(ctx context.Context, code string) {
 		return
 	}
 	if err := p.store.RevokeWholeGrant(ctx, req.GetID(), time.Now().Add(p.cfg.AccessTokenTTL+time.Minute)); err != nil {
-		p.log.ErrorContext(ctx, "revoke grant of reused code", "error", err, "request_id", req.GetID())
+		p.log.ErrorContext(ctx, "revoke grant of reused code", "error", err, "grant_id", req.GetID())
 		return
 	}
-	p.log.WarnContext(ctx, "authorization code reused; grant revoked", "request_id", req.GetID(), "client_id", req.GetClient().GetID())
+	p.log.WarnContext(ctx, "authorization code reused; grant revoked", "grant_id", req.GetID(), "client_id", req.GetClient().GetID())
 }
 
 // grantRequested grants what fosite already checked the client may have:

@@ -167,7 +167,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	}})
 
 	return &Provider{
-		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg),
+		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg, log),
 		fconf:    fc,
 		store:    db,
 		keys:     km,

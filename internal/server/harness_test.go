@@ -70,26 +70,25 @@ func newHarnessWith(t testing.TB, b storetest.Backend, opts store.Options, srvOp
 	dbURL := b.URL(t)
 	st := storetest.Open(t, dbURL, opts)
 	public := httptest.NewUnstartedServer(nil)
-	cfg := &config.Config{
-		DatabaseURL:             dbURL,
-		Issuer:                  "http://" + public.Listener.Addr().String(),
-		Secret:                  testSecret,
-		AdminToken:              testAdminToken,
-		PublicAddr:              "127.0.0.1:0",
-		AdminAddr:               "127.0.0.1:0",
-		AccessTokenTTL:          15 * time.Minute,
-		RefreshTokenTTL:         720 * time.Hour,
-		AuthCodeTTL:             time.Minute,
-		RefreshGracePeriod:      10 * time.Second,
-		RefreshTokenMaxLifetime: 2160 * time.Hour,
-		AccessTokenFormat:       config.FormatOpaque,
-		SigningAlg:              "ES256",
-		KeyRotationPeriod:       720 * time.Hour,
-		KeyPrepublishPeriod:     15 * time.Minute,
-		LogLevel:                "debug",
-		SessionIdleTTL:          24 * time.Hour,
-		SessionTTL:              168 * time.Hour,
-	}
+	cfg := config.Default()
+	cfg.DatabaseURL = dbURL
+	cfg.Issuer = "http://" + public.Listener.Addr().String()
+	cfg.Secret = testSecret
+	cfg.AdminToken = testAdminToken
+	cfg.PublicAddr = "127.0.0.1:0"
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.AccessTokenTTL = 15 * time.Minute
+	cfg.RefreshTokenTTL = 720 * time.Hour
+	cfg.AuthCodeTTL = time.Minute
+	cfg.RefreshGracePeriod = 10 * time.Second
+	cfg.RefreshTokenMaxLifetime = 2160 * time.Hour
+	cfg.AccessTokenFormat = config.FormatOpaque
+	cfg.SigningAlg = "ES256"
+	cfg.KeyRotationPeriod = 720 * time.Hour
+	cfg.KeyPrepublishPeriod = 15 * time.Minute
+	cfg.LogLevel = "debug"
+	cfg.SessionIdleTTL = 24 * time.Hour
+	cfg.SessionTTL = 168 * time.Hour
 	for _, f := range tune {
 		f(cfg)
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/requestid"
 )
 
 // middleware wraps a listener's mux: recover, limit the body, then record.
@@ -126,13 +126,17 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// observe records metrics by route pattern (never the raw path, which would
-// explode label cardinality) and writes one access log line per request.
+// observe gives the request its id (the caller's X-Request-Id when sane, so
+// a proxy's logs and ours share it), records metrics by route pattern (never
+// the raw path, which would explode label cardinality) and writes one access
+// log line per request. The id travels in the context: every line logged
+// with it carries request_id, and the response echoes it.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		requestID, _ := secrets.RandomToken(9)
-		w.Header().Set("X-Request-Id", requestID)
+		requestID := requestid.FromHeader(r.Header.Get(requestid.Header))
+		r = r.WithContext(requestid.NewContext(r.Context(), requestID))
+		w.Header().Set(requestid.Header, requestID)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
@@ -146,7 +150,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		elapsed := time.Since(start)
 		s.metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 		s.metrics.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
-		s.log.DebugContext(r.Context(), "request", "request_id", requestID, "method", r.Method, "route", route,
+		s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
 			"status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000)
 	})
 }

@@ -21,6 +21,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -307,4 +308,30 @@ func randomJTI() string {
 func mustGet(u string) *http.Request {
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	return req
+}
+
+// A stored key set that does not parse (a row changed behind the admin API)
+// used to read as "no keys": the assertion was refused as unsigned by a
+// registered key and nothing was logged. Now the client is refused with a
+// hint that names the broken registration, and the server logs an error.
+func TestPrivateKeyJWTUnreadableStoredJWKS(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		c := h.keyClient(t, key, jose.ES256, nil)
+		if err := h.store.UpdateClient(context.Background(), c.id, func(sc *store.Client) error {
+			sc.JWKS = `{"keys":[{"kty":`
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		resp, m := h.tokenWith(c.assertion(t, c.claims(h.cfg.IssuerURL("/oauth2/token"))))
+		desc, _ := m["error_description"].(string)
+		if resp.StatusCode != http.StatusUnauthorized || m["error"] != "invalid_client" || !strings.Contains(desc, "key set cannot be read") {
+			t.Fatalf("assertion for a client with an unreadable JWKS: %d %v", resp.StatusCode, m)
+		}
+		if !strings.Contains(h.logs.String(), "stored JWKS unreadable") || !strings.Contains(h.logs.String(), `"client_id":"`+c.id+`"`) {
+			t.Fatalf("no error logged naming the client: %s", h.logs.String())
+		}
+	})
 }

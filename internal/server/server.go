@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
@@ -17,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -39,6 +41,9 @@ type Server struct {
 	admin    *admin.API
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// background is what Run keeps running beside the listeners: key
+	// rotation and the janitor. Each returns once its context is done.
+	background []func(context.Context)
 }
 
 // Option changes how New builds the server; tests use them, production
@@ -48,6 +53,8 @@ type Option func(*options)
 type options struct {
 	login []func(*login.Config)
 	now   func() time.Time
+	// background replaces the background tasks Run starts (tests).
+	background []func(context.Context)
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -70,6 +77,8 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	for _, f := range opts {
 		f(&o)
 	}
+	// Every line logged while serving a request carries its request_id.
+	log = requestid.Logger(log)
 	m := metrics.New()
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
@@ -88,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		SessionTTL:     cfg.SessionTTL,
 		RevokeFor:      cfg.AccessTokenTTL + time.Minute,
 		SystemSecrets:  cfg.SystemSecrets(),
-		Throttle:       login.DefaultThrottlePolicy,
+		Throttle:       ThrottlePolicy(cfg),
 		Passwords:      login.DefaultPasswordLimits(),
 		TrustedProxies: proxies,
 	}
@@ -111,15 +120,20 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	}
 	adminService := admin.NewService(st, hasher)
 	adminService.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
+	background := o.background
+	if background == nil {
+		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run}
+	}
 	return &Server{
-		cfg:      cfg,
-		store:    st,
-		provider: provider,
-		pages:    pages,
-		keys:     km,
-		admin:    admin.NewAPI(adminService, km, cfg.AdminToken, log),
-		metrics:  m,
-		log:      log,
+		background: background,
+		cfg:        cfg,
+		store:      st,
+		provider:   provider,
+		pages:      pages,
+		keys:       km,
+		admin:      admin.NewAPI(adminService, km, cfg.AdminToken, log),
+		metrics:    m,
+		log:        log,
 	}, nil
 }
 
@@ -191,14 +205,24 @@ func KeyOptions(cfg *config.Config, log *slog.Logger) keys.Options {
 	}
 }
 
+// ThrottlePolicy is the sign-in throttle of the configuration. The delay
+// that grows with each failure keeps login's defaults.
+func ThrottlePolicy(cfg *config.Config) login.ThrottlePolicy {
+	p := login.DefaultThrottlePolicy
+	p.Window = cfg.LoginFailureWindow
+	p.UserLimit, p.IPLimit = cfg.LoginUserLimit, cfg.LoginIPLimit
+	p.Lockout, p.MaxLockout = cfg.LoginLockout, cfg.LoginMaxLockout
+	return p
+}
+
 // Retention is how long the janitor keeps expired rows, from the
 // configuration.
 func Retention(cfg *config.Config) store.Retention {
 	return store.Retention{
 		AccessTokenTTL: cfg.AccessTokenTTL,
 		SessionIdleTTL: cfg.SessionIdleTTL,
-		FailureWindow:  login.DefaultThrottlePolicy.Window,
-		SecurityEvents: 90 * 24 * time.Hour,
+		FailureWindow:  cfg.LoginFailureWindow,
+		SecurityEvents: cfg.AuditRetention,
 		GrantLifetime:  cfg.AuthCodeTTL + cfg.RefreshTokenMaxLifetime + cfg.AccessTokenTTL,
 	}
 }
@@ -219,7 +243,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // Run serves both listeners until ctx is done, then shuts down gracefully:
 // listeners close at once and in-flight requests get ShutdownTimeout to
-// finish. ready, if not nil, is called with the bound addresses.
+// finish. ready, if not nil, is called with the bound addresses. Run returns
+// only after the background tasks have stopped, so the caller may close the
+// store at once: a janitor batch or a key rotation never meets a closed pool.
 func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) error {
 	publicLn, err := net.Listen("tcp", s.cfg.PublicAddr)
 	if err != nil {
@@ -232,10 +258,16 @@ func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) er
 	}
 	servers := []*http.Server{newHTTPServer(s.PublicHandler(), s.log), newHTTPServer(s.AdminHandler(), s.log)}
 	listeners := []net.Listener{publicLn, adminLn}
-	keysCtx, stopKeys := context.WithCancel(ctx)
-	defer stopKeys()
-	go s.keys.Run(keysCtx)
-	go janitor.New(s.store, Retention(s.cfg), s.log).Run(keysCtx)
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	for _, task := range s.background {
+		background.Go(func() { task(bgCtx) })
+	}
+	// Deferred first, so it runs last: the listeners have shut down (no
+	// request still needs the keys) before the background tasks stop, and
+	// Run does not return while one is still using the store.
+	defer background.Wait()
+	defer stopBackground()
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -73,17 +74,34 @@ func (c *Client) GetResponseTypes() fosite.Arguments {
 // any other method than the registered one.
 func (c *Client) GetTokenEndpointAuthMethod() string { return c.TokenEndpointAuthMethod }
 
-// GetJSONWebKeys returns the registered key set for private_key_jwt. fosite
-// speaks go-jose v3, so the set is decoded with v3 here at the boundary.
-func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet {
+// ErrBadJWKS is a stored key set that does not parse. Registration checks
+// the set, so it means a row changed behind the admin API's back.
+var ErrBadJWKS = errors.New("the client's stored JWKS does not parse")
+
+// JSONWebKeys is the registered key set for private_key_jwt, nil when none
+// is registered, and ErrBadJWKS when the stored set is unreadable: the caller
+// must refuse the client, not treat it as one without keys.
+func (c *Client) JSONWebKeys() (*jose.JSONWebKeySet, error) {
 	if c.JWKS == "" {
-		return nil
+		return nil, nil
 	}
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil {
+		return nil, fmt.Errorf("client %s: %w: %w", c.ID, ErrBadJWKS, err)
+	}
+	return &set, nil
+}
+
+// GetJSONWebKeys is JSONWebKeys for fosite, which takes no error: an
+// unreadable set is nil here. Latchkey's own client authentication calls
+// JSONWebKeys and refuses such a client. fosite speaks go-jose v3, so the
+// set is decoded with v3 here at the boundary.
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet {
+	set, err := c.JSONWebKeys()
+	if err != nil {
 		return nil
 	}
-	return &set
+	return set
 }
 
 func (c *Client) GetJSONWebKeysURI() string { return c.JWKSURI }

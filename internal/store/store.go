@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -95,44 +94,6 @@ type Options struct {
 	listenDial pgconn.DialFunc
 }
 
-// ParseURL checks a LATCHKEY_DATABASE_URL and returns its dialect and the DSN
-// for the driver. It is also what config validation calls, so a bad URL is
-// reported at start-up with the same words.
-func ParseURL(databaseURL string) (dialect, dsn string, err error) {
-	switch {
-	case databaseURL == "":
-		return "", "", errors.New("is empty")
-	case databaseURL == "sqlite::memory:":
-		return DialectSQLite, "file::memory:?" + sqlitePragmas, nil
-	case strings.HasPrefix(databaseURL, "sqlite://"):
-		path := strings.TrimPrefix(databaseURL, "sqlite://")
-		if path == "" {
-			return "", "", errors.New(`names no file: use sqlite://PATH (for example sqlite://./latchkey.db) or sqlite::memory:`)
-		}
-		if strings.ContainsAny(path, "?#") {
-			return "", "", errors.New("must not carry a query or fragment: Latchkey sets the SQLite options itself")
-		}
-		return DialectSQLite, "file:" + path + "?" + sqlitePragmas, nil
-	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		u, err := url.Parse(databaseURL)
-		if err != nil {
-			return "", "", fmt.Errorf("is not a valid URL: %w", err)
-		}
-		if u.Host == "" {
-			return "", "", errors.New("names no host: use postgres://USER@HOST:PORT/DATABASE")
-		}
-		return DialectPostgres, databaseURL, nil
-	default:
-		return "", "", errors.New(`must start with postgres://, sqlite:// or be sqlite::memory:`)
-	}
-}
-
-// sqliteFile is the file a sqlite:// URL names.
-func sqliteFile(databaseURL string) (string, bool) {
-	path, ok := strings.CutPrefix(databaseURL, "sqlite://")
-	return path, ok && path != ""
-}
-
 // createPrivate makes a new SQLite file readable by its owner only: it holds
 // usernames, argon2id hashes and the sealed signing keys, and SQLite would
 // create it (and its -wal and -shm files, which copy the main file's mode)
@@ -155,17 +116,30 @@ func createPrivate(path string) error {
 // lock; foreign keys make deleting a client delete its tokens.
 const sqlitePragmas = "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 
-// Open connects to the database named by databaseURL. It does not migrate;
-// see Migrate and Pending.
-func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	dialect, dsn, err := ParseURL(databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("database URL %w", err)
-	}
-	if path, ok := sqliteFile(databaseURL); ok {
-		if err := createPrivate(path); err != nil {
-			return nil, err
+// SQLiteMemory is the source of an in-memory SQLite database.
+const SQLiteMemory = ":memory:"
+
+// Open connects to a database. dialect is DialectPostgres, with source the
+// PostgreSQL URL, or DialectSQLite, with source the file (SQLiteMemory for
+// an in-memory database): what config.ParseDatabaseURL makes of
+// LATCHKEY_DATABASE_URL. It does not migrate; see Migrate and Pending.
+func Open(ctx context.Context, dialect, source string, opts Options) (*Store, error) {
+	var dsn string
+	switch dialect {
+	case DialectPostgres:
+		dsn = source
+	case DialectSQLite:
+		if source == "" {
+			return nil, errors.New("open sqlite database: no file named")
 		}
+		dsn = "file:" + source + "?" + sqlitePragmas
+		if source != SQLiteMemory {
+			if err := createPrivate(source); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("open database: unknown dialect %q", dialect)
 	}
 	var dialector gorm.Dialector
 	if dialect == DialectPostgres {

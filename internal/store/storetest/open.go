@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for schema set-up
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store"
 )
 
@@ -87,7 +88,11 @@ func PostgresURL(t testing.TB) string {
 func Open(t testing.TB, databaseURL string, opts store.Options) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, databaseURL, opts)
+	dialect, source, err := config.ParseDatabaseURL(databaseURL)
+	if err != nil {
+		t.Fatalf("database URL %s: %v", databaseURL, err)
+	}
+	st, err := store.Open(ctx, dialect, source, opts)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
