@@ -308,12 +308,12 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, "login", p)
 		return
 	case err != nil:
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	cookie, err := secrets.RandomToken(32)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	now := time.Now().UTC()
@@ -321,7 +321,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	prev, err := h.current(r)
 	switch {
 	case err != nil:
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	case prev != nil && prev.User.ID == userID:
 		err = h.store.ReplaceLoginSession(ctx, prev.LoginSessionID, cookie, ls)
@@ -335,7 +335,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		err = h.store.CreateLoginSession(ctx, cookie, ls)
 	}
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	// A session cookie (no Max-Age): the server-side expiry is what counts.
@@ -353,8 +353,8 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 // fail answers an error of ours, never of the person's: 503 with
 // Retry-After when the database cannot be reached, 500 otherwise.
-func (h *Handler) fail(w http.ResponseWriter, err error) {
-	h.log.Error("login page failed", "error", err)
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	h.log.ErrorContext(r.Context(), "login page failed", "error", err)
 	if errors.Is(err, store.ErrUnavailable) {
 		w.Header().Set("Retry-After", "5")
 		h.ErrorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again in a moment.")
@@ -373,7 +373,7 @@ func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := h.current(r)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if s == nil {
@@ -403,7 +403,7 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := h.current(r)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if s == nil {
@@ -461,7 +461,7 @@ func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
 			return
 		case err != nil:
-			h.fail(w, fmt.Errorf("logout: find client: %w", err))
+			h.fail(w, r, fmt.Errorf("logout: find client: %w", err))
 			return
 		case !slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target):
 			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
@@ -474,7 +474,7 @@ func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if c, err := r.Cookie(h.cookieName("latchkey_session")); err == nil && c.Value != "" {
 		if err := h.store.EndLoginSession(ctx, secrets.SignatureKey(c.Value), time.Now().Add(h.cfg.RevokeFor)); err != nil {
-			h.fail(w, err)
+			h.fail(w, r, err)
 			return
 		}
 	}

@@ -208,16 +208,16 @@ func (g *refreshGrant) reuseDetected(ctx context.Context, orig fosite.Requester)
 	g.metrics.RefreshReuse.Inc()
 	changed, err := g.db.RevokeLiveGrant(ctx, orig.GetID(), g.now().Add(g.revokeFor))
 	if err != nil {
-		g.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "error", err, "request_id", orig.GetID())
+		g.log.ErrorContext(ctx, "revoke grant after refresh token reuse", "error", err, "grant_id", orig.GetID())
 		return
 	}
 	if !changed {
-		g.log.DebugContext(ctx, "refresh token reuse on a revoked grant", "client_id", orig.GetClient().GetID(), "request_id", orig.GetID())
+		g.log.DebugContext(ctx, "refresh token reuse on a revoked grant", "client_id", orig.GetClient().GetID(), "grant_id", orig.GetID())
 		return
 	}
 	if ok, suppressed := g.reuseLog.allow(); ok {
 		g.log.WarnContext(ctx, "refresh token reuse detected; grant revoked", "client_id", orig.GetClient().GetID(),
-			"subject", subject, "request_id", orig.GetID(), "ip", ip, "suppressed", suppressed)
+			"subject", subject, "grant_id", orig.GetID(), "ip", ip, "suppressed", suppressed)
 	}
 	if err := g.db.RecordSecurityEvent(ctx, &store.SecurityEvent{
 		Kind: "refresh_token_reuse", ClientID: orig.GetClient().GetID(), Subject: subject, RequestID: orig.GetID(), IP: ip,
