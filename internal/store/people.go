@@ -161,19 +161,26 @@ func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.D
 // EndLoginSession deletes a session and revokes every grant issued under
 // it, in one transaction. The grants come from login_session_grants, which
 // re-login keeps exact, never from the token rows (see ReplaceLoginSession).
+// The statements are set-based, a fixed number whatever the number of
+// grants: logout of a session that signed many applications in stays one
+// short transaction.
 func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		ids, err := s.GrantsOfLoginSession(ctx, sessionID)
-		if err != nil {
-			return err
+		// The grants are read once: every statement below covers exactly
+		// the grants whose locks were taken, even if a code is linked to
+		// the session meanwhile.
+		var ids []string
+		if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
+			Order("request_id").Pluck("request_id", &ids).Error; err != nil {
+			return fmt.Errorf("find grants of login session: %w", translate(err))
 		}
-		// All the locks first, in one statement and a fixed order (see
-		// grantlock.go); RevokeWholeGrant then finds each already held.
-		if err := s.lockGrants(ctx, ids...); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := s.RevokeWholeGrant(ctx, id, revokeUntil); err != nil {
+		if len(ids) > 0 {
+			// All the locks first, in one statement and a fixed order
+			// (see grantlock.go).
+			if err := s.lockGrants(ctx, ids...); err != nil {
+				return err
+			}
+			if err := s.revokeGrants(ctx, ids, revokeUntil); err != nil {
 				return err
 			}
 		}
@@ -185,6 +192,31 @@ func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUnt
 		}
 		return nil
 	})
+}
+
+// revokeGrants is RevokeWholeGrant for several grants at once, set-based.
+// The caller holds the grants' locks and the transaction.
+func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time) error {
+	for _, table := range []string{tableRefresh, tableCode} {
+		if err := s.db(ctx).Table(table).Where("request_id IN ? AND active = ?", ids, true).
+			Updates(map[string]any{"active": false}).Error; err != nil {
+			return fmt.Errorf("revoke %s: %w", table, translate(err))
+		}
+	}
+	if err := s.db(ctx).Table(tableAccess).Where("request_id IN ?", ids).Delete(&requestRow{}).Error; err != nil {
+		return fmt.Errorf("revoke access tokens: %w", translate(err))
+	}
+	rows := make([]revokedGrant, len(ids))
+	for i, id := range ids {
+		rows[i] = revokedGrant{RequestID: id, ExpiresAt: until.UTC()}
+	}
+	if err := s.db(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "request_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
+	}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("revoke grants: %w", translate(err))
+	}
+	return nil
 }
 
 // RevokeWholeGrant revokes every token of a grant whatever its format:

@@ -51,6 +51,12 @@ func RunConformance(t *testing.T, b Backend) {
 			tc.fn(t, New(t, b))
 		})
 	}
+	for _, tc := range backendTests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, b)
+		})
+	}
 }
 
 func ctxT(t *testing.T) context.Context {

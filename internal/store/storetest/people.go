@@ -75,8 +75,9 @@ func testEndLoginSession(t *testing.T, st *store.Store) {
 	if err := st.CreateLoginSession(ctx, "cookie", ls); err != nil {
 		t.Fatal(err)
 	}
-	mine, other := userGrant(c, "grant-mine", "u2", ls.ID), userGrant(c, "grant-other", "u2", "another-session")
-	for _, r := range []*fosite.Request{mine, other} {
+	mine := []*fosite.Request{userGrant(c, "grant-mine", "u2", ls.ID), userGrant(c, "grant-mine2", "u2", ls.ID)}
+	other := userGrant(c, "grant-other", "u2", "another-session")
+	for _, r := range append(slices.Clone(mine), other) {
 		// As in the code flow: the code links the grant to the session.
 		if err := st.CreateAuthorizeCodeSession(ctx, "code-"+r.ID, r); err != nil {
 			t.Fatal(err)
@@ -84,18 +85,35 @@ func testEndLoginSession(t *testing.T, st *store.Store) {
 		if err := st.CreateRefreshTokenSession(ctx, "rt-"+r.ID, "", r); err != nil {
 			t.Fatal(err)
 		}
+		if err := st.CreateAccessTokenSession(ctx, "at-"+r.ID, r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := st.EndLoginSession(ctx, ls.ID, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.GetRefreshTokenSession(ctx, "rt-grant-mine", nil); !errors.Is(err, fosite.ErrInactiveToken) {
-		t.Errorf("a grant of the ended session: %v", err)
+	for _, r := range mine {
+		if _, err := st.GetRefreshTokenSession(ctx, "rt-"+r.ID, nil); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Errorf("refresh token of %s, a grant of the ended session: %v", r.ID, err)
+		}
+		if _, err := st.GetAuthorizeCodeSession(ctx, "code-"+r.ID, nil); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Errorf("code of %s: %v", r.ID, err)
+		}
+		if _, err := st.GetAccessTokenSession(ctx, "at-"+r.ID, nil); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("opaque access token of %s: %v", r.ID, err)
+		}
+		if revoked, _ := st.IsRevoked(ctx, "jti", r.ID, "u2", now.Add(time.Hour)); !revoked {
+			t.Errorf("the JWT access tokens of %s are not revoked", r.ID)
+		}
 	}
 	if _, err := st.GetRefreshTokenSession(ctx, "rt-grant-other", nil); err != nil {
 		t.Errorf("a grant of another session was revoked: %v", err)
 	}
-	if revoked, _ := st.IsRevoked(ctx, "jti", "grant-mine", "u2", now.Add(time.Hour)); !revoked {
-		t.Error("the grant's JWT access tokens are not revoked")
+	if _, err := st.GetAccessTokenSession(ctx, "at-grant-other", nil); err != nil {
+		t.Errorf("an access token of another session was revoked: %v", err)
+	}
+	if revoked, _ := st.IsRevoked(ctx, "jti", "grant-other", "u2", now.Add(time.Hour)); revoked {
+		t.Error("a grant of another session is on the deny-list")
 	}
 	if _, err := st.FindLoginSession(ctx, "cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ended session still found: %v", err)
