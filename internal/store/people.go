@@ -329,20 +329,50 @@ func (s *Store) ConsentedScopes(ctx context.Context, userID, clientID string) ([
 }
 
 // AddConsent records that a user granted a client these scopes, on top of
-// what they granted before.
+// what they granted before. Two consents given at once (two tabs) both
+// count: it is an UpdateConsent.
 func (s *Store) AddConsent(ctx context.Context, userID, clientID string, scopes []string) error {
+	return s.UpdateConsent(ctx, userID, clientID, func(c *Consent) error {
+		all := append(slices.Clone(c.Scopes), scopes...)
+		slices.Sort(all)
+		c.Scopes = slices.Compact(all)
+		return nil
+	})
+}
+
+// UpdateConsent changes what a user granted a client under a row lock, the
+// way UpdateClient changes a client: update sees the committed consent (no
+// scopes when there was none) and what it leaves is saved, in one
+// transaction, so concurrent updates apply one after the other and none is
+// lost. Under READ COMMITTED a read followed by an upsert would let the
+// second writer overwrite the first's scopes with its own. An error from
+// update aborts and is returned as is; ErrMissingReference if the user or
+// the client does not exist.
+func (s *Store) UpdateConsent(ctx context.Context, userID, clientID string, update func(*Consent) error) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		prev, err := s.ConsentedScopes(ctx, userID, clientID)
-		if err != nil {
+		// The row must exist to be locked: insert an empty one if there is
+		// none. A concurrent insert makes this wait for its commit, and
+		// the locking read below then sees it. On rollback it vanishes.
+		empty := Consent{UserID: userID, ClientID: clientID, Scopes: []string{}, UpdatedAt: s.nowUTC()}
+		if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&empty).Error; err != nil {
+			return fmt.Errorf("save consent: %w", translate(err))
+		}
+		var c Consent
+		q := s.db(ctx).Where("user_id = ? AND client_id = ?", userID, clientID)
+		if s.dialect == DialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&c).Error; err != nil {
+			return fmt.Errorf("save consent: %w", translate(err))
+		}
+		if err := update(&c); err != nil {
 			return err
 		}
-		all := append(slices.Clone(prev), scopes...)
-		slices.Sort(all)
-		c := Consent{UserID: userID, ClientID: clientID, Scopes: nonNil(slices.Compact(all)), UpdatedAt: s.nowUTC()}
-		if err := s.db(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "user_id"}, {Name: "client_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"scopes", "updated_at"}),
-		}).Create(&c).Error; err != nil {
+		c.UserID, c.ClientID, c.Scopes, c.UpdatedAt = userID, clientID, nonNil(c.Scopes), s.nowUTC()
+		// A struct, not a map, so that the scopes go through their JSON
+		// serializer.
+		if err := s.db(ctx).Model(&Consent{}).Where("user_id = ? AND client_id = ?", userID, clientID).
+			Select("scopes", "updated_at").Updates(&c).Error; err != nil {
 			return fmt.Errorf("save consent: %w", translate(err))
 		}
 		return nil

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,8 @@ var peopleTests = []struct {
 	{"RevokeSubject", testRevokeSubject},
 	{"Consent", testConsent},
 	{"ConsentToUnknownClientIsMissingReference", testConsentUnknownClient},
+	{"ConcurrentConsentsNoneLost", testConcurrentConsents},
+	{"ConsentUpdaterErrorChangesNothing", testConsentUpdaterError},
 	{"LoginFailures", testLoginFailures},
 	{"RefreshGraceBookkeeping", testRefreshGrace},
 }
@@ -226,6 +230,42 @@ func testConsent(t *testing.T, st *store.Store) {
 	_ = st.AddConsent(ctx, "u6", "c6", []string{"write", "read"})
 	if s, _ := st.ConsentedScopes(ctx, "u6", "c6"); !slices.Equal(s, []string{"openid", "read", "write"}) {
 		t.Fatalf("consented scopes %v", s)
+	}
+}
+
+// Consents given at once (two tabs, two instances) all count: each
+// AddConsent reads and writes under the row's lock.
+func testConcurrentConsents(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u-cc")
+	mustClient(t, st, "c-cc")
+	const n = 8
+	var next atomic.Int64
+	for i, err := range runConcurrently(n, func() error {
+		return st.AddConsent(ctx, "u-cc", "c-cc", []string{fmt.Sprintf("scope-%d", next.Add(1))})
+	}) {
+		if err != nil {
+			t.Errorf("consent %d: %v", i, err)
+		}
+	}
+	got, err := st.ConsentedScopes(ctx, "u-cc", "c-cc")
+	if err != nil || len(got) != n {
+		t.Fatalf("after %d concurrent consents the user consented to %v (%v): some were lost", n, got, err)
+	}
+}
+
+// An updater that fails leaves no trace, not even the empty row the
+// updater locks.
+func testConsentUpdaterError(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u-ce")
+	mustClient(t, st, "c-ce")
+	refused := errors.New("refused")
+	if err := st.UpdateConsent(ctx, "u-ce", "c-ce", func(*store.Consent) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("UpdateConsent: %v, want the updater's error", err)
+	}
+	if _, err := st.FindConsent(ctx, "u-ce", "c-ce"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed update left a consent: %v", err)
 	}
 }
 
