@@ -43,20 +43,6 @@ func (s *Store) FindRefreshToken(ctx context.Context, signature string, prototyp
 	return &RefreshRecord{Request: req, Active: row.Request.Active, RotatedAt: row.RotatedAt, Successor: row.Successor, GraceUses: row.GraceUses}, nil
 }
 
-// RotateRefreshTokenTo retires a refresh token and keeps its sealed
-// successor. It is the conditional update of the refresh transaction: of
-// concurrent rotations exactly one matches the row, the others get
-// ErrSerializationFailure and can answer from the successor instead. It
-// takes no grant lock and checks no deny-list: the refresh handler rotates
-// with RotateRefreshTokenOnce (grantlock.go).
-func (s *Store) RotateRefreshTokenTo(ctx context.Context, signature string, successor []byte) error {
-	set := map[string]any{"rotated_at": s.nowUTC()}
-	if successor != nil {
-		set["successor"] = successor
-	}
-	return s.deactivate(ctx, tableRefresh, signature, set, fosite.ErrSerializationFailure)
-}
-
 // ClaimGraceUse counts one repeat of a rotated token, refusing past max.
 func (s *Store) ClaimGraceUse(ctx context.Context, signature string, max int) (bool, error) {
 	res := s.db(ctx).Table(tableRefresh).
@@ -66,17 +52,6 @@ func (s *Store) ClaimGraceUse(ctx context.Context, signature string, max int) (b
 		return false, fmt.Errorf("claim grace use: %w", translate(res.Error))
 	}
 	return res.RowsAffected == 1, nil
-}
-
-// IsRefreshTokenActive reports whether a refresh token (by signature) is
-// live, for checking a grace repeat's successor.
-func (s *Store) IsRefreshTokenActive(ctx context.Context, signature string) (bool, error) {
-	var n int64
-	err := s.db(ctx).Table(tableRefresh).Where("signature = ? AND active = ?", secrets.SignatureKey(signature), true).Count(&n).Error
-	if err != nil {
-		return false, fmt.Errorf("check refresh token: %w", translate(err))
-	}
-	return n == 1, nil
 }
 
 // ActiveRefreshTokens counts the live refresh tokens of a grant: at most

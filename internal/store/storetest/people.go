@@ -153,11 +153,8 @@ func testReplaceLoginSession(t *testing.T, st *store.Store) {
 	// stored session, which still names the old login session. Then the
 	// rows that named the new one go (the janitor purges old codes and
 	// rotated tokens). Logout must still find the grant.
-	if err := st.RotateRefreshToken(ctx, "grant", "rt"); err != nil {
-		t.Fatal(err)
-	}
 	grant.Session.SetExpiresAt(fosite.RefreshToken, now.Add(time.Hour))
-	if err := st.CreateRefreshTokenSession(ctx, "rt-2", "", grant); err != nil {
+	if err := st.RotateRefreshTokenOnce(ctx, store.Rotation{OldSignature: "rt", NewSignature: "rt-2", Request: grant, GrantedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.DeleteExpiredBatch(ctx, store.Retention{GrantLifetime: 2 * time.Hour}, 100); err != nil {
@@ -354,10 +351,12 @@ func testRefreshGrace(t *testing.T, st *store.Store) {
 	if err := st.CreateRefreshTokenSession(ctx, "rt", "", newRequest(c, "grant", "u")); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RotateRefreshTokenTo(ctx, "rt", []byte("sealed")); err != nil {
+	if err := st.RotateRefreshTokenOnce(ctx, rotation(c, "rt", "grant", "u", time.Now().UTC(), false)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RotateRefreshTokenTo(ctx, "rt", []byte("other")); !errors.Is(err, fosite.ErrSerializationFailure) {
+	again := rotation(c, "rt", "grant", "u", time.Now().UTC(), false)
+	again.Sealed, again.NewSignature = []byte("other"), "rt-other"
+	if err := st.RotateRefreshTokenOnce(ctx, again); !errors.Is(err, fosite.ErrSerializationFailure) {
 		t.Fatalf("second rotation: %v", err)
 	}
 	rec, err := st.FindRefreshToken(ctx, "rt", nil)
