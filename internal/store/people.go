@@ -127,17 +127,6 @@ func (s *Store) linkGrant(ctx context.Context, sessionID, requestID string) erro
 	return nil
 }
 
-// GrantsOfLoginSession lists the grants (request IDs) issued under a login
-// session, including those it took over from the sessions it replaced.
-func (s *Store) GrantsOfLoginSession(ctx context.Context, sessionID string) ([]string, error) {
-	var ids []string
-	if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
-		Order("request_id").Pluck("request_id", &ids).Error; err != nil {
-		return nil, fmt.Errorf("find grants of login session: %w", translate(err))
-	}
-	return ids, nil
-}
-
 // FindLoginSession returns the live session for a cookie value: not past
 // its absolute expiry, and seen within idle. It records this sighting.
 func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
@@ -318,16 +307,6 @@ type Consent struct {
 // TableName tells GORM the table.
 func (*Consent) TableName() string { return "consents" }
 
-// ConsentedScopes returns the scopes a user granted a client (none if never).
-func (s *Store) ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error) {
-	var c Consent
-	err := s.db(ctx).Where("user_id = ? AND client_id = ?", userID, clientID).Limit(1).Find(&c).Error
-	if err != nil {
-		return nil, fmt.Errorf("find consent: %w", translate(err))
-	}
-	return c.Scopes, nil
-}
-
 // AddConsent records that a user granted a client these scopes, on top of
 // what they granted before. Two consents given at once (two tabs) both
 // count: it is an UpdateConsent.
@@ -390,18 +369,6 @@ type LoginFailure struct {
 
 // TableName tells GORM the table.
 func (*LoginFailure) TableName() string { return "login_failures" }
-
-// LoginFailures returns the records of the given keys that are still within
-// their window or locked.
-func (s *Store) LoginFailures(ctx context.Context, window time.Duration, keys ...string) ([]LoginFailure, error) {
-	now := s.nowUTC()
-	var out []LoginFailure
-	err := s.db(ctx).Where("key IN ? AND (window_start > ? OR locked_until > ?)", keys, now.Add(-window), now).Find(&out).Error
-	if err != nil {
-		return nil, fmt.Errorf("read login failures: %w", translate(err))
-	}
-	return out, nil
-}
 
 // ErrLocked means a login attempt was refused, uncounted, because one of
 // its keys is locked out.

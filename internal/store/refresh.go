@@ -54,26 +54,6 @@ func (s *Store) ClaimGraceUse(ctx context.Context, signature string, max int) (b
 	return res.RowsAffected == 1, nil
 }
 
-// ActiveRefreshTokens counts the live refresh tokens of a grant: at most
-// one, since rotation retires the old token in the transaction that stores
-// the new one.
-func (s *Store) ActiveRefreshTokens(ctx context.Context, requestID string) (int64, error) {
-	var n int64
-	if err := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count refresh tokens: %w", translate(err))
-	}
-	return n, nil
-}
-
-// ActiveRefreshTokensOf counts the live refresh tokens a subject holds.
-func (s *Store) ActiveRefreshTokensOf(ctx context.Context, subject string) (int64, error) {
-	var n int64
-	if err := s.db(ctx).Table(tableRefresh).Where("subject = ? AND active = ?", subject, true).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count refresh tokens: %w", translate(err))
-	}
-	return n, nil
-}
-
 // SecurityEvent is an audit record.
 type SecurityEvent struct {
 	ID        string    `gorm:"column:id;primaryKey" json:"id"`
@@ -102,13 +82,4 @@ func (s *Store) RecordSecurityEvent(ctx context.Context, ev *SecurityEvent) erro
 		return fmt.Errorf("record security event: %w", translate(err))
 	}
 	return nil
-}
-
-// SecurityEvents lists the audit records of a kind, newest first.
-func (s *Store) SecurityEvents(ctx context.Context, kind string) ([]SecurityEvent, error) {
-	var out []SecurityEvent
-	if err := s.db(ctx).Where("kind = ?", kind).Order("created_at DESC").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("list security events: %w", translate(err))
-	}
-	return out, nil
 }
