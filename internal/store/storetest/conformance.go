@@ -47,6 +47,7 @@ func RunConformance(t *testing.T, b Backend) {
 	}
 	tests = append(tests, peopleTests...)
 	tests = append(tests, grantLockTests...)
+	tests = append(tests, janitorTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
