@@ -169,19 +169,21 @@ func TestCodeRedeemedByAnotherClient(t *testing.T) {
 // the authorization request, character for character; for a loopback
 // redirect that includes the port.
 func TestCodeRedirectURIMismatch(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	h.user("zoe", "zoe-password-1")
-	app := h.spa("http://127.0.0.1/cb", true, "openid")
-	app.conf.RedirectURL = "http://127.0.0.1:53123/cb"
-	br := h.browser(app.conf.RedirectURL)
-	for _, other := range []string{"http://127.0.0.1:53124/cb", "http://127.0.0.1/cb", ""} {
-		verifier := oauth2.GenerateVerifier()
-		code := issueCode(t, br, app.conf, verifier, "zoe", "zoe-password-1")
-		resp, m := redeem(h, app.testClient, code, other, verifier)
-		if resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_grant" {
-			t.Errorf("redirect_uri %q: %d %v, want invalid_grant", other, resp.StatusCode, m)
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("zoe", "zoe-password-1")
+		app := h.spa("http://127.0.0.1/cb", true, "openid")
+		app.conf.RedirectURL = "http://127.0.0.1:53123/cb"
+		br := h.browser(app.conf.RedirectURL)
+		for _, other := range []string{"http://127.0.0.1:53124/cb", "http://127.0.0.1/cb", ""} {
+			verifier := oauth2.GenerateVerifier()
+			code := issueCode(t, br, app.conf, verifier, "zoe", "zoe-password-1")
+			resp, m := redeem(h, app.testClient, code, other, verifier)
+			if resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_grant" {
+				t.Errorf("redirect_uri %q: %d %v, want invalid_grant", other, resp.StatusCode, m)
+			}
 		}
-	}
+	})
 }
 
 // The contract refuses the password grant to public clients at
@@ -210,40 +212,42 @@ func TestPublicPasswordClientRefused(t *testing.T) {
 // A loopback or private-use redirect is matched exactly but for the
 // loopback port: everything else about it must be registered.
 func TestNativeRedirectURIs(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	h.user("nate", "nate-password-1")
-	native := h.client(map[string]any{
-		"client_name": "Native", "token_endpoint_auth_method": "none", "trusted": true, "scope": "openid",
-		"grant_types": []string{"authorization_code"}, "redirect_uris": []string{"com.example.app:/callback", "http://127.0.0.1/cb", "http://[::1]/cb"},
-	})
-	base := oauth2.Config{ClientID: native.id, Scopes: []string{"openid"}, Endpoint: oauth2.Endpoint{AuthURL: h.public.URL + "/oauth2/authorize"}}
-	br := h.browser("never")
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("nate", "nate-password-1")
+		native := h.client(map[string]any{
+			"client_name": "Native", "token_endpoint_auth_method": "none", "trusted": true, "scope": "openid",
+			"grant_types": []string{"authorization_code"}, "redirect_uris": []string{"com.example.app:/callback", "http://127.0.0.1/cb", "http://[::1]/cb"},
+		})
+		base := oauth2.Config{ClientID: native.id, Scopes: []string{"openid"}, Endpoint: oauth2.Endpoint{AuthURL: h.public.URL + "/oauth2/authorize"}}
+		br := h.browser("never")
 
-	for _, ok := range []string{"com.example.app:/callback", "http://127.0.0.1:53123/cb", "http://[::1]:61234/cb", "http://127.0.0.1/cb"} {
-		t.Run("accepted "+ok, func(t *testing.T) {
-			conf := base
-			conf.RedirectURL = ok
-			b := h.browser(ok)
-			verifier := oauth2.GenerateVerifier()
-			code := issueCode(t, b, conf, verifier, "nate", "nate-password-1")
-			if resp, m := redeem(h, native, code, ok, verifier); resp.StatusCode != http.StatusOK {
-				t.Fatalf("exchange: %d %v", resp.StatusCode, m)
-			}
-		})
-	}
-	for _, bad := range []string{
-		"com.example.app:/callback/x", "com.example.app:/callback?x=1", "com.example.app:/other",
-		"com.example.evil:/callback", "com.example.app://callback",
-		"http://127.0.0.1:53123/other", "http://127.0.0.1:53123/cb?x=1", "http://127.0.0.1:53123/cb/",
-		"https://127.0.0.1:53123/cb", "http://localhost:53123/cb", "http://127.0.0.2:53123/cb", "http://[::1]:53123/other",
-	} {
-		t.Run("refused "+bad, func(t *testing.T) {
-			conf := base
-			conf.RedirectURL = bad
-			resp, page := br.get(conf.AuthCodeURL("state-native", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-			wantErrorPage(t, resp, page, bad)
-		})
-	}
+		for _, ok := range []string{"com.example.app:/callback", "http://127.0.0.1:53123/cb", "http://[::1]:61234/cb", "http://127.0.0.1/cb"} {
+			t.Run("accepted "+ok, func(t *testing.T) {
+				conf := base
+				conf.RedirectURL = ok
+				b := h.browser(ok)
+				verifier := oauth2.GenerateVerifier()
+				code := issueCode(t, b, conf, verifier, "nate", "nate-password-1")
+				if resp, m := redeem(h, native, code, ok, verifier); resp.StatusCode != http.StatusOK {
+					t.Fatalf("exchange: %d %v", resp.StatusCode, m)
+				}
+			})
+		}
+		for _, bad := range []string{
+			"com.example.app:/callback/x", "com.example.app:/callback?x=1", "com.example.app:/other",
+			"com.example.evil:/callback", "com.example.app://callback",
+			"http://127.0.0.1:53123/other", "http://127.0.0.1:53123/cb?x=1", "http://127.0.0.1:53123/cb/",
+			"https://127.0.0.1:53123/cb", "http://localhost:53123/cb", "http://127.0.0.2:53123/cb", "http://[::1]:53123/other",
+		} {
+			t.Run("refused "+bad, func(t *testing.T) {
+				conf := base
+				conf.RedirectURL = bad
+				resp, page := br.get(conf.AuthCodeURL("state-native", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+				wantErrorPage(t, resp, page, bad)
+			})
+		}
+	})
 }
 
 // wantErrorPage: 400, HTML, no redirect, and no link to the refused URI a
@@ -262,96 +266,100 @@ func wantErrorPage(t *testing.T, resp *http.Response, page, refused string) {
 }
 
 func TestAuthorizeUnknownClientPage(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	for name, q := range map[string]url.Values{
-		"unknown client with redirect": {"response_type": {"code"}, "client_id": {"nobody"}, "redirect_uri": {"https://evil.example/cb"}, "state": {"s1"}},
-		"unknown client, no redirect":  {"response_type": {"code"}, "client_id": {"nobody"}},
-		"no client_id":                 {"response_type": {"code"}, "redirect_uri": {"https://evil.example/cb"}},
-	} {
-		t.Run(name, func(t *testing.T) {
-			resp, page := h.browser("never").get(h.public.URL + "/oauth2/authorize?" + q.Encode())
-			wantErrorPage(t, resp, page, "evil.example")
-		})
-	}
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		for name, q := range map[string]url.Values{
+			"unknown client with redirect": {"response_type": {"code"}, "client_id": {"nobody"}, "redirect_uri": {"https://evil.example/cb"}, "state": {"s1"}},
+			"unknown client, no redirect":  {"response_type": {"code"}, "client_id": {"nobody"}},
+			"no client_id":                 {"response_type": {"code"}, "redirect_uri": {"https://evil.example/cb"}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				resp, page := h.browser("never").get(h.public.URL + "/oauth2/authorize?" + q.Encode())
+				wantErrorPage(t, resp, page, "evil.example")
+			})
+		}
+	})
 }
 
 // A valid CSRF token of another browser is what a cross-site attacker
 // actually has; a missing or damaged one is the easy case.
 func TestCSRFTokensRefused(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	h.user("cleo", "cleo-password-1")
-	app := h.spa("https://app.example/cb", false, "openid")
-	authURL := func() string {
-		return app.conf.AuthCodeURL("state-csrf", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
-	}
-	// prompt=none tells what the server remembers about this browser
-	// without showing a page.
-	silent := func(br *browser) string {
-		resp, _ := br.get(authURL())
-		return callback(t, resp, app.conf.RedirectURL).Get("error")
-	}
-
-	attacker := h.browser(app.conf.RedirectURL)
-	_, page := attacker.get(h.public.URL + "/login")
-	foreign := field(t, csrfRe, page)
-
-	br := h.browser(app.conf.RedirectURL)
-	_, page = br.get(app.conf.AuthCodeURL("state-csrf", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	own, returnTo := field(t, csrfRe, page), field(t, returnToRe, page)
-	tokens := map[string][]string{"missing": nil, "empty": {""}, "damaged": {own[:len(own)-1] + "A"}, "another browser's": {foreign}}
-	if strings.HasSuffix(own, "A") {
-		tokens["damaged"] = []string{own[:len(own)-1] + "B"}
-	}
-	refused := func(t *testing.T, resp *http.Response) {
-		t.Helper()
-		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" {
-			t.Errorf("got %d Location=%q, want 403", resp.StatusCode, resp.Header.Get("Location"))
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("cleo", "cleo-password-1")
+		app := h.spa("https://app.example/cb", false, "openid")
+		authURL := func() string {
+			return app.conf.AuthCodeURL("state-csrf", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
 		}
-	}
-	pub, _ := url.Parse(h.public.URL)
+		// prompt=none tells what the server remembers about this browser
+		// without showing a page.
+		silent := func(br *browser) string {
+			resp, _ := br.get(authURL())
+			return callback(t, resp, app.conf.RedirectURL).Get("error")
+		}
 
-	for name, tok := range tokens {
-		t.Run("login "+name, func(t *testing.T) {
-			resp, _ := br.post("/login", url.Values{"csrf_token": tok, "return_to": {returnTo}, "username": {"cleo"}, "password": {"cleo-password-1"}})
-			refused(t, resp)
-			for _, c := range br.client.Jar.Cookies(pub) {
-				if strings.Contains(c.Name, "session") {
-					t.Errorf("session cookie %s set", c.Name)
+		attacker := h.browser(app.conf.RedirectURL)
+		_, page := attacker.get(h.public.URL + "/login")
+		foreign := field(t, csrfRe, page)
+
+		br := h.browser(app.conf.RedirectURL)
+		_, page = br.get(app.conf.AuthCodeURL("state-csrf", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		own, returnTo := field(t, csrfRe, page), field(t, returnToRe, page)
+		tokens := map[string][]string{"missing": nil, "empty": {""}, "damaged": {own[:len(own)-1] + "A"}, "another browser's": {foreign}}
+		if strings.HasSuffix(own, "A") {
+			tokens["damaged"] = []string{own[:len(own)-1] + "B"}
+		}
+		refused := func(t *testing.T, resp *http.Response) {
+			t.Helper()
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" {
+				t.Errorf("got %d Location=%q, want 403", resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+		pub, _ := url.Parse(h.public.URL)
+
+		for name, tok := range tokens {
+			t.Run("login "+name, func(t *testing.T) {
+				resp, _ := br.post("/login", url.Values{"csrf_token": tok, "return_to": {returnTo}, "username": {"cleo"}, "password": {"cleo-password-1"}})
+				refused(t, resp)
+				for _, c := range br.client.Jar.Cookies(pub) {
+					if strings.Contains(c.Name, "session") {
+						t.Errorf("session cookie %s set", c.Name)
+					}
 				}
-			}
-			if e := silent(br); e != "login_required" {
-				t.Errorf("after a refused login prompt=none says %q", e)
-			}
+				if e := silent(br); e != "login_required" {
+					t.Errorf("after a refused login prompt=none says %q", e)
+				}
+			})
+		}
+		// The attacker's token is refused even on a browser with no CSRF
+		// cookie at all, the state of a victim who never opened the form.
+		t.Run("login without cookie", func(t *testing.T) {
+			resp, _ := h.browser("never").post("/login", url.Values{"csrf_token": {foreign}, "return_to": {returnTo}, "username": {"cleo"}, "password": {"cleo-password-1"}})
+			refused(t, resp)
 		})
-	}
-	// The attacker's token is refused even on a browser with no CSRF
-	// cookie at all, the state of a victim who never opened the form.
-	t.Run("login without cookie", func(t *testing.T) {
-		resp, _ := h.browser("never").post("/login", url.Values{"csrf_token": {foreign}, "return_to": {returnTo}, "username": {"cleo"}, "password": {"cleo-password-1"}})
-		refused(t, resp)
-	})
 
-	resp, page := br.login(page, "cleo", "cleo-password-1")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `value="allow"`) {
-		t.Fatalf("consent page: %d", resp.StatusCode)
-	}
-	consentReturnTo := field(t, returnToRe, page)
-	for name, tok := range tokens {
-		t.Run("consent "+name, func(t *testing.T) {
-			resp, _ := br.post("/consent", url.Values{"csrf_token": tok, "return_to": {consentReturnTo}, "consent": {"allow"}})
-			refused(t, resp)
-			if s, _ := h.store.ConsentedScopes(context.Background(), "user-cleo", app.id); len(s) != 0 {
-				t.Errorf("consent stored: %v", s)
-			}
-		})
-		t.Run("logout "+name, func(t *testing.T) {
-			resp, _ := br.post("/logout", url.Values{"csrf_token": tok})
-			refused(t, resp)
-			if e := silent(br); e != "consent_required" {
-				t.Errorf("after a refused logout prompt=none says %q, want consent_required (still signed in)", e)
-			}
-		})
-	}
+		resp, page := br.login(page, "cleo", "cleo-password-1")
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `value="allow"`) {
+			t.Fatalf("consent page: %d", resp.StatusCode)
+		}
+		consentReturnTo := field(t, returnToRe, page)
+		for name, tok := range tokens {
+			t.Run("consent "+name, func(t *testing.T) {
+				resp, _ := br.post("/consent", url.Values{"csrf_token": tok, "return_to": {consentReturnTo}, "consent": {"allow"}})
+				refused(t, resp)
+				if s, _ := h.store.ConsentedScopes(context.Background(), "user-cleo", app.id); len(s) != 0 {
+					t.Errorf("consent stored: %v", s)
+				}
+			})
+			t.Run("logout "+name, func(t *testing.T) {
+				resp, _ := br.post("/logout", url.Values{"csrf_token": tok})
+				refused(t, resp)
+				if e := silent(br); e != "consent_required" {
+					t.Errorf("after a refused logout prompt=none says %q, want consent_required (still signed in)", e)
+				}
+			})
+		}
+	})
 }
 
 func hiddenRe(name string) *regexp.Regexp {
@@ -361,36 +369,38 @@ func hiddenRe(name string) *regexp.Regexp {
 // The sign-out page carries the client's parameters into its form, and
 // only the URIs registered by the client named there are followed.
 func TestPostLogoutRedirectFromPage(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	reg := func(bye string) testClient {
-		return h.client(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://app.example/cb"},
-			"post_logout_redirect_uris": []string{bye}})
-	}
-	app := reg("https://app.example/bye")
-	reg("https://other.example/bye")
-	br := h.browser("https://")
-	submit := func(q url.Values) (*http.Response, string) {
-		_, page := br.get(h.public.URL + "/logout?" + q.Encode())
-		form := url.Values{}
-		for _, name := range []string{"csrf_token", "client_id", "post_logout_redirect_uri", "state"} {
-			form.Set(name, field(t, hiddenRe(name), page))
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		reg := func(bye string) testClient {
+			return h.client(map[string]any{"token_endpoint_auth_method": "none", "redirect_uris": []string{"https://app.example/cb"},
+				"post_logout_redirect_uris": []string{bye}})
 		}
-		return br.post("/logout", form)
-	}
+		app := reg("https://app.example/bye")
+		reg("https://other.example/bye")
+		br := h.browser("https://")
+		submit := func(q url.Values) (*http.Response, string) {
+			_, page := br.get(h.public.URL + "/logout?" + q.Encode())
+			form := url.Values{}
+			for _, name := range []string{"csrf_token", "client_id", "post_logout_redirect_uri", "state"} {
+				form.Set(name, field(t, hiddenRe(name), page))
+			}
+			return br.post("/logout", form)
+		}
 
-	resp, _ := submit(url.Values{"client_id": {app.id}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"xyz 1&2"}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "https://app.example/bye?state=xyz+1%262" {
-		t.Fatalf("registered: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	for name, q := range map[string]url.Values{
-		"another client's URI": {"client_id": {app.id}, "post_logout_redirect_uri": {"https://other.example/bye"}},
-		"no client_id":         {"post_logout_redirect_uri": {"https://app.example/bye"}},
-		"unknown client":       {"client_id": {"nobody"}, "post_logout_redirect_uri": {"https://app.example/bye"}},
-		"extra query":          {"client_id": {app.id}, "post_logout_redirect_uri": {"https://app.example/bye?next=https://evil.example"}},
-	} {
-		t.Run(name, func(t *testing.T) {
-			resp, page := submit(q)
-			wantErrorPage(t, resp, page, "")
-		})
-	}
+		resp, _ := submit(url.Values{"client_id": {app.id}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"xyz 1&2"}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "https://app.example/bye?state=xyz+1%262" {
+			t.Fatalf("registered: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		for name, q := range map[string]url.Values{
+			"another client's URI": {"client_id": {app.id}, "post_logout_redirect_uri": {"https://other.example/bye"}},
+			"no client_id":         {"post_logout_redirect_uri": {"https://app.example/bye"}},
+			"unknown client":       {"client_id": {"nobody"}, "post_logout_redirect_uri": {"https://app.example/bye"}},
+			"extra query":          {"client_id": {app.id}, "post_logout_redirect_uri": {"https://app.example/bye?next=https://evil.example"}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				resp, page := submit(q)
+				wantErrorPage(t, resp, page, "")
+			})
+		}
+	})
 }

@@ -206,49 +206,55 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 }
 
 func TestTrustedClientSkipsConsent(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	h.user("erin", "erin-password-1")
-	app := h.spa("com.example.app:/callback", true, "openid")
-	br := h.browser(app.conf.RedirectURL)
-	verifier := oauth2.GenerateVerifier()
-	_, page := br.get(app.conf.AuthCodeURL("state-trusted", oauth2.S256ChallengeOption(verifier)))
-	resp, _ := br.login(page, "erin", "erin-password-1")
-	q := callback(t, resp, app.conf.RedirectURL)
-	if _, err := app.conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier)); err != nil {
-		t.Fatal(err)
-	}
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("erin", "erin-password-1")
+		app := h.spa("com.example.app:/callback", true, "openid")
+		br := h.browser(app.conf.RedirectURL)
+		verifier := oauth2.GenerateVerifier()
+		_, page := br.get(app.conf.AuthCodeURL("state-trusted", oauth2.S256ChallengeOption(verifier)))
+		resp, _ := br.login(page, "erin", "erin-password-1")
+		q := callback(t, resp, app.conf.RedirectURL)
+		if _, err := app.conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier)); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestConsentDenied(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	h.user("finn", "finn-password-1")
-	app := h.spa("https://app.example/cb", false, "openid")
-	br := h.browser(app.conf.RedirectURL)
-	_, page := br.get(app.conf.AuthCodeURL("state-deny12", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	_, page = br.login(page, "finn", "finn-password-1")
-	resp, _ := br.consent(page, "deny")
-	if q := callback(t, resp, app.conf.RedirectURL); q.Get("error") != "access_denied" || q.Get("state") != "state-deny12" {
-		t.Fatalf("deny: %v", q)
-	}
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("finn", "finn-password-1")
+		app := h.spa("https://app.example/cb", false, "openid")
+		br := h.browser(app.conf.RedirectURL)
+		_, page := br.get(app.conf.AuthCodeURL("state-deny12", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		_, page = br.login(page, "finn", "finn-password-1")
+		resp, _ := br.consent(page, "deny")
+		if q := callback(t, resp, app.conf.RedirectURL); q.Get("error") != "access_denied" || q.Get("state") != "state-deny12" {
+			t.Fatalf("deny: %v", q)
+		}
+	})
 }
 
 // PKCE is really checked at the token endpoint: the code alone, or with
 // another verifier, gets nothing.
 func TestPKCEVerifierChecked(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	h.user("gus", "gus-password-1")
-	app := h.spa("https://app.example/cb", true, "openid")
-	br := h.browser(app.conf.RedirectURL)
-	verifier := oauth2.GenerateVerifier()
-	_, page := br.get(app.conf.AuthCodeURL("state-pkce01", oauth2.S256ChallengeOption(verifier)))
-	resp, _ := br.login(page, "gus", "gus-password-1")
-	code := callback(t, resp, app.conf.RedirectURL).Get("code")
-	for name, opts := range map[string][]oauth2.AuthCodeOption{
-		"no verifier":    nil,
-		"wrong verifier": {oauth2.VerifierOption(oauth2.GenerateVerifier())},
-	} {
-		if _, err := app.conf.Exchange(context.Background(), code, opts...); err == nil {
-			t.Fatalf("%s: the code was exchanged", name)
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("gus", "gus-password-1")
+		app := h.spa("https://app.example/cb", true, "openid")
+		br := h.browser(app.conf.RedirectURL)
+		verifier := oauth2.GenerateVerifier()
+		_, page := br.get(app.conf.AuthCodeURL("state-pkce01", oauth2.S256ChallengeOption(verifier)))
+		resp, _ := br.login(page, "gus", "gus-password-1")
+		code := callback(t, resp, app.conf.RedirectURL).Get("code")
+		for name, opts := range map[string][]oauth2.AuthCodeOption{
+			"no verifier":    nil,
+			"wrong verifier": {oauth2.VerifierOption(oauth2.GenerateVerifier())},
+		} {
+			if _, err := app.conf.Exchange(context.Background(), code, opts...); err == nil {
+				t.Fatalf("%s: the code was exchanged", name)
+			}
 		}
-	}
+	})
 }

@@ -24,6 +24,7 @@ func FuzzEndpoints(f *testing.F) {
 	} {
 		f.Add(seed.path, seed.auth, []byte(seed.body))
 	}
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(f, storetest.Backends()[0], func(c *config.Config) { c.AccessTokenFormat = config.FormatJWT })
 	h.serviceClient("read")
 	handler := h.public.Config.Handler

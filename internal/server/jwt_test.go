@@ -165,38 +165,40 @@ func TestJWTAccessTokens(t *testing.T) {
 }
 
 func TestJWTRejected(t *testing.T) {
-	h := jwtHarness(t, storetest.Backends()[0])
-	svc := h.serviceClient("read")
-	token := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
-	parts := strings.Split(token, ".")
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := jwtHarness(t, b)
+		svc := h.serviceClient("read")
+		token := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
+		parts := strings.Split(token, ".")
 
-	// A token signed with a key that is not published.
-	foreign, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	kid := h.jwks().Keys[0].KeyID
-	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: foreign, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
-	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var claims map[string]any
-	_ = json.Unmarshal(payload, &claims)
-	forged, _ := josejwt.Signed(signer).Claims(claims).Serialize()
+		// A token signed with a key that is not published.
+		foreign, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		kid := h.jwks().Keys[0].KeyID
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: foreign, KeyID: kid}},
+			(&jose.SignerOptions{}).WithType("at+jwt"))
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims map[string]any
+		_ = json.Unmarshal(payload, &claims)
+		forged, _ := josejwt.Signed(signer).Claims(claims).Serialize()
 
-	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`)) + "." + parts[1] + "."
-	tamperedClaims := map[string]any{}
-	for k, v := range claims {
-		tamperedClaims[k] = v
-	}
-	tamperedClaims["scope"] = "read admin"
-	tp, _ := json.Marshal(tamperedClaims)
-	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(tp) + "." + parts[2]
-
-	for name, tok := range map[string]string{"unpublished key": forged, "alg none": none, "tampered": tampered, "truncated": parts[0] + "." + parts[1] + ".AAAA"} {
-		if in := h.introspect(svc, tok); len(in) != 1 || in["active"] != false {
-			t.Errorf("%s: introspection %v", name, in)
+		none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`)) + "." + parts[1] + "."
+		tamperedClaims := map[string]any{}
+		for k, v := range claims {
+			tamperedClaims[k] = v
 		}
-		if _, err := verifyWithGoJose(t, h, tok); err == nil {
-			t.Errorf("%s: verified against the JWKS", name)
+		tamperedClaims["scope"] = "read admin"
+		tp, _ := json.Marshal(tamperedClaims)
+		tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(tp) + "." + parts[2]
+
+		for name, tok := range map[string]string{"unpublished key": forged, "alg none": none, "tampered": tampered, "truncated": parts[0] + "." + parts[1] + ".AAAA"} {
+			if in := h.introspect(svc, tok); len(in) != 1 || in["active"] != false {
+				t.Errorf("%s: introspection %v", name, in)
+			}
+			if _, err := verifyWithGoJose(t, h, tok); err == nil {
+				t.Errorf("%s: verified against the JWKS", name)
+			}
 		}
-	}
+	})
 }
 
 func TestJWTExpired(t *testing.T) {
@@ -246,6 +248,7 @@ func TestJWTGrantRevocation(t *testing.T) {
 }
 
 func TestJWKSAndMetadata(t *testing.T) {
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := jwtHarness(t, storetest.Backends()[0])
 	set := h.jwks()
 	if len(set.Keys) != 1 {
@@ -266,34 +269,36 @@ func TestJWKSAndMetadata(t *testing.T) {
 }
 
 func TestAdminKeys(t *testing.T) {
-	h := jwtHarness(t, storetest.Backends()[0], func(c *config.Config) { c.KeyPrepublishPeriod = 0 })
-	svc := h.serviceClient("read")
-	before := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := jwtHarness(t, b, func(c *config.Config) { c.KeyPrepublishPeriod = 0 })
+		svc := h.serviceClient("read")
+		before := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
 
-	resp, list := h.adminList("/admin/keys")
-	if resp.StatusCode != http.StatusOK || len(list) != 1 || list[0]["state"] != "active" {
-		t.Fatalf("GET /admin/keys: %d %v", resp.StatusCode, list)
-	}
-	resp, rotated := h.adminJSON(http.MethodPost, "/admin/keys/rotate", nil)
-	if resp.StatusCode != http.StatusOK || rotated["kid"] == list[0]["kid"] {
-		t.Fatalf("rotate: %d %v", resp.StatusCode, rotated)
-	}
-	after := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
-	if _, err := verifyWithGoJose(t, h, before); err != nil {
-		t.Fatalf("a token signed before the rotation no longer verifies: %v", err)
-	}
-	if _, err := verifyWithGoJose(t, h, after); err != nil {
-		t.Fatal(err)
-	}
-	parsedAfter, _ := josejwt.ParseSigned(after, []jose.SignatureAlgorithm{jose.ES256})
-	if parsedAfter.Headers[0].KeyID != rotated["kid"] {
-		t.Errorf("after rotation the token is signed by %s, want %s", parsedAfter.Headers[0].KeyID, rotated["kid"])
-	}
-	if h.introspect(svc, before)["active"] != true {
-		t.Error("rotation ended an old token")
-	}
-	req, _ := http.NewRequest(http.MethodPost, h.admin.URL+"/admin/keys/rotate", nil)
-	if resp, _ := h.do(req); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("rotate without the admin token: %d", resp.StatusCode)
-	}
+		resp, list := h.adminList("/admin/keys")
+		if resp.StatusCode != http.StatusOK || len(list) != 1 || list[0]["state"] != "active" {
+			t.Fatalf("GET /admin/keys: %d %v", resp.StatusCode, list)
+		}
+		resp, rotated := h.adminJSON(http.MethodPost, "/admin/keys/rotate", nil)
+		if resp.StatusCode != http.StatusOK || rotated["kid"] == list[0]["kid"] {
+			t.Fatalf("rotate: %d %v", resp.StatusCode, rotated)
+		}
+		after := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
+		if _, err := verifyWithGoJose(t, h, before); err != nil {
+			t.Fatalf("a token signed before the rotation no longer verifies: %v", err)
+		}
+		if _, err := verifyWithGoJose(t, h, after); err != nil {
+			t.Fatal(err)
+		}
+		parsedAfter, _ := josejwt.ParseSigned(after, []jose.SignatureAlgorithm{jose.ES256})
+		if parsedAfter.Headers[0].KeyID != rotated["kid"] {
+			t.Errorf("after rotation the token is signed by %s, want %s", parsedAfter.Headers[0].KeyID, rotated["kid"])
+		}
+		if h.introspect(svc, before)["active"] != true {
+			t.Error("rotation ended an old token")
+		}
+		req, _ := http.NewRequest(http.MethodPost, h.admin.URL+"/admin/keys/rotate", nil)
+		if resp, _ := h.do(req); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("rotate without the admin token: %d", resp.StatusCode)
+		}
+	})
 }

@@ -223,31 +223,33 @@ func TestPrivateKeyJWT(t *testing.T) {
 // Keys of every supported family work without a registered algorithm; a
 // registered token_endpoint_auth_signing_alg is then the only one accepted.
 func TestPrivateKeyJWTAlgorithms(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	tokenURL := h.cfg.IssuerURL("/oauth2/token")
-	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	for _, tc := range []struct {
-		name string
-		key  crypto.Signer
-		alg  jose.SignatureAlgorithm
-	}{{"RS256", rsaKey, jose.RS256}, {"PS256", rsaKey, jose.PS256}, {"EdDSA", edKey, jose.EdDSA}, {"ES384", p384, jose.ES384}} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := h.keyClient(t, tc.key, tc.alg, nil)
-			if resp, m := h.tokenWith(c.assertion(t, c.claims(tokenURL))); resp.StatusCode != http.StatusOK {
-				t.Fatalf("%d %v", resp.StatusCode, m)
-			}
-		})
-	}
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		tokenURL := h.cfg.IssuerURL("/oauth2/token")
+		rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+		_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+		p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		for _, tc := range []struct {
+			name string
+			key  crypto.Signer
+			alg  jose.SignatureAlgorithm
+		}{{"RS256", rsaKey, jose.RS256}, {"PS256", rsaKey, jose.PS256}, {"EdDSA", edKey, jose.EdDSA}, {"ES384", p384, jose.ES384}} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := h.keyClient(t, tc.key, tc.alg, nil)
+				if resp, m := h.tokenWith(c.assertion(t, c.claims(tokenURL))); resp.StatusCode != http.StatusOK {
+					t.Fatalf("%d %v", resp.StatusCode, m)
+				}
+			})
+		}
 
-	pinned := h.keyClient(t, rsaKey, jose.PS256, map[string]any{"token_endpoint_auth_signing_alg": "PS256"})
-	if resp, m := h.tokenWith(pinned.assertion(t, pinned.claims(tokenURL))); resp.StatusCode != http.StatusOK {
-		t.Fatalf("the registered PS256: %d %v", resp.StatusCode, m)
-	}
-	pinned.alg = jose.RS256
-	resp, m := h.tokenWith(pinned.assertion(t, pinned.claims(tokenURL)))
-	wantError(t, resp, m, http.StatusUnauthorized, "invalid_client")
+		pinned := h.keyClient(t, rsaKey, jose.PS256, map[string]any{"token_endpoint_auth_signing_alg": "PS256"})
+		if resp, m := h.tokenWith(pinned.assertion(t, pinned.claims(tokenURL))); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the registered PS256: %d %v", resp.StatusCode, m)
+		}
+		pinned.alg = jose.RS256
+		resp, m := h.tokenWith(pinned.assertion(t, pinned.claims(tokenURL)))
+		wantError(t, resp, m, http.StatusUnauthorized, "invalid_client")
+	})
 }
 
 // A jti is single use across concurrent requests and across instances

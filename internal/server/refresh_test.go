@@ -174,41 +174,45 @@ func TestRefreshBoundToClient(t *testing.T) {
 
 // Strict rotation (grace 0): a second presentation is reuse at once.
 func TestStrictRotation(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) { c.RefreshGracePeriod = 0 })
-	c, first := refreshChain(t, h)
-	rt1 := first["refresh_token"].(string)
-	_, second := refresh(h, c, rt1)
-	resp, m := refresh(h, c, rt1)
-	wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
-	if h.introspect(c, second["refresh_token"].(string))["active"] != false {
-		t.Fatal("strict rotation: the successor survived a replay")
-	}
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, func(c *config.Config) { c.RefreshGracePeriod = 0 })
+		c, first := refreshChain(t, h)
+		rt1 := first["refresh_token"].(string)
+		_, second := refresh(h, c, rt1)
+		resp, m := refresh(h, c, rt1)
+		wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
+		if h.introspect(c, second["refresh_token"].(string))["active"] != false {
+			t.Fatal("strict rotation: the successor survived a replay")
+		}
+	})
 }
 
 // The absolute lifetime ends a chain however often it is refreshed; the
 // idle lifetime alone would slide forever.
 func TestRefreshAbsoluteLifetime(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) {
-		c.AccessTokenTTL = time.Second
-		c.RefreshTokenTTL = 3 * time.Second
-		c.RefreshTokenMaxLifetime = 4 * time.Second
-	})
-	c, first := refreshChain(t, h)
-	start := time.Now()
-	rt := first["refresh_token"].(string)
-	ok := 0
-	for time.Since(start) < 8*time.Second {
-		resp, m := refresh(h, c, rt)
-		if resp.StatusCode != http.StatusOK {
-			wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
-			break
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b, func(c *config.Config) {
+			c.AccessTokenTTL = time.Second
+			c.RefreshTokenTTL = 3 * time.Second
+			c.RefreshTokenMaxLifetime = 4 * time.Second
+		})
+		c, first := refreshChain(t, h)
+		start := time.Now()
+		rt := first["refresh_token"].(string)
+		ok := 0
+		for time.Since(start) < 8*time.Second {
+			resp, m := refresh(h, c, rt)
+			if resp.StatusCode != http.StatusOK {
+				wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
+				break
+			}
+			ok++
+			rt = m["refresh_token"].(string)
+			time.Sleep(500 * time.Millisecond)
 		}
-		ok++
-		rt = m["refresh_token"].(string)
-		time.Sleep(500 * time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	if ok < 4 || elapsed < 3*time.Second || elapsed > 6*time.Second {
-		t.Fatalf("chain refreshed %d times and ended after %s; want it to end near the 4s absolute lifetime", ok, elapsed)
-	}
+		elapsed := time.Since(start)
+		if ok < 4 || elapsed < 3*time.Second || elapsed > 6*time.Second {
+			t.Fatalf("chain refreshed %d times and ended after %s; want it to end near the 4s absolute lifetime", ok, elapsed)
+		}
+	})
 }

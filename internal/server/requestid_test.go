@@ -15,6 +15,7 @@ import (
 // handler's own line and the access log line). Anything else is replaced by
 // a fresh id, which is echoed and logged the same way.
 func TestRequestID(t *testing.T) {
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(t, storetest.Backends()[0])
 	for name, tc := range map[string]struct {
 		incoming string

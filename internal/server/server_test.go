@@ -18,6 +18,7 @@ import (
 )
 
 func TestMetadata(t *testing.T) {
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(t, storetest.Backends()[0])
 	req, _ := http.NewRequest(http.MethodGet, h.public.URL+"/.well-known/oauth-authorization-server", nil)
 	resp, m := h.do(req)
@@ -378,6 +379,7 @@ func TestRefreshRotationAndRevocation(t *testing.T) {
 }
 
 func TestBodyLimits(t *testing.T) {
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(t, storetest.Backends()[0])
 	svc := h.serviceClient("read")
 	big := "grant_type=client_credentials&pad=" + strings.Repeat("a", 2<<20)
@@ -400,64 +402,67 @@ func TestBodyLimits(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	h := newHarness(t, storetest.Backends()[0])
-	for _, base := range []string{h.public.URL, h.admin.URL} {
-		for _, path := range []string{"/healthz", "/readyz"} {
-			req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-			if resp, m := h.do(req); resp.StatusCode != http.StatusOK || m["status"] != "ok" {
-				t.Errorf("%s%s: %d %v", base, path, resp.StatusCode, m)
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		for _, base := range []string{h.public.URL, h.admin.URL} {
+			for _, path := range []string{"/healthz", "/readyz"} {
+				req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+				if resp, m := h.do(req); resp.StatusCode != http.StatusOK || m["status"] != "ok" {
+					t.Errorf("%s%s: %d %v", base, path, resp.StatusCode, m)
+				}
 			}
 		}
-	}
-	svc := h.serviceClient("read")
-	h.token(svc, url.Values{"grant_type": {"client_credentials"}})
-	h.form("/oauth2/token", svc.id, "wrong", url.Values{"grant_type": {"client_credentials"}})
+		svc := h.serviceClient("read")
+		h.token(svc, url.Values{"grant_type": {"client_credentials"}})
+		h.form("/oauth2/token", svc.id, "wrong", url.Values{"grant_type": {"client_credentials"}})
 
-	req, _ := http.NewRequest(http.MethodGet, h.admin.URL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sb strings.Builder
-	_, _ = io.Copy(&sb, resp.Body)
-	body := sb.String()
-	for _, want := range []string{
-		`latchkey_tokens_issued_total{grant_type="client_credentials",token_type="access_token"} 1`,
-		`latchkey_token_requests_total{grant_type="client_credentials",outcome="invalid_client"} 1`,
-		`latchkey_oauth_errors_total{endpoint="/oauth2/token",error="invalid_client"} 1`,
-		`latchkey_http_requests_total{code="200",route="POST /oauth2/token"}`,
-		`latchkey_token_request_duration_seconds_bucket`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %s", want)
+		req, _ := http.NewRequest(http.MethodGet, h.admin.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// The public listener does not serve the admin API or metrics.
-	for _, path := range []string{"/metrics", "/admin/clients"} {
-		req, _ := http.NewRequest(http.MethodGet, h.public.URL+path, nil)
-		if resp, _ := h.do(req); resp.StatusCode != http.StatusNotFound {
-			t.Errorf("public %s: %d", path, resp.StatusCode)
+		defer resp.Body.Close()
+		var sb strings.Builder
+		_, _ = io.Copy(&sb, resp.Body)
+		body := sb.String()
+		for _, want := range []string{
+			`latchkey_tokens_issued_total{grant_type="client_credentials",token_type="access_token"} 1`,
+			`latchkey_token_requests_total{grant_type="client_credentials",outcome="invalid_client"} 1`,
+			`latchkey_oauth_errors_total{endpoint="/oauth2/token",error="invalid_client"} 1`,
+			`latchkey_http_requests_total{code="200",route="POST /oauth2/token"}`,
+			`latchkey_token_request_duration_seconds_bucket`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
 		}
-	}
+		// The public listener does not serve the admin API or metrics.
+		for _, path := range []string{"/metrics", "/admin/clients"} {
+			req, _ := http.NewRequest(http.MethodGet, h.public.URL+path, nil)
+			if resp, _ := h.do(req); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("public %s: %d", path, resp.StatusCode)
+			}
+		}
 
-	// Readiness follows the database, and a request that needs it gets a
-	// 503 with Retry-After rather than a 500 or a wrong answer.
-	_ = h.store.Close()
-	req, _ = http.NewRequest(http.MethodGet, h.public.URL+"/readyz", nil)
-	if resp, _ := h.do(req); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("readyz with the database closed: %d", resp.StatusCode)
-	}
-	resp, m := h.form("/oauth2/introspect", svc.id, svc.secret, url.Values{"token": {"some-token"}})
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || m["error"] != "temporarily_unavailable" {
-		t.Errorf("introspection with the database closed: %d %v", resp.StatusCode, m)
-	}
+		// Readiness follows the database, and a request that needs it gets a
+		// 503 with Retry-After rather than a 500 or a wrong answer.
+		_ = h.store.Close()
+		req, _ = http.NewRequest(http.MethodGet, h.public.URL+"/readyz", nil)
+		if resp, _ := h.do(req); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("readyz with the database closed: %d", resp.StatusCode)
+		}
+		resp, m := h.form("/oauth2/introspect", svc.id, svc.secret, url.Values{"token": {"some-token"}})
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || m["error"] != "temporarily_unavailable" {
+			t.Errorf("introspection with the database closed: %d %v", resp.StatusCode, m)
+		}
+	})
 }
 
 // Browser apps may read metadata and keys from anywhere, and call the token
 // and revocation endpoints only from LATCHKEY_CORS_ORIGINS.
 func TestCORS(t *testing.T) {
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) { c.CORSOrigins = "https://app.example" })
 	preflight := func(origin, path string) *http.Response {
 		req, _ := http.NewRequest(http.MethodOptions, h.public.URL+path, nil)
@@ -489,6 +494,7 @@ func TestCORS(t *testing.T) {
 // anyone who could reach it, and a CPU profile or trace could be started
 // over and over. They need the admin token like the API.
 func TestAdminListenerExtrasNeedTheToken(t *testing.T) {
+	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) { c.Pprof = true })
 	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/symbol", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
 		for name, auth := range map[string]string{"none": "", "wrong": "Bearer not-the-admin-token", "basic": "Basic " + testAdminToken} {

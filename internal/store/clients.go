@@ -218,14 +218,6 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 	})
 }
 
-// SetClientSecretHash replaces a client's secret hash.
-func (s *Store) SetClientSecretHash(ctx context.Context, id string, hash []byte) error {
-	return s.UpdateClient(ctx, id, func(c *Client) error {
-		c.SecretHash = hash
-		return nil
-	})
-}
-
 // DeleteClient removes a client and, through the foreign keys, every token
 // issued to it.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {

@@ -127,17 +127,6 @@ func (s *Store) linkGrant(ctx context.Context, sessionID, requestID string) erro
 	return nil
 }
 
-// GrantsOfLoginSession lists the grants (request IDs) issued under a login
-// session, including those it took over from the sessions it replaced.
-func (s *Store) GrantsOfLoginSession(ctx context.Context, sessionID string) ([]string, error) {
-	var ids []string
-	if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
-		Order("request_id").Pluck("request_id", &ids).Error; err != nil {
-		return nil, fmt.Errorf("find grants of login session: %w", translate(err))
-	}
-	return ids, nil
-}
-
 // FindLoginSession returns the live session for a cookie value: not past
 // its absolute expiry, and seen within idle. It records this sighting.
 func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
@@ -161,19 +150,26 @@ func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.D
 // EndLoginSession deletes a session and revokes every grant issued under
 // it, in one transaction. The grants come from login_session_grants, which
 // re-login keeps exact, never from the token rows (see ReplaceLoginSession).
+// The statements are set-based, a fixed number whatever the number of
+// grants: logout of a session that signed many applications in stays one
+// short transaction.
 func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		ids, err := s.GrantsOfLoginSession(ctx, sessionID)
-		if err != nil {
-			return err
+		// The grants are read once: every statement below covers exactly
+		// the grants whose locks were taken, even if a code is linked to
+		// the session meanwhile.
+		var ids []string
+		if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
+			Order("request_id").Pluck("request_id", &ids).Error; err != nil {
+			return fmt.Errorf("find grants of login session: %w", translate(err))
 		}
-		// All the locks first, in one statement and a fixed order (see
-		// grantlock.go); RevokeWholeGrant then finds each already held.
-		if err := s.lockGrants(ctx, ids...); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := s.RevokeWholeGrant(ctx, id, revokeUntil); err != nil {
+		if len(ids) > 0 {
+			// All the locks first, in one statement and a fixed order
+			// (see grantlock.go).
+			if err := s.lockGrants(ctx, ids...); err != nil {
+				return err
+			}
+			if err := s.revokeGrants(ctx, ids, revokeUntil); err != nil {
 				return err
 			}
 		}
@@ -185,6 +181,31 @@ func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUnt
 		}
 		return nil
 	})
+}
+
+// revokeGrants is RevokeWholeGrant for several grants at once, set-based.
+// The caller holds the grants' locks and the transaction.
+func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time) error {
+	for _, table := range []string{tableRefresh, tableCode} {
+		if err := s.db(ctx).Table(table).Where("request_id IN ? AND active = ?", ids, true).
+			Updates(map[string]any{"active": false}).Error; err != nil {
+			return fmt.Errorf("revoke %s: %w", table, translate(err))
+		}
+	}
+	if err := s.db(ctx).Table(tableAccess).Where("request_id IN ?", ids).Delete(&requestRow{}).Error; err != nil {
+		return fmt.Errorf("revoke access tokens: %w", translate(err))
+	}
+	rows := make([]revokedGrant, len(ids))
+	for i, id := range ids {
+		rows[i] = revokedGrant{RequestID: id, ExpiresAt: until.UTC()}
+	}
+	if err := s.db(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "request_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
+	}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("revoke grants: %w", translate(err))
+	}
+	return nil
 }
 
 // RevokeWholeGrant revokes every token of a grant whatever its format:
@@ -286,31 +307,51 @@ type Consent struct {
 // TableName tells GORM the table.
 func (*Consent) TableName() string { return "consents" }
 
-// ConsentedScopes returns the scopes a user granted a client (none if never).
-func (s *Store) ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error) {
-	var c Consent
-	err := s.db(ctx).Where("user_id = ? AND client_id = ?", userID, clientID).Limit(1).Find(&c).Error
-	if err != nil {
-		return nil, fmt.Errorf("find consent: %w", translate(err))
-	}
-	return c.Scopes, nil
+// AddConsent records that a user granted a client these scopes, on top of
+// what they granted before. Two consents given at once (two tabs) both
+// count: it is an UpdateConsent.
+func (s *Store) AddConsent(ctx context.Context, userID, clientID string, scopes []string) error {
+	return s.UpdateConsent(ctx, userID, clientID, func(c *Consent) error {
+		all := append(slices.Clone(c.Scopes), scopes...)
+		slices.Sort(all)
+		c.Scopes = slices.Compact(all)
+		return nil
+	})
 }
 
-// AddConsent records that a user granted a client these scopes, on top of
-// what they granted before.
-func (s *Store) AddConsent(ctx context.Context, userID, clientID string, scopes []string) error {
+// UpdateConsent changes what a user granted a client under a row lock, the
+// way UpdateClient changes a client: update sees the committed consent (no
+// scopes when there was none) and what it leaves is saved, in one
+// transaction, so concurrent updates apply one after the other and none is
+// lost. Under READ COMMITTED a read followed by an upsert would let the
+// second writer overwrite the first's scopes with its own. An error from
+// update aborts and is returned as is; ErrMissingReference if the user or
+// the client does not exist.
+func (s *Store) UpdateConsent(ctx context.Context, userID, clientID string, update func(*Consent) error) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		prev, err := s.ConsentedScopes(ctx, userID, clientID)
-		if err != nil {
+		// The row must exist to be locked: insert an empty one if there is
+		// none. A concurrent insert makes this wait for its commit, and
+		// the locking read below then sees it. On rollback it vanishes.
+		empty := Consent{UserID: userID, ClientID: clientID, Scopes: []string{}, UpdatedAt: s.nowUTC()}
+		if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&empty).Error; err != nil {
+			return fmt.Errorf("save consent: %w", translate(err))
+		}
+		var c Consent
+		q := s.db(ctx).Where("user_id = ? AND client_id = ?", userID, clientID)
+		if s.dialect == DialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&c).Error; err != nil {
+			return fmt.Errorf("save consent: %w", translate(err))
+		}
+		if err := update(&c); err != nil {
 			return err
 		}
-		all := append(slices.Clone(prev), scopes...)
-		slices.Sort(all)
-		c := Consent{UserID: userID, ClientID: clientID, Scopes: nonNil(slices.Compact(all)), UpdatedAt: s.nowUTC()}
-		if err := s.db(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "user_id"}, {Name: "client_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"scopes", "updated_at"}),
-		}).Create(&c).Error; err != nil {
+		c.UserID, c.ClientID, c.Scopes, c.UpdatedAt = userID, clientID, nonNil(c.Scopes), s.nowUTC()
+		// A struct, not a map, so that the scopes go through their JSON
+		// serializer.
+		if err := s.db(ctx).Model(&Consent{}).Where("user_id = ? AND client_id = ?", userID, clientID).
+			Select("scopes", "updated_at").Updates(&c).Error; err != nil {
 			return fmt.Errorf("save consent: %w", translate(err))
 		}
 		return nil
@@ -328,18 +369,6 @@ type LoginFailure struct {
 
 // TableName tells GORM the table.
 func (*LoginFailure) TableName() string { return "login_failures" }
-
-// LoginFailures returns the records of the given keys that are still within
-// their window or locked.
-func (s *Store) LoginFailures(ctx context.Context, window time.Duration, keys ...string) ([]LoginFailure, error) {
-	now := s.nowUTC()
-	var out []LoginFailure
-	err := s.db(ctx).Where("key IN ? AND (window_start > ? OR locked_until > ?)", keys, now.Add(-window), now).Find(&out).Error
-	if err != nil {
-		return nil, fmt.Errorf("read login failures: %w", translate(err))
-	}
-	return out, nil
-}
 
 // ErrLocked means a login attempt was refused, uncounted, because one of
 // its keys is locked out.

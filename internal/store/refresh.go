@@ -43,20 +43,6 @@ func (s *Store) FindRefreshToken(ctx context.Context, signature string, prototyp
 	return &RefreshRecord{Request: req, Active: row.Request.Active, RotatedAt: row.RotatedAt, Successor: row.Successor, GraceUses: row.GraceUses}, nil
 }
 
-// RotateRefreshTokenTo retires a refresh token and keeps its sealed
-// successor. It is the conditional update of the refresh transaction: of
-// concurrent rotations exactly one matches the row, the others get
-// ErrSerializationFailure and can answer from the successor instead. It
-// takes no grant lock and checks no deny-list: the refresh handler rotates
-// with RotateRefreshTokenOnce (grantlock.go).
-func (s *Store) RotateRefreshTokenTo(ctx context.Context, signature string, successor []byte) error {
-	set := map[string]any{"rotated_at": s.nowUTC()}
-	if successor != nil {
-		set["successor"] = successor
-	}
-	return s.deactivate(ctx, tableRefresh, signature, set, fosite.ErrSerializationFailure)
-}
-
 // ClaimGraceUse counts one repeat of a rotated token, refusing past max.
 func (s *Store) ClaimGraceUse(ctx context.Context, signature string, max int) (bool, error) {
 	res := s.db(ctx).Table(tableRefresh).
@@ -66,37 +52,6 @@ func (s *Store) ClaimGraceUse(ctx context.Context, signature string, max int) (b
 		return false, fmt.Errorf("claim grace use: %w", translate(res.Error))
 	}
 	return res.RowsAffected == 1, nil
-}
-
-// IsRefreshTokenActive reports whether a refresh token (by signature) is
-// live, for checking a grace repeat's successor.
-func (s *Store) IsRefreshTokenActive(ctx context.Context, signature string) (bool, error) {
-	var n int64
-	err := s.db(ctx).Table(tableRefresh).Where("signature = ? AND active = ?", secrets.SignatureKey(signature), true).Count(&n).Error
-	if err != nil {
-		return false, fmt.Errorf("check refresh token: %w", translate(err))
-	}
-	return n == 1, nil
-}
-
-// ActiveRefreshTokens counts the live refresh tokens of a grant: at most
-// one, since rotation retires the old token in the transaction that stores
-// the new one.
-func (s *Store) ActiveRefreshTokens(ctx context.Context, requestID string) (int64, error) {
-	var n int64
-	if err := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count refresh tokens: %w", translate(err))
-	}
-	return n, nil
-}
-
-// ActiveRefreshTokensOf counts the live refresh tokens a subject holds.
-func (s *Store) ActiveRefreshTokensOf(ctx context.Context, subject string) (int64, error) {
-	var n int64
-	if err := s.db(ctx).Table(tableRefresh).Where("subject = ? AND active = ?", subject, true).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count refresh tokens: %w", translate(err))
-	}
-	return n, nil
 }
 
 // SecurityEvent is an audit record.
@@ -127,13 +82,4 @@ func (s *Store) RecordSecurityEvent(ctx context.Context, ev *SecurityEvent) erro
 		return fmt.Errorf("record security event: %w", translate(err))
 	}
 	return nil
-}
-
-// SecurityEvents lists the audit records of a kind, newest first.
-func (s *Store) SecurityEvents(ctx context.Context, kind string) ([]SecurityEvent, error) {
-	var out []SecurityEvent
-	if err := s.db(ctx).Where("kind = ?", kind).Order("created_at DESC").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("list security events: %w", translate(err))
-	}
-	return out, nil
 }

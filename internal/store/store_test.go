@@ -43,7 +43,7 @@ func TestClientCacheAcrossInstances(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		_, _ = other.FindClient(ctx, "cached")
 
-		if err := a.SetClientSecretHash(ctx, "cached", []byte("h2")); err != nil {
+		if err := a.UpdateClient(ctx, "cached", func(c *store.Client) error { c.SecretHash = []byte("h2"); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		waitFor("the new secret", func() bool {

@@ -279,17 +279,24 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return s.delete(ctx, tableRefresh, signature)
 }
 
-// RotateRefreshToken retires the presented refresh token. It runs inside the
-// refresh transaction as a conditional update: when two refreshes of one
-// token race, the loser matches no row and gets ErrSerializationFailure,
-// which fosite answers with a clean invalid_request. The access token that
-// came with the old refresh token stays valid until it expires.
+// RotateRefreshToken is in the store only because fosite's
+// oauth2.RefreshTokenStorage requires it (see the assertions above):
+// Latchkey's refresh handler (internal/oauth/refresh.go) rotates with
+// RotateRefreshTokenOnce, which also stores the successor and checks the
+// deny-lists. Should anything call this one, it is still correct: a
+// conditional update under the grant's lock, so of two racing rotations
+// the loser gets ErrSerializationFailure.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	err := s.deactivate(ctx, tableRefresh, signature, map[string]any{"rotated_at": s.nowUTC()}, fosite.ErrSerializationFailure)
-	if err != nil {
-		return fmt.Errorf("rotate refresh token of request %s: %w", requestID, err)
-	}
-	return nil
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockGrants(ctx, requestID); err != nil {
+			return err
+		}
+		err := s.deactivate(ctx, tableRefresh, signature, map[string]any{"rotated_at": s.nowUTC()}, fosite.ErrSerializationFailure)
+		if err != nil {
+			return fmt.Errorf("rotate refresh token of request %s: %w", requestID, err)
+		}
+		return nil
+	})
 }
 
 // RevokeRefreshToken deactivates every refresh token of the grant, under the

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func RunConformance(t *testing.T, b Backend) {
 		{"SensitiveFormNotStored", testSensitiveFormNotStored},
 		{"AuthorizeCodeSingleUse", testAuthorizeCodeSingleUse},
 		{"RefreshRotation", testRefreshRotation},
+		{"FositeRotateRefreshToken", testFositeRotateRefreshToken},
 		{"RevokeGrant", testRevokeGrant},
 		{"PKCE", testPKCE},
 		{"DeleteTokens", testDeleteTokens},
@@ -45,10 +47,17 @@ func RunConformance(t *testing.T, b Backend) {
 	}
 	tests = append(tests, peopleTests...)
 	tests = append(tests, grantLockTests...)
+	tests = append(tests, janitorTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, New(t, b))
+		})
+	}
+	for _, tc := range backendTests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, b)
 		})
 	}
 }
@@ -162,7 +171,7 @@ func testClientCRUD(t *testing.T, st *store.Store) {
 	if again, _ = st.FindClient(ctx, "crud"); again.Name != "renamed" {
 		t.Fatalf("a refused update was stored: %+v", again)
 	}
-	if err := st.SetClientSecretHash(ctx, "crud", []byte("new")); err != nil {
+	if err := st.UpdateClient(ctx, "crud", func(c *store.Client) error { c.SecretHash = []byte("new"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ = st.FindClient(ctx, "crud"); string(again.SecretHash) != "new" {
@@ -179,7 +188,6 @@ func testClientCRUD(t *testing.T, st *store.Store) {
 		"find":   func() error { _, err := st.FindClient(ctx, "crud"); return err }(),
 		"get":    func() error { _, err := st.GetClient(ctx, "crud"); return err }(),
 		"update": st.UpdateClient(ctx, "crud", func(*store.Client) error { return nil }),
-		"secret": st.SetClientSecretHash(ctx, "crud", nil),
 		"delete": st.DeleteClient(ctx, "crud"),
 	} {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -366,28 +374,67 @@ func testAuthorizeCodeSingleUse(t *testing.T, st *store.Store) {
 	}
 }
 
+// Rotation through the production path, RotateRefreshTokenOnce: the old
+// token is retired (and still returns its request), the successor and its
+// access token are stored, and a second rotation of the same token loses.
 func testRefreshRotation(t *testing.T, st *store.Store) {
 	ctx := ctxT(t)
-	req := newRequest(mustClient(t, st, "rot"), "req-rot", "user-5")
+	c := mustClient(t, st, "rot")
+	req := newRequest(c, "req-rot", "user-5")
 	if err := st.CreateAccessTokenSession(ctx, "at1", req); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateRefreshTokenSession(ctx, "rt1", "at1", req); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RotateRefreshToken(ctx, "req-rot", "rt1"); err != nil {
+	rot := rotation(c, "rt1", "req-rot", "user-5", time.Now().UTC(), true)
+	if err := st.RotateRefreshTokenOnce(ctx, rot); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.GetRefreshTokenSession(ctx, "rt1", session.New(""))
 	if !errors.Is(err, fosite.ErrInactiveToken) || got == nil || got.GetID() != "req-rot" {
 		t.Fatalf("rotated token: %v, %v; want its request and ErrInactiveToken", got, err)
 	}
-	if err := st.RotateRefreshToken(ctx, "req-rot", "rt1"); !errors.Is(err, fosite.ErrSerializationFailure) {
+	rec, err := st.FindRefreshToken(ctx, "rt1", nil)
+	if err != nil || rec.RotatedAt == nil || string(rec.Successor) != "sealed" {
+		t.Fatalf("rotated record %+v %v: want rotated_at and the sealed successor", rec, err)
+	}
+	if next, err := st.GetRefreshTokenSession(ctx, rot.NewSignature, session.New("")); err != nil || next.GetID() != "req-rot" {
+		t.Fatalf("successor: %v %v", next, err)
+	}
+	if _, err := st.GetAccessTokenSession(ctx, rot.AccessSignature, session.New("")); err != nil {
+		t.Fatalf("the successor's access token: %v", err)
+	}
+	again := rot
+	again.NewSignature, again.AccessSignature = "rt1-other", "rt1-other-at"
+	if err := st.RotateRefreshTokenOnce(ctx, again); !errors.Is(err, fosite.ErrSerializationFailure) {
 		t.Fatalf("second rotation: %v, want ErrSerializationFailure", err)
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, again.NewSignature, session.New("")); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("the losing rotation stored its successor: %v", err)
 	}
 	// The access token issued with the rotated refresh token stays valid.
 	if _, err := st.GetAccessTokenSession(ctx, "at1", session.New("")); err != nil {
 		t.Fatalf("access token after rotation: %v", err)
+	}
+}
+
+// RotateRefreshToken is fosite's interface method, which Latchkey's refresh
+// handler does not call; it must still be single use.
+func testFositeRotateRefreshToken(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	req := newRequest(mustClient(t, st, "frot"), "req-frot", "user-5")
+	if err := st.CreateRefreshTokenSession(ctx, "rt1", "", req); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RotateRefreshToken(ctx, "req-frot", "rt1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetRefreshTokenSession(ctx, "rt1", session.New("")); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("rotated token: %v, want ErrInactiveToken", err)
+	}
+	if err := st.RotateRefreshToken(ctx, "req-frot", "rt1"); !errors.Is(err, fosite.ErrSerializationFailure) {
+		t.Fatalf("second rotation: %v, want ErrSerializationFailure", err)
 	}
 }
 
@@ -605,7 +652,10 @@ func testEveryMethodInsideTransaction(t *testing.T, st *store.Store) {
 		{"GetAccessTokenSession", func() error { _, err := st.GetAccessTokenSession(tx, "at", session.New("")); return err }},
 		{"CreateRefreshTokenSession", func() error { return st.CreateRefreshTokenSession(tx, "rt", "at", req) }},
 		{"GetRefreshTokenSession", func() error { _, err := st.GetRefreshTokenSession(tx, "rt", session.New("")); return err }},
-		{"RotateRefreshToken", func() error { return st.RotateRefreshToken(tx, "req-inside", "rt") }},
+		{"RotateRefreshTokenOnce", func() error {
+			return st.RotateRefreshTokenOnce(tx, rotation(c, "rt", "req-inside", "user-12", time.Now().UTC(), true))
+		}},
+		{"RotateRefreshToken", func() error { return st.RotateRefreshToken(tx, "req-inside", "rt-next") }},
 		{"RevokeRefreshToken", func() error { return st.RevokeRefreshToken(tx, "req-inside") }},
 		{"RevokeAccessToken", func() error { return st.RevokeAccessToken(tx, "req-inside") }},
 		{"DeleteAccessTokenSession", func() error { return st.DeleteAccessTokenSession(tx, "at") }},
@@ -655,17 +705,17 @@ func runConcurrently(n int, fn func() error) []error {
 // cleanly with ErrSerializationFailure (never a deadlock, never two winners).
 func testConcurrentRotation(t *testing.T, st *store.Store) {
 	ctx := ctxT(t)
-	req := newRequest(mustClient(t, st, "race"), "req-race", "user-13")
+	c := mustClient(t, st, "race")
+	req := newRequest(c, "req-race", "user-13")
 	if err := st.CreateRefreshTokenSession(ctx, "rt", "", req); err != nil {
 		t.Fatal(err)
 	}
+	var next atomic.Int64
 	errs := runConcurrently(10, func() error {
-		return st.InTx(ctx, func(tx context.Context) error {
-			if err := st.RotateRefreshToken(tx, "req-race", "rt"); err != nil {
-				return err
-			}
-			return st.CreateRefreshTokenSession(tx, "rt-next-"+time.Now().Format(time.RFC3339Nano), "", req)
-		})
+		rot := rotation(c, "rt", "req-race", "user-13", time.Now().UTC(), true)
+		n := next.Add(1)
+		rot.NewSignature, rot.AccessSignature = fmt.Sprintf("rt-next-%d", n), fmt.Sprintf("at-next-%d", n)
+		return st.RotateRefreshTokenOnce(ctx, rot)
 	})
 	wins := 0
 	for _, err := range errs {

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,8 @@ var peopleTests = []struct {
 	{"RevokeSubject", testRevokeSubject},
 	{"Consent", testConsent},
 	{"ConsentToUnknownClientIsMissingReference", testConsentUnknownClient},
+	{"ConcurrentConsentsNoneLost", testConcurrentConsents},
+	{"ConsentUpdaterErrorChangesNothing", testConsentUpdaterError},
 	{"LoginFailures", testLoginFailures},
 	{"RefreshGraceBookkeeping", testRefreshGrace},
 }
@@ -75,8 +79,9 @@ func testEndLoginSession(t *testing.T, st *store.Store) {
 	if err := st.CreateLoginSession(ctx, "cookie", ls); err != nil {
 		t.Fatal(err)
 	}
-	mine, other := userGrant(c, "grant-mine", "u2", ls.ID), userGrant(c, "grant-other", "u2", "another-session")
-	for _, r := range []*fosite.Request{mine, other} {
+	mine := []*fosite.Request{userGrant(c, "grant-mine", "u2", ls.ID), userGrant(c, "grant-mine2", "u2", ls.ID)}
+	other := userGrant(c, "grant-other", "u2", "another-session")
+	for _, r := range append(slices.Clone(mine), other) {
 		// As in the code flow: the code links the grant to the session.
 		if err := st.CreateAuthorizeCodeSession(ctx, "code-"+r.ID, r); err != nil {
 			t.Fatal(err)
@@ -84,18 +89,35 @@ func testEndLoginSession(t *testing.T, st *store.Store) {
 		if err := st.CreateRefreshTokenSession(ctx, "rt-"+r.ID, "", r); err != nil {
 			t.Fatal(err)
 		}
+		if err := st.CreateAccessTokenSession(ctx, "at-"+r.ID, r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := st.EndLoginSession(ctx, ls.ID, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.GetRefreshTokenSession(ctx, "rt-grant-mine", nil); !errors.Is(err, fosite.ErrInactiveToken) {
-		t.Errorf("a grant of the ended session: %v", err)
+	for _, r := range mine {
+		if _, err := st.GetRefreshTokenSession(ctx, "rt-"+r.ID, nil); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Errorf("refresh token of %s, a grant of the ended session: %v", r.ID, err)
+		}
+		if _, err := st.GetAuthorizeCodeSession(ctx, "code-"+r.ID, nil); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Errorf("code of %s: %v", r.ID, err)
+		}
+		if _, err := st.GetAccessTokenSession(ctx, "at-"+r.ID, nil); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("opaque access token of %s: %v", r.ID, err)
+		}
+		if revoked, _ := st.IsRevoked(ctx, "jti", r.ID, "u2", now.Add(time.Hour)); !revoked {
+			t.Errorf("the JWT access tokens of %s are not revoked", r.ID)
+		}
 	}
 	if _, err := st.GetRefreshTokenSession(ctx, "rt-grant-other", nil); err != nil {
 		t.Errorf("a grant of another session was revoked: %v", err)
 	}
-	if revoked, _ := st.IsRevoked(ctx, "jti", "grant-mine", "u2", now.Add(time.Hour)); !revoked {
-		t.Error("the grant's JWT access tokens are not revoked")
+	if _, err := st.GetAccessTokenSession(ctx, "at-grant-other", nil); err != nil {
+		t.Errorf("an access token of another session was revoked: %v", err)
+	}
+	if revoked, _ := st.IsRevoked(ctx, "jti", "grant-other", "u2", now.Add(time.Hour)); revoked {
+		t.Error("a grant of another session is on the deny-list")
 	}
 	if _, err := st.FindLoginSession(ctx, "cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ended session still found: %v", err)
@@ -131,11 +153,8 @@ func testReplaceLoginSession(t *testing.T, st *store.Store) {
 	// stored session, which still names the old login session. Then the
 	// rows that named the new one go (the janitor purges old codes and
 	// rotated tokens). Logout must still find the grant.
-	if err := st.RotateRefreshToken(ctx, "grant", "rt"); err != nil {
-		t.Fatal(err)
-	}
 	grant.Session.SetExpiresAt(fosite.RefreshToken, now.Add(time.Hour))
-	if err := st.CreateRefreshTokenSession(ctx, "rt-2", "", grant); err != nil {
+	if err := st.RotateRefreshTokenOnce(ctx, store.Rotation{OldSignature: "rt", NewSignature: "rt-2", Request: grant, GrantedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.DeleteExpiredBatch(ctx, store.Retention{GrantLifetime: 2 * time.Hour}, 100); err != nil {
@@ -208,6 +227,42 @@ func testConsent(t *testing.T, st *store.Store) {
 	_ = st.AddConsent(ctx, "u6", "c6", []string{"write", "read"})
 	if s, _ := st.ConsentedScopes(ctx, "u6", "c6"); !slices.Equal(s, []string{"openid", "read", "write"}) {
 		t.Fatalf("consented scopes %v", s)
+	}
+}
+
+// Consents given at once (two tabs, two instances) all count: each
+// AddConsent reads and writes under the row's lock.
+func testConcurrentConsents(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u-cc")
+	mustClient(t, st, "c-cc")
+	const n = 8
+	var next atomic.Int64
+	for i, err := range runConcurrently(n, func() error {
+		return st.AddConsent(ctx, "u-cc", "c-cc", []string{fmt.Sprintf("scope-%d", next.Add(1))})
+	}) {
+		if err != nil {
+			t.Errorf("consent %d: %v", i, err)
+		}
+	}
+	got, err := st.ConsentedScopes(ctx, "u-cc", "c-cc")
+	if err != nil || len(got) != n {
+		t.Fatalf("after %d concurrent consents the user consented to %v (%v): some were lost", n, got, err)
+	}
+}
+
+// An updater that fails leaves no trace, not even the empty row the
+// updater locks.
+func testConsentUpdaterError(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "u-ce")
+	mustClient(t, st, "c-ce")
+	refused := errors.New("refused")
+	if err := st.UpdateConsent(ctx, "u-ce", "c-ce", func(*store.Consent) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("UpdateConsent: %v, want the updater's error", err)
+	}
+	if _, err := st.FindConsent(ctx, "u-ce", "c-ce"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed update left a consent: %v", err)
 	}
 }
 
@@ -296,10 +351,12 @@ func testRefreshGrace(t *testing.T, st *store.Store) {
 	if err := st.CreateRefreshTokenSession(ctx, "rt", "", newRequest(c, "grant", "u")); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RotateRefreshTokenTo(ctx, "rt", []byte("sealed")); err != nil {
+	if err := st.RotateRefreshTokenOnce(ctx, rotation(c, "rt", "grant", "u", time.Now().UTC(), false)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RotateRefreshTokenTo(ctx, "rt", []byte("other")); !errors.Is(err, fosite.ErrSerializationFailure) {
+	again := rotation(c, "rt", "grant", "u", time.Now().UTC(), false)
+	again.Sealed, again.NewSignature = []byte("other"), "rt-other"
+	if err := st.RotateRefreshTokenOnce(ctx, again); !errors.Is(err, fosite.ErrSerializationFailure) {
 		t.Fatalf("second rotation: %v", err)
 	}
 	rec, err := st.FindRefreshToken(ctx, "rt", nil)
