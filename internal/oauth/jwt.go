@@ -352,7 +352,7 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.To
 type jwtRevoker struct {
 	strategy  *jwtStrategy
 	store     *store.Store
-	accessTTL time.Duration
+	revokeFor time.Duration // config.Config.RevocationWindow
 }
 
 var _ fosite.RevocationHandler = (*jwtRevoker)(nil)
@@ -379,6 +379,6 @@ func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.Tok
 		if err := r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time()); err != nil {
 			return err
 		}
-		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.accessTTL+time.Minute))
+		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.revokeFor))
 	})
 }
