@@ -92,12 +92,12 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		EnablePKCEPlainChallengeMethod: false,
 		SendDebugMessagesToClients:     false,
 	}
-	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	hmacStrategy := clockedHMAC{HMACSHAStrategy: oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc), now: now}
 
 	// The access token format is chosen here and nowhere else. JWTs are
 	// verified (introspection, revocation) in both formats: those issued
 	// before a switch to opaque tokens live on until they expire.
-	jwts := &jwtStrategy{HMACSHAStrategy: hmacStrategy, keys: km, issuer: cfg.Issuer, maxLifetime: cfg.AccessTokenTTL, now: now}
+	jwts := &jwtStrategy{clockedHMAC: hmacStrategy, keys: km, issuer: cfg.Issuer, maxLifetime: cfg.AccessTokenTTL, now: now}
 	revoking := everyFormat{Store: db, revokeFor: cfg.RevocationWindow(), now: now}
 	var (
 		strategy  oauth2.CoreStrategy = hmacStrategy
