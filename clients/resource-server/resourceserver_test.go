@@ -155,7 +155,7 @@ func TestKeyRotationAndRefetchLimit(t *testing.T) {
 		t.Fatal("warm-up")
 	}
 	lk.adminPost(t, "/admin/keys/rotate", nil)
-	clk.add(2 * time.Second) // past RefetchInterval: the new kid may be fetched
+	clk.add(2 * time.Second)                    // past RefetchInterval: the new kid may be fetched
 	fresh, _ := svc.Token(context.Background()) // Config.Token always asks Latchkey anew
 	if resp, _ := get(t, rs2.URL+"/invoices", fresh.AccessToken); resp.StatusCode != 200 {
 		t.Fatal("a token signed by the rotated key was refused")
