@@ -148,13 +148,14 @@ func TestKeyRotationAndRefetchLimit(t *testing.T) {
 		t.Fatalf("forged kids caused %d JWKS fetches", n)
 	}
 
-	v2, _ := resourceserver.New(resourceserver.Config{Issuer: lk.issuer, Audience: "https://api.example.com", RefetchInterval: time.Millisecond})
+	clk := newClock()
+	v2, _ := resourceserver.New(resourceserver.Config{Issuer: lk.issuer, Audience: "https://api.example.com", RefetchInterval: time.Second, Now: clk.now})
 	rs2 := api(t, v2)
 	if resp, _ := get(t, rs2.URL+"/invoices", tok.AccessToken); resp.StatusCode != 200 {
 		t.Fatal("warm-up")
 	}
 	lk.adminPost(t, "/admin/keys/rotate", nil)
-	time.Sleep(5 * time.Millisecond)
+	clk.add(2 * time.Second)                    // past RefetchInterval: the new kid may be fetched
 	fresh, _ := svc.Token(context.Background()) // Config.Token always asks Latchkey anew
 	if resp, _ := get(t, rs2.URL+"/invoices", fresh.AccessToken); resp.StatusCode != 200 {
 		t.Fatal("a token signed by the rotated key was refused")
@@ -167,9 +168,10 @@ func TestIntrospectionModeSeesRevocation(t *testing.T) {
 	lk := startLatchkey(t)
 	svc := lk.service(t, "invoices:read")
 	caller := lk.adminPost(t, "/admin/clients", map[string]any{"grant_types": []string{"client_credentials"}})
+	clk := newClock()
 	v, _ := resourceserver.New(resourceserver.Config{Issuer: lk.issuer, Audience: "https://api.example.com",
 		IntrospectionURL: lk.issuer + "/oauth2/introspect", ClientID: caller["client_id"].(string),
-		ClientSecret: caller["client_secret"].(string), IntrospectionCacheTTL: time.Millisecond})
+		ClientSecret: caller["client_secret"].(string), IntrospectionCacheTTL: time.Second, Now: clk.now})
 	local, _ := resourceserver.New(resourceserver.Config{Issuer: lk.issuer, Audience: "https://api.example.com"})
 	rs, rsLocal := api(t, v), api(t, local)
 	tok, _ := svc.Token(context.Background())
@@ -183,7 +185,7 @@ func TestIntrospectionModeSeesRevocation(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatal("revoke")
 	}
-	time.Sleep(5 * time.Millisecond)
+	clk.add(2 * time.Second) // past IntrospectionCacheTTL
 	if resp, _ := get(t, rs.URL+"/invoices", tok.AccessToken); resp.StatusCode != 401 {
 		t.Fatalf("introspection mode after revocation: %d", resp.StatusCode)
 	}

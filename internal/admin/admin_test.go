@@ -1,6 +1,9 @@
 package admin
 
 import (
+	"sync"
+	"time"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,12 +27,33 @@ import (
 // with the hasher it uses so tests can verify stored secrets.
 func service(t *testing.T, b storetest.Backend) (*Service, *store.Store, *secrets.ClientSecretHasher) {
 	t.Helper()
-	st := storetest.New(t, b)
+	return serviceAt(t, b, nil)
+}
+
+// serviceAt is service with the store and the service on one clock (nil is
+// the wall clock).
+func serviceAt(t *testing.T, b storetest.Backend, now func() time.Time) (*Service, *store.Store, *secrets.ClientSecretHasher) {
+	t.Helper()
+	st := storetest.Open(t, b.URL(t), store.Options{Now: now})
 	h, err := secrets.NewClientSecretHasher(secrets.ParseSystemSecrets("admin-test-secret-0123456789-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewService(st, h), st, h
+	return NewService(st, h, Policy{Now: now}), st, h
+}
+
+// fakeClock is a clock that moves only when a test advances it.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // ecJWKS is a one-key JWK Set of a fresh P-256 key, as a client would

@@ -89,14 +89,30 @@ var ErrPublicClient = errors.New("this client has no secret")
 
 // Service manages clients.
 type Service struct {
-	store     *store.Store
-	hasher    *secrets.ClientSecretHasher
-	revokeFor time.Duration
+	store  *store.Store
+	hasher *secrets.ClientSecretHasher
+	policy Policy
+}
+
+// Policy is what the service needs of the configuration and the server.
+type Policy struct {
+	// RevokeFor is how long revoking a user is remembered
+	// (config.Config.RevocationWindow); zero assumes the default access
+	// token lifetime.
+	RevokeFor time.Duration
+	// Now is the clock revocations are dated by; nil is time.Now.
+	Now func() time.Time
 }
 
 // NewService returns the admin service.
-func NewService(st *store.Store, hasher *secrets.ClientSecretHasher) *Service {
-	return &Service{store: st, hasher: hasher}
+func NewService(st *store.Store, hasher *secrets.ClientSecretHasher, p Policy) *Service {
+	if p.RevokeFor <= 0 {
+		p.RevokeFor = 16 * time.Minute // the default access token lifetime and a margin
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	return &Service{store: st, hasher: hasher, policy: p}
 }
 
 // printable reports whether a metadata string is text a person could have

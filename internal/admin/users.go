@@ -57,16 +57,8 @@ func checkPassword(password string) error {
 // revokeUntil is how long revocation records must outlive a revocation:
 // the longest an access token issued before it may live.
 func (s *Service) revokeUntil() time.Time {
-	d := s.revokeFor
-	if d <= 0 {
-		d = 16 * time.Minute // the default access token lifetime and a margin
-	}
-	return time.Now().Add(d)
+	return s.policy.Now().Add(s.policy.RevokeFor)
 }
-
-// SetRevocationWindow tells the service the access token lifetime, so that
-// revoking a user outlives every token issued before.
-func (s *Service) SetRevocationWindow(d time.Duration) { s.revokeFor = d }
 
 // CreateUser makes a user with an argon2id password hash.
 func (s *Service) CreateUser(ctx context.Context, username, password string) (*UserInfo, error) {

@@ -305,13 +305,23 @@ func TestUserNotFound(t *testing.T) {
 // The revocation window outlives the access tokens issued before a
 // revocation; unset, it assumes the default 15-minute lifetime.
 func TestRevocationWindow(t *testing.T) {
-	s := &Service{}
-	if d := time.Until(s.revokeUntil()); d < 15*time.Minute || d > 17*time.Minute {
-		t.Fatalf("default window %v, want about 16m", d)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := func() time.Time { return at }
+	tests := []struct {
+		name      string
+		revokeFor time.Duration
+		want      time.Duration
+	}{
+		{"unset: the default lifetime and a margin", 0, 16 * time.Minute},
+		{"configured", time.Hour + time.Minute, time.Hour + time.Minute},
 	}
-	s.SetRevocationWindow(time.Hour + time.Minute)
-	if d := time.Until(s.revokeUntil()); d < time.Hour || d > time.Hour+2*time.Minute {
-		t.Fatalf("window %v after SetRevocationWindow(1h1m)", d)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewService(nil, nil, Policy{RevokeFor: tc.revokeFor, Now: clock})
+			if got := s.revokeUntil().Sub(at); got != tc.want {
+				t.Fatalf("window %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -387,7 +397,8 @@ func wantError(t *testing.T, what string, status int, v any, wantStatus int, cod
 
 func TestUsersAPI(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
-		svc, st, _ := service(t, b)
+		clk := &fakeClock{now: time.Now().UTC()}
+		svc, st, _ := serviceAt(t, b, clk.Now)
 		logs := &syncBuffer{}
 		mux := http.NewServeMux()
 		NewAPI(svc, nil, testAdminToken, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))).Register(mux)
@@ -487,12 +498,12 @@ func TestUsersAPI(t *testing.T) {
 		// Signed in again after the password change. The revocation must
 		// catch JWTs issued since the first one too, so it moves forward.
 		h = signIn(t, st, id, "2")
-		time.Sleep(10 * time.Millisecond)
-		mark := time.Now()
+		clk.advance(time.Second)
+		mark := clk.Now()
 		if r, _ := st.IsRevoked(context.Background(), "j", "g", id, mark); r {
 			t.Fatal("a token issued after the password change counts as revoked")
 		}
-		time.Sleep(10 * time.Millisecond)
+		clk.advance(time.Second)
 		if status, v := c.admin(http.MethodPost, "/admin/users/"+id+"/revoke-tokens", ""); status != http.StatusNoContent || v != nil {
 			t.Fatalf("revoke tokens: %d %v", status, v)
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
@@ -33,8 +32,7 @@ func (e *env) withAdmin(cmd *cobra.Command, groups config.Group, fn func(svc *ad
 				return err
 			}
 		}
-		svc := admin.NewService(st, hasher)
-		svc.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
+		svc := admin.NewService(st, hasher, admin.Policy{RevokeFor: cfg.RevocationWindow()})
 		return fn(svc)
 	})
 }

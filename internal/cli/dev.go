@@ -126,7 +126,7 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 	if err != nil {
 		return err
 	}
-	svc := admin.NewService(st, hasher)
+	svc := admin.NewService(st, hasher, admin.Policy{RevokeFor: cfg.RevocationWindow()})
 	if _, err := st.FindClient(ctx, devDemoClientID); errors.Is(err, store.ErrNotFound) {
 		_, err = svc.CreateClient(ctx, &admin.ClientMetadata{
 			ClientID:                devDemoClientID,

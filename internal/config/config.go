@@ -696,6 +696,12 @@ func ParseDatabaseURL(databaseURL string) (dialect, source string, err error) {
 	}
 }
 
+// RevocationWindow is how long a revocation is remembered (revoked grants,
+// subjects and login sessions): an access token issued just before it may
+// live AccessTokenTTL, and a minute covers clock skew between instances.
+// Every revocation uses this one definition, so none can expire early.
+func (c *Config) RevocationWindow() time.Duration { return c.AccessTokenTTL + time.Minute }
+
 // SystemSecrets is LATCHKEY_SECRET as a list: "new,old" rotates the secret,
 // the first signing and sealing, the others still accepted.
 func (c *Config) SystemSecrets() secrets.SystemSecrets { return secrets.ParseSystemSecrets(c.Secret) }

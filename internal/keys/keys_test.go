@@ -309,7 +309,7 @@ func TestRunPicksUpRotation(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the running instance did not pick up the rotation")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling: Run's goroutine reloads on its own schedule
 	}
 }
 

@@ -87,7 +87,7 @@ func (h *Handler) interacted(r *http.Request, s *SignIn) Interaction {
 	}
 	kind, exp, mac := parts[0], parts[1], parts[2]
 	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !time.Now().Before(time.Unix(n, 0)) {
+	if err != nil || !h.cfg.Now().Before(time.Unix(n, 0)) {
 		return NoInteraction
 	}
 	valid := false

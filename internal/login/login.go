@@ -47,8 +47,8 @@ type Config struct {
 	// SessionTTL ends it this long after sign-in, used or not.
 	SessionIdleTTL time.Duration
 	SessionTTL     time.Duration
-	// RevokeFor is how long a revoked grant is remembered: the access token
-	// lifetime plus a margin.
+	// RevokeFor is how long a revoked grant is remembered
+	// (config.Config.RevocationWindow).
 	RevokeFor     time.Duration
 	SystemSecrets secrets.SystemSecrets
 	Throttle      ThrottlePolicy
@@ -59,6 +59,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// VerifyPassword is secrets.VerifyPassword unless a test replaces it.
 	VerifyPassword func(hash, password string) (bool, error)
+	// Now is the clock of sign-in times, revocations and the proofs'
+	// expiry; nil is time.Now. The store and the throttle read the
+	// store's clock, which the server sets to the same one.
+	Now func() time.Time
 }
 
 // Handler serves the pages.
@@ -84,6 +88,9 @@ func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	keys, err := cfg.SystemSecrets.DeriveKeys(PurposeCSRF)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	h := &Handler{store: st, cfg: cfg, csrfKeys: keys, tmpl: map[string]*template.Template{}, log: log,
 		auth: NewAuthenticator(st, NewThrottle(st, cfg.Throttle), cfg.Passwords, cfg.VerifyPassword)}
@@ -316,7 +323,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	now := time.Now().UTC()
+	now := h.cfg.Now().UTC()
 	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}
 	prev, err := h.current(r)
 	switch {
@@ -413,7 +420,7 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	target := rt.URL
 	switch r.PostFormValue("consent") {
 	case "allow":
-		target = h.withProof(rt.URL, Approved, s.LoginSessionID, time.Now())
+		target = h.withProof(rt.URL, Approved, s.LoginSessionID, h.cfg.Now())
 	case "deny":
 		u, _ := url.Parse(rt.URL)
 		q := u.Query()
@@ -473,7 +480,7 @@ func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if c, err := r.Cookie(h.cookieName("latchkey_session")); err == nil && c.Value != "" {
-		if err := h.store.EndLoginSession(ctx, secrets.SignatureKey(c.Value), time.Now().Add(h.cfg.RevokeFor)); err != nil {
+		if err := h.store.EndLoginSession(ctx, secrets.SignatureKey(c.Value), h.cfg.Now().Add(h.cfg.RevokeFor)); err != nil {
 			h.fail(w, r, err)
 			return
 		}

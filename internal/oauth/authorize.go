@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/session"
@@ -136,7 +135,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	sess.Username = si.User.Username
 	sess.AuthTime = si.AuthTime
 	sess.LoginSessionID = si.LoginSessionID
-	sess.GrantedAt = time.Now().UTC()
+	sess.GrantedAt = p.now().UTC()
 	p.grantRequested(ar)
 	resp, err := p.fosite.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {

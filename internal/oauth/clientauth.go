@@ -69,13 +69,13 @@ type clientAuth struct {
 //
 // fosite's default JWKS fetcher is not used: it retries for minutes, reads
 // bodies of any size, and fosite.Config creates it lazily, which races.
-func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg *config.Config, log *slog.Logger) *fosite.Fosite {
+func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg *config.Config, log *slog.Logger, now func() time.Time) *fosite.Fosite {
 	a := &clientAuth{
 		store:     st,
 		fallback:  f.DefaultClientAuthenticationStrategy,
-		fetchJWKS: newJWKSFetcher(jwksHTTPClient(), time.Now).resolve,
+		fetchJWKS: newJWKSFetcher(jwksHTTPClient(), now).resolve,
 		audiences: []string{cfg.IssuerURL(PathToken), cfg.Issuer},
-		now:       time.Now,
+		now:       now,
 		log:       log,
 	}
 	fc.ClientAuthenticationStrategy = a.authenticate

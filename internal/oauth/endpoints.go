@@ -75,7 +75,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.grantRequested(ar)
 	case ar.GetGrantTypes().ExactOne("password"):
 		sess.Username = r.PostForm.Get("username")
-		sess.GrantedAt = time.Now().UTC()
+		sess.GrantedAt = p.now().UTC()
 		p.grantRequested(ar)
 	}
 
@@ -107,7 +107,7 @@ func (p *Provider) revokeCodeGrant(ctx context.Context, code string) {
 		p.log.WarnContext(ctx, "reused authorization code has no grant", "error", err)
 		return
 	}
-	if err := p.store.RevokeWholeGrant(ctx, req.GetID(), time.Now().Add(p.cfg.AccessTokenTTL+time.Minute)); err != nil {
+	if err := p.store.RevokeWholeGrant(ctx, req.GetID(), p.now().Add(p.cfg.RevocationWindow())); err != nil {
 		p.log.ErrorContext(ctx, "revoke grant of reused code", "error", err, "grant_id", req.GetID())
 		return
 	}

@@ -31,7 +31,7 @@ type accessClaims struct {
 // jwtStrategy issues RFC 9068 JWT access tokens signed with the current key
 // and leaves refresh tokens and authorization codes to the HMAC strategy.
 type jwtStrategy struct {
-	*oauth2.HMACSHAStrategy
+	clockedHMAC
 	keys   *keys.Manager
 	issuer string
 	// maxLifetime is LATCHKEY_ACCESS_TOKEN_TTL: no token Latchkey signs
@@ -152,7 +152,7 @@ func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester)
 // switch to JWTs) is the HMAC strategy's to check.
 func (s *jwtStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requester, token string) error {
 	if !isJWT(token) {
-		return s.HMACSHAStrategy.ValidateAccessToken(ctx, r, token)
+		return s.clockedHMAC.ValidateAccessToken(ctx, r, token)
 	}
 	_, err := s.verify(token)
 	return err
@@ -352,7 +352,7 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.To
 type jwtRevoker struct {
 	strategy  *jwtStrategy
 	store     *store.Store
-	accessTTL time.Duration
+	revokeFor time.Duration // config.Config.RevocationWindow
 }
 
 var _ fosite.RevocationHandler = (*jwtRevoker)(nil)
@@ -379,6 +379,6 @@ func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.Tok
 		if err := r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time()); err != nil {
 			return err
 		}
-		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.accessTTL+time.Minute))
+		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.revokeFor))
 	})
 }

@@ -34,6 +34,9 @@ type Provider struct {
 	cfg      *config.Config
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// now is the server's one clock: whatever decides validity or expiry
+	// reads it, so a test moves time instead of waiting for it.
+	now func() time.Time
 }
 
 // grantStorage is what the grant handlers need of the store: *store.Store
@@ -48,8 +51,13 @@ type grantStorage interface {
 
 // New builds the fosite configuration and composes the provider from
 // explicitly typed handlers, so a storage method missing from the store is a
-// compile error rather than fosite's start-up panic.
-func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, m *metrics.Metrics, log *slog.Logger) (*Provider, error) {
+// compile error rather than fosite's start-up panic. now is the clock (nil
+// is time.Now); fosite's own checks (token and code expiry in its
+// validators) read the wall clock, which it offers no way to replace.
+func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*Provider, error) {
+	if now == nil {
+		now = time.Now
+	}
 	hmacKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeTokenHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("derive token key: %w", err)
@@ -84,13 +92,13 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		EnablePKCEPlainChallengeMethod: false,
 		SendDebugMessagesToClients:     false,
 	}
-	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	hmacStrategy := clockedHMAC{HMACSHAStrategy: oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc), now: now}
 
 	// The access token format is chosen here and nowhere else. JWTs are
 	// verified (introspection, revocation) in both formats: those issued
 	// before a switch to opaque tokens live on until they expire.
-	jwts := &jwtStrategy{HMACSHAStrategy: hmacStrategy, keys: km, issuer: cfg.Issuer, maxLifetime: cfg.AccessTokenTTL, now: km.Now}
-	revoking := everyFormat{Store: db, revokeFor: cfg.AccessTokenTTL + time.Minute, now: time.Now}
+	jwts := &jwtStrategy{clockedHMAC: hmacStrategy, keys: km, issuer: cfg.Issuer, maxLifetime: cfg.AccessTokenTTL, now: now}
+	revoking := everyFormat{Store: db, revokeFor: cfg.RevocationWindow(), now: now}
 	var (
 		strategy  oauth2.CoreStrategy = hmacStrategy
 		st        grantStorage        = revoking
@@ -125,12 +133,12 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		idleTTL:     cfg.RefreshTokenTTL,
 		absoluteTTL: cfg.RefreshTokenMaxLifetime,
 		grace:       cfg.RefreshGracePeriod,
-		revokeFor:   cfg.AccessTokenTTL + time.Minute,
+		revokeFor:   cfg.RevocationWindow(),
 		stateless:   stateless,
 		metrics:     m,
 		log:         log,
-		reuseLog:    newReuseLogLimiter(time.Now),
-		now:         time.Now,
+		reuseLog:    newReuseLogLimiter(now),
+		now:         now,
 	}
 	password := &trustedPasswordGrant{inner: &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
 		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, auth: pages.Authenticator()},
@@ -159,7 +167,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	// reaches the whole grant in both representations.
 	fc.TokenIntrospectionHandlers.Append(&jwtIntrospector{strategy: jwts, store: db, scopes: fc.ScopeStrategy})
 	fc.TokenIntrospectionHandlers.Append(hmacOnly{coreCheck})
-	fc.RevocationHandlers.Append(&jwtRevoker{strategy: jwts, store: db, accessTTL: cfg.AccessTokenTTL})
+	fc.RevocationHandlers.Append(&jwtRevoker{strategy: jwts, store: db, revokeFor: cfg.RevocationWindow()})
 	fc.RevocationHandlers.Append(hmacRevoker{&oauth2.TokenRevocationHandler{
 		TokenRevocationStorage: st,
 		AccessTokenStrategy:    strategy,
@@ -167,7 +175,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 	}})
 
 	return &Provider{
-		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg, log),
+		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg, log, now),
 		fconf:    fc,
 		store:    db,
 		keys:     km,
@@ -177,6 +185,7 @@ func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Han
 		cfg:      cfg,
 		metrics:  m,
 		log:      log,
+		now:      now,
 	}, nil
 }
 

@@ -302,7 +302,7 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosi
 	}
 	resp.SetAccessToken(access)
 	resp.SetTokenType("bearer")
-	resp.SetExpiresIn(time.Until(sess.GetExpiresAt(fosite.AccessToken)).Round(time.Second))
+	resp.SetExpiresIn(sess.GetExpiresAt(fosite.AccessToken).Sub(g.now()).Round(time.Second))
 	resp.SetScopes(r.GetGrantedScopes())
 	resp.SetExtra("refresh_token", refresh)
 	return nil

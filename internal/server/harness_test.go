@@ -35,6 +35,53 @@ type harness struct {
 	store  *store.Store
 	cfg    *config.Config
 	logs   *syncBuffer
+	// clock is the store's and the server's clock, unless the test brought
+	// its own (then nil).
+	clock *offsetClock
+}
+
+// offsetClock is the wall clock plus an offset that advance moves: a test
+// lets an hour pass at once. It runs on rather than standing still because
+// fosite dates the tokens it issues by the wall clock; our checks, a fixed
+// distance ahead of it, see them expire exactly as late as they would. A
+// test that needs exact instants stops it with set.
+type offsetClock struct {
+	mu      sync.Mutex
+	offset  time.Duration
+	stopped bool
+	at      time.Time
+}
+
+func (c *offsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return c.at
+	}
+	return time.Now().Add(c.offset)
+}
+
+func (c *offsetClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+	c.at = c.at.Add(d)
+}
+
+// now reads the harness's clock, or the wall clock when the test brought
+// its own to the store.
+func (h *harness) now() time.Time {
+	if h.clock == nil {
+		return time.Now()
+	}
+	return h.clock.Now()
+}
+
+// set stops the clock at t; from then on only advance moves it.
+func (c *offsetClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped, c.at = true, t
 }
 
 type syncBuffer struct {
@@ -67,6 +114,14 @@ func newHarnessWithStore(t testing.TB, b storetest.Backend, opts store.Options, 
 // newHarnessWith also passes server options (hooks into the login pages).
 func newHarnessWith(t testing.TB, b storetest.Backend, opts store.Options, srvOpts []server.Option, tune ...func(*config.Config)) *harness {
 	t.Helper()
+	var clock *offsetClock
+	if opts.Now == nil {
+		clock = &offsetClock{}
+		opts.Now = clock.Now
+	}
+	// One clock: the store's is the server's (a caller's WithClock, later
+	// in the list, overrides it).
+	srvOpts = append([]server.Option{server.WithClock(opts.Now)}, srvOpts...)
 	dbURL := b.URL(t)
 	st := storetest.Open(t, dbURL, opts)
 	public := httptest.NewUnstartedServer(nil)
@@ -106,7 +161,7 @@ func newHarnessWith(t testing.TB, b storetest.Backend, opts store.Options, srvOp
 	admin := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(public.Close)
 	t.Cleanup(admin.Close)
-	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs}
+	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs, clock: clock}
 }
 
 // do sends a request and decodes a JSON answer into a map.

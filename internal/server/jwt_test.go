@@ -70,7 +70,7 @@ func verifyWithGoJose(t *testing.T, h *harness, token string) (*rfc9068Claims, e
 	if err := parsed.Claims(keys[0].Key, &c); err != nil {
 		return nil, err
 	}
-	if err := c.ValidateWithLeeway(josejwt.Expected{Issuer: h.cfg.Issuer, Time: time.Now()}, 0); err != nil {
+	if err := c.ValidateWithLeeway(josejwt.Expected{Issuer: h.cfg.Issuer, Time: h.now()}, 0); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -202,15 +202,16 @@ func TestJWTRejected(t *testing.T) {
 }
 
 func TestJWTExpired(t *testing.T) {
-	h := jwtHarness(t, storetest.Backends()[0], func(c *config.Config) { c.AccessTokenTTL = time.Second })
+	h := jwtHarness(t, storetest.Backends()[0])
 	svc := h.serviceClient("read")
 	token := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for h.introspect(svc, token)["active"] == true {
-		if time.Now().After(deadline) {
-			t.Fatal("JWT still active long after its 1s lifetime")
-		}
-		time.Sleep(200 * time.Millisecond)
+	if h.introspect(svc, token)["active"] != true {
+		t.Fatal("a fresh JWT is not active")
+	}
+	// A second past the lifetime (iat and exp are whole seconds).
+	h.clock.advance(h.cfg.AccessTokenTTL + time.Second)
+	if in := h.introspect(svc, token); in["active"] != false {
+		t.Fatalf("JWT still active after its lifetime: %v", in)
 	}
 	if _, err := verifyWithGoJose(t, h, token); err == nil {
 		t.Fatal("expired token verified")

@@ -24,7 +24,7 @@ func TestRunWaitsForBackgroundTasks(t *testing.T) {
 		var st *store.Store
 		slow := func(ctx context.Context) {
 			<-ctx.Done()
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond) // a task slow to stop, not a wait for time to pass
 			if err := st.Ping(context.Background()); err != nil {
 				pingErr.Store(err)
 			}

@@ -101,13 +101,13 @@ func TestConcurrentRefreshConverges(t *testing.T) {
 // and every token of the grant, including the successor chain, is dead.
 func TestRefreshReuseAfterGrace(t *testing.T) {
 	formats(t, func(t *testing.T, b storetest.Backend, format string) {
-		h := newHarness(t, b, withFormat(format), func(c *config.Config) { c.RefreshGracePeriod = 300 * time.Millisecond })
+		h := newHarness(t, b, withFormat(format), func(c *config.Config) { c.RefreshGracePeriod = 5 * time.Second })
 		c, first := refreshChain(t, h)
 		rt1 := first["refresh_token"].(string)
 		_, second := refresh(h, c, rt1)
 		rt2, at2 := second["refresh_token"].(string), second["access_token"].(string)
 
-		time.Sleep(400 * time.Millisecond)
+		h.clock.advance(6 * time.Second)
 		resp, m := refresh(h, c, rt1)
 		wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
 		for name, tok := range map[string]string{"successor refresh": rt2, "successor access": at2, "first access": first["access_token"].(string)} {
@@ -133,13 +133,13 @@ func TestRefreshReuseAfterGrace(t *testing.T) {
 // reuse is detected and both chains die.
 func TestStolenRefreshToken(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
-		h := newHarness(t, b, func(c *config.Config) { c.RefreshGracePeriod = 200 * time.Millisecond })
+		h := newHarness(t, b, func(c *config.Config) { c.RefreshGracePeriod = 5 * time.Second })
 		c, first := refreshChain(t, h)
 		stolen := first["refresh_token"].(string)
 
 		_, attacker := refresh(h, c, stolen)
 		attackerRT := attacker["refresh_token"].(string)
-		time.Sleep(300 * time.Millisecond)
+		h.clock.advance(time.Minute) // the victim's app refreshes later
 
 		resp, m := refresh(h, c, stolen) // the victim
 		wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
@@ -196,23 +196,32 @@ func TestRefreshAbsoluteLifetime(t *testing.T) {
 			c.RefreshTokenTTL = 3 * time.Second
 			c.RefreshTokenMaxLifetime = 4 * time.Second
 		})
+		// Expiries are rounded to whole seconds. Granted at .6 of a second, the
+		// refresh token's rounded expiry falls after the absolute end, so the
+		// chain ends by the absolute lifetime itself, not half a second early.
+		h.clock.set(time.Now().Truncate(time.Second).Add(600 * time.Millisecond))
 		c, first := refreshChain(t, h)
-		start := time.Now()
 		rt := first["refresh_token"].(string)
-		ok := 0
-		for time.Since(start) < 8*time.Second {
+		// Every half second the chain is refreshed, well inside the 3s idle
+		// lifetime each rotation renews: only the absolute lifetime ends it,
+		// at the first refresh at or past 4s.
+		const step = 500 * time.Millisecond
+		var lived time.Duration
+		for lived < 8*time.Second {
+			h.clock.advance(step)
+			lived += step
 			resp, m := refresh(h, c, rt)
 			if resp.StatusCode != http.StatusOK {
 				wantError(t, resp, m, http.StatusBadRequest, "invalid_grant")
+				if d, _ := m["error_description"].(string); !strings.Contains(d, "absolute lifetime") {
+					t.Errorf("ended for another reason: %q", d)
+				}
 				break
 			}
-			ok++
 			rt = m["refresh_token"].(string)
-			time.Sleep(500 * time.Millisecond)
 		}
-		elapsed := time.Since(start)
-		if ok < 4 || elapsed < 3*time.Second || elapsed > 6*time.Second {
-			t.Fatalf("chain refreshed %d times and ended after %s; want it to end near the 4s absolute lifetime", ok, elapsed)
+		if lived != 4*time.Second {
+			t.Fatalf("the chain ended after %s; want the 4s absolute lifetime", lived)
 		}
 	})
 }

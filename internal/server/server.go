@@ -63,8 +63,12 @@ func WithLogin(f func(*login.Config)) Option {
 	return func(o *options) { o.login = append(o.login, f) }
 }
 
-// WithClock sets the clock of the signing keys and of JWT verification, so
-// that tests can let a key's life pass without waiting for it.
+// WithClock sets the server's one clock: the signing keys, JWT verification,
+// the provider and its refresh grant, the pages and the admin service read
+// it, so that a test lets time pass without waiting for it. Without it the
+// server reads the store's clock (store.Options.Now); a test that sets both
+// passes the same one, since the store dates rotations, revocations and
+// throttle counters.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
@@ -76,6 +80,9 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	var o options
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.now == nil {
+		o.now = st.Now
 	}
 	// Every line logged while serving a request carries its request_id.
 	log = requestid.Logger(log)
@@ -95,11 +102,12 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		Secure:         cfg.SecureCookies(),
 		SessionIdleTTL: cfg.SessionIdleTTL,
 		SessionTTL:     cfg.SessionTTL,
-		RevokeFor:      cfg.AccessTokenTTL + time.Minute,
+		RevokeFor:      cfg.RevocationWindow(),
 		SystemSecrets:  cfg.SystemSecrets(),
 		Throttle:       ThrottlePolicy(cfg),
 		Passwords:      login.DefaultPasswordLimits(),
 		TrustedProxies: proxies,
+		Now:            o.now,
 	}
 	for _, f := range o.login {
 		f(&lc)
@@ -110,7 +118,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	provider, err := oauth.New(cfg, st, km, pages, m, log)
+	provider, err := oauth.New(cfg, st, km, pages, m, log, o.now)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +126,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	adminService := admin.NewService(st, hasher)
-	adminService.SetRevocationWindow(cfg.AccessTokenTTL + time.Minute)
+	adminService := admin.NewService(st, hasher, admin.Policy{RevokeFor: cfg.RevocationWindow(), Now: o.now})
 	background := o.background
 	if background == nil {
 		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run}

@@ -266,6 +266,10 @@ func (s *Store) Close() error {
 
 func (s *Store) nowUTC() time.Time { return s.now().UTC() }
 
+// Now reads the store's clock (Options.Now): the server uses it as its own
+// when given no other, so that one fake clock in a test moves everything.
+func (s *Store) Now() time.Time { return s.now() }
+
 // lookupable reports whether s can be a key in the database. PostgreSQL
 // refuses NUL bytes and invalid UTF-8 with an error; such a key can match no
 // row, so lookups answer ErrNotFound without asking.

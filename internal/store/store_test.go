@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/store"
@@ -23,25 +24,39 @@ func TestClientCacheAcrossInstances(t *testing.T) {
 		ctx := context.Background()
 		url := b.URL(t)
 		a := storetest.Open(t, url, store.Options{})
-		other := storetest.Open(t, url, store.Options{})
+		// The other instance's cache lifetime passes when the test says.
+		var mu sync.Mutex
+		var offset time.Duration
+		other := storetest.Open(t, url, store.Options{Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Now().Add(offset)
+		}})
 		c := &store.Client{ID: "cached", Name: "v1", TokenEndpointAuthMethod: "client_secret_basic", SecretHash: []byte("h1")}
 		if err := a.CreateClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
+		// waitFor sees the change at once on SQLite once the cache
+		// lifetime has passed; on PostgreSQL, where the lifetime is a
+		// minute, it polls (bounded) for the notification to arrive.
 		waitFor := func(what string, ok func() bool) {
 			t.Helper()
+			if other.Dialect() == store.DialectSQLite {
+				mu.Lock()
+				offset += 2 * time.Second // the SQLite cache lifetime is 1s
+				mu.Unlock()
+			}
 			deadline := time.Now().Add(3 * time.Second)
 			for !ok() {
 				if time.Now().After(deadline) {
 					t.Fatalf("the other instance did not see %s", what)
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // polling for LISTEN/NOTIFY
 			}
 		}
-		// Warm the other instance's cache (PostgreSQL caches once it listens).
+		// Warm the other instance's cache; PostgreSQL caches once it listens.
+		waitFor("the cache turned on", other.ClientCacheOn)
 		waitFor("the client", func() bool { got, err := other.FindClient(ctx, "cached"); return err == nil && got.Name == "v1" })
-		time.Sleep(100 * time.Millisecond)
-		_, _ = other.FindClient(ctx, "cached")
 
 		if err := a.UpdateClient(ctx, "cached", func(c *store.Client) error { c.SecretHash = []byte("h2"); return nil }); err != nil {
 			t.Fatal(err)
