@@ -175,7 +175,12 @@ func (g *refreshGrant) graceRepeat(ctx context.Context, token, sig string, rec *
 	}
 	plain, err := secrets.OpenWithToken(token, rec.Successor, []byte(secrets.SignatureKey(sig)))
 	if err != nil {
-		return "", nil
+		// The token's own HMAC checked out, so the sealed successor should
+		// open: a failure is a damaged row or a changed secret, not a
+		// thief. Refuse (a repeat without its successor would fork the
+		// chain) but say so, and do not call it reuse.
+		g.log.ErrorContext(ctx, "sealed refresh successor cannot be opened", "error", err, "grant_id", rec.Request.GetID())
+		return "", fosite.ErrInvalidGrant.WithHint("The refresh token cannot be used; sign in again.").WithWrap(err)
 	}
 	successor := string(plain)
 	// Only while the successor is itself live: once the chain moved on or

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	gosqlite "github.com/glebarez/go-sqlite"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -321,12 +322,24 @@ func translate(err error) error {
 		}
 		return err
 	}
-	// The SQLite driver reports errors as text with the result code.
-	switch msg := err.Error(); {
-	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
-		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
-	case strings.Contains(msg, "UNIQUE constraint failed"):
-		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+	var liteErr *gosqlite.Error
+	if errors.As(err, &liteErr) {
+		// SQLite result codes (https://sqlite.org/rescode.html): the low
+		// byte is the primary code, the rest says which constraint.
+		switch code := liteErr.Code(); {
+		case code&0xff == sqliteBusy, code&0xff == sqliteLocked:
+			return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
+		case code == sqliteConstraintUnique, code == sqliteConstraintPrimaryKey:
+			return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+		}
 	}
 	return err
 }
+
+// SQLite result codes translate() looks at.
+const (
+	sqliteBusy                 = 5    // SQLITE_BUSY
+	sqliteLocked               = 6    // SQLITE_LOCKED
+	sqliteConstraintPrimaryKey = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
+	sqliteConstraintUnique     = 2067 // SQLITE_CONSTRAINT_UNIQUE
+)
