@@ -67,7 +67,7 @@ type Config struct {
 
 // Handler serves the pages.
 type Handler struct {
-	store *store.Store
+	store Store
 	cfg   Config
 	// csrfKeys[0] signs CSRF tokens; all verify (secret rotation).
 	csrfKeys [][]byte
@@ -84,7 +84,7 @@ type Handler struct {
 }
 
 // New builds the handler.
-func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
+func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	keys, err := cfg.SystemSecrets.DeriveKeys(PurposeCSRF)
 	if err != nil {
 		return nil, err

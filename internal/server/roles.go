@@ -1,0 +1,17 @@
+package server
+
+import (
+	"github.com/latchkey/latchkey/internal/login"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// Each package declares the small interface it needs of persistence next to
+// its code; *store.Store is the one implementation. The assertions live here
+// because this package imports every consumer and the store, and no import
+// cycle arises.
+var (
+	_ login.Store        = (*store.Store)(nil)
+	_ login.AttemptStore = (*store.Store)(nil)
+	_ login.UserStore    = (*store.Store)(nil)
+	_ login.SessionStore = (*store.Store)(nil)
+)
