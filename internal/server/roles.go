@@ -1,6 +1,9 @@
 package server
 
 import (
+	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/janitor"
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/store"
 )
@@ -10,6 +13,11 @@ import (
 // because this package imports every consumer and the store, and no import
 // cycle arises.
 var (
+	_ admin.Store        = (*store.Store)(nil)
+	_ admin.ClientStore  = (*store.Store)(nil)
+	_ admin.UserStore    = (*store.Store)(nil)
+	_ janitor.Store      = (*store.Store)(nil)
+	_ keys.Store         = (*store.Store)(nil)
 	_ login.Store        = (*store.Store)(nil)
 	_ login.AttemptStore = (*store.Store)(nil)
 	_ login.UserStore    = (*store.Store)(nil)
