@@ -212,7 +212,7 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 // grant holds tokens of both formats when LATCHKEY_ACCESS_TOKEN_FORMAT is
 // switched on a live database, or when a fleet runs both during the switch.
 type everyFormat struct {
-	*store.Store
+	Store
 	// revokeFor is how long a grant stays on the deny-list: longer than
 	// any access token issued under it lives.
 	revokeFor time.Duration
@@ -244,7 +244,7 @@ func (s statelessAccessTokens) CreateAccessTokenSession(context.Context, string,
 // expiry, then the deny-lists, in one indexed read.
 type jwtIntrospector struct {
 	strategy *jwtStrategy
-	store    *store.Store
+	store    JWTStore
 	scopes   fosite.ScopeStrategy
 }
 
@@ -351,7 +351,7 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.To
 // switch to opaque tokens live on until they expire.
 type jwtRevoker struct {
 	strategy  *jwtStrategy
-	store     *store.Store
+	store     JWTStore
 	revokeFor time.Duration // config.Config.RevocationWindow
 }
 

@@ -27,7 +27,7 @@ const MaxGraceRepeats = 100
 // event for every reuse.
 type refreshGrant struct {
 	strategy oauth2.CoreStrategy
-	db       *store.Store
+	db       RefreshStore
 	storage  grantStorage
 	config   interface {
 		fosite.AccessTokenLifespanProvider

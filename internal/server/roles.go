@@ -5,6 +5,7 @@ import (
 	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/store"
 )
 
@@ -22,4 +23,8 @@ var (
 	_ login.AttemptStore = (*store.Store)(nil)
 	_ login.UserStore    = (*store.Store)(nil)
 	_ login.SessionStore = (*store.Store)(nil)
+	_ oauth.Store        = (*store.Store)(nil)
+	_ oauth.ConsentStore = (*store.Store)(nil)
+	_ oauth.RefreshStore = (*store.Store)(nil)
+	_ oauth.JWTStore     = (*store.Store)(nil)
 )
