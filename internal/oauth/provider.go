@@ -44,7 +44,6 @@ type Provider struct {
 type grantStorage interface {
 	oauth2.CoreStorage
 	oauth2.TokenRevocationStorage
-	oauth2.ResourceOwnerPasswordCredentialsGrantStorage
 	pkce.PKCERequestStorage
 	storage.Transactional
 }

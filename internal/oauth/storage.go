@@ -57,12 +57,13 @@ type JWTStore interface {
 }
 
 // Store is everything the provider needs: fosite's storage for its
-// handlers, and ours for the endpoints, the refresh grant and JWTs.
+// handlers, and ours for the endpoints, the refresh grant and JWTs. The
+// password grant's Authenticate is not asked of the store: the grant checks
+// passwords with login.Authenticator (password.go).
 type Store interface {
 	fosite.Storage
 	oauth2.CoreStorage
 	oauth2.TokenRevocationStorage
-	oauth2.ResourceOwnerPasswordCredentialsGrantStorage
 	pkce.PKCERequestStorage
 	storage.Transactional
 	ConsentStore

@@ -17,14 +17,15 @@ import (
 
 // Compile-time proof that the store satisfies every storage interface the
 // provider is composed with; fosite's compose package would only panic at
-// start-up.
+// start-up. The password grant's Authenticate is not here: checking a
+// password is policy (login.Authenticator, wrapped by oauth's
+// throttledPasswords), not storage.
 var (
-	_ fosite.Storage                                      = (*Store)(nil)
-	_ fosite.ClientManager                                = (*Store)(nil)
-	_ oauth2.CoreStorage                                  = (*Store)(nil)
-	_ oauth2.TokenRevocationStorage                       = (*Store)(nil)
-	_ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*Store)(nil)
-	_ pkce.PKCERequestStorage                             = (*Store)(nil)
+	_ fosite.Storage                = (*Store)(nil)
+	_ fosite.ClientManager          = (*Store)(nil)
+	_ oauth2.CoreStorage            = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage = (*Store)(nil)
+	_ pkce.PKCERequestStorage       = (*Store)(nil)
 )
 
 // Token tables. They share one row shape (requestRow); refresh tokens add
