@@ -300,38 +300,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	})
 }
 
-// RevokeRefreshToken deactivates every refresh token of the grant, under the
-// grant's lock (grantlock.go), and records the grant in revoked_grants, which
-// the refresh path checks. The rows stay so that presenting one again is
-// recognised as reuse.
-func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.lockGrants(ctx, requestID); err != nil {
-			return err
-		}
-		if err := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).
-			Updates(map[string]any{"active": false}).Error; err != nil {
-			return fmt.Errorf("revoke refresh tokens: %w", translate(err))
-		}
-		return s.markGrantRevoked(ctx, requestID)
-	})
-}
-
-// RevokeAccessToken deletes every access token of the grant, under the
-// grant's lock: a rotation in flight stores its access token before this
-// looks.
-func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.lockGrants(ctx, requestID); err != nil {
-			return err
-		}
-		if err := s.db(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error; err != nil {
-			return fmt.Errorf("revoke access tokens: %w", translate(err))
-		}
-		return nil
-	})
-}
-
 // CreatePKCERequestSession implements pkce.PKCERequestStorage; the key is the
 // authorization code's signature.
 func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
