@@ -201,7 +201,7 @@ func signIn(t *testing.T, st *store.Store, userID, tag string) holdings {
 func revoked(t *testing.T, st *store.Store, userID string, h holdings) (login, refresh, access, jwt bool) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := st.FindLoginSession(ctx, h.cookie, time.Hour)
+	_, err := st.TouchLoginSession(ctx, h.cookie, time.Hour)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("login session: %v", err)
 	}

@@ -165,7 +165,7 @@ func TestUserSetPasswordRevokes(t *testing.T) {
 		if _, err := st.GetRefreshTokenSession(ctx, "refresh-"+olga, session.New("")); !errors.Is(err, fosite.ErrInactiveToken) {
 			t.Errorf("refresh token after set-password: %v, want fosite.ErrInactiveToken", err)
 		}
-		if _, err := st.FindLoginSession(ctx, "cookie-"+olga, time.Hour); !errors.Is(err, store.ErrNotFound) {
+		if _, err := st.TouchLoginSession(ctx, "cookie-"+olga, time.Hour); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("login session after set-password: %v, want ErrNotFound", err)
 		}
 		if revoked, err := st.IsRevoked(ctx, "any-jti", "any-grant", olga, time.Now().Add(-time.Minute)); err != nil || !revoked {
@@ -175,7 +175,7 @@ func TestUserSetPasswordRevokes(t *testing.T) {
 		if _, err := st.GetRefreshTokenSession(ctx, "refresh-"+pete, session.New("")); err != nil {
 			t.Errorf("another user's refresh token: %v", err)
 		}
-		if _, err := st.FindLoginSession(ctx, "cookie-"+pete, time.Hour); err != nil {
+		if _, err := st.TouchLoginSession(ctx, "cookie-"+pete, time.Hour); err != nil {
 			t.Errorf("another user's login session: %v", err)
 		}
 		if !verifies(storedHash(t, st, pete), "pete-password-1") {

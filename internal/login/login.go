@@ -180,7 +180,7 @@ func (h *Handler) current(r *http.Request) (*SignIn, error) {
 	if err != nil || c.Value == "" {
 		return nil, nil
 	}
-	ls, err := h.store.FindLoginSession(r.Context(), c.Value, h.cfg.SessionIdleTTL)
+	ls, err := h.store.TouchLoginSession(r.Context(), c.Value, h.cfg.SessionIdleTTL)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}

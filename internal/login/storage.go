@@ -34,8 +34,8 @@ type SessionStore interface {
 	CreateLoginSession(ctx context.Context, cookie string, ls *store.LoginSession) error
 	// ReplaceLoginSession ends oldID and creates ls in one transaction.
 	ReplaceLoginSession(ctx context.Context, oldID, cookie string, ls *store.LoginSession) error
-	// FindLoginSession returns a live session and records its use.
-	FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*store.LoginSession, error)
+	// TouchLoginSession returns a live session and records its use.
+	TouchLoginSession(ctx context.Context, cookie string, idle time.Duration) (*store.LoginSession, error)
 	// EndLoginSession ends a session and revokes the grants issued under it.
 	EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error
 }

@@ -107,7 +107,7 @@ func (p *Provider) revokeCodeGrant(ctx context.Context, code string) {
 		p.log.WarnContext(ctx, "reused authorization code has no grant", "error", err)
 		return
 	}
-	if err := p.store.RevokeWholeGrant(ctx, req.GetID(), p.now().Add(p.cfg.RevocationWindow())); err != nil {
+	if err := p.store.RevokeGrant(ctx, req.GetID(), p.now().Add(p.cfg.RevocationWindow())); err != nil {
 		p.log.ErrorContext(ctx, "revoke grant of reused code", "error", err, "grant_id", req.GetID())
 		return
 	}

@@ -224,7 +224,7 @@ func (s everyFormat) RevokeAccessToken(ctx context.Context, requestID string) er
 		if err := s.Store.RevokeAccessToken(ctx, requestID); err != nil {
 			return err
 		}
-		return s.Store.RevokeGrant(ctx, requestID, s.now().Add(s.revokeFor))
+		return s.Store.DenyGrantJWTs(ctx, requestID, s.now().Add(s.revokeFor))
 	})
 }
 
@@ -379,6 +379,6 @@ func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.Tok
 		if err := r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time()); err != nil {
 			return err
 		}
-		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.revokeFor))
+		return r.store.RevokeGrant(ctx, c.GrantID, r.strategy.now().Add(r.revokeFor))
 	})
 }

@@ -47,10 +47,10 @@ type RefreshStore interface {
 // deny-lists that stand in for rows a JWT does not have.
 type JWTStore interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
-	// RevokeWholeGrant revokes every token of a grant.
-	RevokeWholeGrant(ctx context.Context, requestID string, until time.Time) error
-	// RevokeGrant puts a grant's JWTs on the deny-list until until.
+	// RevokeGrant revokes every token of a grant.
 	RevokeGrant(ctx context.Context, requestID string, until time.Time) error
+	// DenyGrantJWTs puts a grant's JWTs on the deny-list until until.
+	DenyGrantJWTs(ctx context.Context, requestID string, until time.Time) error
 	RevokeJTI(ctx context.Context, jti string, until time.Time) error
 	IsRevoked(ctx context.Context, jti, requestID, subject string, issuedAt time.Time) (bool, error)
 	FindClient(ctx context.Context, id string) (*store.Client, error)

@@ -127,9 +127,10 @@ func (s *Store) linkGrant(ctx context.Context, sessionID, requestID string) erro
 	return nil
 }
 
-// FindLoginSession returns the live session for a cookie value: not past
-// its absolute expiry, and seen within idle. It records this sighting.
-func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
+// TouchLoginSession returns the live session for a cookie value: not past
+// its absolute expiry, and seen within idle. It writes: the sighting moves
+// last_seen_at (at most once a minute), which is why it is not a Find.
+func (s *Store) TouchLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
 	now := s.nowUTC()
 	var ls LoginSession
 	err := s.db(ctx).Where("id = ? AND expires_at > ? AND last_seen_at > ?", secrets.SignatureKey(cookie), now, now.Add(-idle)).

@@ -12,8 +12,8 @@ import (
 )
 
 // Revocation, in one place: a grant's tokens (RevokeLiveGrant,
-// RevokeWholeGrant, RevokeRefreshToken, RevokeAccessToken), the deny-lists
-// that stand in for JWTs, which have no rows (RevokeGrant, RevokeJTI,
+// RevokeGrant, RevokeRefreshToken, RevokeAccessToken), the deny-lists
+// that stand in for JWTs, which have no rows (DenyGrantJWTs, RevokeJTI,
 // IsRevoked), a user's everything (RevokeSubject) and a login session's
 // grants (EndLoginSession). Every revocation takes the grants' locks first
 // (lockGrants; why in grantlock.go), then changes rows: one order, so that
@@ -79,13 +79,13 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, until time.Time) erro
 	return nil
 }
 
-// RevokeGrant records a grant as revoked until every access token issued
+// DenyGrantJWTs records a grant as revoked until every access token issued
 // under it has expired. Revoking again extends the record.
 //
 // It takes the grant's lock (grantlock.go) before it writes the row, as
 // every revocation does: one order, lock then row, so that two revocations
 // of one grant never wait on each other in a cycle.
-func (s *Store) RevokeGrant(ctx context.Context, requestID string, until time.Time) error {
+func (s *Store) DenyGrantJWTs(ctx context.Context, requestID string, until time.Time) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
 		if err := s.lockGrants(ctx, requestID); err != nil {
 			return err
@@ -104,7 +104,7 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string, until time.Ti
 
 // markGrantRevoked records a grant as revoked for the refresh path without
 // touching an existing record: expires_at now, since it says nothing about
-// access tokens (RevokeGrant does), and the refresh path ignores it anyway.
+// access tokens (DenyGrantJWTs does), and the refresh path ignores it anyway.
 func (s *Store) markGrantRevoked(ctx context.Context, requestID string) error {
 	row := revokedGrant{RequestID: requestID, ExpiresAt: s.nowUTC()}
 	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
@@ -167,7 +167,7 @@ func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUnt
 	})
 }
 
-// revokeGrants is RevokeWholeGrant for several grants at once, set-based.
+// revokeGrants is RevokeGrant for several grants at once, set-based.
 // The caller holds the grants' locks and the transaction.
 func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time) error {
 	for _, table := range []string{tableRefresh, tableCode} {
@@ -192,15 +192,15 @@ func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time)
 	return nil
 }
 
-// RevokeWholeGrant revokes every token of a grant whatever its format:
+// RevokeGrant revokes every token of a grant whatever its format:
 // refresh tokens and unused codes are deactivated, opaque access tokens
 // deleted, and the grant recorded as revoked for JWT access tokens.
-func (s *Store) RevokeWholeGrant(ctx context.Context, requestID string, until time.Time) error {
+func (s *Store) RevokeGrant(ctx context.Context, requestID string, until time.Time) error {
 	_, err := s.RevokeLiveGrant(ctx, requestID, until)
 	return err
 }
 
-// RevokeLiveGrant is RevokeWholeGrant that also reports whether any refresh
+// RevokeLiveGrant is RevokeGrant that also reports whether any refresh
 // token, code or opaque access token was still live, so that a caller can
 // tell the revocation that changed something from a repeat of it (and
 // record a security event once per grant, not once per replay). It holds the
@@ -226,7 +226,7 @@ func (s *Store) RevokeLiveGrant(ctx context.Context, requestID string, until tim
 			return fmt.Errorf("revoke codes: %w", translate(codes.Error))
 		}
 		changed = refresh.RowsAffected+access.RowsAffected+codes.RowsAffected > 0
-		return s.RevokeGrant(ctx, requestID, until)
+		return s.DenyGrantJWTs(ctx, requestID, until)
 	})
 	return changed, err
 }
