@@ -11,9 +11,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -280,7 +280,7 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 			return "", fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted.", s)
 		}
 	}
-	sess := session.New(c.Subject)
+	sess := grantsession.New(c.Subject)
 	sess.TokenID = c.ID
 	sess.SetExpiresAt(fosite.AccessToken, c.Expiry.Time())
 	req := &fosite.Request{

@@ -8,8 +8,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
@@ -100,7 +100,7 @@ func (s *Store) newRow(signature string, r fosite.Requester, kind fosite.TokenTy
 		SessionData:       string(sessJSON),
 		Active:            true,
 	}
-	if ls, ok := sess.(*session.Session); ok {
+	if ls, ok := sess.(*grantsession.Session); ok {
 		row.LoginSessionID = ls.LoginSessionID
 	}
 	if row.RequestedAt.IsZero() {
@@ -121,7 +121,7 @@ func nonNil(a []string) []string {
 }
 
 // toRequest rebuilds the fosite request. The session is decoded into the
-// prototype fosite passes, or into a fresh session.Session when it passes nil
+// prototype fosite passes, or into a fresh grantsession.Session when it passes nil
 // (revocation does).
 func (s *Store) toRequest(ctx context.Context, row *requestRow, prototype fosite.Session) (*fosite.Request, error) {
 	client, err := s.GetClient(ctx, row.ClientID)
@@ -130,7 +130,7 @@ func (s *Store) toRequest(ctx context.Context, row *requestRow, prototype fosite
 	}
 	sess := prototype
 	if sess == nil {
-		sess = session.New("")
+		sess = grantsession.New("")
 	}
 	if err := json.Unmarshal([]byte(row.SessionData), sess); err != nil {
 		return nil, fmt.Errorf("decode session of request %s: %w", row.RequestID, err)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -40,7 +40,7 @@ func mustUser(t *testing.T, st *store.Store, id string) {
 
 func userGrant(c *store.Client, requestID, userID, loginSession string) *fosite.Request {
 	r := newRequest(c, requestID, userID)
-	r.Session.(*session.Session).LoginSessionID = loginSession
+	r.Session.(*grantsession.Session).LoginSessionID = loginSession
 	return r
 }
 
