@@ -89,7 +89,7 @@ var ErrPublicClient = errors.New("this client has no secret")
 
 // Service manages clients.
 type Service struct {
-	store  *store.Store
+	store  Store
 	hasher *secrets.ClientSecretHasher
 	policy Policy
 }
@@ -105,7 +105,7 @@ type Policy struct {
 }
 
 // NewService returns the admin service.
-func NewService(st *store.Store, hasher *secrets.ClientSecretHasher, p Policy) *Service {
+func NewService(st Store, hasher *secrets.ClientSecretHasher, p Policy) *Service {
 	if p.RevokeFor <= 0 {
 		p.RevokeFor = 16 * time.Minute // the default access token lifetime and a margin
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/ory/fosite"
@@ -183,7 +183,7 @@ func signIn(t *testing.T, st *store.Store, userID, tag string) holdings {
 	r.RequestedAt = now.UTC().Truncate(time.Second)
 	r.Client = c
 	r.GrantedScope = fosite.Arguments{"openid", "offline_access"}
-	s := session.New(userID)
+	s := grantsession.New(userID)
 	s.SetExpiresAt(fosite.AccessToken, now.Add(15*time.Minute))
 	s.SetExpiresAt(fosite.RefreshToken, now.Add(time.Hour))
 	r.Session = s
@@ -201,17 +201,17 @@ func signIn(t *testing.T, st *store.Store, userID, tag string) holdings {
 func revoked(t *testing.T, st *store.Store, userID string, h holdings) (login, refresh, access, jwt bool) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := st.FindLoginSession(ctx, h.cookie, time.Hour)
+	_, err := st.TouchLoginSession(ctx, h.cookie, time.Hour)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("login session: %v", err)
 	}
 	login = err != nil
-	_, err = st.GetRefreshTokenSession(ctx, h.refresh, session.New(""))
+	_, err = st.GetRefreshTokenSession(ctx, h.refresh, grantsession.New(""))
 	if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
 		t.Fatalf("refresh token: %v (want it live or fosite.ErrInactiveToken)", err)
 	}
 	refresh = err != nil
-	_, err = st.GetAccessTokenSession(ctx, h.access, session.New(""))
+	_, err = st.GetAccessTokenSession(ctx, h.access, grantsession.New(""))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("access token: %v", err)
 	}

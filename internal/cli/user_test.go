@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/ory/fosite"
@@ -145,7 +145,7 @@ func TestUserSetPasswordRevokes(t *testing.T) {
 			r.RequestedAt = now.UTC().Truncate(time.Second)
 			r.Client = c
 			r.GrantedScope = fosite.Arguments{"openid", "offline_access"}
-			s := session.New(id)
+			s := grantsession.New(id)
 			s.SetExpiresAt(fosite.RefreshToken, now.Add(time.Hour))
 			r.Session = s
 			if err := st.CreateRefreshTokenSession(ctx, "refresh-"+id, "", r); err != nil {
@@ -162,20 +162,20 @@ func TestUserSetPasswordRevokes(t *testing.T) {
 			t.Fatal("set-password did not replace the password")
 		}
 
-		if _, err := st.GetRefreshTokenSession(ctx, "refresh-"+olga, session.New("")); !errors.Is(err, fosite.ErrInactiveToken) {
+		if _, err := st.GetRefreshTokenSession(ctx, "refresh-"+olga, grantsession.New("")); !errors.Is(err, fosite.ErrInactiveToken) {
 			t.Errorf("refresh token after set-password: %v, want fosite.ErrInactiveToken", err)
 		}
-		if _, err := st.FindLoginSession(ctx, "cookie-"+olga, time.Hour); !errors.Is(err, store.ErrNotFound) {
+		if _, err := st.TouchLoginSession(ctx, "cookie-"+olga, time.Hour); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("login session after set-password: %v, want ErrNotFound", err)
 		}
 		if revoked, err := st.IsRevoked(ctx, "any-jti", "any-grant", olga, time.Now().Add(-time.Minute)); err != nil || !revoked {
 			t.Errorf("JWTs issued before set-password are not revoked: %v, %v", revoked, err)
 		}
 
-		if _, err := st.GetRefreshTokenSession(ctx, "refresh-"+pete, session.New("")); err != nil {
+		if _, err := st.GetRefreshTokenSession(ctx, "refresh-"+pete, grantsession.New("")); err != nil {
 			t.Errorf("another user's refresh token: %v", err)
 		}
-		if _, err := st.FindLoginSession(ctx, "cookie-"+pete, time.Hour); err != nil {
+		if _, err := st.TouchLoginSession(ctx, "cookie-"+pete, time.Hour); err != nil {
 			t.Errorf("another user's login session: %v", err)
 		}
 		if !verifies(storedHash(t, st, pete), "pete-password-1") {

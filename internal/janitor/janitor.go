@@ -13,12 +13,24 @@ import (
 	"github.com/latchkey/latchkey/internal/store"
 )
 
+// Store is what the janitor needs of persistence; *store.Store satisfies
+// it (asserted in internal/server).
+type Store interface {
+	// DeleteExpiredBatch deletes at most batch expired rows of each kind
+	// and reports how many it deleted.
+	DeleteExpiredBatch(ctx context.Context, r store.Retention, batch int) (int64, error)
+	// AcquireLease takes or renews the named lease for holder; only one
+	// holder at a time gets true.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
 // LeaseName is the lease instances compete for.
 const LeaseName = "janitor"
 
 // Janitor cleans up one database.
 type Janitor struct {
-	store     *store.Store
+	store     Store
 	retention store.Retention
 	log       *slog.Logger
 	holder    string
@@ -30,7 +42,7 @@ type Janitor struct {
 }
 
 // New returns a janitor with its own lease holder ID.
-func New(st *store.Store, r store.Retention, log *slog.Logger) *Janitor {
+func New(st Store, r store.Retention, log *slog.Logger) *Janitor {
 	holder, _ := secrets.RandomToken(12)
 	return &Janitor{store: st, retention: r, log: log, holder: holder, Batch: 500, Pause: 50 * time.Millisecond, Interval: 5 * time.Minute}
 }

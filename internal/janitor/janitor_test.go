@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/janitor"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/ory/fosite"
@@ -20,7 +20,7 @@ import (
 func grant(c *store.Client, id string, exp time.Time) *fosite.Request {
 	r := fosite.NewRequest()
 	r.ID, r.Client, r.RequestedAt, r.Form = id, c, time.Now().UTC(), url.Values{}
-	s := session.New("user")
+	s := grantsession.New("user")
 	for _, k := range []fosite.TokenType{fosite.AccessToken, fosite.RefreshToken, fosite.AuthorizeCode} {
 		s.SetExpiresAt(k, exp)
 	}
@@ -117,7 +117,7 @@ func TestPassKeepsLoginSessionGrantsWhileGrantCanLive(t *testing.T) {
 		c := &store.Client{ID: "c", TokenEndpointAuthMethod: "none"}
 		_ = st.CreateClient(ctx, c)
 		r := grant(c, "g", now.Add(time.Minute))
-		r.Session.(*session.Session).LoginSessionID = "ls"
+		r.Session.(*grantsession.Session).LoginSessionID = "ls"
 		if err := st.CreateAuthorizeCodeSession(ctx, "code", r); err != nil {
 			t.Fatal(err)
 		}

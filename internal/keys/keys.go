@@ -86,9 +86,23 @@ type Key struct {
 	erased bool
 }
 
+// Store is what the key manager needs of persistence; *store.Store
+// satisfies it (asserted in internal/server).
+type Store interface {
+	// ListSigningKeys returns every key, oldest activation first.
+	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	CreateSigningKey(ctx context.Context, k *store.SigningKey) error
+	// EraseSigningKey deletes a key's sealed private half.
+	EraseSigningKey(ctx context.Context, kid string) error
+	DeleteSigningKey(ctx context.Context, kid string) error
+	// WithSigningKeyLock runs fn in a transaction that holds the
+	// key-management lock across instances.
+	WithSigningKeyLock(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
 // Manager holds the keys in memory and keeps them in step with the database.
 type Manager struct {
-	store *store.Store
+	store Store
 	// aeads[0] seals; every one opens, so keys sealed under an older
 	// LATCHKEY_SECRET still load (and are sealed again under the new one).
 	aeads []cipher.AEAD
@@ -106,7 +120,7 @@ var ErrWrongSecret = errors.New("LATCHKEY_SECRET does not decrypt the stored sig
 var ErrNoSigningKey = errors.New("no active signing key")
 
 // New loads the keys, making the first one if there is none.
-func New(ctx context.Context, st *store.Store, systemSecrets secrets.SystemSecrets, opts Options) (*Manager, error) {
+func New(ctx context.Context, st Store, systemSecrets secrets.SystemSecrets, opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

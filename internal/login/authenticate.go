@@ -61,7 +61,7 @@ type ipChecks struct {
 // password grant alike: it reserves the attempt with the throttle, bounds
 // the argon2id work, verifies, and records the outcome.
 type Authenticator struct {
-	store    *store.Store
+	store    UserStore
 	throttle *Throttle
 	limits   PasswordLimits
 	slots    chan struct{}
@@ -76,7 +76,7 @@ type Authenticator struct {
 
 // NewAuthenticator returns an authenticator. verify is
 // secrets.VerifyPassword unless nil is replaced by a test's hook.
-func NewAuthenticator(st *store.Store, throttle *Throttle, limits PasswordLimits, verify func(hash, password string) (bool, error)) *Authenticator {
+func NewAuthenticator(st UserStore, throttle *Throttle, limits PasswordLimits, verify func(hash, password string) (bool, error)) *Authenticator {
 	if verify == nil {
 		verify = secrets.VerifyPassword
 	}

@@ -67,7 +67,7 @@ type Config struct {
 
 // Handler serves the pages.
 type Handler struct {
-	store *store.Store
+	store Store
 	cfg   Config
 	// csrfKeys[0] signs CSRF tokens; all verify (secret rotation).
 	csrfKeys [][]byte
@@ -84,7 +84,7 @@ type Handler struct {
 }
 
 // New builds the handler.
-func New(st *store.Store, cfg Config, log *slog.Logger) (*Handler, error) {
+func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	keys, err := cfg.SystemSecrets.DeriveKeys(PurposeCSRF)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func (h *Handler) current(r *http.Request) (*SignIn, error) {
 	if err != nil || c.Value == "" {
 		return nil, nil
 	}
-	ls, err := h.store.FindLoginSession(r.Context(), c.Value, h.cfg.SessionIdleTTL)
+	ls, err := h.store.TouchLoginSession(r.Context(), c.Value, h.cfg.SessionIdleTTL)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}

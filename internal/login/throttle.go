@@ -40,14 +40,14 @@ var DefaultThrottlePolicy = ThrottlePolicy{
 
 // Throttle applies a ThrottlePolicy.
 type Throttle struct {
-	store  *store.Store
+	store  AttemptStore
 	policy ThrottlePolicy
 	// Sleep is time.Sleep unless a test replaces it.
 	Sleep func(context.Context, time.Duration)
 }
 
 // NewThrottle returns a throttle for the password grant and the login page.
-func NewThrottle(st *store.Store, p ThrottlePolicy) *Throttle {
+func NewThrottle(st AttemptStore, p ThrottlePolicy) *Throttle {
 	return &Throttle{store: st, policy: p}
 }
 

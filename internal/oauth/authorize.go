@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -131,7 +131,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	sess := session.New(si.User.ID)
+	sess := grantsession.New(si.User.ID)
 	sess.Username = si.User.Username
 	sess.AuthTime = si.AuthTime
 	sess.LoginSessionID = si.LoginSessionID

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -61,7 +61,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
 	}
 
-	sess := session.New("")
+	sess := grantsession.New("")
 	ar, err := p.fosite.NewAccessRequest(p.withClientIP(ctx, r), r, sess)
 	if err != nil {
 		fail(ar, err)
@@ -107,7 +107,7 @@ func (p *Provider) revokeCodeGrant(ctx context.Context, code string) {
 		p.log.WarnContext(ctx, "reused authorization code has no grant", "error", err)
 		return
 	}
-	if err := p.store.RevokeWholeGrant(ctx, req.GetID(), p.now().Add(p.cfg.RevocationWindow())); err != nil {
+	if err := p.store.RevokeGrant(ctx, req.GetID(), p.now().Add(p.cfg.RevocationWindow())); err != nil {
 		p.log.ErrorContext(ctx, "revoke grant of reused code", "error", err, "grant_id", req.GetID())
 		return
 	}
@@ -199,7 +199,7 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	}
 
 	answer := introspection{Active: false}
-	use, ar, err := p.fosite.IntrospectToken(ctx, token, hint, session.New(""))
+	use, ar, err := p.fosite.IntrospectToken(ctx, token, hint, grantsession.New(""))
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
 		// Not "inactive": a resource server would log the user out for a
@@ -241,7 +241,7 @@ func (p *Provider) describe(ctx context.Context, use fosite.TokenUse, token stri
 	}
 	// An opaque token's id is its storage key, which identifies it without
 	// revealing it; a JWT has its own jti.
-	if s, ok := sess.(*session.Session); ok && s.TokenID != "" {
+	if s, ok := sess.(*grantsession.Session); ok && s.TokenID != "" {
 		out.Jti = s.TokenID
 	}
 	// JWTs carry no personal data, so the username of a user grant is

@@ -11,9 +11,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -212,7 +212,7 @@ func (s *jwtStrategy) verify(token string) (*accessClaims, error) {
 // grant holds tokens of both formats when LATCHKEY_ACCESS_TOKEN_FORMAT is
 // switched on a live database, or when a fleet runs both during the switch.
 type everyFormat struct {
-	*store.Store
+	Store
 	// revokeFor is how long a grant stays on the deny-list: longer than
 	// any access token issued under it lives.
 	revokeFor time.Duration
@@ -224,7 +224,7 @@ func (s everyFormat) RevokeAccessToken(ctx context.Context, requestID string) er
 		if err := s.Store.RevokeAccessToken(ctx, requestID); err != nil {
 			return err
 		}
-		return s.Store.RevokeGrant(ctx, requestID, s.now().Add(s.revokeFor))
+		return s.Store.DenyGrantJWTs(ctx, requestID, s.now().Add(s.revokeFor))
 	})
 }
 
@@ -244,7 +244,7 @@ func (s statelessAccessTokens) CreateAccessTokenSession(context.Context, string,
 // expiry, then the deny-lists, in one indexed read.
 type jwtIntrospector struct {
 	strategy *jwtStrategy
-	store    *store.Store
+	store    JWTStore
 	scopes   fosite.ScopeStrategy
 }
 
@@ -280,7 +280,7 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 			return "", fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted.", s)
 		}
 	}
-	sess := session.New(c.Subject)
+	sess := grantsession.New(c.Subject)
 	sess.TokenID = c.ID
 	sess.SetExpiresAt(fosite.AccessToken, c.Expiry.Time())
 	req := &fosite.Request{
@@ -351,7 +351,7 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, tt fosite.To
 // switch to opaque tokens live on until they expire.
 type jwtRevoker struct {
 	strategy  *jwtStrategy
-	store     *store.Store
+	store     JWTStore
 	revokeFor time.Duration // config.Config.RevocationWindow
 }
 
@@ -379,6 +379,6 @@ func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.Tok
 		if err := r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time()); err != nil {
 			return err
 		}
-		return r.store.RevokeWholeGrant(ctx, c.GrantID, r.strategy.now().Add(r.revokeFor))
+		return r.store.RevokeGrant(ctx, c.GrantID, r.strategy.now().Add(r.revokeFor))
 	})
 }

@@ -24,7 +24,7 @@ import (
 type Provider struct {
 	fosite *fosite.Fosite
 	fconf  *fosite.Config
-	store  *store.Store
+	store  Store
 	keys   *keys.Manager
 	// ui is the login pages as the authorization endpoint sees them.
 	ui LoginUI
@@ -44,7 +44,6 @@ type Provider struct {
 type grantStorage interface {
 	oauth2.CoreStorage
 	oauth2.TokenRevocationStorage
-	oauth2.ResourceOwnerPasswordCredentialsGrantStorage
 	pkce.PKCERequestStorage
 	storage.Transactional
 }
@@ -54,7 +53,7 @@ type grantStorage interface {
 // compile error rather than fosite's start-up panic. now is the clock (nil
 // is time.Now); fosite's own checks (token and code expiry in its
 // validators) read the wall clock, which it offers no way to replace.
-func New(cfg *config.Config, db *store.Store, km *keys.Manager, pages *login.Handler, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*Provider, error) {
+func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*Provider, error) {
 	if now == nil {
 		now = time.Now
 	}

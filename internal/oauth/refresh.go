@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -27,7 +27,7 @@ const MaxGraceRepeats = 100
 // event for every reuse.
 type refreshGrant struct {
 	strategy oauth2.CoreStrategy
-	db       *store.Store
+	db       RefreshStore
 	storage  grantStorage
 	config   interface {
 		fosite.AccessTokenLifespanProvider
@@ -81,7 +81,7 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 		return fosite.ErrInvalidRequest.WithHint("The refresh_token parameter is missing.")
 	}
 	sig := g.strategy.RefreshTokenSignature(ctx, token)
-	rec, err := g.db.FindRefreshToken(ctx, sig, session.New(""))
+	rec, err := g.db.FindRefreshToken(ctx, sig, grantsession.New(""))
 	if errors.Is(err, store.ErrNotFound) {
 		return errRefreshInvalid
 	}
@@ -98,7 +98,7 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 	if orig.GetClient().GetID() != client.GetID() {
 		return fosite.ErrInvalidGrant.WithHint("The refresh token was issued to another client.")
 	}
-	sess, ok := orig.GetSession().(*session.Session)
+	sess, ok := orig.GetSession().(*grantsession.Session)
 	if !ok {
 		return fosite.ErrServerError.WithHint("Unexpected session type.")
 	}
@@ -116,13 +116,13 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 			g.reuseDetected(ctx, orig)
 			return fosite.ErrInvalidGrant.WithHint("The refresh token was already used; the grant has been revoked.")
 		}
-		sess = sess.Clone().(*session.Session)
+		sess = sess.Clone().(*grantsession.Session)
 		sess.GraceSuccessor = successor
 	} else {
 		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && !exp.After(now) {
 			return fosite.ErrInvalidGrant.WithHint("The refresh token expired.")
 		}
-		sess = sess.Clone().(*session.Session)
+		sess = sess.Clone().(*grantsession.Session)
 	}
 	if sess.GrantedAt.IsZero() {
 		// Carried by the successor from now on; the rotation checks it
@@ -186,7 +186,7 @@ func (g *refreshGrant) graceRepeat(ctx context.Context, token, sig string, rec *
 	// Only while the successor is itself live: once the chain moved on or
 	// the grant was revoked, handing it out would give a dead token, so the
 	// repeat fails instead.
-	sess, _ := rec.Request.GetSession().(*session.Session)
+	sess, _ := rec.Request.GetSession().(*grantsession.Session)
 	granted := rec.Request.GetRequestedAt()
 	if sess != nil && !sess.GrantedAt.IsZero() {
 		granted = sess.GrantedAt
@@ -239,7 +239,7 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosi
 	if !g.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	sess := r.GetSession().(*session.Session)
+	sess := r.GetSession().(*grantsession.Session)
 	access, accessSig, err := g.strategy.GenerateAccessToken(ctx, r)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
@@ -275,7 +275,7 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosi
 		switch {
 		case errors.Is(err, fosite.ErrSerializationFailure):
 			// Another request rotated this token first: answer as a repeat.
-			rec, ferr := g.db.FindRefreshToken(ctx, oldSig, session.New(""))
+			rec, ferr := g.db.FindRefreshToken(ctx, oldSig, grantsession.New(""))
 			if ferr != nil || rec.RotatedAt == nil {
 				return fosite.ErrInvalidGrant.WithHint("The refresh token was revoked.")
 			}

@@ -226,11 +226,12 @@ func ThrottlePolicy(cfg *config.Config) login.ThrottlePolicy {
 // configuration.
 func Retention(cfg *config.Config) store.Retention {
 	return store.Retention{
-		AccessTokenTTL: cfg.AccessTokenTTL,
-		SessionIdleTTL: cfg.SessionIdleTTL,
-		FailureWindow:  cfg.LoginFailureWindow,
-		SecurityEvents: cfg.AuditRetention,
-		GrantLifetime:  cfg.AuthCodeTTL + cfg.RefreshTokenMaxLifetime + cfg.AccessTokenTTL,
+		AccessTokenTTL:   cfg.AccessTokenTTL,
+		RevocationWindow: cfg.RevocationWindow(),
+		SessionIdleTTL:   cfg.SessionIdleTTL,
+		FailureWindow:    cfg.LoginFailureWindow,
+		SecurityEvents:   cfg.AuditRetention,
+		GrantLifetime:    cfg.AuthCodeTTL + cfg.RefreshTokenMaxLifetime + cfg.AccessTokenTTL,
 	}
 }
 

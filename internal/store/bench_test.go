@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/ory/fosite"
@@ -18,7 +18,7 @@ func benchRequest(c *store.Client, id string) *fosite.Request {
 	r.ID, r.Client, r.RequestedAt = id, c, time.Now().UTC()
 	r.GrantedScope = fosite.Arguments{"read", "offline_access"}
 	r.Form = url.Values{"grant_type": {"refresh_token"}}
-	s := session.New("user")
+	s := grantsession.New("user")
 	s.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
 	s.SetExpiresAt(fosite.RefreshToken, time.Now().Add(time.Hour))
 	r.Session = s
@@ -52,7 +52,7 @@ func BenchmarkStorage(b *testing.B) {
 					if err := st.CreateAccessTokenSession(ctx, sig, benchRequest(c, sig)); err != nil {
 						b.Fatal(err)
 					}
-					if _, err := st.GetAccessTokenSession(ctx, sig, session.New("")); err != nil {
+					if _, err := st.GetAccessTokenSession(ctx, sig, grantsession.New("")); err != nil {
 						b.Fatal(err)
 					}
 				}

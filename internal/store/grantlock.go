@@ -23,7 +23,8 @@ import (
 // committed. Several grants are locked in one statement, in the order of their
 // lock keys, so that two subject-wide revocations cannot deadlock.
 //
-// SQLite needs no lock: BEGIN IMMEDIATE admits one writer at a time.
+// SQLite needs no lock: BEGIN IMMEDIATE admits one writer at a time. The
+// locks are taken by lockGrants and lockGrantsOfSubject (revoke.go).
 
 // ErrGrantRevoked means a grace repeat found its successor no longer live:
 // the grant was revoked (or the chain moved on) after the repeat was checked.
@@ -38,43 +39,6 @@ var ErrGrantRevoked = errors.New("grant revoked")
 // could live.
 const notRevoked = `NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.request_id = t.request_id)
   AND NOT EXISTS (SELECT 1 FROM revoked_subjects s WHERE s.subject = t.subject AND s.revoked_at >= ?)`
-
-// lockGrants takes the grant locks of requestIDs until the context's
-// transaction ends. Call it inside a transaction, before the first statement
-// that reads or changes the grants' tokens.
-func (s *Store) lockGrants(ctx context.Context, requestIDs ...string) error {
-	if s.dialect != DialectPostgres || len(requestIDs) == 0 {
-		return nil
-	}
-	if _, ok := ctx.Value(txKey{}).(*txState); !ok {
-		return errors.New("lock grants: no transaction in context")
-	}
-	// As one JSON array: GORM would expand a slice into a parenthesized list.
-	ids, err := json.Marshal(requestIDs)
-	if err != nil {
-		return err
-	}
-	if err := s.db(ctx).Exec("SELECT latchkey_lock_grants(ARRAY(SELECT json_array_elements_text(?::json)))", string(ids)).Error; err != nil {
-		return fmt.Errorf("lock grants: %w", translate(err))
-	}
-	return nil
-}
-
-// lockGrantsOfSubject locks every grant in which subject holds a live
-// refresh token, in one statement. A rotation in flight still shows its old
-// token as active to this snapshot, so its grant is among them; a grant that
-// begins later is refused by revoked_subjects instead.
-func (s *Store) lockGrantsOfSubject(ctx context.Context, subject string) error {
-	if s.dialect != DialectPostgres {
-		return nil
-	}
-	err := s.db(ctx).Exec(`SELECT latchkey_lock_grants(ARRAY(
-  SELECT DISTINCT request_id FROM refresh_tokens WHERE subject = ? AND active = true))`, subject).Error
-	if err != nil {
-		return fmt.Errorf("lock grants of subject: %w", translate(err))
-	}
-	return nil
-}
 
 // Rotation is one refresh token exchanged for its successor.
 type Rotation struct {

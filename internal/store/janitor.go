@@ -12,6 +12,11 @@ type Retention struct {
 	// long as a JWT access token issued from them may live: logout finds a
 	// grant's tokens through them.
 	AccessTokenTTL time.Duration
+	// RevocationWindow is how long a revoked grant or token must be
+	// remembered: as long as an access token issued before the revocation
+	// can live (config.Config.RevocationWindow). Zero means AccessTokenTTL
+	// plus a minute, the same rule.
+	RevocationWindow time.Duration
 	// SessionIdleTTL ends login sessions that went unused.
 	SessionIdleTTL time.Duration
 	// FailureWindow is how long failed-login counters matter.
@@ -28,6 +33,14 @@ type Retention struct {
 	GrantLifetime time.Duration
 }
 
+// revocationWindow is RevocationWindow, or its rule when it is not set.
+func (r Retention) revocationWindow() time.Duration {
+	if r.RevocationWindow > 0 {
+		return r.RevocationWindow
+	}
+	return r.AccessTokenTTL + time.Minute
+}
+
 // expiry is one kind of row the janitor deletes: those whose column is
 // before the cutoff. key is the primary key column the batches select by.
 type expiry struct {
@@ -39,7 +52,7 @@ var expiries = []expiry{
 	{tableAccess, "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{tableRefresh, "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{tablePKCE, "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
-	{tableCode, "signature", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.AccessTokenTTL - time.Minute) }},
+	{tableCode, "signature", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.revocationWindow()) }},
 	{"client_assertion_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"revoked_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	// The deny-lists outlive the access tokens they name: the refresh path
@@ -47,7 +60,7 @@ var expiries = []expiry{
 	// (issue 12 item 1), or a refresh token left live would work again.
 	{"revoked_grants", "request_id", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.GrantLifetime) }},
 	{"revoked_subjects", "subject", "revoked_at", func(now time.Time, r Retention) time.Time {
-		return now.Add(-max(r.AccessTokenTTL, r.GrantLifetime) - time.Minute)
+		return now.Add(-max(r.revocationWindow(), r.GrantLifetime+time.Minute))
 	}},
 	{"login_sessions", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "last_seen_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.SessionIdleTTL) }},

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/latchkey/latchkey/internal/secrets"
-	"gorm.io/gorm/clause"
 )
 
 // SigningKey is a JWT signing key as stored. PrivateKey is sealed by the
@@ -76,79 +73,4 @@ func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(ctx context.Cont
 		}
 		return fn(ctx)
 	})
-}
-
-type revokedJTI struct {
-	JTI       string    `gorm:"column:jti;primaryKey"`
-	ExpiresAt time.Time `gorm:"column:expires_at"`
-}
-
-func (revokedJTI) TableName() string { return "revoked_jtis" }
-
-type revokedGrant struct {
-	RequestID string    `gorm:"column:request_id;primaryKey"`
-	ExpiresAt time.Time `gorm:"column:expires_at"`
-}
-
-func (revokedGrant) TableName() string { return "revoked_grants" }
-
-// RevokeJTI puts one JWT on the deny-list until it expires on its own.
-func (s *Store) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
-	row := revokedJTI{JTI: secrets.SignatureKey(jti), ExpiresAt: until.UTC()}
-	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
-		return fmt.Errorf("revoke jti: %w", translate(err))
-	}
-	return nil
-}
-
-// RevokeGrant records a grant as revoked until every access token issued
-// under it has expired. Revoking again extends the record.
-//
-// It takes the grant's lock (grantlock.go) before it writes the row, as
-// every revocation does: one order, lock then row, so that two revocations
-// of one grant never wait on each other in a cycle.
-func (s *Store) RevokeGrant(ctx context.Context, requestID string, until time.Time) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.lockGrants(ctx, requestID); err != nil {
-			return err
-		}
-		row := revokedGrant{RequestID: requestID, ExpiresAt: until.UTC()}
-		err := s.db(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "request_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
-		}).Create(&row).Error
-		if err != nil {
-			return fmt.Errorf("revoke grant: %w", translate(err))
-		}
-		return nil
-	})
-}
-
-// markGrantRevoked records a grant as revoked for the refresh path without
-// touching an existing record: expires_at now, since it says nothing about
-// access tokens (RevokeGrant does), and the refresh path ignores it anyway.
-func (s *Store) markGrantRevoked(ctx context.Context, requestID string) error {
-	row := revokedGrant{RequestID: requestID, ExpiresAt: s.nowUTC()}
-	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
-		return fmt.Errorf("revoke grant: %w", translate(err))
-	}
-	return nil
-}
-
-// IsRevoked reports whether a JWT was revoked: its jti, its grant, or
-// everything its subject held when it was issued. One query: it runs on
-// every introspection.
-func (s *Store) IsRevoked(ctx context.Context, jti, requestID, subject string, issuedAt time.Time) (bool, error) {
-	now := s.nowUTC()
-	var revoked bool
-	err := s.db(ctx).Raw(
-		"SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ? AND expires_at > ?) "+
-			"OR EXISTS (SELECT 1 FROM revoked_grants WHERE request_id = ? AND expires_at > ?) "+
-			"OR EXISTS (SELECT 1 FROM revoked_subjects WHERE subject = ? AND revoked_at >= ?)",
-		secrets.SignatureKey(jti), now, requestID, now, subject, issuedAt.UTC(),
-	).Scan(&revoked).Error
-	if err != nil {
-		return false, fmt.Errorf("check revocation: %w", translate(err))
-	}
-	return revoked, nil
 }

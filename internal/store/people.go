@@ -127,9 +127,10 @@ func (s *Store) linkGrant(ctx context.Context, sessionID, requestID string) erro
 	return nil
 }
 
-// FindLoginSession returns the live session for a cookie value: not past
-// its absolute expiry, and seen within idle. It records this sighting.
-func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
+// TouchLoginSession returns the live session for a cookie value: not past
+// its absolute expiry, and seen within idle. It writes: the sighting moves
+// last_seen_at (at most once a minute), which is why it is not a Find.
+func (s *Store) TouchLoginSession(ctx context.Context, cookie string, idle time.Duration) (*LoginSession, error) {
 	now := s.nowUTC()
 	var ls LoginSession
 	err := s.db(ctx).Where("id = ? AND expires_at > ? AND last_seen_at > ?", secrets.SignatureKey(cookie), now, now.Add(-idle)).
@@ -145,155 +146,6 @@ func (s *Store) FindLoginSession(ctx context.Context, cookie string, idle time.D
 		ls.LastSeenAt = now
 	}
 	return &ls, nil
-}
-
-// EndLoginSession deletes a session and revokes every grant issued under
-// it, in one transaction. The grants come from login_session_grants, which
-// re-login keeps exact, never from the token rows (see ReplaceLoginSession).
-// The statements are set-based, a fixed number whatever the number of
-// grants: logout of a session that signed many applications in stays one
-// short transaction.
-func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		// The grants are read once: every statement below covers exactly
-		// the grants whose locks were taken, even if a code is linked to
-		// the session meanwhile.
-		var ids []string
-		if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
-			Order("request_id").Pluck("request_id", &ids).Error; err != nil {
-			return fmt.Errorf("find grants of login session: %w", translate(err))
-		}
-		if len(ids) > 0 {
-			// All the locks first, in one statement and a fixed order
-			// (see grantlock.go).
-			if err := s.lockGrants(ctx, ids...); err != nil {
-				return err
-			}
-			if err := s.revokeGrants(ctx, ids, revokeUntil); err != nil {
-				return err
-			}
-		}
-		if err := s.db(ctx).Where("login_session_id = ?", sessionID).Delete(&loginSessionGrant{}).Error; err != nil {
-			return fmt.Errorf("forget grants of login session: %w", translate(err))
-		}
-		if err := s.db(ctx).Where("id = ?", sessionID).Delete(&LoginSession{}).Error; err != nil {
-			return fmt.Errorf("delete login session: %w", translate(err))
-		}
-		return nil
-	})
-}
-
-// revokeGrants is RevokeWholeGrant for several grants at once, set-based.
-// The caller holds the grants' locks and the transaction.
-func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time) error {
-	for _, table := range []string{tableRefresh, tableCode} {
-		if err := s.db(ctx).Table(table).Where("request_id IN ? AND active = ?", ids, true).
-			Updates(map[string]any{"active": false}).Error; err != nil {
-			return fmt.Errorf("revoke %s: %w", table, translate(err))
-		}
-	}
-	if err := s.db(ctx).Table(tableAccess).Where("request_id IN ?", ids).Delete(&requestRow{}).Error; err != nil {
-		return fmt.Errorf("revoke access tokens: %w", translate(err))
-	}
-	rows := make([]revokedGrant, len(ids))
-	for i, id := range ids {
-		rows[i] = revokedGrant{RequestID: id, ExpiresAt: until.UTC()}
-	}
-	if err := s.db(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "request_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
-	}).Create(&rows).Error; err != nil {
-		return fmt.Errorf("revoke grants: %w", translate(err))
-	}
-	return nil
-}
-
-// RevokeWholeGrant revokes every token of a grant whatever its format:
-// refresh tokens and unused codes are deactivated, opaque access tokens
-// deleted, and the grant recorded as revoked for JWT access tokens.
-func (s *Store) RevokeWholeGrant(ctx context.Context, requestID string, until time.Time) error {
-	_, err := s.RevokeLiveGrant(ctx, requestID, until)
-	return err
-}
-
-// RevokeLiveGrant is RevokeWholeGrant that also reports whether any refresh
-// token, code or opaque access token was still live, so that a caller can
-// tell the revocation that changed something from a repeat of it (and
-// record a security event once per grant, not once per replay). It holds the
-// grant's lock, so a rotation in flight either finishes first and has its
-// successor revoked here, or starts after and is refused.
-func (s *Store) RevokeLiveGrant(ctx context.Context, requestID string, until time.Time) (changed bool, err error) {
-	err = s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.lockGrants(ctx, requestID); err != nil {
-			return err
-		}
-		refresh := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).
-			Updates(map[string]any{"active": false})
-		if refresh.Error != nil {
-			return fmt.Errorf("revoke refresh tokens: %w", translate(refresh.Error))
-		}
-		access := s.db(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{})
-		if access.Error != nil {
-			return fmt.Errorf("revoke access tokens: %w", translate(access.Error))
-		}
-		codes := s.db(ctx).Table(tableCode).Where("request_id = ? AND active = ?", requestID, true).
-			Updates(map[string]any{"active": false})
-		if codes.Error != nil {
-			return fmt.Errorf("revoke codes: %w", translate(codes.Error))
-		}
-		changed = refresh.RowsAffected+access.RowsAffected+codes.RowsAffected > 0
-		return s.RevokeGrant(ctx, requestID, until)
-	})
-	return changed, err
-}
-
-type revokedSubject struct {
-	Subject   string    `gorm:"column:subject;primaryKey"`
-	RevokedAt time.Time `gorm:"column:revoked_at"`
-}
-
-func (revokedSubject) TableName() string { return "revoked_subjects" }
-
-// RevokeSubject revokes everything a user holds: every grant's refresh
-// tokens, opaque access tokens and unused codes, every login session, and
-// (through revoked_subjects) every JWT access token issued until now.
-// until bounds how long grant records are kept.
-//
-// The subject's grants are locked (grantlock.go) before their tokens are
-// revoked, so no rotation in flight leaves a live successor behind; and the
-// refresh path refuses every grant that began before revoked_at, including
-// one whose first refresh token is committed only after this.
-func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Time) error {
-	now := s.nowUTC()
-	return s.InTx(ctx, func(ctx context.Context) error {
-		row := revokedSubject{Subject: subject, RevokedAt: now}
-		if err := s.db(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "subject"}},
-			DoUpdates: clause.AssignmentColumns([]string{"revoked_at"}),
-		}).Create(&row).Error; err != nil {
-			return fmt.Errorf("revoke subject: %w", translate(err))
-		}
-		if err := s.lockGrantsOfSubject(ctx, subject); err != nil {
-			return err
-		}
-		for _, table := range []string{tableRefresh, tableCode} {
-			if err := s.db(ctx).Table(table).Where("subject = ? AND active = ?", subject, true).
-				Updates(map[string]any{"active": false}).Error; err != nil {
-				return fmt.Errorf("revoke %s of subject: %w", table, translate(err))
-			}
-		}
-		if err := s.db(ctx).Table(tableAccess).Where("subject = ?", subject).Delete(&requestRow{}).Error; err != nil {
-			return fmt.Errorf("revoke access tokens of subject: %w", translate(err))
-		}
-		if err := s.db(ctx).Where("login_session_id IN (?)", s.db(ctx).Model(&LoginSession{}).Select("id").Where("user_id = ?", subject)).
-			Delete(&loginSessionGrant{}).Error; err != nil {
-			return fmt.Errorf("forget grants of subject's login sessions: %w", translate(err))
-		}
-		if err := s.db(ctx).Where("user_id = ?", subject).Delete(&LoginSession{}).Error; err != nil {
-			return fmt.Errorf("end login sessions of subject: %w", translate(err))
-		}
-		return nil
-	})
 }
 
 // Consent is what a user agreed a client may have.

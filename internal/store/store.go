@@ -11,15 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/ory/fosite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -49,13 +46,8 @@ var (
 
 // Store is Latchkey's database.
 type Store struct {
-	// dummyHash is made on first use: argon2id costs tens of milliseconds
-	// and most processes (the CLI) never authenticate anyone.
-	dummyHash func() (string, error)
-	gdb       *gorm.DB
-	clients   *clientCache
-	// passwordChecks bounds concurrent argon2id verifications.
-	passwordChecks chan struct{}
+	gdb     *gorm.DB
+	clients *clientCache
 	// observe is Options.OnStatement, or a no-op.
 	observe func(context.Context, string)
 	stop    context.CancelFunc
@@ -193,15 +185,11 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 	}
 	// On PostgreSQL the cache starts off and turns on once the
 	// invalidation channel listens.
-	s.passwordChecks = make(chan struct{}, runtime.GOMAXPROCS(0))
 	s.observe = opts.OnStatement
 	if s.observe == nil {
 		s.observe = func(context.Context, string) {}
 	}
 	s.clients = newClientCache(ttl, dialect == DialectSQLite, func() time.Time { return s.now() })
-	s.dummyHash = sync.OnceValues(func() (string, error) {
-		return secrets.HashPassword("latchkey-no-such-user", secrets.DefaultArgon2Params)
-	})
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -8,8 +8,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/secrets"
-	"github.com/latchkey/latchkey/internal/session"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
@@ -17,14 +17,15 @@ import (
 
 // Compile-time proof that the store satisfies every storage interface the
 // provider is composed with; fosite's compose package would only panic at
-// start-up.
+// start-up. The password grant's Authenticate is not here: checking a
+// password is policy (login.Authenticator, wrapped by oauth's
+// throttledPasswords), not storage.
 var (
-	_ fosite.Storage                                      = (*Store)(nil)
-	_ fosite.ClientManager                                = (*Store)(nil)
-	_ oauth2.CoreStorage                                  = (*Store)(nil)
-	_ oauth2.TokenRevocationStorage                       = (*Store)(nil)
-	_ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*Store)(nil)
-	_ pkce.PKCERequestStorage                             = (*Store)(nil)
+	_ fosite.Storage                = (*Store)(nil)
+	_ fosite.ClientManager          = (*Store)(nil)
+	_ oauth2.CoreStorage            = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage = (*Store)(nil)
+	_ pkce.PKCERequestStorage       = (*Store)(nil)
 )
 
 // Token tables. They share one row shape (requestRow); refresh tokens add
@@ -99,7 +100,7 @@ func (s *Store) newRow(signature string, r fosite.Requester, kind fosite.TokenTy
 		SessionData:       string(sessJSON),
 		Active:            true,
 	}
-	if ls, ok := sess.(*session.Session); ok {
+	if ls, ok := sess.(*grantsession.Session); ok {
 		row.LoginSessionID = ls.LoginSessionID
 	}
 	if row.RequestedAt.IsZero() {
@@ -120,7 +121,7 @@ func nonNil(a []string) []string {
 }
 
 // toRequest rebuilds the fosite request. The session is decoded into the
-// prototype fosite passes, or into a fresh session.Session when it passes nil
+// prototype fosite passes, or into a fresh grantsession.Session when it passes nil
 // (revocation does).
 func (s *Store) toRequest(ctx context.Context, row *requestRow, prototype fosite.Session) (*fosite.Request, error) {
 	client, err := s.GetClient(ctx, row.ClientID)
@@ -129,7 +130,7 @@ func (s *Store) toRequest(ctx context.Context, row *requestRow, prototype fosite
 	}
 	sess := prototype
 	if sess == nil {
-		sess = session.New("")
+		sess = grantsession.New("")
 	}
 	if err := json.Unmarshal([]byte(row.SessionData), sess); err != nil {
 		return nil, fmt.Errorf("decode session of request %s: %w", row.RequestID, err)
@@ -294,38 +295,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		err := s.deactivate(ctx, tableRefresh, signature, map[string]any{"rotated_at": s.nowUTC()}, fosite.ErrSerializationFailure)
 		if err != nil {
 			return fmt.Errorf("rotate refresh token of request %s: %w", requestID, err)
-		}
-		return nil
-	})
-}
-
-// RevokeRefreshToken deactivates every refresh token of the grant, under the
-// grant's lock (grantlock.go), and records the grant in revoked_grants, which
-// the refresh path checks. The rows stay so that presenting one again is
-// recognised as reuse.
-func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.lockGrants(ctx, requestID); err != nil {
-			return err
-		}
-		if err := s.db(ctx).Table(tableRefresh).Where("request_id = ? AND active = ?", requestID, true).
-			Updates(map[string]any{"active": false}).Error; err != nil {
-			return fmt.Errorf("revoke refresh tokens: %w", translate(err))
-		}
-		return s.markGrantRevoked(ctx, requestID)
-	})
-}
-
-// RevokeAccessToken deletes every access token of the grant, under the
-// grant's lock: a rotation in flight stores its access token before this
-// looks.
-func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.lockGrants(ctx, requestID); err != nil {
-			return err
-		}
-		if err := s.db(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error; err != nil {
-			return fmt.Errorf("revoke access tokens: %w", translate(err))
 		}
 		return nil
 	})

@@ -43,10 +43,10 @@ func testRotationRefusedWhenRevoked(t *testing.T, st *store.Store) {
 	}{
 		{"not revoked", now, func(context.Context, string, string) error { return nil }, false},
 		{"grant on revoked_grants", now, func(ctx context.Context, id, _ string) error {
-			return st.RevokeGrant(ctx, id, now.Add(time.Hour))
+			return st.DenyGrantJWTs(ctx, id, now.Add(time.Hour))
 		}, true},
 		{"grant entry past its introspection expiry", now, func(ctx context.Context, id, _ string) error {
-			return st.RevokeGrant(ctx, id, now.Add(-time.Hour))
+			return st.DenyGrantJWTs(ctx, id, now.Add(-time.Hour))
 		}, true},
 		{"subject revoked after the grant began", now.Add(-time.Minute), func(ctx context.Context, _, sub string) error {
 			return st.RevokeSubject(ctx, sub, now.Add(time.Hour))
@@ -157,7 +157,7 @@ func testDenyListRetention(t *testing.T, st *store.Store) {
 	c := mustClient(t, st, "lock-c3")
 	now := time.Now().UTC()
 	// Revoked, as far as introspection cares, two hours ago.
-	if err := st.RevokeGrant(ctx, "ret-grant", now.Add(-2*time.Hour)); err != nil {
+	if err := st.DenyGrantJWTs(ctx, "ret-grant", now.Add(-2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateRefreshTokenSession(ctx, "ret-rt", "", newRequest(c, "ret-grant", "ret-user")); err != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/session"
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -40,7 +40,7 @@ func mustUser(t *testing.T, st *store.Store, id string) {
 
 func userGrant(c *store.Client, requestID, userID, loginSession string) *fosite.Request {
 	r := newRequest(c, requestID, userID)
-	r.Session.(*session.Session).LoginSessionID = loginSession
+	r.Session.(*grantsession.Session).LoginSessionID = loginSession
 	return r
 }
 
@@ -60,11 +60,11 @@ func testLoginSessionTimeouts(t *testing.T, st *store.Store) {
 	_ = st.CreateLoginSession(ctx, "cookie-idle", idle)
 	_ = st.CreateLoginSession(ctx, "cookie-expired", expired)
 
-	if ls, err := st.FindLoginSession(ctx, "cookie-live", time.Hour); err != nil || ls.UserID != "u1" {
+	if ls, err := st.TouchLoginSession(ctx, "cookie-live", time.Hour); err != nil || ls.UserID != "u1" {
 		t.Fatalf("live session: %v %v", ls, err)
 	}
 	for _, c := range []string{"cookie-idle", "cookie-expired", "cookie-unknown"} {
-		if _, err := st.FindLoginSession(ctx, c, time.Hour); !errors.Is(err, store.ErrNotFound) {
+		if _, err := st.TouchLoginSession(ctx, c, time.Hour); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: %v, want ErrNotFound", c, err)
 		}
 	}
@@ -119,7 +119,7 @@ func testEndLoginSession(t *testing.T, st *store.Store) {
 	if revoked, _ := st.IsRevoked(ctx, "jti", "grant-other", "u2", now.Add(time.Hour)); revoked {
 		t.Error("a grant of another session is on the deny-list")
 	}
-	if _, err := st.FindLoginSession(ctx, "cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.TouchLoginSession(ctx, "cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ended session still found: %v", err)
 	}
 }
@@ -146,7 +146,7 @@ func testReplaceLoginSession(t *testing.T, st *store.Store) {
 	if err := st.ReplaceLoginSession(ctx, old.ID, "new-cookie", fresh); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.FindLoginSession(ctx, "old-cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.TouchLoginSession(ctx, "old-cookie", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Error("the old cookie still works")
 	}
 	// Rotation after the re-login: the successor is written from the
@@ -199,7 +199,7 @@ func testRevokeSubject(t *testing.T, st *store.Store) {
 	if _, err := st.GetAccessTokenSession(ctx, "at-u4", nil); !errors.Is(err, fosite.ErrNotFound) {
 		t.Errorf("access token of the revoked user: %v", err)
 	}
-	if _, err := st.FindLoginSession(ctx, "cookie-u4", time.Hour); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.TouchLoginSession(ctx, "cookie-u4", time.Hour); !errors.Is(err, store.ErrNotFound) {
 		t.Error("login session of the revoked user survived")
 	}
 	if revoked, _ := st.IsRevoked(ctx, "j", "g", "u4", now.Add(-time.Minute)); !revoked {
@@ -211,7 +211,7 @@ func testRevokeSubject(t *testing.T, st *store.Store) {
 	if _, err := st.GetRefreshTokenSession(ctx, "rt-u5", nil); err != nil {
 		t.Errorf("another user's grant was revoked: %v", err)
 	}
-	if _, err := st.FindLoginSession(ctx, "cookie-u5", time.Hour); err != nil {
+	if _, err := st.TouchLoginSession(ctx, "cookie-u5", time.Hour); err != nil {
 		t.Errorf("another user's session was ended: %v", err)
 	}
 }

@@ -1,8 +1,8 @@
-// Package session defines the fosite session that Latchkey persists with
+// Package grantsession defines the fosite session that Latchkey persists with
 // every grant. It lives in its own package because both the store (which
 // decodes it from rows) and the OAuth layer (which fills it) need it, and the
 // store must not import the OAuth layer.
-package session
+package grantsession
 
 import (
 	"maps"

@@ -1,0 +1,51 @@
+package login
+
+import (
+	"context"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// The interfaces below are what this package needs of persistence, each
+// declared where it is used; *store.Store satisfies all of them (asserted
+// in internal/server). Errors are the store's sentinels (store.ErrNotFound,
+// store.ErrLocked, store.ErrUnavailable), tested with errors.Is.
+
+// AttemptStore counts sign-in attempts for the Throttle (throttle.go).
+type AttemptStore interface {
+	// ReserveLoginAttempt counts one attempt against every key atomically
+	// and returns the counts, or store.ErrLocked while a key is locked.
+	ReserveLoginAttempt(ctx context.Context, window time.Duration, keys ...store.AttemptKey) ([]int, error)
+	// ReleaseLoginAttempt takes back an attempt that was not a failure.
+	ReleaseLoginAttempt(ctx context.Context, key string, limit int) error
+	// ClearLoginFailures forgets a key's failures after a success.
+	ClearLoginFailures(ctx context.Context, key string) error
+}
+
+// UserStore finds the account a sign-in names, for the Authenticator
+// (authenticate.go).
+type UserStore interface {
+	FindUserByName(ctx context.Context, username string) (*store.User, error)
+}
+
+// SessionStore keeps browser login sessions (login.go).
+type SessionStore interface {
+	CreateLoginSession(ctx context.Context, cookie string, ls *store.LoginSession) error
+	// ReplaceLoginSession ends oldID and creates ls in one transaction.
+	ReplaceLoginSession(ctx context.Context, oldID, cookie string, ls *store.LoginSession) error
+	// TouchLoginSession returns a live session and records its use.
+	TouchLoginSession(ctx context.Context, cookie string, idle time.Duration) (*store.LoginSession, error)
+	// EndLoginSession ends a session and revokes the grants issued under it.
+	EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error
+}
+
+// Store is everything the pages need: the Handler's sessions, the user and
+// client they show, and what its Authenticator and Throttle need.
+type Store interface {
+	AttemptStore
+	UserStore
+	SessionStore
+	FindUser(ctx context.Context, id string) (*store.User, error)
+	FindClient(ctx context.Context, id string) (*store.Client, error)
+}
