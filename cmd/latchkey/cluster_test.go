@@ -33,13 +33,32 @@ type instance struct {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The listener closes before the process under test binds the port, so
+	// the kernel may offer the same port to the next call (seen: a public
+	// and an admin listener given one address). Never hand one out twice.
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port that was not handed out before")
+	return ""
 }
+
+// handedOut remembers the addresses freeAddr gave this test binary.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 const (
 	clusterSecret = "cluster-test-secret-0123456789-0123456789"
