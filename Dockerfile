@@ -1,5 +1,8 @@
 # Multi-stage: a static binary on a minimal, non-root base.
 FROM golang:1.26 AS build
+# The official images set GOTOOLCHAIN=local; go.mod's toolchain line (the
+# standard library's security fixes) is honoured only with auto.
+ENV GOTOOLCHAIN=auto
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
