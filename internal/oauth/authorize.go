@@ -53,6 +53,12 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
+	if errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" {
+		// fosite's last check, so everything else passed. With PKCE the
+		// state is not the CSRF defence (RFC 9700 §2.1), and openid-client
+		// and Auth.js send none; without PKCE it is required, below.
+		err = nil
+	}
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -62,6 +68,12 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := ar.GetRequestForm()
+	// RFC 9700 §2.1: PKCE protects the redirect against CSRF; without it
+	// (a confidential client that sent no challenge) only state does.
+	if ar.GetState() == "" && form.Get("code_challenge") == "" {
+		p.authorizeError(w, r, ar, fosite.ErrInvalidState.WithHint("The 'state' parameter is required when PKCE is not used."))
+		return
+	}
 	prompts := strings.Fields(form.Get("prompt"))
 	for _, pr := range prompts {
 		if pr != "none" && pr != "login" && pr != "consent" {

@@ -90,6 +90,10 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		SanitationWhiteList:            []string{"code", "redirect_uri", "code_challenge", "code_challenge_method"},
 		EnablePKCEPlainChallengeMethod: false,
 		SendDebugMessagesToClients:     false,
+		// fosite wants a state of at least 8 characters; no specification
+		// sets a length. 1 is the least fosite takes: an absent state is
+		// still its last check, which Authorize overrules when PKCE is used.
+		MinParameterEntropy: 1,
 	}
 	hmacStrategy := clockedHMAC{HMACSHAStrategy: oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc), now: now}
 
