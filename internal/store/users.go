@@ -75,8 +75,9 @@ func (s *Store) FindUser(ctx context.Context, id string) (*User, error) {
 // a client: it reads the current row (FOR UPDATE on PostgreSQL; SQLite's
 // BEGIN IMMEDIATE already admits one writer), lets update change it, and
 // saves every column except the ID and the creation time, in one
-// transaction. Two admin PATCHes of different fields at once therefore
-// both land. An error from update aborts and is returned as is;
+// transaction; once UpdateUser returns nil, the *User update was given is
+// what was saved, updated_at included. Two admin PATCHes of different
+// fields at once therefore both land. An error from update aborts and is returned as is;
 // ErrNotFound if there is no such user, ErrAlreadyExists if update
 // renamed the user to a taken username.
 func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) error) error {
@@ -98,8 +99,10 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 		}
 		u.ID, u.CreatedAt, u.UpdatedAt, u.Groups = id, created, s.nowUTC(), nonNil(u.Groups)
 		// Select("*") writes zero values too (false, empty), so a field
-		// cleared by update is cleared in the row.
-		res := s.db(ctx).Model(&User{}).Where("id = ?", id).Select("*").Omit("id", "created_at").Updates(&u)
+		// cleared by update is cleared in the row. UpdateColumns, not
+		// Updates: GORM would stamp updated_at with its own clock, and the
+		// caller is promised the row as saved.
+		res := s.db(ctx).Model(&User{}).Where("id = ?", id).Select("*").Omit("id", "created_at").UpdateColumns(&u)
 		if res.Error != nil {
 			return fmt.Errorf("update user: %w", translate(res.Error))
 		}
