@@ -41,6 +41,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /admin/clients/{id}/secret", a.guard(a.rotateSecret))
 	mux.Handle("POST /admin/users", a.guard(a.createUser))
 	mux.Handle("GET /admin/users", a.guard(a.listUsers))
+	mux.Handle("GET /admin/users/{id}", a.guard(a.getUser))
+	mux.Handle("PATCH /admin/users/{id}", a.guard(a.patchUser))
 	mux.Handle("DELETE /admin/users/{id}", a.guard(a.deleteUser))
 	mux.Handle("PUT /admin/users/{id}/password", a.guard(a.setPassword))
 	mux.Handle("POST /admin/users/{id}/revoke-tokens", a.guard(a.revokeUserTokens))
@@ -53,18 +55,64 @@ type userRequest struct {
 	Password string `json:"password"`
 }
 
+// createUserRequest is the body of POST /admin/users: the account and its
+// profile. Members are listed one by one (not an embedded Profile) because
+// unknownFields knows the top-level fields only.
+type createUserRequest struct {
+	Username      string   `json:"username"`
+	Password      string   `json:"password"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Name          string   `json:"name"`
+	GivenName     string   `json:"given_name"`
+	FamilyName    string   `json:"family_name"`
+	Picture       string   `json:"picture"`
+	Locale        string   `json:"locale"`
+	Groups        []string `json:"groups"`
+}
+
 func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
-	var req userRequest
+	var req createUserRequest
 	if !decodeAs(w, r, &req, "invalid_request") {
 		return
 	}
-	u, err := a.svc.CreateUser(r.Context(), req.Username, req.Password)
+	p := Profile{
+		Email: req.Email, EmailVerified: req.EmailVerified, Name: req.Name, GivenName: req.GivenName,
+		FamilyName: req.FamilyName, Picture: req.Picture, Locale: req.Locale, Groups: req.Groups,
+	}
+	u, err := a.svc.CreateUserWithProfile(r.Context(), req.Username, req.Password, p)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	a.log.InfoContext(r.Context(), "user created", "user_id", u.ID)
 	writeJSON(w, http.StatusCreated, u)
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	u, err := a.svc.GetUser(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+// patchUser changes the members present in the body (RFC 7396 in spirit:
+// null clears a field) and answers the user as it now is.
+func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
+	var patch UserPatch
+	if !decodeAs(w, r, &patch, "invalid_request") {
+		return
+	}
+	id := r.PathValue("id")
+	u, err := a.svc.UpdateUser(r.Context(), id, &patch)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "user updated", "user_id", id)
+	writeJSON(w, http.StatusOK, u)
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {

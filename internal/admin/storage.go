@@ -27,6 +27,9 @@ type UserStore interface {
 	CreateUser(ctx context.Context, u *store.User) error
 	FindUser(ctx context.Context, id string) (*store.User, error)
 	ListUsers(ctx context.Context) ([]*store.User, error)
+	// UpdateUser runs update on the current row under a lock and saves
+	// it, so that concurrent PATCHes do not overwrite each other.
+	UpdateUser(ctx context.Context, id string, update func(*store.User) error) error
 	// DeleteUser removes the account and revokes its grants until
 	// revokeUntil.
 	DeleteUser(ctx context.Context, id string, revokeUntil time.Time) error

@@ -36,7 +36,8 @@ func TestUnknownFieldsRefused(t *testing.T) {
 			{"client logo_uri", http.MethodPost, "/admin/clients", `{"grant_types":["client_credentials"],"logo_uri":"https://x/logo.png"}`, "invalid_client_metadata", []string{`"logo_uri"`}},
 			{"client misspelt redirect", http.MethodPost, "/admin/clients", `{"grant_types":["authorization_code"],"redirect_uri":["https://a/cb"],"tos_uri":"x"}`, "invalid_client_metadata", []string{`"redirect_uri"`, `"tos_uri"`}},
 			{"client replace", http.MethodPut, "/admin/clients/" + existing.ClientID, `{"grant_types":["client_credentials"],"contacts":["a@b"]}`, "invalid_client_metadata", []string{`"contacts"`}},
-			{"user email", http.MethodPost, "/admin/users", `{"username":"ursula","password":"ursula-password-1","email":"u@example.com"}`, "invalid_request", []string{`"email"`}},
+			{"user nickname", http.MethodPost, "/admin/users", `{"username":"ursula","password":"ursula-password-1","email":"u@example.com","nickname":"u"}`, "invalid_request", []string{`"nickname"`}},
+			{"user patch", http.MethodPatch, "/admin/users/x", `{"name":"U","phone_number":"+1"}`, "invalid_request", []string{`"phone_number"`}},
 			{"password with extra", http.MethodPut, "/admin/users/x/password", `{"password":"ursula-password-2","old_password":"x"}`, "invalid_request", []string{`"old_password"`}},
 		}
 		for _, tc := range cases {

@@ -30,19 +30,16 @@ func (e *env) userCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users (passwords are read from stdin; output is JSON)"}
 	settings := adminGroups
 	config.RegisterFlags(cmd.PersistentFlags(), settings)
+	cmd.AddCommand(e.userCreateCommand(settings))
 	cmd.AddCommand(&cobra.Command{
-		Use:   "create USERNAME",
-		Short: "Create a user; the password is the first line of stdin",
+		Use:   "get USER_ID",
+		Short: "Show a user and their profile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			password, err := e.readPassword()
-			if err != nil {
-				return err
-			}
 			return e.withAdmin(cmd, settings, func(svc *admin.Service) error {
-				u, err := svc.CreateUser(cmd.Context(), args[0], password)
+				u, err := svc.GetUser(cmd.Context(), args[0])
 				if err != nil {
-					return err
+					return fmt.Errorf("user %q: %w", args[0], err)
 				}
 				return e.printJSON(u)
 			})
@@ -92,5 +89,41 @@ func (e *env) userCommand() *cobra.Command {
 			})
 		},
 	})
+	return cmd
+}
+
+// userCreateCommand is `user create`: the username from argv, the password
+// from stdin, the profile (OpenID Connect standard claims) from flags.
+func (e *env) userCreateCommand(settings config.Group) *cobra.Command {
+	var p admin.Profile
+	cmd := &cobra.Command{
+		Use:   "create USERNAME",
+		Short: "Create a user; the password is the first line of stdin",
+		Example: `  printf '%s\n' "$PASSWORD" | latchkey user create alice --email alice@example.com --email-verified \
+      --name "Alice Liddell" --given-name Alice --family-name Liddell --locale en-GB --group admins --group ops`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			password, err := e.readPassword()
+			if err != nil {
+				return err
+			}
+			return e.withAdmin(cmd, settings, func(svc *admin.Service) error {
+				u, err := svc.CreateUserWithProfile(cmd.Context(), args[0], password, p)
+				if err != nil {
+					return err
+				}
+				return e.printJSON(u)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&p.Email, "email", "", "email address (the email claim)")
+	f.BoolVar(&p.EmailVerified, "email-verified", false, "the email address has been verified")
+	f.StringVar(&p.Name, "name", "", "full name")
+	f.StringVar(&p.GivenName, "given-name", "", "given (first) name")
+	f.StringVar(&p.FamilyName, "family-name", "", "family (last) name")
+	f.StringVar(&p.Picture, "picture", "", "URL of a profile picture (https)")
+	f.StringVar(&p.Locale, "locale", "", "BCP 47 language tag, e.g. en-US")
+	f.StringArrayVar(&p.Groups, "group", nil, "a group the user belongs to (repeat for several)")
 	return cmd
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +221,50 @@ func TestUserCommandsNeedOnlyTheDatabase(t *testing.T) {
 	mustSucceed(t, latchkey(t, environ, "", "user", "list"))
 	mustSucceed(t, latchkey(t, environ, "rita-password-2\n", "user", "set-password", u["id"].(string)))
 	mustSucceed(t, latchkey(t, environ, "", "user", "delete", u["id"].(string)))
+}
+
+// `user create` takes the profile from flags (--group repeated), and `user
+// get` shows it; a bad value is refused with the rule it broke and nothing
+// is stored.
+func TestUserCreateProfileAndGet(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := migrated(t, b)
+		r := mustSucceed(t, latchkey(t, environ, "sara-password\n", "user", "create", "sara",
+			"--email", "sara@example.com", "--email-verified", "--name", "Sara Ölund", "--given-name", "Sara",
+			"--family-name", "Ölund", "--picture", "https://img.example/sara.png", "--locale", "sv_SE",
+			"--group", "admins", "--group", "ops team"))
+		id, _ := decode[map[string]any](t, r)["id"].(string)
+		got := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "user", "get", id)))
+		want := map[string]any{
+			"id": id, "username": "sara", "email": "sara@example.com", "email_verified": true, "name": "Sara Ölund",
+			"given_name": "Sara", "family_name": "Ölund", "picture": "https://img.example/sara.png", "locale": "sv-SE",
+			"groups": "[admins ops team]",
+		}
+		for k, v := range want {
+			if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+				t.Errorf("user get: %s = %v, want %v", k, got[k], v)
+			}
+		}
+		mustFail(t, latchkey(t, environ, "", "user", "get", "no-such-user"), "no-such-user", "not_found")
+		mustFail(t, latchkey(t, environ, "", "user", "get"), "arg")
+
+		for _, tc := range []struct {
+			name      string
+			flags     []string
+			stderrHas string
+		}{
+			{"email with display name", []string{"--email", "Tom <tom@example.com>"}, "email"},
+			{"http picture", []string{"--picture", "http://img.example/t.png"}, "picture"},
+			{"bad locale", []string{"--locale", "not a locale"}, "locale"},
+			{"duplicate group", []string{"--group", "a", "--group", "a"}, "group"},
+			{"control character in name", []string{"--name", "T\x1b[2J"}, "name"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				mustFail(t, latchkey(t, environ, "tom-password\n", append([]string{"user", "create", "tom"}, tc.flags...)...), tc.stderrHas)
+			})
+		}
+		if list := decode[[]map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "user", "list"))); len(list) != 1 {
+			t.Fatalf("refused users were stored: %v", list)
+		}
+	})
 }

@@ -668,6 +668,12 @@ func testEveryMethodInsideTransaction(t *testing.T, st *store.Store) {
 			}
 			return nil
 		}},
+		{"UpdateUser", func() error {
+			if err := st.UpdateUser(tx, "nobody", func(*store.User) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			return nil
+		}},
 		{"CreateAccessTokenSession again", func() error { return st.CreateAccessTokenSession(tx, "kept", req) }},
 	}
 	for _, s := range steps {

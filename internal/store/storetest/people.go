@@ -29,6 +29,10 @@ var peopleTests = []struct {
 	{"ConsentUpdaterErrorChangesNothing", testConsentUpdaterError},
 	{"LoginFailures", testLoginFailures},
 	{"RefreshGraceBookkeeping", testRefreshGrace},
+	{"UserProfileRoundTrip", testUserProfileRoundTrip},
+	{"ConcurrentUserUpdatesNoneLost", testConcurrentUserUpdates},
+	{"UpdateUnknownUserNotFound", testUpdateUnknownUser},
+	{"UserUpdaterErrorChangesNothing", testUserUpdaterError},
 }
 
 func mustUser(t *testing.T, st *store.Store, id string) {
@@ -371,5 +375,156 @@ func testRefreshGrace(t *testing.T, st *store.Store) {
 	}
 	if ok, _ := st.ClaimGraceUse(ctx, "rt", 3); ok {
 		t.Fatal("grace uses are not bounded")
+	}
+}
+
+// testUserProfileRoundTrip stores every profile field, reads it back by ID,
+// by name and in the list, changes every field through UpdateUser and
+// clears them again: each column is written and read, zero values included.
+func testUserProfileRoundTrip(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	want := store.User{
+		ID: "u-profile", Username: "zoë", PasswordHash: "$argon2id$x",
+		Email: "zoe@example.com", EmailVerified: true, Name: "Zoë Ålund", GivenName: "Zoë", FamilyName: "Ålund",
+		Picture: "https://img.example/zoe.png", Locale: "sv-SE", Groups: []string{"admins", "Ops team", "ünïcode"},
+	}
+	created := want
+	if err := st.CreateUser(ctx, &created); err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string, got *store.User, want store.User) {
+		t.Helper()
+		if got.ID != want.ID || got.Username != want.Username || got.PasswordHash != want.PasswordHash ||
+			got.Email != want.Email || got.EmailVerified != want.EmailVerified || got.Name != want.Name ||
+			got.GivenName != want.GivenName || got.FamilyName != want.FamilyName || got.Picture != want.Picture ||
+			got.Locale != want.Locale || !slices.Equal(got.Groups, want.Groups) || got.Groups == nil {
+			t.Fatalf("%s:\n got %+v\nwant %+v", what, *got, want)
+		}
+	}
+	byID, err := st.FindUser(ctx, want.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("FindUser", byID, want)
+	byName, err := st.FindUserByName(ctx, want.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("FindUserByName", byName, want)
+	list, err := st.ListUsers(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListUsers: %d users, %v", len(list), err)
+	}
+	same("ListUsers", list[0], want)
+
+	changed := store.User{
+		ID: want.ID, Username: "zoe", PasswordHash: want.PasswordHash,
+		Email: "z@example.org", EmailVerified: false, Name: "Z", GivenName: "Z", FamilyName: "A",
+		Picture: "http://127.0.0.1:9/z.png", Locale: "en", Groups: []string{"one"},
+	}
+	if err := st.UpdateUser(ctx, want.ID, func(u *store.User) error {
+		same("what the updater sees", u, want)
+		created := u.CreatedAt
+		*u = changed
+		u.CreatedAt = created
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.FindUser(ctx, want.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("after UpdateUser", got, changed)
+	if !got.CreatedAt.Equal(byID.CreatedAt) {
+		t.Errorf("UpdateUser moved created_at from %v to %v", byID.CreatedAt, got.CreatedAt)
+	}
+
+	cleared := store.User{ID: want.ID, Username: "zoe", PasswordHash: want.PasswordHash, Groups: []string{}}
+	if err := st.UpdateUser(ctx, want.ID, func(u *store.User) error {
+		u.Email, u.EmailVerified, u.Name, u.GivenName, u.FamilyName, u.Picture, u.Locale, u.Groups = "", false, "", "", "", "", "", nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = st.FindUser(ctx, want.ID); err != nil {
+		t.Fatal(err)
+	}
+	same("after clearing", got, cleared)
+
+	// A rename onto a taken username is refused, as a create is.
+	mustUser(t, st, "other")
+	if err := st.UpdateUser(ctx, want.ID, func(u *store.User) error { u.Username = "name-other"; return nil }); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("rename onto a taken username: %v, want ErrAlreadyExists", err)
+	}
+}
+
+// testConcurrentUserUpdates runs many read-modify-write updates of one user
+// at once, each adding its own group: a lost update would leave some out.
+func testConcurrentUserUpdates(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "contended")
+	const workers, each = 8, 5
+	errs := runConcurrently(workers, func() error {
+		for range each {
+			err := st.UpdateUser(ctx, "contended", func(u *store.User) error {
+				u.Groups = append(u.Groups, fmt.Sprintf("g%d", len(u.Groups)))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("UpdateUser: %v", err)
+		}
+	}
+	u, err := st.FindUser(ctx, "contended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Groups) != workers*each {
+		t.Fatalf("%d groups after %d concurrent updates: updates were lost", len(u.Groups), workers*each)
+	}
+	for i, g := range u.Groups {
+		if g != fmt.Sprintf("g%d", i) {
+			t.Fatalf("group %d is %q: two updaters saw the same row", i, g)
+		}
+	}
+}
+
+func testUpdateUnknownUser(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	for _, id := range []string{"nobody", "", "\xff"} {
+		called := false
+		err := st.UpdateUser(ctx, id, func(*store.User) error { called = true; return nil })
+		if !errors.Is(err, store.ErrNotFound) || called {
+			t.Errorf("UpdateUser(%q) = %v (updater called: %v), want ErrNotFound without a call", id, err, called)
+		}
+	}
+}
+
+// testUserUpdaterError: an updater's error is returned as is and nothing it
+// changed is saved.
+func testUserUpdaterError(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "kept")
+	refused := errors.New("refused")
+	err := st.UpdateUser(ctx, "kept", func(u *store.User) error {
+		u.Email, u.Groups = "x@example.com", []string{"x"}
+		return refused
+	})
+	if err != refused { //nolint:errorlint // returned as is, unwrapped
+		t.Fatalf("UpdateUser = %v, want the updater's own error", err)
+	}
+	u, err := st.FindUser(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != "" || len(u.Groups) != 0 {
+		t.Fatalf("a failed update was saved: %+v", u)
 	}
 }
