@@ -215,6 +215,70 @@ func TestRegistrationRules(t *testing.T) {
 						t.Errorf("stored jwks %q", row.JWKS)
 					}
 				}},
+			// OpenID Connect client metadata (issue 14).
+			{name: "id_token alg unset is RS256", md: ClientMetadata{GrantTypes: cc}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					// Dynamic Client Registration §2's default, stored and answered.
+					if row.IDTokenSignedResponseAlg != "RS256" || out.IDTokenSignedResponseAlg != "RS256" {
+						t.Errorf("id_token_signed_response_alg stored %q, answered %q; want RS256", row.IDTokenSignedResponseAlg, out.IDTokenSignedResponseAlg)
+					}
+					if row.BackchannelLogoutURI != "" || row.BackchannelLogoutSessionRequired {
+						t.Errorf("back-channel logout %q %v, want none", row.BackchannelLogoutURI, row.BackchannelLogoutSessionRequired)
+					}
+				}},
+			{name: "id_token alg ES256", md: ClientMetadata{GrantTypes: cc, IDTokenSignedResponseAlg: "ES256"}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if row.IDTokenSignedResponseAlg != "ES256" || out.IDTokenSignedResponseAlg != "ES256" {
+						t.Errorf("stored %q, answered %q", row.IDTokenSignedResponseAlg, out.IDTokenSignedResponseAlg)
+					}
+				}},
+			{name: "id_token alg EdDSA", md: ClientMetadata{GrantTypes: cc, IDTokenSignedResponseAlg: "EdDSA"}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if row.IDTokenSignedResponseAlg != "EdDSA" {
+						t.Errorf("stored %q", row.IDTokenSignedResponseAlg)
+					}
+				}},
+			{name: "back-channel logout", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, BackchannelLogoutURI: "https://app.example/bcl?tenant=a", BackchannelLogoutSessionRequired: true}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if row.BackchannelLogoutURI != "https://app.example/bcl?tenant=a" || !row.BackchannelLogoutSessionRequired ||
+						out.BackchannelLogoutURI != row.BackchannelLogoutURI || !out.BackchannelLogoutSessionRequired {
+						t.Errorf("stored %q %v, answered %q %v", row.BackchannelLogoutURI, row.BackchannelLogoutSessionRequired, out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired)
+					}
+				}},
+			{name: "back-channel logout on loopback http", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "http://127.0.0.1:9000/bcl"}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if row.BackchannelLogoutURI != "http://127.0.0.1:9000/bcl" || row.BackchannelLogoutSessionRequired {
+						t.Errorf("stored %q %v", row.BackchannelLogoutURI, row.BackchannelLogoutSessionRequired)
+					}
+				}},
+			{name: "post-logout redirect", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye"}}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if !slices.Equal(row.PostLogoutRedirectURIs, []string{"https://app.example/bye"}) {
+						t.Errorf("stored post-logout redirect URIs %q", row.PostLogoutRedirectURIs)
+					}
+				}},
+
+			{name: "id_token alg none", md: ClientMetadata{GrantTypes: cc, IDTokenSignedResponseAlg: "none"}, code: badMetadata, why: "id_token_signed_response_alg"},
+			{name: "id_token alg HS256", md: ClientMetadata{GrantTypes: cc, IDTokenSignedResponseAlg: "HS256"}, code: badMetadata, why: "id_token_signed_response_alg"},
+			{name: "id_token alg lower case", md: ClientMetadata{GrantTypes: cc, IDTokenSignedResponseAlg: "rs256"}, code: badMetadata, why: "id_token_signed_response_alg"},
+			{name: "id_token alg ES384", md: ClientMetadata{GrantTypes: cc, IDTokenSignedResponseAlg: "ES384"}, code: badMetadata, why: "id_token_signed_response_alg"},
+			{name: "back-channel logout over http", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "http://app.example/bcl"}, code: badMetadata, why: "https"},
+			{name: "back-channel logout with fragment", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "https://app.example/bcl#x"}, code: badMetadata, why: "fragment"},
+			{name: "back-channel logout with empty fragment", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "https://app.example/bcl#"}, code: badMetadata, why: "fragment"},
+			{name: "back-channel logout relative", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "/bcl"}, code: badMetadata, why: "absolute"},
+			{name: "back-channel logout without host", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "https:///bcl"}, code: badMetadata, why: "absolute"},
+			{name: "back-channel logout with user info", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "https://user:pw@app.example/bcl"}, code: badMetadata, why: "user information"},
+			{name: "back-channel logout private-use scheme", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "com.example.app://bcl"}, code: badMetadata, why: "https"},
+			{name: "back-channel logout javascript", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "javascript:alert(1)"}, code: badMetadata, why: "backchannel_logout_uri"},
+			{name: "session required without a URI", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutSessionRequired: true}, code: badMetadata, why: "needs a backchannel_logout_uri"},
+			{name: "post-logout redirect with fragment", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"https://app.example/bye#x"}}, code: badRedirect, why: "post_logout_redirect_uris: redirect URI \"https://app.example/bye#x\" must not have a fragment"},
+			{name: "post-logout redirect over http", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"http://app.example/bye"}}, code: badRedirect, why: "post_logout_redirect_uris: redirect URI \"http://app.example/bye\" must use https"},
+			{name: "post-logout redirect relative", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"/bye"}}, code: badRedirect, why: "post_logout_redirect_uris: redirect URI \"/bye\" must be absolute"},
+			{name: "post-logout redirect wildcard", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"https://*.app.example/bye"}}, code: badRedirect, why: "post_logout_redirect_uris: redirect URI \"https://*.app.example/bye\": wildcards"},
+			{name: "post-logout private-use scheme, confidential", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"com.example.app:/bye"}}, code: badRedirect, why: "public native clients"},
+			// A web app cannot receive a private-use scheme after logout
+			// any more than after sign-in.
+			{name: "post-logout private-use scheme, web", md: ClientMetadata{TokenEndpointAuthMethod: AuthNone, RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"com.example.app:/bye"}}, code: badRedirect, why: "application_type \"native\""},
 
 			{name: "public with client_credentials", md: ClientMetadata{TokenEndpointAuthMethod: AuthNone, GrantTypes: cc}, code: badMetadata, why: "public client"},
 			{name: "public with password", md: ClientMetadata{TokenEndpointAuthMethod: AuthNone, GrantTypes: []string{"password"}}, code: badMetadata, why: "public client"},

@@ -25,7 +25,7 @@ func applicationType(md *ClientMetadata, c *store.Client) error {
 	if c.ApplicationType != redirecturi.Web {
 		return nil
 	}
-	for _, raw := range c.RedirectURIs {
+	for _, raw := range append(append([]string{}, c.RedirectURIs...), c.PostLogoutRedirectURIs...) {
 		if u, err := url.Parse(raw); err == nil && redirecturi.IsPrivateUse(u) {
 			return invalidRedirect("redirect URI %q: private-use schemes are for native apps; register application_type \"native\"", raw)
 		}

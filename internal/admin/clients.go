@@ -61,6 +61,14 @@ type ClientMetadata struct {
 	// ApplicationType is OpenID Connect Dynamic Client Registration's
 	// "web" or "native"; registration defaults it from the redirect URIs.
 	ApplicationType string `json:"application_type,omitempty"`
+	// IDTokenSignedResponseAlg is RS256, ES256 or EdDSA (OpenID Connect
+	// Dynamic Client Registration §2); registration stores RS256 when unset.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// BackchannelLogoutURI is where logout tokens will be sent (OpenID
+	// Connect Back-Channel Logout 1.0 §2.2); SessionRequired asks for sid
+	// in them and needs the URI.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -132,7 +140,7 @@ func printable(s string) bool {
 // normalize applies RFC 7591 defaults and checks every rule, returning the
 // row to store.
 func normalize(md *ClientMetadata) (*store.Client, error) {
-	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType}, md.RedirectURIs...)
+	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType, md.IDTokenSignedResponseAlg, md.BackchannelLogoutURI}, md.RedirectURIs...)
 	fields = append(append(append(append(fields, md.PostLogoutRedirectURIs...), md.Audience...), md.GrantTypes...), md.ResponseTypes...)
 	for _, f := range fields {
 		if !printable(f) {
@@ -201,15 +209,20 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 			return nil, err
 		}
 	}
-	if err := applicationType(md, c); err != nil {
-		return nil, err
-	}
-
+	// Logout sends the browser to a post-logout redirect URI as the
+	// authorization endpoint sends it to a redirect URI: the same rules,
+	// application_type's included.
 	c.PostLogoutRedirectURIs = dedupe(md.PostLogoutRedirectURIs)
 	for _, u := range c.PostLogoutRedirectURIs {
 		if err := validateRedirectURI(u, c.Public); err != nil {
-			return nil, err
+			return nil, inField("post_logout_redirect_uris", err)
 		}
+	}
+	if err := applicationType(md, c); err != nil {
+		return nil, err
+	}
+	if err := oidcMetadata(md, c); err != nil {
+		return nil, err
 	}
 
 	c.Scopes = dedupe(strings.Fields(md.Scope))
@@ -344,6 +357,15 @@ func validateRedirectURI(raw string, public bool) error {
 	return nil
 }
 
+// inField names the metadata field a redirect rule was broken in.
+func inField(field string, err error) error {
+	var me *MetadataError
+	if errors.As(err, &me) {
+		return &MetadataError{Code: me.Code, Description: field + ": " + me.Description}
+	}
+	return err
+}
+
 func isLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
@@ -394,6 +416,10 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		Trusted:                     c.Trusted,
 		ApplicationType:             c.AppType(),
 		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+
+		IDTokenSignedResponseAlg:         c.IDTokenAlg(),
+		BackchannelLogoutURI:             c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

@@ -34,13 +34,17 @@ func FuzzRedirectURI(f *testing.F) {
 	})
 }
 
-// Any JSON body either fails to decode or normalizes without panicking, and
-// a public client never ends up with a secret-only grant.
+// Any JSON body either fails to decode or normalizes without panicking, a
+// public client never ends up with a secret-only grant, and the OpenID
+// Connect metadata accepted holds its rules.
 func FuzzClientMetadata(f *testing.F) {
 	f.Add([]byte(`{"grant_types":["client_credentials"],"scope":"read"}`))
 	f.Add([]byte(`{"token_endpoint_auth_method":"none","grant_types":["authorization_code"],"redirect_uris":["https://a/cb"]}`))
 	f.Add([]byte(`{"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"EC"}]}}`))
 	f.Add([]byte(`{"client_id":"\u0000","audience":[""]}`))
+	f.Add([]byte(`{"grant_types":["client_credentials"],"id_token_signed_response_alg":"EdDSA","backchannel_logout_uri":"https://rp/bcl","backchannel_logout_session_required":true}`))
+	f.Add([]byte(`{"grant_types":["client_credentials"],"backchannel_logout_uri":"http://127.0.0.1/bcl#x","id_token_signed_response_alg":"none"}`))
+	f.Add([]byte(`{"redirect_uris":["https://a/cb"],"post_logout_redirect_uris":["com.example.app:/bye"],"token_endpoint_auth_method":"none"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var md ClientMetadata
 		if json.Unmarshal(body, &md) != nil {
@@ -55,6 +59,22 @@ func FuzzClientMetadata(f *testing.F) {
 				if g == "client_credentials" || g == "password" {
 					t.Fatalf("public client with %s", g)
 				}
+			}
+		}
+		if a := c.IDTokenSignedResponseAlg; a != "RS256" && a != "ES256" && a != "EdDSA" {
+			t.Fatalf("id_token_signed_response_alg %q", a)
+		}
+		if bcl := c.BackchannelLogoutURI; bcl == "" {
+			if c.BackchannelLogoutSessionRequired {
+				t.Fatal("backchannel_logout_session_required without a URI")
+			}
+		} else if u, err := url.Parse(bcl); err != nil || !u.IsAbs() || u.Host == "" || strings.Contains(bcl, "#") || u.User != nil ||
+			(strings.ToLower(u.Scheme) != "https" && (strings.ToLower(u.Scheme) != "http" || !isLoopbackHost(u.Hostname()))) {
+			t.Fatalf("accepted backchannel_logout_uri %q", bcl)
+		}
+		for _, p := range c.PostLogoutRedirectURIs {
+			if validateRedirectURI(p, c.Public) != nil {
+				t.Fatalf("accepted post_logout_redirect_uri %q", p)
 			}
 		}
 	})

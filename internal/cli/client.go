@@ -70,6 +70,8 @@ func (e *env) clientCommand() *cobra.Command {
 		Example: `  latchkey client create --name billing --grant-type client_credentials --scope "invoices:read"
   latchkey client create --name spa --auth-method none --grant-type authorization_code \
       --grant-type refresh_token --redirect-uri https://app.example.com/callback --scope "openid offline_access"
+  latchkey client create --name portal --grant-type authorization_code --redirect-uri https://portal.example.com/cb \
+      --id-token-alg ES256 --backchannel-logout-uri https://portal.example.com/bcl --post-logout-redirect-uri https://portal.example.com/
   latchkey client create --from-json client.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -98,6 +100,10 @@ func (e *env) clientCommand() *cobra.Command {
 	f.StringVar(&md.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
 	f.BoolVar(&md.Trusted, "trusted", false, "first-party client: skips consent; may use the password grant when confidential")
 	f.StringVar(&md.ApplicationType, "application-type", "", "web or native (default: native when every redirect URI is a loopback IP or a private-use scheme)")
+	f.StringArrayVar(&md.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where logout may send the browser back to, repeatable")
+	f.StringVar(&md.IDTokenSignedResponseAlg, "id-token-alg", "", "id_token_signed_response_alg: RS256 (default), ES256 or EdDSA")
+	f.StringVar(&md.BackchannelLogoutURI, "backchannel-logout-uri", "", "https URL (http on loopback only) that receives OpenID Connect back-channel logout tokens")
+	f.BoolVar(&md.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens must carry sid (needs --backchannel-logout-uri)")
 	f.StringVar(&fromJSON, "from-json", "", "read RFC 7591 metadata from this file (- for stdin) instead of flags")
 	cmd.AddCommand(create)
 

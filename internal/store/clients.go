@@ -44,6 +44,31 @@ type Client struct {
 
 	// ApplicationType is "web" or "native" (see AppType).
 	ApplicationType string `gorm:"column:application_type"`
+
+	// IDTokenSignedResponseAlg is the algorithm of the client's ID tokens
+	// (OpenID Connect Dynamic Client Registration §2): RS256, ES256 or
+	// EdDSA. Registration stores the RS256 default; read it with IDTokenAlg.
+	IDTokenSignedResponseAlg string `gorm:"column:id_token_signed_response_alg"`
+	// BackchannelLogoutURI is where logout tokens are sent (OpenID Connect
+	// Back-Channel Logout 1.0 §2.2); empty when the client takes none.
+	BackchannelLogoutURI string `gorm:"column:backchannel_logout_uri"`
+	// BackchannelLogoutSessionRequired asks for sid in logout tokens.
+	BackchannelLogoutSessionRequired bool `gorm:"column:backchannel_logout_session_required"`
+}
+
+// DefaultIDTokenAlg is what an ID token is signed with when the client
+// registered no id_token_signed_response_alg (OpenID Connect Dynamic Client
+// Registration §2).
+const DefaultIDTokenAlg = "RS256"
+
+// IDTokenAlg is the client's id_token_signed_response_alg, or the RS256
+// default for a row written without one (not through the admin service,
+// which always stores it).
+func (c *Client) IDTokenAlg() string {
+	if c.IDTokenSignedResponseAlg == "" {
+		return DefaultIDTokenAlg
+	}
+	return c.IDTokenSignedResponseAlg
 }
 
 // TableName tells GORM the table.

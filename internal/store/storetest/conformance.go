@@ -177,6 +177,49 @@ func testClientCRUD(t *testing.T, st *store.Store) {
 	if again, _ = st.FindClient(ctx, "crud"); string(again.SecretHash) != "new" {
 		t.Fatalf("secret hash = %q", again.SecretHash)
 	}
+	// OpenID Connect metadata (issue 14) is written by create and update,
+	// and cleared by an update that clears it.
+	if err := st.UpdateClient(ctx, "crud", func(c *store.Client) error {
+		c.IDTokenSignedResponseAlg, c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = "EdDSA", "https://app.example/bcl?x=1", true
+		c.PostLogoutRedirectURIs = []string{"https://app.example/bye"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ = st.FindClient(ctx, "crud"); again.IDTokenSignedResponseAlg != "EdDSA" || again.BackchannelLogoutURI != "https://app.example/bcl?x=1" ||
+		!again.BackchannelLogoutSessionRequired || !slices.Equal(again.PostLogoutRedirectURIs, []string{"https://app.example/bye"}) {
+		t.Fatalf("OpenID Connect metadata not stored: %+v", again)
+	}
+	if err := st.UpdateClient(ctx, "crud", func(c *store.Client) error {
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, c.PostLogoutRedirectURIs = "", false, nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ = st.FindClient(ctx, "crud"); again.BackchannelLogoutURI != "" || again.BackchannelLogoutSessionRequired ||
+		len(again.PostLogoutRedirectURIs) != 0 || again.IDTokenSignedResponseAlg != "EdDSA" {
+		t.Fatalf("OpenID Connect metadata not cleared: %+v", again)
+	}
+	oidc := &store.Client{ID: "crud-oidc", TokenEndpointAuthMethod: "client_secret_basic", IDTokenSignedResponseAlg: "ES256",
+		BackchannelLogoutURI: "https://rp.example/bcl", BackchannelLogoutSessionRequired: true, PostLogoutRedirectURIs: []string{"https://rp.example/bye"}}
+	if err := st.CreateClient(ctx, oidc); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.FindClient(ctx, "crud-oidc"); err != nil || got.IDTokenSignedResponseAlg != "ES256" || got.IDTokenAlg() != "ES256" ||
+		got.BackchannelLogoutURI != oidc.BackchannelLogoutURI || !got.BackchannelLogoutSessionRequired || !slices.Equal(got.PostLogoutRedirectURIs, oidc.PostLogoutRedirectURIs) {
+		t.Fatalf("created OpenID Connect metadata: %+v, %v", got, err)
+	}
+	// A row written without an algorithm reads as the RS256 default.
+	if err := st.UpdateClient(ctx, "crud-oidc", func(c *store.Client) error { c.IDTokenSignedResponseAlg = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.FindClient(ctx, "crud-oidc"); got.IDTokenAlg() != store.DefaultIDTokenAlg {
+		t.Fatalf("IDTokenAlg of a row without one = %q", got.IDTokenAlg())
+	}
+	if err := st.DeleteClient(ctx, "crud-oidc"); err != nil {
+		t.Fatal(err)
+	}
+
 	list, err := st.ListClients(ctx)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("ListClients = %d, %v", len(list), err)
