@@ -43,7 +43,10 @@ func TestConcurrentClientReplaceAndRotate(t *testing.T) {
 			return resp.StatusCode, m, err
 		}
 		works := func(secret string) bool {
-			resp, _ := h.form("/oauth2/token", c.id, secret, cc)
+			resp, m := h.form("/oauth2/token", c.id, secret, cc)
+			if resp.StatusCode != http.StatusOK && (resp.StatusCode != http.StatusUnauthorized || m["error"] != "invalid_client") {
+				t.Fatalf("token with a secret: %d %v, want 200 or 401 invalid_client", resp.StatusCode, m)
+			}
 			return resp.StatusCode == http.StatusOK
 		}
 		const rounds, each = 8, 8

@@ -60,9 +60,15 @@ func damageSuccessors(t *testing.T, databaseURL string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec("UPDATE refresh_tokens SET successor = ? WHERE successor IS NOT NULL", []byte("not a sealed token")); err != nil {
-		if _, err2 := db.Exec("UPDATE refresh_tokens SET successor = $1 WHERE successor IS NOT NULL", []byte("not a sealed token")); err2 != nil {
-			t.Fatalf("damage successors: %v / %v", err, err2)
-		}
+	query := "UPDATE refresh_tokens SET successor = ? WHERE successor IS NOT NULL"
+	if dialect == config.DialectPostgres {
+		query = "UPDATE refresh_tokens SET successor = $1 WHERE successor IS NOT NULL"
+	}
+	res, err := db.Exec(query, []byte("not a sealed token"))
+	if err != nil {
+		t.Fatalf("damage successors: %v", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("no sealed successor to damage")
 	}
 }

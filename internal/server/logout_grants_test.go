@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -78,6 +79,11 @@ func TestLogoutAfterReloginRotationAndJanitor(t *testing.T) {
 		if in := h.introspect(rs, live); in["active"] != true {
 			t.Fatalf("the janitor purged the live refresh token: %v", in)
 		}
+		// The token rows that still named the old login session are gone:
+		// only login_session_grants can lead logout to the grant now.
+		if _, err := h.store.GetRefreshTokenSession(context.Background(), signatureOf(tok.RefreshToken), nil); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the janitor left the first refresh token's row: %v", err)
+		}
 
 		resp, page = br.get(h.public.URL + "/logout")
 		if resp, _ = br.post("/logout", url.Values{"csrf_token": {field(t, csrfRe, page)}}); resp.StatusCode != http.StatusOK {
@@ -99,3 +105,7 @@ func postForm(t *testing.T, u string, v url.Values) (*http.Response, map[string]
 	h := &harness{t: t}
 	return h.do(req)
 }
+
+// signatureOf is the part of an opaque fosite token that keys its row
+// (KEY.SIGNATURE).
+func signatureOf(token string) string { return token[strings.LastIndexByte(token, '.')+1:] }

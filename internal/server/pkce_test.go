@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store/storetest"
+	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 )
 
@@ -100,8 +102,15 @@ func TestPKCEMissingRowIsNotADowngrade(t *testing.T) {
 		verifier := oauth2.GenerateVerifier()
 		code := issueCode(t, br, conf, verifier, "quin", "quin-password-1")
 		// fosite's HMAC codes are KEY.SIGNATURE; rows are keyed by the signature.
-		if err := h.store.DeletePKCERequestSession(context.Background(), code[strings.IndexByte(code, '.')+1:]); err != nil {
+		sig := code[strings.IndexByte(code, '.')+1:]
+		if _, err := h.store.GetPKCERequestSession(context.Background(), sig, nil); err != nil {
+			t.Fatalf("no PKCE row under the code's signature to delete: %v", err)
+		}
+		if err := h.store.DeletePKCERequestSession(context.Background(), sig); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := h.store.GetPKCERequestSession(context.Background(), sig, nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("the PKCE row is still there: %v", err)
 		}
 		resp, m := redeem(h, web, code, conf.RedirectURL, "")
 		wantInvalidGrant(t, resp, m)

@@ -61,8 +61,11 @@ func testLoginSessionTimeouts(t *testing.T, st *store.Store) {
 	}
 	idle := &store.LoginSession{UserID: "u1", AuthTime: now, LastSeenAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(time.Hour)}
 	expired := &store.LoginSession{UserID: "u1", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(-time.Second)}
-	_ = st.CreateLoginSession(ctx, "cookie-idle", idle)
-	_ = st.CreateLoginSession(ctx, "cookie-expired", expired)
+	for cookie, ls := range map[string]*store.LoginSession{"cookie-idle": idle, "cookie-expired": expired} {
+		if err := st.CreateLoginSession(ctx, cookie, ls); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	if ls, err := st.TouchLoginSession(ctx, "cookie-live", time.Hour); err != nil || ls.UserID != "u1" {
 		t.Fatalf("live session: %v %v", ls, err)
@@ -134,7 +137,9 @@ func testReplaceLoginSession(t *testing.T, st *store.Store) {
 	c := mustClient(t, st, "c3")
 	now := time.Now().UTC()
 	old := &store.LoginSession{UserID: "u3", AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
-	_ = st.CreateLoginSession(ctx, "old-cookie", old)
+	if err := st.CreateLoginSession(ctx, "old-cookie", old); err != nil {
+		t.Fatal(err)
+	}
 	// The code and the first refresh token have expired by the time the
 	// janitor runs; the grant itself lives on in rt-2.
 	grant := userGrant(c, "grant", "u3", old.ID)
@@ -192,7 +197,9 @@ func testRevokeSubject(t *testing.T, st *store.Store) {
 		if err := st.CreateRefreshTokenSession(ctx, "rt-"+u, "at-"+u, r); err != nil {
 			t.Fatal(err)
 		}
-		_ = st.CreateLoginSession(ctx, "cookie-"+u, &store.LoginSession{UserID: u, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)})
+		if err := st.CreateLoginSession(ctx, "cookie-"+u, &store.LoginSession{UserID: u, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := st.RevokeSubject(ctx, "u4", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -227,10 +234,13 @@ func testConsent(t *testing.T, st *store.Store) {
 	if s, err := st.ConsentedScopes(ctx, "u6", "c6"); err != nil || len(s) != 0 {
 		t.Fatalf("no consent yet: %v %v", s, err)
 	}
-	_ = st.AddConsent(ctx, "u6", "c6", []string{"read", "openid"})
-	_ = st.AddConsent(ctx, "u6", "c6", []string{"write", "read"})
-	if s, _ := st.ConsentedScopes(ctx, "u6", "c6"); !slices.Equal(s, []string{"openid", "read", "write"}) {
-		t.Fatalf("consented scopes %v", s)
+	for _, scopes := range [][]string{{"read", "openid"}, {"write", "read"}} {
+		if err := st.AddConsent(ctx, "u6", "c6", scopes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := st.ConsentedScopes(ctx, "u6", "c6"); err != nil || !slices.Equal(s, []string{"openid", "read", "write"}) {
+		t.Fatalf("consented scopes %v %v", s, err)
 	}
 }
 
