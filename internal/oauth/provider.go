@@ -171,11 +171,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 	fc.TokenIntrospectionHandlers.Append(&jwtIntrospector{strategy: jwts, store: db, scopes: fc.ScopeStrategy})
 	fc.TokenIntrospectionHandlers.Append(hmacOnly{coreCheck})
 	fc.RevocationHandlers.Append(&jwtRevoker{strategy: jwts, store: db, revokeFor: cfg.RevocationWindow()})
-	fc.RevocationHandlers.Append(hmacRevoker{&oauth2.TokenRevocationHandler{
-		TokenRevocationStorage: st,
-		AccessTokenStrategy:    strategy,
-		RefreshTokenStrategy:   strategy,
-	}})
+	fc.RevocationHandlers.Append(hmacRevoker{strategy: strategy, tokens: st, grants: db, revokeFor: cfg.RevocationWindow(), now: now})
 
 	return &Provider{
 		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg, log, now),

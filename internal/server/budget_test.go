@@ -97,6 +97,11 @@ func TestQueryBudget(t *testing.T) {
 			t.Errorf("refresh sends %d statements, budget 5", r+w)
 		}
 
+		// RFC 7009 on a refresh token: one lookup, then the whole grant in
+		// one transaction under one grant lock.
+		h.form("/oauth2/revoke", pwd.id, pwd.secret, url.Values{"token": {first["refresh_token"].(string)}})
+		check("revoke", rec.take(), 1, 5, 1)
+
 		br := h.browser(app.conf.RedirectURL)
 		verifier := oauth2.GenerateVerifier()
 		_, page := br.get(app.conf.AuthCodeURL("state-budget0", oauth2.S256ChallengeOption(verifier)))

@@ -90,16 +90,22 @@ func (s *Store) DenyGrantJWTs(ctx context.Context, requestID string, until time.
 		if err := s.lockGrants(ctx, requestID); err != nil {
 			return err
 		}
-		row := revokedGrant{RequestID: requestID, ExpiresAt: until.UTC()}
-		err := s.db(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "request_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
-		}).Create(&row).Error
-		if err != nil {
-			return fmt.Errorf("revoke grant: %w", translate(err))
-		}
-		return nil
+		return s.denyGrantJWTsLocked(ctx, requestID, until)
 	})
+}
+
+// denyGrantJWTsLocked is DenyGrantJWTs for a caller that already holds the
+// grant's lock in its transaction: the lock is not taken twice.
+func (s *Store) denyGrantJWTsLocked(ctx context.Context, requestID string, until time.Time) error {
+	row := revokedGrant{RequestID: requestID, ExpiresAt: until.UTC()}
+	err := s.db(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "request_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
+	}).Create(&row).Error
+	if err != nil {
+		return fmt.Errorf("revoke grant: %w", translate(err))
+	}
+	return nil
 }
 
 // markGrantRevoked records a grant as revoked for the refresh path without
@@ -226,7 +232,7 @@ func (s *Store) RevokeLiveGrant(ctx context.Context, requestID string, until tim
 			return fmt.Errorf("revoke codes: %w", translate(codes.Error))
 		}
 		changed = refresh.RowsAffected+access.RowsAffected+codes.RowsAffected > 0
-		return s.DenyGrantJWTs(ctx, requestID, until)
+		return s.denyGrantJWTsLocked(ctx, requestID, until)
 	})
 	return changed, err
 }
