@@ -350,7 +350,7 @@ func validateRedirectURI(raw string, public bool) error {
 		if !public {
 			return invalidRedirect("redirect URI %q: private-use schemes are for public native clients only", raw)
 		}
-		if !strings.Contains(scheme, ".") {
+		if !redirecturi.IsPrivateUse(u) {
 			return invalidRedirect("redirect URI %q: a private-use scheme must be a reverse domain name such as com.example.app (RFC 8252 §7.1)", raw)
 		}
 	}
@@ -367,7 +367,7 @@ func inField(field string, err error) error {
 }
 
 func isLoopbackHost(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -45,16 +44,11 @@ const (
 // terminal escape or a newline in a name shown on a consent page or in a
 // log) and more than max characters.
 func checkText(field, v string, max int) error {
-	if !utf8.ValidString(v) {
-		return &InputError{field + " is not valid UTF-8"}
+	if !printable(v) {
+		return &InputError{field + " must be valid UTF-8 without control characters"}
 	}
 	if n := utf8.RuneCountInString(v); n > max {
 		return &InputError{fmt.Sprintf("%s must be at most %d characters", field, max)}
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return &InputError{field + " must not contain control characters"}
-		}
 	}
 	return nil
 }
@@ -87,19 +81,11 @@ func checkPicture(v string) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if isLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}
 	return &InputError{"picture must be an https URL (http only on a loopback host)"}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkLocale parses a BCP 47 language tag (RFC 5646) and returns it in

@@ -380,9 +380,6 @@ func (m *Manager) Current() (*Key, error) {
 	return nil, ErrNoSigningKey
 }
 
-// Now is the manager's clock; JWT verification shares it.
-func (m *Manager) Now() time.Time { return m.opts.Now() }
-
 // publishedUntil is when a key leaves the JWKS: every token it signed has
 // expired by then. The zero time means it is still needed.
 func (m *Manager) publishedUntil(keys []*Key, i int, now time.Time) time.Time {

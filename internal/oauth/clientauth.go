@@ -216,8 +216,12 @@ func (a *clientAuth) verify(ctx context.Context, oc fosite.OpenIDConnectClient, 
 		}
 		return false
 	}
-	set := oc.GetJSONWebKeys()
-	if sc, ok := oc.(storedKeySet); ok {
+	// A stored client's set is parsed once, with its error; any other
+	// client only has fosite's accessor.
+	var set *josev3.JSONWebKeySet
+	if sc, ok := oc.(storedKeySet); !ok {
+		set = oc.GetJSONWebKeys()
+	} else {
 		var err error
 		if set, err = sc.JSONWebKeys(); err != nil {
 			// Not "no keys": the registration is broken and only an

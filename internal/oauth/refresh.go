@@ -124,11 +124,9 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 		}
 		sess = sess.Clone().(*grantsession.Session)
 	}
-	if sess.GrantedAt.IsZero() {
-		// Carried by the successor from now on; the rotation checks it
-		// against revoked_subjects.
-		sess.GrantedAt = orig.GetRequestedAt()
-	}
+	// Carried by the successor from now on; the rotation checks it against
+	// revoked_subjects.
+	sess.GrantedAt = grantStart(orig)
 	granted := sess.GrantedAt
 	end := granted.Add(g.absoluteTTL)
 	if !end.After(now) {
@@ -186,12 +184,7 @@ func (g *refreshGrant) graceRepeat(ctx context.Context, token, sig string, rec *
 	// Only while the successor is itself live: once the chain moved on or
 	// the grant was revoked, handing it out would give a dead token, so the
 	// repeat fails instead.
-	sess, _ := rec.Request.GetSession().(*grantsession.Session)
-	granted := rec.Request.GetRequestedAt()
-	if sess != nil && !sess.GrantedAt.IsZero() {
-		granted = sess.GrantedAt
-	}
-	active, err := g.db.RefreshTokenLive(ctx, g.strategy.RefreshTokenSignature(ctx, successor), granted)
+	active, err := g.db.RefreshTokenLive(ctx, g.strategy.RefreshTokenSignature(ctx, successor), grantStart(rec.Request))
 	if err != nil {
 		return "", fosite.ErrServerError.WithWrap(err)
 	}
@@ -318,4 +311,13 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// grantStart is when a grant began: the session's GrantedAt, or, for a
+// grant stored before sessions carried it, the request time.
+func grantStart(r fosite.Requester) time.Time {
+	if s, ok := r.GetSession().(*grantsession.Session); ok && !s.GrantedAt.IsZero() {
+		return s.GrantedAt
+	}
+	return r.GetRequestedAt()
 }

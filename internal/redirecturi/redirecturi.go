@@ -17,10 +17,9 @@ const (
 
 // Errors of CheckLoopback, tested with errors.Is.
 var (
-	ErrUserinfo      = errors.New("a loopback redirect must not carry user information")
-	ErrPercentPath   = errors.New("a loopback redirect must not percent-encode its path")
-	ErrPort          = errors.New("a loopback redirect port must be a number from 1 to 65535")
-	ErrNotLoopbackIP = errors.New("not an http redirect to a loopback IP literal")
+	ErrUserinfo    = errors.New("a loopback redirect must not carry user information")
+	ErrPercentPath = errors.New("a loopback redirect must not percent-encode its path")
+	ErrPort        = errors.New("a loopback redirect port must be a number from 1 to 65535")
 )
 
 // IsLoopbackIP reports whether host is a loopback IP literal (127.0.0.0/8
