@@ -2,8 +2,6 @@ package login
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,9 +60,7 @@ func interactionMAC(key []byte, kind, sessionID, exp string, q url.Values) strin
 			clean[k] = v
 		}
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(kind + "\x00" + sessionID + "\x00" + exp + "\x00" + clean.Encode()))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return sign(key, kind, sessionID, exp, clean.Encode())
 }
 
 // interacted reports what the person of s just did on a page for exactly

@@ -249,10 +249,23 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	return sign(h.csrfKeys[0], value)
 }
 
-func sign(key []byte, value string) string {
+// sign is the MAC every token of the pages carries (CSRF, the about of a
+// return_to, the interaction proof): HMAC-SHA256 over the parts joined by
+// NUL, base64url.
+func sign(key []byte, parts ...string) string {
 	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(value))
+	mac.Write([]byte(strings.Join(parts, "\x00")))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// signedUnderAny checks mac against every key (a LATCHKEY_SECRET rotation
+// keeps the old ones verifying), each compared in constant time.
+func signedUnderAny(keys [][]byte, mac string, parts ...string) bool {
+	ok := false
+	for _, k := range keys {
+		ok = hmac.Equal([]byte(mac), []byte(sign(k, parts...))) || ok
+	}
+	return ok
 }
 
 // validCSRF checks the form's token against the cookie in constant time,
@@ -262,11 +275,7 @@ func (h *Handler) validCSRF(r *http.Request) bool {
 	if err != nil || len(c.Value) < 32 {
 		return false
 	}
-	ok := false
-	for _, k := range h.csrfKeys {
-		ok = hmac.Equal([]byte(r.PostFormValue("csrf_token")), []byte(sign(k, c.Value))) || ok
-	}
-	return ok
+	return signedUnderAny(h.csrfKeys, r.PostFormValue("csrf_token"), c.Value)
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,6 @@
 package login
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -47,13 +45,7 @@ func (h *Handler) pageURL(path string, rt ReturnTo) string {
 func (h *Handler) sealAbout(rt ReturnTo) string {
 	js, _ := json.Marshal(about{ClientName: rt.ClientName, Scopes: rt.Scopes})
 	b := base64.RawURLEncoding.EncodeToString(js)
-	return b + "." + aboutMAC(h.returnToKeys[0], rt.URL, b)
-}
-
-func aboutMAC(key []byte, u, b string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(u + "\x00" + b))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return b + "." + sign(h.returnToKeys[0], rt.URL, b)
 }
 
 // readReturnTo reads return_to and about with get: a GET page's query or a
@@ -71,10 +63,7 @@ func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
 	if !found {
 		return rt, true
 	}
-	valid := false
-	for _, k := range h.returnToKeys {
-		valid = hmac.Equal([]byte(mac), []byte(aboutMAC(k, rt.URL, b))) || valid
-	}
+	valid := signedUnderAny(h.returnToKeys, mac, rt.URL, b)
 	js, err := base64.RawURLEncoding.DecodeString(b)
 	var a about
 	if !valid || err != nil || json.Unmarshal(js, &a) != nil {
