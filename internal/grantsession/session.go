@@ -6,6 +6,7 @@ package grantsession
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -29,8 +30,18 @@ type Session struct {
 	GrantedAt time.Time `json:"granted_at,omitzero"`
 	// LoginSessionID is the browser login session the grant was issued
 	// under; logout revokes the grants that carry it.
-	LoginSessionID string         `json:"sid,omitempty"`
-	Extra          map[string]any `json:"extra,omitempty"`
+	LoginSessionID string `json:"sid,omitempty"`
+	// OpenID Connect: what the ID tokens of this grant say, on every
+	// refresh as on the first. SID is the login session's public id
+	// (store.LoginSession.SID), not LoginSessionID, which is the cookie's
+	// hash and changes when the person signs in again. Nonce is the
+	// authorization request's; it goes into the ID token of the code
+	// exchange only (Core §12.2: not into refreshed ones). AMR is how the
+	// person authenticated ("pwd").
+	SID   string         `json:"osid,omitempty"`
+	Nonce string         `json:"nonce,omitempty"`
+	AMR   []string       `json:"amr,omitempty"`
+	Extra map[string]any `json:"extra,omitempty"`
 	// TokenID is the jti of the JWT access token this session was read
 	// from during introspection. It is never stored.
 	TokenID string `json:"-"`
@@ -77,5 +88,6 @@ func (s *Session) Clone() fosite.Session {
 	c := *s
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
 	c.Extra = maps.Clone(s.Extra)
+	c.AMR = slices.Clone(s.AMR)
 	return &c
 }

@@ -72,10 +72,12 @@ type Options struct {
 // a verify-only key: one whose private half was erased after it retired, or
 // one sealed under a secret this instance does not hold.
 type Key struct {
-	KID         string
-	Alg         jose.SignatureAlgorithm
-	Public      jose.JSONWebKey
-	Signer      jose.Signer
+	KID    string
+	Alg    jose.SignatureAlgorithm
+	Public jose.JSONWebKey
+	Signer jose.Signer
+	// signers holds a signer per JWT "typ" this key signs with (Sign).
+	signers     map[string]jose.Signer
 	private     any
 	CreatedAt   time.Time
 	ActivatesAt time.Time
@@ -317,12 +319,59 @@ func (m *Manager) open(ctx context.Context, row store.SigningKey) (*Key, error) 
 	if err := json.Unmarshal(plain, &priv); err != nil {
 		return nil, fmt.Errorf("signing key %s: decode private key: %w", row.KID, err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: &priv},
-		(&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", row.KID, err)
+	k.signers = make(map[string]jose.Signer, len(jwtTypes))
+	for _, typ := range jwtTypes {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: &priv},
+			(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", row.KID, err)
+		}
+		k.signers[typ] = signer
 	}
-	k.Signer, k.private, k.sealedBy = signer, priv.Key, secret
+	k.Signer, k.private, k.sealedBy = k.signers[TypAccessToken], priv.Key, secret
+	return k, nil
+}
+
+// The "typ" header of each kind of JWT Latchkey signs.
+const (
+	// TypAccessToken: RFC 9068 §2.1.
+	TypAccessToken = "at+jwt"
+	// TypIDToken: Core 1.0 sets none; "JWT" is what every library accepts.
+	TypIDToken = "JWT"
+	// TypLogoutToken: Back-Channel Logout 1.0 §2.4.
+	TypLogoutToken = "logout+jwt"
+)
+
+var jwtTypes = []string{TypAccessToken, TypIDToken, TypLogoutToken}
+
+// Sign signs payload as a compact JWS with the given typ (one of the Typ
+// constants). A verify-only key refuses.
+func (k *Key) Sign(typ string, payload []byte) (string, error) {
+	signer, ok := k.signers[typ]
+	if !ok {
+		if k.Signer == nil {
+			return "", fmt.Errorf("signing key %s: %w", k.KID, ErrNoSigningKey)
+		}
+		return "", fmt.Errorf("signing key %s: unknown JWT type %q", k.KID, typ)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign with key %s: %w", k.KID, err)
+	}
+	return jws.CompactSerialize()
+}
+
+// CurrentFor is the key that signs now with alg. Until every algorithm has
+// a key of its own, only the configured one signs; other algs answer
+// ErrNoSigningKey.
+func (m *Manager) CurrentFor(alg jose.SignatureAlgorithm) (*Key, error) {
+	k, err := m.Current()
+	if err != nil {
+		return nil, err
+	}
+	if k.Alg != alg {
+		return nil, fmt.Errorf("%w for %s", ErrNoSigningKey, alg)
+	}
 	return k, nil
 }
 

@@ -156,6 +156,8 @@ type SignIn struct {
 	// it are revoked at logout.
 	LoginSessionID string
 	User           *store.User
+	// SID is the login session's public identifier, the "sid" claim.
+	SID string
 	// AuthTime is when the person last typed their password.
 	AuthTime time.Time
 	// Did is what the person just did on a page for exactly this
@@ -194,7 +196,7 @@ func (h *Handler) current(r *http.Request) (*SignIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SignIn{LoginSessionID: ls.ID, User: u, AuthTime: ls.AuthTime}, nil
+	return &SignIn{LoginSessionID: ls.ID, SID: ls.SID, User: u, AuthTime: ls.AuthTime}, nil
 }
 
 // page is the data every template gets.

@@ -64,6 +64,10 @@ type LoginSession struct {
 	AuthTime   time.Time `gorm:"column:auth_time"`
 	LastSeenAt time.Time `gorm:"column:last_seen_at"`
 	ExpiresAt  time.Time `gorm:"column:expires_at"`
+	// SID is the session's public identifier, the "sid" claim of ID and
+	// logout tokens. CreateLoginSession draws one when it is empty;
+	// ReplaceLoginSession keeps the old session's.
+	SID string `gorm:"column:sid"`
 }
 
 // TableName tells GORM the table.
@@ -72,6 +76,13 @@ func (*LoginSession) TableName() string { return "login_sessions" }
 // CreateLoginSession stores a session for the cookie value cookie.
 func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *LoginSession) error {
 	ls.ID = secrets.SignatureKey(cookie)
+	if ls.SID == "" {
+		sid, err := secrets.RandomToken(16)
+		if err != nil {
+			return fmt.Errorf("create login session: %w", err)
+		}
+		ls.SID = sid
+	}
 	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC()
 	if err := s.db(ctx).Create(ls).Error; err != nil {
 		return fmt.Errorf("create login session: %w", translate(err))
@@ -87,13 +98,22 @@ func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *Login
 // logout never looks there.
 func (s *Store) ReplaceLoginSession(ctx context.Context, oldID, cookie string, ls *LoginSession) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
+		// The same person's session goes on under a new cookie: relying
+		// parties keep the sid they were given.
+		var sids []string
+		if err := s.db(ctx).Model(&LoginSession{}).Where("id = ?", oldID).Pluck("sid", &sids).Error; err != nil {
+			return fmt.Errorf("read old login session: %w", translate(err))
+		}
+		if len(sids) == 1 && sids[0] != "" {
+			ls.SID = sids[0]
+		}
 		if err := s.CreateLoginSession(ctx, cookie, ls); err != nil {
 			return err
 		}
 		// Insert-then-delete rather than UPDATE: the new session may
 		// already hold one of the grants (no conflict on the key).
-		if err := s.db(ctx).Exec(`INSERT INTO login_session_grants (login_session_id, request_id, created_at)
-SELECT ?, request_id, created_at FROM login_session_grants WHERE login_session_id = ?
+		if err := s.db(ctx).Exec(`INSERT INTO login_session_grants (login_session_id, request_id, client_id, created_at)
+SELECT ?, request_id, client_id, created_at FROM login_session_grants WHERE login_session_id = ?
 ON CONFLICT (login_session_id, request_id) DO NOTHING`, ls.ID, oldID).Error; err != nil {
 			return fmt.Errorf("move grants to the new login session: %w", translate(err))
 		}
@@ -112,6 +132,7 @@ ON CONFLICT (login_session_id, request_id) DO NOTHING`, ls.ID, oldID).Error; err
 type loginSessionGrant struct {
 	LoginSessionID string    `gorm:"column:login_session_id;primaryKey"`
 	RequestID      string    `gorm:"column:request_id;primaryKey"`
+	ClientID       string    `gorm:"column:client_id"`
 	CreatedAt      time.Time `gorm:"column:created_at"`
 }
 
@@ -119,8 +140,8 @@ func (loginSessionGrant) TableName() string { return "login_session_grants" }
 
 // linkGrant records that a grant belongs to a login session; again is a
 // no-op.
-func (s *Store) linkGrant(ctx context.Context, sessionID, requestID string) error {
-	row := loginSessionGrant{LoginSessionID: sessionID, RequestID: requestID, CreatedAt: s.nowUTC()}
+func (s *Store) linkGrant(ctx context.Context, sessionID, requestID, clientID string) error {
+	row := loginSessionGrant{LoginSessionID: sessionID, RequestID: requestID, ClientID: clientID, CreatedAt: s.nowUTC()}
 	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 		return fmt.Errorf("link grant to login session: %w", translate(err))
 	}

@@ -225,7 +225,7 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r f
 		if err := s.createRow(ctx, tableCode, &row); err != nil {
 			return err
 		}
-		return s.linkGrant(ctx, row.LoginSessionID, row.RequestID)
+		return s.linkGrant(ctx, row.LoginSessionID, row.RequestID, row.ClientID)
 	})
 }
 
