@@ -147,6 +147,10 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	sess.Username = si.User.Username
 	sess.AuthTime = si.AuthTime
 	sess.LoginSessionID = si.LoginSessionID
+	sess.SID = si.SID
+	sess.Nonce = form.Get("nonce")
+	// The only way to sign in yet (RFC 8176).
+	sess.AMR = []string{"pwd"}
 	sess.GrantedAt = p.now().UTC()
 	p.grantRequested(ar)
 	resp, err := p.fosite.NewAuthorizeResponse(ctx, ar, sess)

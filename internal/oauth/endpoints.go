@@ -23,6 +23,10 @@ const (
 	PathIntrospect = "/oauth2/introspect"
 	PathMetadata   = "/.well-known/oauth-authorization-server"
 	PathJWKS       = "/.well-known/jwks.json"
+	// OpenID Connect (contract, Round 2 additions).
+	PathOpenIDConfiguration = "/.well-known/openid-configuration"
+	PathUserinfo            = "/oauth2/userinfo"
+	PathEndSession          = "/oauth2/logout"
 )
 
 // knownGrantTypes bounds the grant_type metric label.
