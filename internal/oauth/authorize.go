@@ -61,6 +61,12 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	refused := takeUnserved(r.Form)
+	if r.Form.Get("response_mode") == "query" {
+		// The code flow's default, named (OAuth 2.0 Multiple Response
+		// Types §2.1); fosite accepts a named mode only from a client that
+		// registered modes, which no client does here.
+		r.Form.Del("response_mode")
+	}
 	if scope, ok := r.Form["scope"]; ok {
 		// Before fosite checks the scopes against the client's: a client
 		// that did not register address or phone is not refused for them.
