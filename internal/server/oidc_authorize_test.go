@@ -446,3 +446,34 @@ func postReq(u, ctype, body string) *http.Request {
 	}
 	return req
 }
+
+// Hostile values in every OpenID parameter, signed in or not, are answered
+// by a redirect to the client (an error or a code), the login page, or a
+// 4xx: never a 5xx.
+func TestHostileOpenIDParameters(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("hal", "hal-password-1")
+		app := h.rp()
+		signedIn := h.browser(rpRedirect)
+		signIn(t, signedIn, "hal", "hal-password-1")
+		params := []string{"prompt", "max_age", "id_token_hint", "login_hint", "nonce", "ui_locales", "claims_locales",
+			"acr_values", "display", "claims", "request", "request_uri", "registration", "response_mode", "scope"}
+		for name, v := range hostileValues {
+			if name == "huge" {
+				v = strings.Repeat("A", 10_000)
+			}
+			for _, p := range params {
+				for _, br := range []*browser{signedIn, h.browser(rpRedirect)} {
+					resp, _ := br.get(oidcURL(app.conf, p, v))
+					if resp.StatusCode >= 500 {
+						t.Fatalf("%s=%s: %d", p, name, resp.StatusCode)
+					}
+					if resp.StatusCode/100 == 3 && !strings.HasPrefix(resp.Header.Get("Location"), rpRedirect) {
+						t.Fatalf("%s=%s: redirect to %q", p, name, resp.Header.Get("Location"))
+					}
+				}
+			}
+		}
+	})
+}
