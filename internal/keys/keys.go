@@ -624,7 +624,11 @@ func (k *Key) sealedState() string {
 func (m *Manager) List() []Info {
 	now := m.opts.Now()
 	set := m.keys.Load()
-	var out []Info
+	n := 0
+	for _, chain := range set.chains {
+		n += len(chain)
+	}
+	out := make([]Info, 0, n)
 	for _, chain := range set.chains {
 		for i, k := range chain {
 			out = append(out, Info{
@@ -633,9 +637,6 @@ func (m *Manager) List() []Info {
 				PublishedUntil: m.publishedUntil(chain, i, now).UTC(), Sealed: k.sealedState(),
 			})
 		}
-	}
-	if out == nil {
-		out = []Info{}
 	}
 	return out
 }
