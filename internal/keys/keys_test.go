@@ -933,3 +933,37 @@ func TestConcurrentSecretRotation(t *testing.T) {
 		}
 	})
 }
+
+// A chain that lost its keys (deleted by hand, or by an instance of the
+// previous version, which sees one chain) is made again by maintenance,
+// published before it signs.
+func TestMaintainRestoresMissingChain(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t, storetest.Backends()[0])
+	c := &clock{now: time.Now().UTC()}
+	m := newManager(t, st, c, "ES256")
+	for _, row := range rowsOf(mustList(t, st), "EdDSA") {
+		if err := st.DeleteSigningKey(ctx, row.KID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CurrentFor(jose.EdDSA); !errors.Is(err, keys.ErrNoSigningKey) {
+		t.Fatalf("CurrentFor(EdDSA) without keys: %v", err)
+	}
+	if err := m.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if chain := ofAlg(m.List(), "EdDSA"); len(chain) != 1 || chain[0].State != "pending" {
+		t.Fatalf("EdDSA after maintenance: %+v", chain)
+	}
+	if n := len(mustList(t, st)); n != len(keys.Algorithms) {
+		t.Fatalf("%d keys after maintenance", n)
+	}
+	c.Add(10 * time.Minute)
+	if tok, _ := signWith(t, m, "EdDSA"); !verifies(m, tok) {
+		t.Fatal("the restored EdDSA chain does not sign after pre-publication")
+	}
+}
