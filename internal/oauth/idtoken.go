@@ -93,7 +93,18 @@ type idTokenPlan struct {
 // alone the grant itself proves the user (deleting one revokes its codes
 // and refresh tokens), and the refresh path stays one read lighter.
 func (p *Provider) planIDToken(ctx context.Context, ar fosite.AccessRequester) (*idTokenPlan, error) {
-	if !ar.GetGrantedScopes().Has(ScopeOpenID) || ar.GetGrantTypes().ExactOne("client_credentials") {
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		return nil, nil
+	}
+	granted := ar.GetGrantedScopes()
+	if ar.GetGrantTypes().ExactOne("authorization_code") {
+		// Granted to the request only as fosite issues the tokens
+		// (codeScopes in provider.go).
+		if s, ok := ar.GetSession().(*grantsession.Session); ok {
+			granted = s.CodeScopes
+		}
+	}
+	if !granted.Has(ScopeOpenID) {
 		return nil, nil
 	}
 	client, ok := ar.GetClient().(*store.Client)
@@ -105,7 +116,6 @@ func (p *Provider) planIDToken(ctx context.Context, ar fosite.AccessRequester) (
 		return nil, fosite.ErrServerError.WithHintf("No key signs ID tokens with %s.", client.IDTokenAlg()).WithWrap(err).WithDebug(err.Error())
 	}
 	plan := &idTokenPlan{key: key}
-	granted := ar.GetGrantedScopes()
 	if !granted.HasOneOf(claimScopes...) {
 		return plan, nil
 	}
