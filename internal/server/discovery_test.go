@@ -21,7 +21,7 @@ func TestOpenIDDiscovery(t *testing.T) {
 	for field, want := range map[string]any{
 		"issuer": iss, "authorization_endpoint": iss + "/oauth2/authorize", "token_endpoint": iss + "/oauth2/token",
 		"jwks_uri": iss + "/.well-known/jwks.json", "userinfo_endpoint": iss + "/oauth2/userinfo",
-		"end_session_endpoint": iss + "/oauth2/logout",
+		"end_session_endpoint":         iss + "/oauth2/logout",
 		"backchannel_logout_supported": true, "backchannel_logout_session_supported": true,
 		"frontchannel_logout_supported": false, "claims_parameter_supported": false,
 		"request_parameter_supported": false,
