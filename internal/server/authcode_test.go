@@ -103,8 +103,6 @@ func (h *harness) spa(redirect string, trusted bool, scope string) spa {
 	c := h.client(map[string]any{
 		"client_name": "Test SPA", "token_endpoint_auth_method": "none", "trusted": trusted,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{redirect}, "scope": scope,
-		// The configured algorithm always has a key, whichever it is.
-		"id_token_signed_response_alg": h.cfg.SigningAlg,
 	})
 	return spa{testClient: c, conf: oauth2.Config{
 		ClientID: c.id, RedirectURL: redirect, Scopes: strings.Fields(scope),
