@@ -474,3 +474,51 @@ func TestIDTokenEdDSA(t *testing.T) {
 		t.Errorf("tokens without their id_token: %v", m)
 	}
 }
+
+// A failure reading the user for the ID token's claims fails the request
+// before anything is issued: no token without its claims, and the refresh
+// token is not rotated, so the same one works once the database does.
+func TestIDTokenUserReadFails(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.person("ida", "ida-password-1")
+		c := oidcPasswordClient(h, "")
+		m := h.token(c, url.Values{"grant_type": {"password"}, "username": {"ida"}, "password": {"ida-password-1"}, "scope": {"openid profile offline_access"}})
+		rt := m["refresh_token"].(string)
+
+		execSQL(t, h.cfg.DatabaseURL, "ALTER TABLE users RENAME TO users_away")
+		resp, r := refresh(h, c, rt)
+		if resp.StatusCode < 500 || r["access_token"] != nil || r["id_token"] != nil {
+			t.Fatalf("refresh with the users table gone: %d %v, want a 5xx and no token", resp.StatusCode, r)
+		}
+		execSQL(t, h.cfg.DatabaseURL, "ALTER TABLE users_away RENAME TO users")
+		// Past the grace period: had the failed request rotated the token,
+		// presenting it again would be reuse.
+		h.clock.advance(time.Minute)
+		resp, r = refresh(h, c, rt)
+		if resp.StatusCode != http.StatusOK || r["id_token"] == nil {
+			t.Fatalf("the refresh token after the failure: %d %v", resp.StatusCode, r)
+		}
+	})
+}
+
+// execSQL runs one statement through a connection of its own.
+func execSQL(t *testing.T, databaseURL, query string) {
+	t.Helper()
+	dialect, source, err := config.ParseDatabaseURL(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, dsn := "pgx", source
+	if dialect == config.DialectSQLite {
+		driver, dsn = "sqlite", "file:"+source+"?_pragma=busy_timeout(10000)"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
