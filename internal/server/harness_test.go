@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -229,6 +230,13 @@ type testClient struct{ id, secret string }
 // client registers a client through the admin API.
 func (h *harness) client(md map[string]any) testClient {
 	h.t.Helper()
+	if _, ok := md["id_token_signed_response_alg"]; !ok {
+		// ID tokens signed with the configured algorithm, which always has
+		// a key (the RS256 default needs one beside it); a test that wants
+		// another algorithm says so.
+		md = maps.Clone(md)
+		md["id_token_signed_response_alg"] = h.cfg.SigningAlg
+	}
 	resp, m := h.adminJSON(http.MethodPost, "/admin/clients", md)
 	if resp.StatusCode != http.StatusCreated {
 		h.t.Fatalf("register client: %d %v", resp.StatusCode, m)

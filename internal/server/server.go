@@ -148,6 +148,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 func (s *Server) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+oauth.PathMetadata, s.provider.ServeMetadata)
+	mux.HandleFunc("GET "+oauth.PathOpenIDConfiguration, s.provider.ServeMetadata)
 	mux.HandleFunc("GET "+oauth.PathJWKS, s.provider.ServeJWKS)
 	mux.HandleFunc("GET "+oauth.PathAuthorize, s.provider.Authorize)
 	mux.HandleFunc("POST "+oauth.PathAuthorize, s.provider.Authorize)
