@@ -112,6 +112,18 @@ func (p *Provider) planIDToken(ctx context.Context, ar fosite.AccessRequester) (
 		return nil, fosite.ErrServerError.WithHint("Unexpected client type.")
 	}
 	key, err := p.keys.CurrentFor(jose.SignatureAlgorithm(client.IDTokenAlg()))
+	if errors.Is(err, keys.ErrNoSigningKey) {
+		// Right after an upgrade from a database with one algorithm's keys,
+		// the new chains are published but not yet signing (keys.New). A
+		// published key of another algorithm beats refusing every sign-in
+		// for the pre-publication period; a client that pinned its alg
+		// refuses the token, as it would have refused the error.
+		if cur, curErr := p.keys.Current(); curErr == nil {
+			p.log.WarnContext(ctx, "no active key for the client's ID token algorithm yet; signing with the access token key",
+				"client_id", client.ID, "want_alg", client.IDTokenAlg(), "alg", cur.Alg)
+			key, err = cur, nil
+		}
+	}
 	if err != nil {
 		return nil, fosite.ErrServerError.WithHintf("No key signs ID tokens with %s.", client.IDTokenAlg()).WithWrap(err).WithDebug(err.Error())
 	}
