@@ -43,7 +43,10 @@ func (*LogoutDelivery) TableName() string { return "logout_deliveries" }
 // and grants are deleted. Two statements whatever the number of grants.
 func (s *Store) enqueueLogouts(ctx context.Context, column, value string) error {
 	var owed []struct {
-		SID, UserID, ClientID, URI string
+		SID      string `gorm:"column:sid"`
+		UserID   string `gorm:"column:user_id"`
+		ClientID string `gorm:"column:client_id"`
+		URI      string `gorm:"column:uri"`
 	}
 	err := s.db(ctx).Raw(`SELECT DISTINCT ls.sid AS sid, ls.user_id AS user_id, g.client_id AS client_id, c.backchannel_logout_uri AS uri
 FROM login_sessions ls
