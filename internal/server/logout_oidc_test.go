@@ -556,3 +556,45 @@ func TestBackchannelEveryWayASessionEnds(t *testing.T) {
 		}
 	})
 }
+
+// TestLogoutAddress (moved from internal/login with POST /logout): only an
+// unknown client or an address it did not register is the caller's 400. A
+// database that cannot be reached is a 503 page with Retry-After, not "that
+// application did not register this sign-out address", which would send an
+// operator looking in the wrong place.
+func TestLogoutAddress(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		for _, tc := range []struct {
+			name, clientID, target string
+			down                   bool
+			want                   int
+		}{
+			{name: "registered address", clientID: "app", target: "https://a.example/bye", want: http.StatusSeeOther},
+			{name: "no address", want: http.StatusOK},
+			{name: "unknown client", clientID: "nobody", target: "https://a.example/bye", want: http.StatusBadRequest},
+			{name: "unregistered address", clientID: "app", target: "https://evil.example/", want: http.StatusBadRequest},
+			{name: "database down", clientID: "app", target: "https://a.example/bye", down: true, want: http.StatusServiceUnavailable},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				h := newHarness(t, b)
+				app := h.oidcApp("a", nil)
+				if tc.clientID == "app" {
+					tc.clientID = app.id
+				}
+				br := h.browser("https://")
+				_, page := br.get(h.public.URL + "/logout")
+				if tc.down {
+					_ = h.store.Close()
+				}
+				resp, _ := br.post("/logout", url.Values{"csrf_token": {field(t, csrfRe, page)}, "client_id": {tc.clientID},
+					"post_logout_redirect_uri": {tc.target}, "state": {"s"}})
+				if resp.StatusCode != tc.want {
+					t.Fatalf("POST /logout: %d, want %d", resp.StatusCode, tc.want)
+				}
+				if tc.want >= 500 && resp.Header.Get("Retry-After") == "" {
+					t.Error("a 503 without Retry-After")
+				}
+			})
+		}
+	})
+}
