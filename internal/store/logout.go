@@ -91,8 +91,8 @@ type LogoutClaim struct {
 // not given up, counts an attempt on each and returns them. A row is
 // claimed by one caller at a time on any number of instances: PostgreSQL
 // skips rows another claim has locked (FOR UPDATE SKIP LOCKED) and the
-// outer condition re-checks that the row is still due; SQLite has one
-// writer, so the conditional UPDATE is the whole lease.
+// UPDATE re-checks that the row is still due; SQLite has one writer, so
+// the conditional UPDATE is the whole lease.
 func (s *Store) ClaimLogoutDeliveries(ctx context.Context, c LogoutClaim) ([]LogoutDelivery, error) {
 	now := s.nowUTC()
 	claim, err := secrets.RandomToken(12)
@@ -103,17 +103,21 @@ func (s *Store) ClaimLogoutDeliveries(ctx context.Context, c LogoutClaim) ([]Log
 	if c.SID != "" {
 		filter, args = " AND sid = ?", append(args, c.SID)
 	}
-	lock := ""
+	// The due rows are chosen once, in a materialized CTE: as a plain
+	// IN (subquery) PostgreSQL may evaluate a LIMIT ... SKIP LOCKED
+	// subquery again per row and take more than the limit.
+	cte, lock := "", ""
 	if s.dialect == DialectPostgres {
-		lock = " FOR UPDATE SKIP LOCKED"
+		cte, lock = " MATERIALIZED", " FOR UPDATE SKIP LOCKED"
 	}
 	var rows []LogoutDelivery
-	err = s.db(ctx).Raw(`UPDATE logout_deliveries SET next_attempt_at = ?, attempts = attempts + 1, claim = ?
-WHERE next_attempt_at <= ? AND gave_up_at IS NULL AND id IN (
+	err = s.db(ctx).Raw(`WITH due AS`+cte+` (
   SELECT id FROM logout_deliveries WHERE next_attempt_at <= ? AND gave_up_at IS NULL`+filter+`
   ORDER BY next_attempt_at LIMIT ?`+lock+`)
+UPDATE logout_deliveries SET next_attempt_at = ?, attempts = attempts + 1, claim = ?
+WHERE id IN (SELECT id FROM due) AND next_attempt_at <= ? AND gave_up_at IS NULL
 RETURNING id, client_id, uri, subject, sid, attempts, next_attempt_at, claim, last_error, created_at, gave_up_at`,
-		append(append([]any{now.Add(c.Lease), claim, now}, args...), c.Limit)...).Scan(&rows).Error
+		append(append(args, c.Limit), now.Add(c.Lease), claim, now)...).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("claim logout deliveries: %w", translate(err))
 	}
