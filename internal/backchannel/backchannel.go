@@ -237,6 +237,10 @@ func (d *Deliverer) send(ctx context.Context, row store.LogoutDelivery) {
 	if err == nil {
 		err = d.post(ctx, client, row)
 	}
+	// The outcome is recorded even when shutdown cancelled the send, so
+	// that the row is not left leased until its lease runs out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	if err == nil {
 		d.count("delivered")
 		log.InfoContext(ctx, "back-channel logout delivered")
