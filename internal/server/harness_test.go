@@ -39,6 +39,7 @@ type harness struct {
 	// clock is the store's and the server's clock, unless the test brought
 	// its own (then nil).
 	clock *offsetClock
+	srv   *server.Server
 }
 
 // offsetClock is the wall clock plus an offset that advance moves: a test
@@ -162,7 +163,7 @@ func newHarnessWith(t testing.TB, b storetest.Backend, opts store.Options, srvOp
 	admin := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(public.Close)
 	t.Cleanup(admin.Close)
-	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs, clock: clock}
+	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs, clock: clock, srv: srv}
 }
 
 // do sends a request and decodes a JSON answer into a map.
