@@ -60,6 +60,13 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, nil, err)
 		return
 	}
+	if r.Form.Get("redirect_uri") == "" && slices.Contains(strings.Fields(r.Form.Get("scope")), ScopeOpenID) {
+		// OpenID Connect requires it (Core §3.1.2.1), though OAuth 2.0 lets
+		// a client with one registered URI leave it out: an error page, as
+		// for a URI that does not match.
+		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("An OpenID Connect request must include redirect_uri."))
+		return
+	}
 	refused := takeUnserved(r.Form)
 	if r.Form.Get("response_mode") == "query" {
 		// The code flow's default, named (OAuth 2.0 Multiple Response

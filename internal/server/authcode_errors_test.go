@@ -30,6 +30,9 @@ func TestAuthorizeErrorsRedirect(t *testing.T) {
 				oauth2.SetAuthURLParam("scope", "admin")}, "invalid_scope"},
 			"token response type": {[]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 				oauth2.SetAuthURLParam("response_type", "token")}, "unsupported_response_type"},
+			// oidcc-response-type-missing.
+			"no response type": {[]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+				oauth2.SetAuthURLParam("response_type", "")}, "unsupported_response_type"},
 			"bad prompt": {[]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 				oauth2.SetAuthURLParam("prompt", "bogus")}, "invalid_request"},
 		}

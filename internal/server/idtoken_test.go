@@ -289,6 +289,8 @@ func TestIDTokenClaimsPerScope(t *testing.T) {
 		{"openid email", [][]string{email}},
 		{"openid groups", [][]string{groups}},
 		{"openid profile email groups", [][]string{profile, email, groups}},
+		// Order means nothing (oidcc-ensure-other-scope-order-succeeds).
+		{"email openid", [][]string{email}},
 	} {
 		t.Run(tc.scope, func(t *testing.T) {
 			m := h.token(c, url.Values{"grant_type": {"password"}, "username": {"ida"}, "password": {"ida-password-1"}, "scope": {tc.scope}})
