@@ -24,10 +24,19 @@ func main() {
 	flag.DurationVar(&opts.Duration, "duration", 10*time.Second, "how long each scenario runs")
 	flag.StringVar(&opts.IDTokenAlg, "id-token-alg", "", "id_token_signed_response_alg of the bench's clients: RS256, ES256 or EdDSA (default: the server's, RS256)")
 	scenarios := flag.String("scenario", "all", "comma-separated: "+strings.Join(bench.Scenarios, ", ")+", or all")
+	var hydra bench.HydraOptions
+	flag.StringVar(&hydra.PublicURL, "hydra-url", "", "an Ory Hydra's public URL: run "+strings.Join(bench.HydraScenarios, ", ")+" against it instead (docs/benchmarks.md)")
+	flag.StringVar(&hydra.AdminURL, "hydra-admin-url", "http://127.0.0.1:4445", "that Hydra's admin URL")
+	flag.StringVar(&hydra.ClientID, "hydra-client", "bench", "client_id of a Hydra client for the code flow (client_secret_basic, redirect URI "+bench.HydraRedirectURI+")")
+	flag.StringVar(&hydra.ClientSecret, "hydra-secret", os.Getenv("HYDRA_CLIENT_SECRET"), "its secret (default $HYDRA_CLIENT_SECRET)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if hydra.PublicURL != "" {
+		hydra.Workers, hydra.Duration = opts.Workers, opts.Duration
+		os.Exit(runHydra(ctx, hydra, *scenarios))
+	}
 	r, err := bench.NewRunner(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "latchkey-bench: set-up:", err)
@@ -51,4 +60,24 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// runHydra runs the Hydra scenarios and returns the exit code.
+func runHydra(ctx context.Context, o bench.HydraOptions, scenarios string) int {
+	names := bench.HydraScenarios
+	if scenarios != "all" {
+		names = strings.Split(scenarios, ",")
+	}
+	fmt.Printf("Hydra at %s, workers %d, %s per scenario\n", o.PublicURL, o.Workers, o.Duration)
+	code := 0
+	for _, name := range names {
+		res, err := bench.RunHydra(ctx, o, strings.TrimSpace(name))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "latchkey-bench:", err)
+			code = 1
+			continue
+		}
+		fmt.Println(res)
+	}
+	return code
 }

@@ -459,19 +459,29 @@ func (r *Runner) Run(ctx context.Context, name string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Scenario: name, RSSBefore: r.RSS(ctx)}
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		wg        sync.WaitGroup
-	)
 	ops := make([]op, r.opts.Workers)
 	for i := range ops {
 		if ops[i], err = setup(ctx); err != nil {
 			return Result{}, fmt.Errorf("%s setup: %w", name, err)
 		}
 	}
-	runCtx, cancel := context.WithTimeout(ctx, r.opts.Duration)
+	res := measure(ctx, name, ops, r.opts.Duration, func() float64 { return r.RSS(ctx) })
+	return res, nil
+}
+
+// measure runs each op in a worker of its own for d and gathers the
+// figures; rss (nil: none) reads the server's memory before and after.
+func measure(ctx context.Context, name string, ops []op, d time.Duration, rss func() float64) Result {
+	res := Result{Scenario: name}
+	if rss != nil {
+		res.RSSBefore = rss()
+	}
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		wg        sync.WaitGroup
+	)
+	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
 	for i := range ops {
@@ -514,6 +524,8 @@ func (r *Runner) Run(ctx context.Context, name string) (Result, error) {
 	if n := len(latencies); n > 0 {
 		res.P50, res.P90, res.P99 = latencies[n*50/100], latencies[n*90/100], latencies[min(n-1, n*99/100)]
 	}
-	res.RSSAfter = r.RSS(ctx)
-	return res, nil
+	if rss != nil {
+		res.RSSAfter = rss()
+	}
+	return res
 }
