@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"database/sql"
 	"net/http"
 	"strings"
 	"testing"
 
 	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite", to damage a row
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
@@ -47,28 +45,7 @@ func TestGraceSuccessorUnreadable(t *testing.T) {
 // of its own, as a damaged backup or a bad manual edit would.
 func damageSuccessors(t *testing.T, databaseURL string) {
 	t.Helper()
-	dialect, source, err := config.ParseDatabaseURL(databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	driver, dsn := "pgx", source
-	if dialect == config.DialectSQLite {
-		driver, dsn = "sqlite", "file:"+source+"?_pragma=busy_timeout(10000)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	query := "UPDATE refresh_tokens SET successor = ? WHERE successor IS NOT NULL"
-	if dialect == config.DialectPostgres {
-		query = "UPDATE refresh_tokens SET successor = $1 WHERE successor IS NOT NULL"
-	}
-	res, err := db.Exec(query, []byte("not a sealed token"))
-	if err != nil {
-		t.Fatalf("damage successors: %v", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if execSQL(t, databaseURL, "UPDATE refresh_tokens SET successor = ? WHERE successor IS NOT NULL", []byte("not a sealed token")) == 0 {
 		t.Fatal("no sealed successor to damage")
 	}
 }

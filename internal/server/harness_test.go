@@ -3,7 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -15,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/store"
@@ -298,4 +304,67 @@ func wantError(t *testing.T, resp *http.Response, m map[string]any, status int, 
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Errorf("error Content-Type = %q", resp.Header.Get("Content-Type"))
 	}
+}
+
+// verifyJWT checks raw as a relying party does before it reads a claim:
+// its typ, and its signature by a key of the JWKS fetched over HTTP. The
+// claims are returned for the caller to validate.
+func (h *harness) verifyJWT(t testing.TB, raw, typ string) (jwt.Claims, map[string]any) {
+	t.Helper()
+	parsed, err := jwt.ParseSigned(raw, keys.Algorithms)
+	if err != nil {
+		t.Fatalf("parse %s: %v", typ, err)
+	}
+	hd := parsed.Headers[0]
+	if got, _ := hd.ExtraHeaders[jose.HeaderType].(string); got != typ {
+		t.Errorf("typ = %q, want %q", got, typ)
+	}
+	resp, err := http.Get(h.public.URL + oauth.PathJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	ks := set.Key(hd.KeyID)
+	if len(ks) != 1 {
+		t.Fatalf("kid %q not in the JWKS", hd.KeyID)
+	}
+	var std jwt.Claims
+	var all map[string]any
+	if err := parsed.Claims(ks[0].Key, &std, &all); err != nil {
+		t.Fatalf("%s signature: %v", typ, err)
+	}
+	return std, all
+}
+
+// execSQL runs one statement through a connection of its own, with ?
+// placeholders on both databases, and returns the rows it changed.
+func execSQL(t *testing.T, databaseURL, query string, args ...any) int64 {
+	t.Helper()
+	dialect, source, err := config.ParseDatabaseURL(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, dsn := "pgx", source
+	if dialect == config.DialectSQLite {
+		driver, dsn = "sqlite", "file:"+source+"?_pragma=busy_timeout(10000)"
+	} else {
+		for i := range args {
+			query = strings.Replace(query, "?", fmt.Sprintf("$%d", i+1), 1)
+		}
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	n, _ := res.RowsAffected()
+	return n
 }

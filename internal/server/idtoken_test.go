@@ -6,7 +6,6 @@ import (
 	"crypto/sha512"
 	"database/sql"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,32 +29,7 @@ func (h *harness) verifyIDToken(t *testing.T, raw, clientID string) map[string]a
 	if raw == "" {
 		t.Fatal("no id_token")
 	}
-	resp, err := http.Get(h.public.URL + "/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
-	if err != nil {
-		t.Fatalf("parse id_token: %v", err)
-	}
-	hd := parsed.Headers[0]
-	if typ, _ := hd.ExtraHeaders[jose.HeaderType].(string); typ != keys.TypIDToken {
-		t.Errorf("typ = %q, want %q", typ, keys.TypIDToken)
-	}
-	ks := set.Key(hd.KeyID)
-	if len(ks) != 1 {
-		t.Fatalf("kid %q not in the JWKS", hd.KeyID)
-	}
-	var std jwt.Claims
-	var claims map[string]any
-	if err := parsed.Claims(ks[0].Key, &std, &claims); err != nil {
-		t.Fatalf("id_token signature: %v", err)
-	}
+	std, claims := h.verifyJWT(t, raw, keys.TypIDToken)
 	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: h.cfg.Issuer, AnyAudience: jwt.Audience{clientID}, Time: h.now()}, 0); err != nil {
 		t.Errorf("id_token claims: %v (%v)", err, claims)
 	}
@@ -502,25 +476,4 @@ func TestIDTokenUserReadFails(t *testing.T) {
 			t.Fatalf("the refresh token after the failure: %d %v", resp.StatusCode, r)
 		}
 	})
-}
-
-// execSQL runs one statement through a connection of its own.
-func execSQL(t *testing.T, databaseURL, query string) {
-	t.Helper()
-	dialect, source, err := config.ParseDatabaseURL(databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	driver, dsn := "pgx", source
-	if dialect == config.DialectSQLite {
-		driver, dsn = "sqlite", "file:"+source+"?_pragma=busy_timeout(10000)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(query); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
 }

@@ -166,32 +166,7 @@ func (h *harness) settle() {
 func (h *harness) logoutClaims(raw, clientID string) map[string]any {
 	h.t.Helper()
 	t := h.t
-	tok, err := jwt.ParseSigned(raw, keys.Algorithms)
-	if err != nil {
-		t.Fatalf("logout token: %v", err)
-	}
-	hdr := tok.Headers[0]
-	if typ := hdr.ExtraHeaders[jose.HeaderType]; typ != "logout+jwt" {
-		t.Errorf("typ = %v, want logout+jwt", typ)
-	}
-	resp, err := http.Get(h.public.URL + oauth.PathJWKS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-		t.Fatal(err)
-	}
-	ks := set.Key(hdr.KeyID)
-	if len(ks) != 1 {
-		t.Fatalf("kid %q not in the JWKS", hdr.KeyID)
-	}
-	var std jwt.Claims
-	var all map[string]any
-	if err := tok.Claims(ks[0].Key, &std, &all); err != nil {
-		t.Fatalf("logout token signature: %v", err)
-	}
+	std, all := h.verifyJWT(t, raw, keys.TypLogoutToken)
 	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: h.cfg.Issuer, AnyAudience: jwt.Audience{clientID}, Time: h.now()}, time.Minute); err != nil {
 		t.Errorf("logout token claims: %v", err)
 	}
