@@ -5,7 +5,7 @@
 // ID token as id_token_hint / signoutRedirectCallback. Its other settings
 // are left at their defaults.
 import { UserManager } from "oidc-client-ts";
-import { $, config, run, show } from "./page.js";
+import { $, config, describe, run, show } from "./page.js";
 
 run(async () => {
   const cfg = await config();
@@ -17,8 +17,9 @@ run(async () => {
     scope: "openid profile email",
     loadUserInfo: true,
   });
-  $("login").onclick = () => mgr.signinRedirect().catch((e) => show(`error: ${e.message}`));
-  $("logout").onclick = () => mgr.signoutRedirect().catch((e) => show(`error: ${e.message}`));
+  $("login").onclick = () => mgr.signinRedirect().catch((e) => show(describe(e)));
+  // With state data the library sends a state and checks it on return.
+  $("logout").onclick = () => mgr.signoutRedirect({ state: "bye" }).catch((e) => show(describe(e)));
 
   const here = new URL(location.href);
   if (here.searchParams.has("code") || here.searchParams.has("error")) {
@@ -29,9 +30,11 @@ run(async () => {
       has_id_token: !!user.id_token, has_refresh_token: !!user.refresh_token });
   }
   if (here.searchParams.has("state")) {
-    // Back from the end_session_endpoint: the library checks the state.
-    await mgr.signoutRedirectCallback();
+    // Back from the end_session_endpoint: the library checks the state
+    // against the one it stored and hands back its data.
+    const response = await mgr.signoutRedirectCallback();
     history.replaceState(null, "", cfg.redirect_uri);
+    if (response.userState !== "bye") return show(`signed out with state data ${JSON.stringify(response.userState)}`);
     return show(((await mgr.getUser()) === null) ? "signed out" : "signed out, but a user is still stored");
   }
   show("ready");

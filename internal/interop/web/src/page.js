@@ -12,5 +12,15 @@ export function show(status, result) {
 }
 
 export function run(main) {
-  main().catch((e) => show(`error: ${e.name}: ${e.message}${e.error ? ` (${e.error})` : ""}`));
+  main().catch((e) => show(describe(e)));
+}
+
+// describe says what went wrong, with what the libraries attach to errors
+// (openid-client: code and cause; OAuth errors: error).
+export function describe(e) {
+  let s = `error: ${e.name}: ${e.message}`;
+  if (e.code) s += ` [${e.code}]`;
+  if (e.error) s += ` (${e.error}: ${e.error_description ?? ""})`;
+  if (e.cause) s += ` cause: ${e.cause.message ?? JSON.stringify(e.cause)}`;
+  return s;
 }
