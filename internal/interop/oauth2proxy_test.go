@@ -112,7 +112,7 @@ func TestOAuth2ProxyInFrontOfTheAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatalf("the API did not answer (%s): %q", end, body)
 	}
-	if got["token_sub"] != user.ID || got["email"] != user.Email || got["user"] == "" {
+	if got["token_sub"] != user.ID || got["email"] != user.Email || got["user"] != user.ID {
 		t.Fatalf("behind oauth2-proxy the API saw %v", got)
 	}
 	// Signed in: the next request goes straight through.
