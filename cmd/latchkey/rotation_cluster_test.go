@@ -131,9 +131,19 @@ func TestClusterSecretRotationAndFormatSwitch(t *testing.T) {
 	t.Run("instances started together with new,old make one replacement key", func(t *testing.T) {
 		for i, in := range after {
 			ks := in.keys(t)
-			if len(ks) != 2 || ks[0]["kid"] != oldKID || ks[0]["sealed"] != "older secret" ||
-				ks[1]["state"] != "pending" || ks[1]["sealed"] != "current secret" {
+			if len(ks) != 6 {
 				t.Fatalf("instance %d keys: %v", i, ks)
+			}
+			// One chain per algorithm, each listed oldest first: the old key
+			// and one replacement in every chain.
+			for c := 0; c < len(ks); c += 2 {
+				if ks[c]["alg"] != ks[c+1]["alg"] || ks[c]["sealed"] != "older secret" ||
+					ks[c+1]["state"] != "pending" || ks[c+1]["sealed"] != "current secret" {
+					t.Fatalf("instance %d keys: %v", i, ks)
+				}
+			}
+			if ks[0]["kid"] != oldKID {
+				t.Fatalf("instance %d: the ES256 chain does not start with the key that signed: %v", i, ks)
 			}
 		}
 	})

@@ -162,8 +162,10 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.keys.List())
 }
 
-// rotateKey publishes a new signing key now; it signs after the
-// pre-publication period.
+// rotateKey publishes a new signing key of every algorithm now; each signs
+// after the pre-publication period. The answer is the configured
+// algorithm's new key, one object as before there was a chain per
+// algorithm, so existing callers keep working; GET /admin/keys lists all.
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 	info, err := a.keys.Rotate(r.Context())
 	if err != nil {

@@ -32,7 +32,7 @@ func (e *env) keysCommand() *cobra.Command {
 	config.RegisterFlags(cmd.PersistentFlags(), keysGroups)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
-		Short: "List signing keys and their state (pending, active, retired)",
+		Short: "List signing keys, chain by chain per algorithm, and their state (pending, active, retired)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.withKeys(cmd, func(m *keys.Manager) error { return e.printJSON(m.List()) })
@@ -40,11 +40,13 @@ func (e *env) keysCommand() *cobra.Command {
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rotate",
-		Short: "Publish a new signing key now; it signs after LATCHKEY_KEY_PREPUBLISH_PERIOD",
-		Long: `Publish a new signing key now. Running servers pick it up within seconds and
-serve it in the JWKS at once; it starts signing after LATCHKEY_KEY_PREPUBLISH_PERIOD,
-so resource servers' cached key sets hold it before any token needs it. The
-previous key keeps verifying its tokens until they expire.`,
+		Short: "Publish a new signing key of every algorithm now; each signs after LATCHKEY_KEY_PREPUBLISH_PERIOD",
+		Long: `Publish a new signing key of every algorithm (ES256, RS256, EdDSA) now. Running
+servers pick them up within seconds and serve them in the JWKS at once; they start
+signing after LATCHKEY_KEY_PREPUBLISH_PERIOD, so resource servers' cached key sets
+hold them before any token needs them. The previous keys keep verifying their
+tokens until they expire. The output is the new key of LATCHKEY_SIGNING_ALG, the
+one that will sign access tokens; "keys list" shows all of them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.withKeys(cmd, func(m *keys.Manager) error {

@@ -3,18 +3,28 @@
 // they reach the database, rotates them in stages, and keeps the decrypted
 // signers in memory so the token path never reads or decrypts a key.
 //
-// A key's life: it is published in the JWKS as soon as it is made, starts
-// signing PrepublishPeriod later (so caches hold it before any token needs
-// it), signs until the next key activates, and stays published until every
-// token it signed has expired, after which it is deleted. Once a key has
-// stopped signing its private half is erased: it is verify-only. Instances
-// share keys through the database; creation happens under a lock so that
-// instances starting together make one key, not one each.
+// There is one chain of keys per algorithm in Algorithms, so the JWKS
+// always holds an active key of each: OpenID Connect clients choose the
+// algorithm of their ID tokens (RS256 is mandatory for an OpenID
+// Provider), and access tokens use the configured one (Options.Alg), which
+// can therefore change at once. The chains live side by side and never
+// touch each other: a key retires only when a newer key of its own
+// algorithm activates.
+//
+// A key's life in its chain: it is published in the JWKS as soon as it is
+// made, starts signing PrepublishPeriod later (so caches hold it before
+// any token needs it), signs until the next key of its chain activates,
+// and stays published until every token it signed has expired, after
+// which it is deleted. Once a key has stopped signing its private half is
+// erased: it is verify-only. Instances share keys through the database;
+// creation happens under a lock so that instances starting together make
+// one key per algorithm, not one each.
 //
 // A key sealed under an older LATCHKEY_SECRET (the second or later of a
 // "new,old" list) is never sealed again under the new one: whoever holds the
 // old secret and a backup could still open it. It is replaced instead, by a
-// key sealed under the new secret, and retires like any rotated key.
+// key of the same algorithm sealed under the new secret, and retires like
+// any rotated key.
 package keys
 
 import (
@@ -109,8 +119,12 @@ type Manager struct {
 	// LATCHKEY_SECRET still load (and are sealed again under the new one).
 	aeads []cipher.AEAD
 	opts  Options
-	// keys is sorted by activation, oldest first; replaced whole on reload.
-	keys   atomic.Pointer[[]*Key]
+	// alg is the index of Options.Alg in Algorithms: the chain Current
+	// answers from.
+	alg int
+	// keys holds the chains; replaced whole on reload, so the token path
+	// reads it without a lock.
+	keys   atomic.Pointer[keyset]
 	reload sync.Mutex
 }
 
@@ -121,7 +135,10 @@ var ErrWrongSecret = errors.New("LATCHKEY_SECRET does not decrypt the stored sig
 // ErrNoSigningKey means no key can sign now.
 var ErrNoSigningKey = errors.New("no active signing key")
 
-// New loads the keys, making the first one if there is none.
+// New loads the keys, making the first key of every algorithm that has
+// none: all of them signing at once on an empty database, published first
+// and signing after PrepublishPeriod when other keys exist (an upgrade from
+// one chain).
 func New(ctx context.Context, st Store, systemSecrets secrets.SystemSecrets, opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -139,23 +156,23 @@ func New(ctx context.Context, st Store, systemSecrets secrets.SystemSecrets, opt
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{store: st, opts: opts, aeads: aeads}
-	m.keys.Store(&[]*Key{})
+	m := &Manager{store: st, opts: opts, aeads: aeads, alg: algIndex(jose.SignatureAlgorithm(opts.Alg))}
+	m.keys.Store(&keyset{})
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
 	}
-	if len(*m.keys.Load()) == 0 {
+	if m.missingChain() {
 		err := st.WithSigningKeyLock(ctx, func(ctx context.Context) error {
+			// Read again under the lock: another instance may have made
+			// them first.
 			rows, err := st.ListSigningKeys(ctx)
-			if err != nil || len(rows) > 0 {
-				return err // another instance made it first
+			if err != nil {
+				return err
 			}
-			// Nothing can hold a cached JWKS yet, so the first key signs at once.
-			_, err = m.create(ctx, opts.Alg, m.opts.Now())
-			return err
+			return m.addMissingChains(ctx, rows, m.opts.Now(), len(rows) == 0)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("create first signing key: %w", err)
+			return nil, fmt.Errorf("create first signing keys: %w", err)
 		}
 		if err := m.Reload(ctx); err != nil {
 			return nil, err
@@ -361,18 +378,80 @@ func (k *Key) Sign(typ string, payload []byte) (string, error) {
 	return jws.CompactSerialize()
 }
 
-// CurrentFor is the key that signs now with alg. Until every algorithm has
-// a key of its own, only the configured one signs; other algs answer
-// ErrNoSigningKey.
-func (m *Manager) CurrentFor(alg jose.SignatureAlgorithm) (*Key, error) {
-	k, err := m.Current()
-	if err != nil {
-		return nil, err
+// numAlgs is len(Algorithms): the chains live in an array indexed by
+// algIndex, so that finding a chain is a switch, not a map lookup.
+const numAlgs = 3
+
+// algIndex is alg's place in Algorithms, or -1.
+func algIndex(alg jose.SignatureAlgorithm) int {
+	switch alg {
+	case jose.ES256:
+		return 0
+	case jose.RS256:
+		return 1
+	case jose.EdDSA:
+		return 2
 	}
-	if k.Alg != alg {
-		return nil, fmt.Errorf("%w for %s", ErrNoSigningKey, alg)
+	return -1
+}
+
+// keyset is what Reload swaps in whole: one chain of keys per algorithm,
+// each sorted by activation, oldest first. A chain is independent of the
+// others: its keys retire only when a newer key of the same algorithm
+// activates.
+type keyset struct {
+	chains [numAlgs][]*Key
+}
+
+// chainsOf splits stored rows, oldest activation first, into one chain per
+// algorithm. Rows of an algorithm Latchkey does not make are left out:
+// nothing here rotates or deletes what it does not understand.
+func chainsOf(rows []store.SigningKey) [numAlgs][]store.SigningKey {
+	var chains [numAlgs][]store.SigningKey
+	for _, row := range rows {
+		if i := algIndex(jose.SignatureAlgorithm(row.Alg)); i >= 0 {
+			chains[i] = append(chains[i], row)
+		}
+	}
+	return chains
+}
+
+// CurrentFor is the key that signs now with alg: the latest key of that
+// algorithm's chain already active. It answers ErrNoSigningKey while the
+// chain has no active key yet, which happens only for
+// LATCHKEY_KEY_PREPUBLISH_PERIOD after an upgrade from a database that held
+// keys of one algorithm (the new chains are published before they sign);
+// the caller then signs with Current's key, which is published too. Like
+// Current it fails, rather than sign with an older key, when the key that
+// should sign is verify-only here. It allocates nothing when it succeeds.
+func (m *Manager) CurrentFor(alg jose.SignatureAlgorithm) (*Key, error) {
+	i := algIndex(alg)
+	if i < 0 {
+		return nil, fmt.Errorf("%w: unsupported algorithm %q", ErrNoSigningKey, alg)
+	}
+	k, err := current(m.keys.Load().chains[i], m.opts.Now())
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", alg, err)
+	case k == nil:
+		return nil, fmt.Errorf("%w for %s yet", ErrNoSigningKey, alg)
 	}
 	return k, nil
+}
+
+// current is the latest active key of a chain, or nil when the chain has
+// no active key at all.
+func current(chain []*Key, now time.Time) (*Key, error) {
+	for i := len(chain) - 1; i >= 0; i-- {
+		if chain[i].ActivatesAt.After(now) {
+			continue
+		}
+		if chain[i].Signer == nil {
+			return nil, fmt.Errorf("%w: signing key %s: %w", ErrNoSigningKey, chain[i].KID, ErrWrongSecret)
+		}
+		return chain[i], nil
+	}
+	return nil, nil
 }
 
 // Reload re-reads the keys. Keys already in memory are kept as they are;
@@ -385,11 +464,17 @@ func (m *Manager) Reload(ctx context.Context) error {
 		return err
 	}
 	known := map[string]*Key{}
-	for _, k := range *m.keys.Load() {
-		known[k.KID] = k
+	for _, chain := range m.keys.Load().chains {
+		for _, k := range chain {
+			known[k.KID] = k
+		}
 	}
-	next := make([]*Key, 0, len(rows))
+	next := &keyset{}
 	for _, row := range rows {
+		i := algIndex(jose.SignatureAlgorithm(row.Alg))
+		if i < 0 {
+			return fmt.Errorf("signing key %s: unsupported algorithm %q", row.KID, row.Alg)
+		}
 		if k, ok := known[row.KID]; ok {
 			if erased := len(row.PrivateKey) == 0; erased != k.erased {
 				// Keep the signer in memory: a key erased by another
@@ -398,57 +483,70 @@ func (m *Manager) Reload(ctx context.Context) error {
 				cp.erased = erased
 				k = &cp
 			}
-			next = append(next, k)
+			next.chains[i] = append(next.chains[i], k)
 			continue
 		}
 		k, err := m.open(ctx, row)
 		if err != nil {
 			return err
 		}
-		next = append(next, k)
+		next.chains[i] = append(next.chains[i], k)
 	}
-	m.keys.Store(&next)
+	m.keys.Store(next)
 	return nil
 }
 
-// Current is the key that signs now: the latest one already active. It
-// fails when that key is verify-only here, rather than sign with an older
-// key whose publication may end before the token does.
+// Current is the key that signs access tokens now: the current key of the
+// configured algorithm (Options.Alg). It fails when that key is
+// verify-only here, rather than sign with an older key whose publication
+// may end before the token does. While the configured algorithm's chain
+// has no active key yet (an upgrade from a one-algorithm database that
+// also changed LATCHKEY_SIGNING_ALG: the new chain is still pre-published)
+// it answers the active key of another algorithm, which is published and
+// signs safely, so the token endpoint keeps working; from the chain's
+// activation on, the configured algorithm signs. It allocates nothing.
 func (m *Manager) Current() (*Key, error) {
 	now := m.opts.Now()
-	keys := *m.keys.Load()
-	for i := len(keys) - 1; i >= 0; i-- {
-		if keys[i].ActivatesAt.After(now) {
+	set := m.keys.Load()
+	k, err := current(set.chains[m.alg], now)
+	if k != nil || err != nil {
+		return k, err
+	}
+	for i, chain := range set.chains {
+		if i == m.alg {
 			continue
 		}
-		if keys[i].Signer == nil {
-			return nil, fmt.Errorf("%w: signing key %s: %w", ErrNoSigningKey, keys[i].KID, ErrWrongSecret)
+		if k, err := current(chain, now); k != nil && err == nil {
+			return k, nil
 		}
-		return keys[i], nil
 	}
 	return nil, ErrNoSigningKey
 }
 
-// publishedUntil is when a key leaves the JWKS: every token it signed has
-// expired by then. The zero time means it is still needed.
-func (m *Manager) publishedUntil(keys []*Key, i int, now time.Time) time.Time {
-	for j := i + 1; j < len(keys); j++ {
-		if !keys[j].ActivatesAt.After(now) {
-			return keys[j].ActivatesAt.Add(m.opts.TokenTTL + retirementSkew)
+// publishedUntil is when a chain's key i leaves the JWKS: every token it
+// signed has expired by then. The zero time means it is still needed. Only
+// a newer key of the same chain retires a key.
+func (m *Manager) publishedUntil(chain []*Key, i int, now time.Time) time.Time {
+	for j := i + 1; j < len(chain); j++ {
+		if !chain[j].ActivatesAt.After(now) {
+			return chain[j].ActivatesAt.Add(m.opts.TokenTTL + retirementSkew)
 		}
 	}
 	return time.Time{}
 }
 
-// Published returns the keys a verifier needs: the signing key, the ones
-// about to sign, and retired ones whose tokens may still be valid.
+// Published returns the keys a verifier needs, chain by chain in the order
+// of Algorithms: each chain's signing key, the ones about to sign, and
+// retired ones whose tokens may still be valid.
 func (m *Manager) Published() []*Key {
 	now := m.opts.Now()
-	keys := *m.keys.Load()
-	out := make([]*Key, 0, len(keys))
-	for i, k := range keys {
-		if until := m.publishedUntil(keys, i, now); until.IsZero() || until.After(now) {
-			out = append(out, k)
+	set := m.keys.Load()
+	out := make([]*Key, 0, 2*numAlgs)
+	for _, chain := range set.chains {
+		for i, k := range chain {
+			if until := m.publishedUntil(chain, i, now); until.IsZero() || until.After(now) {
+				out = append(out, k)
+			}
 		}
 	}
 	return out
@@ -467,26 +565,27 @@ func (m *Manager) JWKS() jose.JSONWebKeySet {
 // It allocates nothing: introspection calls it for every token.
 func (m *Manager) Lookup(kid string) (*Key, bool) {
 	now := m.opts.Now()
-	keys := *m.keys.Load()
-	for i, k := range keys {
-		if k.KID != kid {
-			continue
+	for _, chain := range m.keys.Load().chains {
+		for i, k := range chain {
+			if k.KID != kid {
+				continue
+			}
+			if until := m.publishedUntil(chain, i, now); until.IsZero() || until.After(now) {
+				return k, true
+			}
+			return nil, false
 		}
-		if until := m.publishedUntil(keys, i, now); until.IsZero() || until.After(now) {
-			return k, true
-		}
-		return nil, false
 	}
 	return nil, false
 }
 
-// State names where a key is in its life.
-func (m *Manager) state(keys []*Key, i int, now time.Time) string {
-	k := keys[i]
+// State names where a key is in its chain's life.
+func (m *Manager) state(chain []*Key, i int, now time.Time) string {
+	k := chain[i]
 	switch {
 	case k.ActivatesAt.After(now):
 		return "pending"
-	case m.publishedUntil(keys, i, now).IsZero():
+	case m.publishedUntil(chain, i, now).IsZero():
 		return "active"
 	default:
 		return "retired"
@@ -520,24 +619,34 @@ func (k *Key) sealedState() string {
 	}
 }
 
-// List describes every key in memory.
+// List describes every key in memory, chain by chain in the order of
+// Algorithms (ES256, RS256, EdDSA), each chain oldest activation first.
 func (m *Manager) List() []Info {
 	now := m.opts.Now()
-	keys := *m.keys.Load()
-	out := make([]Info, 0, len(keys))
-	for i, k := range keys {
-		out = append(out, Info{
-			KID: k.KID, Alg: string(k.Alg), State: m.state(keys, i, now),
-			CreatedAt: k.CreatedAt.UTC(), ActivatesAt: k.ActivatesAt.UTC(),
-			PublishedUntil: m.publishedUntil(keys, i, now).UTC(), Sealed: k.sealedState(),
-		})
+	set := m.keys.Load()
+	n := 0
+	for _, chain := range set.chains {
+		n += len(chain)
+	}
+	out := make([]Info, 0, n)
+	for _, chain := range set.chains {
+		for i, k := range chain {
+			out = append(out, Info{
+				KID: k.KID, Alg: string(k.Alg), State: m.state(chain, i, now),
+				CreatedAt: k.CreatedAt.UTC(), ActivatesAt: k.ActivatesAt.UTC(),
+				PublishedUntil: m.publishedUntil(chain, i, now).UTC(), Sealed: k.sealedState(),
+			})
+		}
 	}
 	return out
 }
 
-// Rotate makes a new key now. It is published at once and signs after the
-// pre-publication period, so no cached JWKS misses it. A key already
-// waiting to activate is returned instead of making a second one.
+// Rotate makes a new key of every algorithm now. Each is published at once
+// and signs after the pre-publication period, so no cached JWKS misses it.
+// A chain whose successor is already waiting keeps it rather than make a
+// second one. The answer is the configured algorithm's new key (the one
+// that will sign access tokens), as it was when there was one chain, so the
+// admin API and CLI answers keep their shape; List shows every chain.
 func (m *Manager) Rotate(ctx context.Context) (Info, error) {
 	var kid string
 	err := m.store.WithSigningKeyLock(ctx, func(ctx context.Context) error {
@@ -546,19 +655,15 @@ func (m *Manager) Rotate(ctx context.Context) (Info, error) {
 			return err
 		}
 		now := m.opts.Now()
-		activates := now.Add(m.opts.PrepublishPeriod)
-		if n := len(rows); n > 0 {
-			if rows[n-1].ActivatesAt.After(now) {
-				kid = rows[n-1].KID
-				return nil
+		for i, chain := range chainsOf(rows) {
+			k, err := m.rotateChain(ctx, string(Algorithms[i]), chain, now)
+			if err != nil {
+				return err
 			}
-			activates = after(rows[n-1].ActivatesAt, activates)
+			if i == m.alg {
+				kid = k
+			}
 		}
-		row, err := m.create(ctx, m.opts.Alg, activates)
-		if err != nil {
-			return err
-		}
-		kid = row.KID
 		return nil
 	})
 	if err != nil {
@@ -575,9 +680,27 @@ func (m *Manager) Rotate(ctx context.Context) (Info, error) {
 	return Info{}, fmt.Errorf("rotated key %s not found after reload", kid)
 }
 
-// after keeps activation times strictly increasing, so "the latest active
-// key" is never a tie. The step is a millisecond because PostgreSQL keeps
-// microseconds and SQLite's text timestamps sort by their digits.
+// rotateChain gives one chain a waiting successor, unless it has one, and
+// returns the successor's kid.
+func (m *Manager) rotateChain(ctx context.Context, alg string, chain []store.SigningKey, now time.Time) (string, error) {
+	activates := now.Add(m.opts.PrepublishPeriod)
+	if n := len(chain); n > 0 {
+		if chain[n-1].ActivatesAt.After(now) {
+			return chain[n-1].KID, nil
+		}
+		activates = after(chain[n-1].ActivatesAt, activates)
+	}
+	row, err := m.create(ctx, alg, activates)
+	if err != nil {
+		return "", err
+	}
+	return row.KID, nil
+}
+
+// after keeps activation times strictly increasing within a chain, so "the
+// latest active key" is never a tie. The step is a millisecond because
+// PostgreSQL keeps microseconds and SQLite's text timestamps sort by their
+// digits.
 func after(prev, t time.Time) time.Time {
 	if t.After(prev) {
 		return t
@@ -585,32 +708,79 @@ func after(prev, t time.Time) time.Time {
 	return prev.Add(time.Millisecond)
 }
 
-// dueForRotation tells, from memory, whether a new key should be made: the
-// current key's signing period ends within the pre-publication period, or
-// it has the wrong algorithm, and no successor is waiting.
-func (m *Manager) dueForRotation(now time.Time) bool {
-	keys := *m.keys.Load()
-	if len(keys) == 0 {
+// addMissingChains makes the first key of every algorithm that has none,
+// under the key lock. On an empty table (first start) every first key
+// signs at once: nothing can hold a cached JWKS yet. Otherwise (an upgrade
+// from a database with keys of one algorithm, or a chain deleted by hand)
+// the new key is published first and signs after the pre-publication
+// period, since a cached JWKS may not hold it yet; until then
+// CurrentFor(alg) answers ErrNoSigningKey. Nothing is made while a stored
+// key is sealed under a secret this instance does not hold: an instance
+// started with the wrong LATCHKEY_SECRET must fail, not add keys that the
+// rest of the fleet cannot open.
+func (m *Manager) addMissingChains(ctx context.Context, rows []store.SigningKey, now time.Time, firstStart bool) error {
+	chains := chainsOf(rows)
+	missing := false
+	for _, chain := range chains {
+		missing = missing || len(chain) == 0
+	}
+	if !missing {
+		return nil
+	}
+	for _, row := range rows {
+		if len(row.PrivateKey) > 0 && m.sealedBy(row) < 0 {
+			m.opts.Logger.WarnContext(ctx, "not adding signing keys for the missing algorithms: a stored key is sealed under a LATCHKEY_SECRET this instance does not hold", "kid", row.KID)
+			return nil
+		}
+	}
+	activates := now.Add(m.opts.PrepublishPeriod)
+	if firstStart {
+		activates = now
+	}
+	for i, chain := range chains {
+		if len(chain) > 0 {
+			continue
+		}
+		if _, err := m.create(ctx, string(Algorithms[i]), activates); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// missingChain tells, from memory, whether an algorithm has no key.
+func (m *Manager) missingChain() bool {
+	for _, chain := range m.keys.Load().chains {
+		if len(chain) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// dueForRotation tells whether a chain needs a new key: it has none, or
+// its current key's signing period ends within the pre-publication period
+// and no successor is waiting.
+func (m *Manager) dueForRotation(chain []*Key, now time.Time) bool {
+	if len(chain) == 0 {
 		return true
 	}
-	newest := keys[len(keys)-1]
+	newest := chain[len(chain)-1]
 	if newest.ActivatesAt.After(now) {
 		return false
-	}
-	if string(newest.Alg) != m.opts.Alg {
-		return true
 	}
 	return !now.Before(newest.ActivatesAt.Add(m.opts.RotationPeriod - m.opts.PrepublishPeriod))
 }
 
 // secretRotationDue tells, from memory, whether a key sealed under an older
-// LATCHKEY_SECRET still signs or waits to sign.
+// LATCHKEY_SECRET still signs or waits to sign in any chain.
 func (m *Manager) secretRotationDue() bool {
 	now := m.opts.Now()
-	keys := *m.keys.Load()
-	for i, k := range keys {
-		if k.sealedBy > 0 && (k.ActivatesAt.After(now) || i == len(keys)-1) {
-			return true
+	for _, chain := range m.keys.Load().chains {
+		for i, k := range chain {
+			if k.sealedBy > 0 && (k.ActivatesAt.After(now) || i == len(chain)-1) {
+				return true
+			}
 		}
 	}
 	return false
@@ -622,23 +792,36 @@ func superseded(next time.Time, now time.Time) bool {
 	return !next.Add(retirementSkew).After(now)
 }
 
-// Maintain rotates a key that is due, replaces keys sealed under an older
-// secret, erases the private half of keys that stopped signing and deletes
-// keys no token can need. Decisions are made again under the lock, so
-// instances racing here make one key between them.
-func (m *Manager) Maintain(ctx context.Context) error {
-	now := m.opts.Now()
-	keys := *m.keys.Load()
-	work := m.dueForRotation(now) || m.secretRotationDue()
-	for i := range keys {
-		if until := m.publishedUntil(keys, i, now); !until.IsZero() && !until.After(now) {
-			work = true
+// maintenanceDue tells, from memory and without a lock, whether Maintain
+// has anything to do in any chain.
+func (m *Manager) maintenanceDue(now time.Time) bool {
+	if m.secretRotationDue() {
+		return true
+	}
+	for _, chain := range m.keys.Load().chains {
+		if m.dueForRotation(chain, now) {
+			return true
 		}
-		if i+1 < len(keys) && !keys[i].erased && superseded(keys[i+1].ActivatesAt, now) {
-			work = true
+		for i := range chain {
+			if until := m.publishedUntil(chain, i, now); !until.IsZero() && !until.After(now) {
+				return true
+			}
+			if i+1 < len(chain) && !chain[i].erased && superseded(chain[i+1].ActivatesAt, now) {
+				return true
+			}
 		}
 	}
-	if !work {
+	return false
+}
+
+// Maintain, in every algorithm's chain on its own, rotates a key that is
+// due, replaces keys sealed under an older secret, erases the private half
+// of keys that stopped signing and deletes keys no token can need; it
+// makes the first key of an algorithm that has none. Decisions are made
+// again under the lock, so instances racing here make one key between them.
+func (m *Manager) Maintain(ctx context.Context) error {
+	now := m.opts.Now()
+	if !m.maintenanceDue(now) {
 		return nil
 	}
 	err := m.store.WithSigningKeyLock(ctx, func(ctx context.Context) error {
@@ -646,52 +829,13 @@ func (m *Manager) Maintain(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if rows, err = m.replaceOldSecretKeys(ctx, rows, now); err != nil {
+		if err := m.addMissingChains(ctx, rows, now, false); err != nil {
 			return err
 		}
-		if n := len(rows); n > 0 && !rows[n-1].ActivatesAt.After(now) {
-			newest := rows[n-1]
-			due := !now.Before(newest.ActivatesAt.Add(m.opts.RotationPeriod - m.opts.PrepublishPeriod))
-			if due || newest.Alg != m.opts.Alg {
-				activates := now.Add(m.opts.PrepublishPeriod)
-				if scheduled := newest.ActivatesAt.Add(m.opts.RotationPeriod); due && scheduled.After(activates) {
-					activates = scheduled
-				}
-				activates = after(newest.ActivatesAt, activates)
-				if _, err := m.create(ctx, m.opts.Alg, activates); err != nil {
-					return err
-				}
+		for i, chain := range chainsOf(rows) {
+			if err := m.maintainChain(ctx, string(Algorithms[i]), chain, now); err != nil {
+				return fmt.Errorf("%s signing keys: %w", Algorithms[i], err)
 			}
-		}
-		deleted := map[string]bool{}
-		// A key is deleted once the key that retired it has been active for
-		// longer than any token lives: nothing it signed is still valid.
-		for i := 0; i+1 < len(rows); i++ {
-			for j := i + 1; j < len(rows); j++ {
-				if rows[j].ActivatesAt.After(now) {
-					continue
-				}
-				if !rows[j].ActivatesAt.Add(m.opts.TokenTTL + retirementSkew).After(now) {
-					if err := m.store.DeleteSigningKey(ctx, rows[i].KID); err != nil {
-						return err
-					}
-					deleted[rows[i].KID] = true
-					m.opts.Logger.InfoContext(ctx, "signing key removed", "kid", rows[i].KID)
-				}
-				break
-			}
-		}
-		// A key that stopped signing only verifies: its private half is
-		// erased, so that no copy of the database made from now on, under
-		// whatever secret, can be used to sign with it.
-		for i := 0; i+1 < len(rows); i++ {
-			if deleted[rows[i].KID] || len(rows[i].PrivateKey) == 0 || !superseded(rows[i+1].ActivatesAt, now) {
-				continue
-			}
-			if err := m.store.EraseSigningKey(ctx, rows[i].KID); err != nil {
-				return err
-			}
-			m.opts.Logger.InfoContext(ctx, "retired signing key made verify-only", "kid", rows[i].KID)
 		}
 		return nil
 	})
@@ -701,24 +845,77 @@ func (m *Manager) Maintain(ctx context.Context) error {
 	return m.Reload(ctx)
 }
 
-// replaceOldSecretKeys makes sure no key sealed under an older secret signs
-// again: whoever holds that secret and a backup of the database could open
-// it and sign tokens for any subject. A waiting one is deleted (it signed
-// nothing); when the newest key is one, a successor sealed under the
-// current secret is made, and the old key retires like any rotated key:
-// published, verify-only, until the tokens it signed have expired. It runs
-// under the key lock, so instances started together with "new,old" make
-// one successor between them. Keys sealed under a secret this instance
-// does not hold are left alone: another instance's configuration is not
-// this one's to override.
-func (m *Manager) replaceOldSecretKeys(ctx context.Context, rows []store.SigningKey, now time.Time) ([]store.SigningKey, error) {
+// maintainChain is Maintain's work on the stored keys of one algorithm,
+// oldest activation first.
+func (m *Manager) maintainChain(ctx context.Context, alg string, rows []store.SigningKey, now time.Time) error {
+	rows, err := m.replaceOldSecretKeys(ctx, alg, rows, now)
+	if err != nil {
+		return err
+	}
+	if n := len(rows); n > 0 && !rows[n-1].ActivatesAt.After(now) {
+		newest := rows[n-1]
+		if !now.Before(newest.ActivatesAt.Add(m.opts.RotationPeriod - m.opts.PrepublishPeriod)) {
+			activates := now.Add(m.opts.PrepublishPeriod)
+			if scheduled := newest.ActivatesAt.Add(m.opts.RotationPeriod); scheduled.After(activates) {
+				activates = scheduled
+			}
+			if _, err := m.create(ctx, alg, after(newest.ActivatesAt, activates)); err != nil {
+				return err
+			}
+		}
+	}
+	deleted := map[string]bool{}
+	// A key is deleted once the key that retired it has been active for
+	// longer than any token lives: nothing it signed is still valid.
+	for i := 0; i+1 < len(rows); i++ {
+		for j := i + 1; j < len(rows); j++ {
+			if rows[j].ActivatesAt.After(now) {
+				continue
+			}
+			if !rows[j].ActivatesAt.Add(m.opts.TokenTTL + retirementSkew).After(now) {
+				if err := m.store.DeleteSigningKey(ctx, rows[i].KID); err != nil {
+					return err
+				}
+				deleted[rows[i].KID] = true
+				m.opts.Logger.InfoContext(ctx, "signing key removed", "kid", rows[i].KID, "alg", alg)
+			}
+			break
+		}
+	}
+	// A key that stopped signing only verifies: its private half is
+	// erased, so that no copy of the database made from now on, under
+	// whatever secret, can be used to sign with it.
+	for i := 0; i+1 < len(rows); i++ {
+		if deleted[rows[i].KID] || len(rows[i].PrivateKey) == 0 || !superseded(rows[i+1].ActivatesAt, now) {
+			continue
+		}
+		if err := m.store.EraseSigningKey(ctx, rows[i].KID); err != nil {
+			return err
+		}
+		m.opts.Logger.InfoContext(ctx, "retired signing key made verify-only", "kid", rows[i].KID, "alg", alg)
+	}
+	return nil
+}
+
+// replaceOldSecretKeys makes sure no key of one chain sealed under an older
+// secret signs again: whoever holds that secret and a backup of the
+// database could open it and sign tokens for any subject. A waiting one is
+// deleted (it signed nothing); when the chain's newest key is one, a
+// successor of the same algorithm sealed under the current secret is made,
+// and the old key retires like any rotated key: published, verify-only,
+// until the tokens it signed have expired. It runs under the key lock, so
+// instances started together with "new,old" make one successor per chain
+// between them. Keys sealed under a secret this instance does not hold are
+// left alone: another instance's configuration is not this one's to
+// override.
+func (m *Manager) replaceOldSecretKeys(ctx context.Context, alg string, rows []store.SigningKey, now time.Time) ([]store.SigningKey, error) {
 	kept := make([]store.SigningKey, 0, len(rows)+1)
 	for _, row := range rows {
 		if row.ActivatesAt.After(now) && m.sealedBy(row) > 0 {
 			if err := m.store.DeleteSigningKey(ctx, row.KID); err != nil {
 				return nil, err
 			}
-			m.opts.Logger.InfoContext(ctx, "waiting signing key sealed under an older LATCHKEY_SECRET deleted", "kid", row.KID)
+			m.opts.Logger.InfoContext(ctx, "waiting signing key sealed under an older LATCHKEY_SECRET deleted", "kid", row.KID, "alg", alg)
 			continue
 		}
 		kept = append(kept, row)
@@ -728,12 +925,12 @@ func (m *Manager) replaceOldSecretKeys(ctx context.Context, rows []store.Signing
 		return kept, nil
 	}
 	old := kept[n-1]
-	row, err := m.create(ctx, m.opts.Alg, after(old.ActivatesAt, now.Add(m.opts.PrepublishPeriod)))
+	row, err := m.create(ctx, alg, after(old.ActivatesAt, now.Add(m.opts.PrepublishPeriod)))
 	if err != nil {
 		return nil, err
 	}
 	m.opts.Logger.WarnContext(ctx, "LATCHKEY_SECRET was rotated: the signing key sealed under the old secret is replaced",
-		"old_kid", old.KID, "new_kid", row.KID, "signs_from", row.ActivatesAt.UTC(),
+		"alg", alg, "old_kid", old.KID, "new_kid", row.KID, "signs_from", row.ActivatesAt.UTC(),
 		"old_key_leaves_jwks_at", row.ActivatesAt.Add(m.opts.TokenTTL+retirementSkew).UTC())
 	return append(kept, *row), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,57 +106,100 @@ func NewAuthenticator(st UserStore, throttle *Throttle, limits PasswordLimits, v
 
 // Authenticate returns the user's ID, or an error that is
 // store.ErrNotFound for an unknown user and a wrong password alike,
-// store.ErrLocked when the username or IP is locked out, ErrBusy when the
-// check could not run for load, or another error.
-func (a *Authenticator) Authenticate(ctx context.Context, username, password, ip string) (string, error) {
-	att, share, userID, hash, err := a.reserve(ctx, username, ip)
+// store.ErrLocked when the account or IP is locked out, ErrBusy when the
+// check could not run for load, or another error. name is a username or an
+// email (findAccount).
+func (a *Authenticator) Authenticate(ctx context.Context, name, password, ip string) (string, error) {
+	u, err := a.AuthenticateUser(ctx, name, password, ip)
 	if err != nil {
 		return "", err
+	}
+	return u.ID, nil
+}
+
+// AuthenticateUser is Authenticate returning the user: the password grant
+// records the username, which the person may not have typed.
+func (a *Authenticator) AuthenticateUser(ctx context.Context, name, password, ip string) (*store.User, error) {
+	att, share, u, hash, err := a.reserve(ctx, name, ip)
+	if err != nil {
+		return nil, err
 	}
 	ok, err := a.check(ctx, ip, share, hash, password)
 	if err != nil {
 		if cerr := att.Cancel(ctx); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
-		return "", err
+		return nil, err
 	}
-	if userID == "" || !ok {
+	if u == nil || !ok {
 		att.Failed(ctx)
-		return "", fmt.Errorf("authenticate: %w", store.ErrNotFound)
+		return nil, fmt.Errorf("authenticate: %w", store.ErrNotFound)
 	}
 	if err := att.Succeeded(ctx); err != nil {
-		return "", err
+		return nil, err
 	}
-	return userID, nil
+	return u, nil
 }
 
-// reserve admits the IP, counts the attempt and finds the hash to check:
-// the user's, or a stand-in for an unknown user, so that both cost the same
-// time and cannot be told apart.
-func (a *Authenticator) reserve(ctx context.Context, username, ip string) (*Attempt, *ipChecks, string, string, error) {
+// findAccount resolves what the person typed: a username, else an email
+// that exactly one user has. Email is not unique (nothing in the schema or
+// the admin API makes it so), and an address several users share names no
+// one: it signs in nobody, as an unknown name does. Whether the address is
+// verified does not matter: only an operator sets it, and the password is
+// what proves who signs in. A username wins over another user's email of
+// the same spelling (usernames may contain "@"). nil, nil is nobody.
+func (a *Authenticator) findAccount(ctx context.Context, name string) (*store.User, error) {
+	u, err := a.store.FindUserByName(ctx, name)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return u, err
+	}
+	if !strings.Contains(name, "@") {
+		return nil, nil
+	}
+	us, err := a.store.FindUsersByEmail(ctx, name, 2)
+	if err != nil || len(us) != 1 {
+		return nil, err
+	}
+	return us[0], nil
+}
+
+// reserve admits the IP, finds the account, counts the attempt and finds
+// the hash to check: the user's, or a stand-in for an unknown user, so
+// that both cost the same time and cannot be told apart.
+//
+// The attempt counts against the account, not the spelling: a user found
+// by email is counted under their username, so guessing by name and by
+// email draws on one allowance. A name that finds nobody is counted as
+// typed. (A lockout of a username therefore also locks its email: someone
+// who can lock an account learns that the two go together, and nothing
+// else.)
+func (a *Authenticator) reserve(ctx context.Context, name, ip string) (*Attempt, *ipChecks, *store.User, string, error) {
 	share := a.admit(ip)
 	if share == nil {
-		return nil, nil, "", "", ErrBusy
+		return nil, nil, nil, "", ErrBusy
 	}
-	att, err := a.throttle.Reserve(ctx, username, ip)
+	u, err := a.findAccount(ctx, name)
 	if err != nil {
 		a.leave(ip)
-		return nil, nil, "", "", err
+		return nil, nil, nil, "", err
 	}
-	u, err := a.store.FindUserByName(ctx, username)
-	hash := ""
-	switch {
-	case err == nil:
+	key := name
+	if u != nil {
+		key = u.Username
+	}
+	att, err := a.throttle.Reserve(ctx, key, ip)
+	if err != nil {
+		a.leave(ip)
+		return nil, nil, nil, "", err
+	}
+	var hash string
+	if u != nil {
 		hash = u.PasswordHash
-	case errors.Is(err, store.ErrNotFound):
-		u = &store.User{}
-		hash, err = a.dummyHash()
-	}
-	if err != nil {
+	} else if hash, err = a.dummyHash(); err != nil {
 		a.leave(ip)
-		return nil, nil, "", "", errors.Join(err, att.Cancel(ctx))
+		return nil, nil, nil, "", errors.Join(err, att.Cancel(ctx))
 	}
-	return att, share, u.ID, hash, nil
+	return att, share, u, hash, nil
 }
 
 // check runs one argon2id verification in one of the IP's running places

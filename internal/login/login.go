@@ -284,6 +284,9 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r)}
 	if rt, ok := h.readReturnTo(r.URL.Query().Get); ok {
 		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
+		// Signed with the rest of the about, so a crafted link cannot
+		// prefill it; html/template escapes it in the value attribute.
+		p.Username = rt.LoginHint
 	}
 	h.render(w, http.StatusOK, "login", p)
 }

@@ -24,6 +24,9 @@ type ReturnTo struct {
 	ClientName string
 	// Scopes are what the application asks for, listed on the consent page.
 	Scopes []string
+	// LoginHint prefills the login page's username (OpenID Connect
+	// login_hint); the endpoint bounds its length.
+	LoginHint string
 }
 
 // aboutParam carries ClientName and Scopes through the browser, signed
@@ -34,6 +37,7 @@ const aboutParam = "about"
 type about struct {
 	ClientName string   `json:"n"`
 	Scopes     []string `json:"s,omitempty"`
+	LoginHint  string   `json:"h,omitempty"`
 }
 
 // pageURL is the page at path for rt: "/consent?return_to=…&about=…".
@@ -43,7 +47,7 @@ func (h *Handler) pageURL(path string, rt ReturnTo) string {
 
 // sealAbout is "BASE64(JSON).MAC", the MAC over the URL and the JSON.
 func (h *Handler) sealAbout(rt ReturnTo) string {
-	js, _ := json.Marshal(about{ClientName: rt.ClientName, Scopes: rt.Scopes})
+	js, _ := json.Marshal(about{ClientName: rt.ClientName, Scopes: rt.Scopes, LoginHint: rt.LoginHint})
 	b := base64.RawURLEncoding.EncodeToString(js)
 	return b + "." + sign(h.returnToKeys[0], rt.URL, b)
 }
@@ -69,7 +73,7 @@ func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
 	if !valid || err != nil || json.Unmarshal(js, &a) != nil {
 		return rt, true
 	}
-	rt.ClientName, rt.Scopes = a.ClientName, a.Scopes
+	rt.ClientName, rt.Scopes, rt.LoginHint = a.ClientName, a.Scopes, a.LoginHint
 	return rt, true
 }
 

@@ -27,6 +27,9 @@ type AttemptStore interface {
 // (authenticate.go).
 type UserStore interface {
 	FindUserByName(ctx context.Context, username string) (*store.User, error)
+	// FindUsersByEmail returns up to limit users with that email, compared
+	// case-insensitively; none is an empty list.
+	FindUsersByEmail(ctx context.Context, email string, limit int) ([]*store.User, error)
 }
 
 // SessionStore keeps browser login sessions (login.go).

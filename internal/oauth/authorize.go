@@ -3,7 +3,10 @@ package oauth
 import (
 	"context"
 	"errors"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -38,11 +41,16 @@ type LoginUI interface {
 
 var _ LoginUI = (*login.Handler)(nil)
 
-// Authorize serves GET /oauth2/authorize: the code flow with PKCE. Every
+// Authorize serves GET and POST /oauth2/authorize: the code flow with
+// PKCE, and the OpenID Connect request parameters (Core §3.1.2.1). Every
 // check that can fail runs before any page is shown, so a bad request is
 // answered at once: on an error page when the client or redirect URI cannot
 // be trusted, by redirect to the client otherwise.
 func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		p.authorizePost(w, r)
+		return
+	}
 	if !p.checkAuthorizeParams(w, r) {
 		return
 	}
@@ -51,6 +59,18 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		// ar is nil: an error page, never a redirect to that URI.
 		p.authorizeError(w, r, nil, err)
 		return
+	}
+	refused := takeUnserved(r.Form)
+	if r.Form.Get("response_mode") == "query" {
+		// The code flow's default, named (OAuth 2.0 Multiple Response
+		// Types §2.1); fosite accepts a named mode only from a client that
+		// registered modes, which no client does here.
+		r.Form.Del("response_mode")
+	}
+	if scope, ok := r.Form["scope"]; ok {
+		// Before fosite checks the scopes against the client's: a client
+		// that did not register address or phone is not refused for them.
+		r.Form.Set("scope", strings.Join(dropUnservedScopes(fosite.RemoveEmpty(strings.Split(scope[0], " "))), " "))
 	}
 	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
 	if errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" {
@@ -74,17 +94,12 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, fosite.ErrInvalidState.WithHint("The 'state' parameter is required when PKCE is not used."))
 		return
 	}
-	prompts := strings.Fields(form.Get("prompt"))
-	for _, pr := range prompts {
-		if pr != "none" && pr != "login" && pr != "consent" {
-			p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The prompt value '%s' is not supported.", pr))
-			return
-		}
-	}
-	if slices.Contains(prompts, "none") && len(prompts) > 1 {
-		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values."))
+	oreq, err := p.parseOIDCRequest(ar, refused)
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
 		return
 	}
+	prompts := oreq.prompts
 
 	client, ok := ar.GetClient().(*store.Client)
 	if !ok {
@@ -96,18 +111,28 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	if si != nil && si.Did == login.SignedIn {
+	justSignedIn := si != nil && si.Did == login.SignedIn
+	if justSignedIn {
 		// The person has just typed their password for this very request:
-		// prompt=login is satisfied (OpenID Connect Core §3.1.2.1), or it
-		// would send them to the login page again and again.
-		prompts = slices.DeleteFunc(prompts, func(s string) bool { return s == "login" })
+		// prompt=login, select_account and max_age are satisfied (OpenID
+		// Connect Core §3.1.2.1), or they would be sent to the login page
+		// again and again.
+		prompts = slices.DeleteFunc(prompts, func(s string) bool { return s == "login" || s == "select_account" })
+		if oreq.hint != nil && oreq.hint.Subject != si.User.ID {
+			// Core §3.1.2.1: when the person the hint names is not the one
+			// signed in, even by this request, the OP SHOULD answer an
+			// error: the client asked about one person and would get
+			// another's code.
+			p.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user who signed in is not the one the id_token_hint names."))
+			return
+		}
 	}
-	if si == nil || slices.Contains(prompts, "login") {
+	if p.mustSignIn(si, oreq, prompts) {
 		if slices.Contains(prompts, "none") {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
 			return
 		}
-		p.ui.SendToLogin(w, r, returnTo(r, client, ar, prompts))
+		p.ui.SendToLogin(w, r, returnTo(r, client, ar, prompts, oreq, justSignedIn))
 		return
 	}
 
@@ -125,7 +150,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 			p.authorizeError(w, r, ar, interaction)
 			return
 		}
-		p.ui.SendToConsent(w, r, returnTo(r, client, ar, prompts))
+		p.ui.SendToConsent(w, r, returnTo(r, client, ar, prompts, oreq, justSignedIn))
 		return
 	}
 	if si.Did == login.Approved {
@@ -170,11 +195,79 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	p.fosite.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
+// mustSignIn decides whether the person must type a password before this
+// request can go on: nobody is signed in; prompt=login or select_account
+// (one account per browser, so choosing an account is signing in, perhaps
+// as someone else); a sign-in older than max_age; or an id_token_hint that
+// names someone else than the signed-in person (they may switch). A
+// sign-in made for this very request satisfies all of these; a hint it
+// did not satisfy was answered by the caller.
+func (p *Provider) mustSignIn(si *login.SignIn, o *oidcRequest, prompts []string) bool {
+	switch {
+	case si == nil, slices.Contains(prompts, "login"), slices.Contains(prompts, "select_account"):
+		return true
+	case si.Did == login.SignedIn:
+		return false
+	case o.loginTooOld(si.AuthTime, p.now()):
+		return true
+	}
+	return o.hint != nil && o.hint.Subject != si.User.ID
+}
+
+// maxAuthorizeURL bounds the GET URL a POSTed authorization request
+// becomes: it must pass the public listener's 64 KiB header limit with the
+// browser's cookies beside it.
+const maxAuthorizeURL = 16 << 10
+
+// authorizePost serves POST /oauth2/authorize (Core §3.1.2.1: the
+// parameters form-encoded in the body) by sending the browser on to the
+// same request as a GET, 303 See Other. Two reasons. The login session
+// cookie is SameSite=Lax, which a browser does not send on a cross-site
+// POST but does send on the GET navigation that follows it, so single
+// sign-on and prompt=none work the same for both methods. And the login
+// and consent pages resume a request by its URL, which the interaction
+// proof signs: one form of the request, one set of checks.
+//
+// The body is read as strictly as the token endpoint's: only
+// application/x-www-form-urlencoded, nothing in the query string (the two
+// would merge, and it would be unclear which to believe). Repeated
+// parameters are refused by the GET that follows, like any other.
+func (p *Provider) authorizePost(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != formContentType {
+		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHintf("A POSTed authorization request must be sent as '%s'.", formContentType))
+		return
+	}
+	if r.URL.RawQuery != "" {
+		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("A POSTed authorization request carries its parameters in the body only."))
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be read.").WithWrap(err))
+		return
+	}
+	params, err := url.ParseQuery(string(body))
+	if err != nil {
+		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err))
+		return
+	}
+	target := PathAuthorize + "?" + params.Encode()
+	if len(target) > maxAuthorizeURL {
+		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("The authorization request is too large."))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
 // returnTo is the authorization request to resume after a page, and what
 // the page shows of it. The request goes back without the answers of
 // earlier pages, and with prompts as they stand now: without a "login"
-// that the person has just satisfied.
-func returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequester, prompts []string) login.ReturnTo {
+// that the person has just satisfied, and without the max_age that sign-in
+// satisfied (signedIn), so that a consent page left open longer than
+// max_age does not send the person to sign in again.
+func returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequester, prompts []string, o *oidcRequest, signedIn bool) login.ReturnTo {
 	q := r.URL.Query()
 	q.Del(login.ConsentDeniedParam)
 	q.Del(login.InteractionParam)
@@ -185,11 +278,14 @@ func returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequeste
 			q.Set("prompt", strings.Join(prompts, " "))
 		}
 	}
+	if signedIn {
+		q.Del("max_age")
+	}
 	name := client.Name
 	if name == "" {
 		name = client.ID
 	}
-	return login.ReturnTo{URL: PathAuthorize + "?" + q.Encode(), ClientName: name, Scopes: ar.GetRequestedScopes()}
+	return login.ReturnTo{URL: PathAuthorize + "?" + q.Encode(), ClientName: name, Scopes: ar.GetRequestedScopes(), LoginHint: o.loginHint}
 }
 
 // needsInteraction decides whether the user must see the consent page

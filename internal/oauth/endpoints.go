@@ -78,7 +78,8 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		sess.Subject = client.GetID()
 		p.grantRequested(ar)
 	case ar.GetGrantTypes().ExactOne("password"):
-		sess.Username = r.PostForm.Get("username")
+		// sess.Username was set by throttledPasswords: the account's
+		// username, which may not be what was typed (an email).
 		sess.GrantedAt = p.now().UTC()
 		p.grantRequested(ar)
 	}

@@ -81,8 +81,9 @@ func repeated(form url.Values, multi map[string]bool) string {
 // redirect target cannot be trusted, so that answer is the error page; any
 // other repeat is redirected to the client like other errors (§4.1.2.1).
 //
-// Only the query counts: the endpoint is GET, and a body (even a multipart
-// one, which fosite would parse) is ignored.
+// Only the query counts: a POSTed request reaches here as the GET it was
+// redirected to (authorizePost), and a GET's body (even a multipart one,
+// which fosite would parse) is ignored.
 func (p *Provider) checkAuthorizeParams(w http.ResponseWriter, r *http.Request) bool {
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -107,6 +108,9 @@ func (p *Provider) checkAuthorizeParams(w http.ResponseWriter, r *http.Request) 
 		p.authorizeError(w, r, nil, err)
 		return false
 	}
+	// fosite must not act on a request object while it only finds out
+	// where the error goes.
+	_ = takeUnserved(query)
 	ar, err := p.fosite.NewAuthorizeRequest(r.Context(), r)
 	if err != nil && (ar == nil || ar.GetClient() == nil || !ar.IsRedirectURIValid()) {
 		p.authorizeError(w, r, ar, err)

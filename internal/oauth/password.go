@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
@@ -33,13 +34,25 @@ var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = throttledPasswords{}
 // password (fosite turns ErrNotFound into invalid_grant, RFC 6749 §5.2), so
 // a lockout tells a guesser nothing. ErrBusy passes through to writeError,
 // which answers 503 temporarily_unavailable.
+//
+// The person may have typed an email: the session records the account's
+// username (introspection's "username"), read from the request fosite
+// keeps in the context.
 func (s throttledPasswords) Authenticate(ctx context.Context, username, password string) (string, error) {
 	ip, _ := ctx.Value(ipKey{}).(string)
-	sub, err := s.auth.Authenticate(ctx, username, password, ip)
+	u, err := s.auth.AuthenticateUser(ctx, username, password, ip)
 	if errors.Is(err, store.ErrLocked) {
 		return "", fosite.ErrNotFound.WithHint("locked")
 	}
-	return sub, err
+	if err != nil {
+		return "", err
+	}
+	if ar, ok := ctx.Value(fosite.AccessRequestContextKey).(fosite.AccessRequester); ok {
+		if sess, ok := ar.GetSession().(*grantsession.Session); ok {
+			sess.Username = u.Username
+		}
+	}
+	return u.ID, nil
 }
 
 // writeBusy answers a password grant that could not be checked for load:

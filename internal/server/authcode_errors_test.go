@@ -31,7 +31,7 @@ func TestAuthorizeErrorsRedirect(t *testing.T) {
 			"token response type": {[]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
 				oauth2.SetAuthURLParam("response_type", "token")}, "unsupported_response_type"},
 			"bad prompt": {[]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
-				oauth2.SetAuthURLParam("prompt", "select_account")}, "invalid_request"},
+				oauth2.SetAuthURLParam("prompt", "bogus")}, "invalid_request"},
 		}
 		for name, tc := range cases {
 			t.Run(name, func(t *testing.T) {

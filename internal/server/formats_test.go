@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -159,10 +160,12 @@ func TestSecretRotationRetiresSigningKeys(t *testing.T) {
 		h := jwtHarness(t, b)
 		svc := h.serviceClient("read")
 		before := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
-		backup, err := h.store.ListSigningKeys(context.Background())
-		if err != nil || len(backup) != 1 {
-			t.Fatalf("backup: %d keys, %v", len(backup), err)
+		all, err := h.store.ListSigningKeys(context.Background())
+		if err != nil || len(all) != 3 {
+			t.Fatalf("backup: %d keys, %v", len(all), err)
 		}
+		// The key that signs access tokens: the configured algorithm's.
+		backup := slices.DeleteFunc(all, func(k store.SigningKey) bool { return k.Alg != h.cfg.SigningAlg })
 		stolen := unsealBackup(t, testSecret, backup[0])
 		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(stolen.Algorithm), Key: stolen}, (&jose.SignerOptions{}).WithType("at+jwt"))
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	lestrratjwt "github.com/lestrrat-go/jwx/v3/jwt"
@@ -62,12 +63,12 @@ func verifyWithGoJose(t *testing.T, h *harness, token string) (*rfc9068Claims, e
 		t.Errorf("typ = %v, want at+jwt", typ)
 	}
 	set := h.jwks()
-	keys := set.Key(parsed.Headers[0].KeyID)
-	if len(keys) != 1 {
+	found := set.Key(parsed.Headers[0].KeyID)
+	if len(found) != 1 {
 		return nil, errNoKey
 	}
 	var c rfc9068Claims
-	if err := parsed.Claims(keys[0].Key, &c); err != nil {
+	if err := parsed.Claims(found[0].Key, &c); err != nil {
 		return nil, err
 	}
 	if err := c.ValidateWithLeeway(josejwt.Expected{Issuer: h.cfg.Issuer, Time: h.now()}, 0); err != nil {
@@ -252,12 +253,14 @@ func TestJWKSAndMetadata(t *testing.T) {
 	// One backend is enough: this tests HTTP handling, not storage.
 	h := jwtHarness(t, storetest.Backends()[0])
 	set := h.jwks()
-	if len(set.Keys) != 1 {
+	// One active key per algorithm: OpenID Connect clients choose theirs.
+	if len(set.Keys) != len(keys.Algorithms) {
 		t.Fatalf("JWKS has %d keys", len(set.Keys))
 	}
-	k := set.Keys[0]
-	if k.KeyID == "" || k.Algorithm != "ES256" || k.Use != "sig" || !k.IsPublic() {
-		t.Fatalf("JWKS key %+v", k)
+	for i, k := range set.Keys {
+		if k.KeyID == "" || k.Algorithm != string(keys.Algorithms[i]) || k.Use != "sig" || !k.IsPublic() {
+			t.Fatalf("JWKS key %+v", k)
+		}
 	}
 	req, _ := http.NewRequest(http.MethodGet, h.public.URL+"/.well-known/oauth-authorization-server", nil)
 	_, m := h.do(req)
@@ -276,12 +279,22 @@ func TestAdminKeys(t *testing.T) {
 		before := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
 
 		resp, list := h.adminList("/admin/keys")
-		if resp.StatusCode != http.StatusOK || len(list) != 1 || list[0]["state"] != "active" {
+		if resp.StatusCode != http.StatusOK || len(list) != len(keys.Algorithms) {
 			t.Fatalf("GET /admin/keys: %d %v", resp.StatusCode, list)
 		}
+		for i, k := range list {
+			if k["state"] != "active" || k["alg"] != string(keys.Algorithms[i]) {
+				t.Fatalf("GET /admin/keys: %v", list)
+			}
+		}
+		// The answer keeps its shape: the configured algorithm's new key.
 		resp, rotated := h.adminJSON(http.MethodPost, "/admin/keys/rotate", nil)
-		if resp.StatusCode != http.StatusOK || rotated["kid"] == list[0]["kid"] {
+		if resp.StatusCode != http.StatusOK || rotated["kid"] == list[0]["kid"] || rotated["alg"] != "ES256" {
 			t.Fatalf("rotate: %d %v", resp.StatusCode, rotated)
+		}
+		// Every chain rotated.
+		if _, after := h.adminList("/admin/keys"); len(after) != 2*len(keys.Algorithms) {
+			t.Fatalf("GET /admin/keys after rotate: %v", after)
 		}
 		after := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
 		if _, err := verifyWithGoJose(t, h, before); err != nil {

@@ -23,6 +23,12 @@ var corsPublic = map[string]bool{"/.well-known/oauth-authorization-server": true
 // corsOAuth are the endpoints a browser app (a public client) calls itself.
 var corsOAuth = map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true}
 
+// corsBearer are resource endpoints a browser app calls with a bearer
+// token in the Authorization header (OpenID Connect UserInfo). Any origin
+// may: the token is the credential, never a cookie, so a page that holds
+// one could use it anyway, and a page that does not gets nothing.
+var corsBearer = map[string]bool{"/oauth2/userinfo": true}
+
 // cors lets browser apps read the metadata and keys, and lets the origins
 // in LATCHKEY_CORS_ORIGINS call the token and revocation endpoints. No
 // credentials (cookies) are ever allowed cross-origin.
@@ -37,6 +43,18 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		case origin == "":
 		case corsPublic[r.URL.Path]:
 			w.Header().Set("Access-Control-Allow-Origin", "*")
+		case corsBearer[r.URL.Path]:
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			// The challenge says why a call failed (RFC 6750 §3); DPoP-Nonce
+			// will come with DPoP.
+			w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 		case corsOAuth[r.URL.Path] && allowed[origin]:
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Add("Vary", "Origin")

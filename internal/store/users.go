@@ -59,6 +59,22 @@ func (s *Store) FindUserByName(ctx context.Context, username string) (*User, err
 	return &u, nil
 }
 
+// FindUsersByEmail loads up to limit users whose email is email, compared
+// case-insensitively (lower() on both sides: every letter on PostgreSQL,
+// ASCII letters on SQLite). Email is not unique, so the caller decides what
+// several matches mean; none is an empty list, not ErrNotFound. The
+// users_email_lower index serves the lookup.
+func (s *Store) FindUsersByEmail(ctx context.Context, email string, limit int) ([]*User, error) {
+	if email == "" || !lookupable(email) {
+		return nil, nil
+	}
+	var us []*User
+	if err := s.db(ctx).Where("lower(email) = lower(?)", email).Order("id").Limit(limit).Find(&us).Error; err != nil {
+		return nil, fmt.Errorf("find users by email: %w", translate(err))
+	}
+	return us, nil
+}
+
 // FindUser loads a user by ID. ErrNotFound if there is none.
 func (s *Store) FindUser(ctx context.Context, id string) (*User, error) {
 	if !lookupable(id) {

@@ -711,6 +711,7 @@ func testEveryMethodInsideTransaction(t *testing.T, st *store.Store) {
 			}
 			return nil
 		}},
+		{"FindUsersByEmail", func() error { _, err := st.FindUsersByEmail(tx, "nobody@example.com", 2); return err }},
 		{"UpdateUser", func() error {
 			if err := st.UpdateUser(tx, "nobody", func(*store.User) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 				return err
@@ -872,5 +873,46 @@ func testUserByName(t *testing.T, st *store.Store) {
 				t.Errorf("FindUserByName(%q) = %v, want ErrNotFound", tc.username, err)
 			}
 		})
+	}
+	testUsersByEmail(t, st)
+}
+
+// testUsersByEmail: email is not unique and compared case-insensitively;
+// the store returns the matches (up to limit) and login decides.
+func testUsersByEmail(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	for _, u := range []store.User{
+		{ID: "e-1", Username: "e1", Email: "One@Example.com"},
+		{ID: "e-2", Username: "e2", Email: "two@example.com"},
+		{ID: "e-3", Username: "e3", Email: "TWO@example.com"},
+		{ID: "e-4", Username: "e4", Email: "two@EXAMPLE.com"},
+		{ID: "e-5", Username: "e5"},
+	} {
+		if err := st.CreateUser(ctx, &u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(email string, limit int) []string {
+		t.Helper()
+		us, err := st.FindUsersByEmail(ctx, email, limit)
+		if err != nil {
+			t.Fatalf("FindUsersByEmail(%q): %v", email, err)
+		}
+		var out []string
+		for _, u := range us {
+			out = append(out, u.ID)
+		}
+		return out
+	}
+	if got := ids("one@example.COM", 2); len(got) != 1 || got[0] != "e-1" {
+		t.Errorf("one@example.COM = %v, want [e-1]", got)
+	}
+	if got := ids("two@example.com", 2); len(got) != 2 || got[0] != "e-2" || got[1] != "e-3" {
+		t.Errorf("two@example.com limit 2 = %v, want [e-2 e-3]", got)
+	}
+	for _, none := range []string{"", "three@example.com", "\xff@x", "%@example.com", "_ne@example.com"} {
+		if got := ids(none, 2); len(got) != 0 {
+			t.Errorf("%q = %v, want none", none, got)
+		}
 	}
 }

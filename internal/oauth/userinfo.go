@@ -1,0 +1,163 @@
+package oauth
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/grantsession"
+	"github.com/latchkey/latchkey/internal/store"
+	"github.com/ory/fosite"
+)
+
+// bearerError is an RFC 6750 §3.1 answer: its status and the error of the
+// WWW-Authenticate challenge ("" for a request that carried no token).
+type bearerError struct {
+	status      int
+	code, descr string
+}
+
+var (
+	errNoToken      = &bearerError{status: http.StatusUnauthorized}
+	errTokenInvalid = &bearerError{http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked."}
+	errNotUserToken = &bearerError{http.StatusUnauthorized, "invalid_token", "The access token was not issued to a user."}
+	errNoOpenID     = &bearerError{http.StatusForbidden, "insufficient_scope", "The access token does not carry the openid scope."}
+)
+
+func (e *bearerError) Error() string { return e.code + ": " + e.descr }
+
+// Userinfo serves GET and POST /oauth2/userinfo (OpenID Connect Core §5.3):
+// the claims of the person an access token with the openid scope was
+// issued for, limited to the scopes granted. The token is checked as
+// introspection checks it (either format, revocation honoured), and must
+// be an access token.
+func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token, berr := bearerToken(r)
+	if berr != nil {
+		p.writeBearerError(w, r, berr)
+		return
+	}
+	// DPoP (RFC 9449) comes with a later issue: a DPoP-bound token will be
+	// presented with the DPoP scheme and a proof, checked here against the
+	// token's cnf.jkt. Until then only Bearer is read, and tokens are not
+	// bound.
+	use, ar, err := p.fosite.IntrospectToken(ctx, token, fosite.AccessToken, grantsession.New(""))
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		p.writeError(w, r, PathUserinfo, nil, err)
+		return
+	case err != nil:
+		if !isInactive(err) {
+			p.log.WarnContext(ctx, "userinfo: token check failed", "error", err)
+		}
+		p.writeBearerError(w, r, errTokenInvalid)
+		return
+	case use != fosite.AccessToken:
+		// A refresh token is a credential for the token endpoint only.
+		p.writeBearerError(w, r, errTokenInvalid)
+		return
+	}
+	sub := ar.GetSession().GetSubject()
+	if sub == "" || sub == ar.GetClient().GetID() {
+		// Client credentials: the subject is the client (RFC 9068 §2.2),
+		// there is no person to describe, and no scope would change that.
+		p.writeBearerError(w, r, errNotUserToken)
+		return
+	}
+	scopes := ar.GetGrantedScopes()
+	if !slices.Contains(scopes, "openid") {
+		p.writeBearerError(w, r, errNoOpenID)
+		return
+	}
+	u, err := p.store.FindUser(ctx, sub)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Deleted since: its tokens describe nobody.
+		p.writeBearerError(w, r, errTokenInvalid)
+		return
+	case err != nil:
+		p.writeError(w, r, PathUserinfo, nil, err)
+		return
+	}
+	claims := userClaims(u, scopes)
+	claims["sub"] = u.ID
+	writeJSON(w, http.StatusOK, claims)
+}
+
+// bearerToken finds the access token in the Authorization header (RFC 6750
+// §2.1) or, on POST, in a form body's access_token (§2.2). A token in the
+// query string (§2.3) is refused: it ends up in logs and browser history.
+// Exactly one method may be used (§2).
+func bearerToken(r *http.Request) (string, *bearerError) {
+	bad := func(d string) *bearerError { return &bearerError{http.StatusBadRequest, "invalid_request", d} }
+	if r.URL.Query().Has("access_token") {
+		return "", bad("The access token must not be sent in the URL query.")
+	}
+	var found []string
+	headers := r.Header.Values("Authorization")
+	if len(headers) > 1 {
+		return "", bad("Only one Authorization header may be sent.")
+	}
+	if len(headers) == 1 {
+		scheme, tok, ok := strings.Cut(headers[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			// Another scheme (Basic, DPoP) is not a bearer token: as
+			// if none was sent, so the challenge says which to use.
+			return "", errNoToken
+		}
+		tok = strings.TrimSpace(tok)
+		if tok == "" {
+			return "", errTokenInvalid
+		}
+		found = append(found, tok)
+	}
+	if r.Method == http.MethodPost {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if mt == formContentType {
+			if err := r.ParseForm(); err != nil {
+				return "", bad("The request body is not a valid form.")
+			}
+			switch v := r.PostForm["access_token"]; {
+			case len(v) > 1:
+				return "", bad("The access_token parameter must not be repeated.")
+			case len(v) == 1:
+				found = append(found, v[0])
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", errNoToken
+	case 1:
+		if found[0] == "" {
+			return "", errTokenInvalid
+		}
+		return found[0], nil
+	}
+	return "", bad("The access token must be sent one way only.")
+}
+
+// writeBearerError answers an RFC 6750 §3 error: the status, a
+// WWW-Authenticate challenge, and the same error as JSON for readers that
+// do not parse the header.
+func (p *Provider) writeBearerError(w http.ResponseWriter, r *http.Request, e *bearerError) {
+	challenge := `Bearer realm="` + p.cfg.Issuer + `"`
+	if e.code != "" {
+		challenge += `, error="` + e.code + `", error_description="` + e.descr + `"`
+		if e.code == "insufficient_scope" {
+			challenge += `, scope="openid"`
+		}
+		p.metrics.OAuthErrors.WithLabelValues(PathUserinfo, e.code).Inc()
+		p.log.InfoContext(r.Context(), "userinfo refused", "error", e.code, "status", e.status)
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	if e.code == "" {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(e.status)
+		return
+	}
+	writeJSON(w, e.status, map[string]string{"error": e.code, "error_description": e.descr})
+}
