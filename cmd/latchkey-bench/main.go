@@ -22,6 +22,7 @@ func main() {
 	flag.StringVar(&opts.AdminToken, "admin-token", os.Getenv("LATCHKEY_ADMIN_TOKEN"), "admin token (default $LATCHKEY_ADMIN_TOKEN)")
 	flag.IntVar(&opts.Workers, "workers", 16, "concurrent workers")
 	flag.DurationVar(&opts.Duration, "duration", 10*time.Second, "how long each scenario runs")
+	flag.StringVar(&opts.IDTokenAlg, "id-token-alg", "", "id_token_signed_response_alg of the bench's clients: RS256, ES256 or EdDSA (default: the server's, RS256)")
 	scenarios := flag.String("scenario", "all", "comma-separated: "+strings.Join(bench.Scenarios, ", ")+", or all")
 	flag.Parse()
 

@@ -32,13 +32,18 @@ import (
 // Scenarios, in the order `-scenario all` runs them.
 // "healthz" is the baseline: the same HTTP round trip with no OAuth work,
 // the ceiling this machine puts on any scenario.
-var Scenarios = []string{"healthz", "cc", "introspect", "revoke", "refresh", "authcode", "login", "verify"}
+// The "-openid" variants add scope openid, so each token response carries
+// an ID token: the pair measures what an ID token costs.
+var Scenarios = []string{"healthz", "cc", "introspect", "revoke", "refresh", "refresh-openid", "authcode", "authcode-openid", "login", "verify"}
 
 // Options configure a run.
 type Options struct {
 	PublicURL, AdminURL, AdminToken string
 	Workers                         int
 	Duration                        time.Duration
+	// IDTokenAlg is the id_token_signed_response_alg the bench's clients
+	// register ("" leaves the server's default, RS256).
+	IDTokenAlg string
 }
 
 // Result is one scenario's figures.
@@ -99,12 +104,21 @@ func NewRunner(ctx context.Context, opts Options) (*Runner, error) {
 	if r.rs, err = r.register(ctx, map[string]any{"client_name": "bench-rs", "grant_types": []string{"client_credentials"}}); err != nil {
 		return nil, err
 	}
-	if r.pwd, err = r.register(ctx, map[string]any{"client_name": "bench-password", "trusted": true,
-		"grant_types": []string{"password", "refresh_token"}, "scope": "read offline_access"}); err != nil {
+	withAlg := func(md map[string]any) map[string]any {
+		if opts.IDTokenAlg != "" {
+			md["id_token_signed_response_alg"] = opts.IDTokenAlg
+		}
+		return md
+	}
+	if r.pwd, err = r.register(ctx, withAlg(map[string]any{"client_name": "bench-password", "trusted": true,
+		"grant_types": []string{"password", "refresh_token"}, "scope": "read openid offline_access"})); err != nil {
 		return nil, err
 	}
-	if r.spa, err = r.register(ctx, map[string]any{"client_name": "bench-spa", "trusted": true, "token_endpoint_auth_method": "none",
-		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{"http://127.0.0.1/bench/callback"}, "scope": "openid offline_access"}); err != nil {
+	if r.spa, err = r.register(ctx, withAlg(map[string]any{"client_name": "bench-spa", "trusted": true, "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{benchRedirect}, "scope": "openid read offline_access",
+		// A browser app: a loopback redirect would make it a native app,
+		// which signs in on every authorization (RFC 8252 §8.6).
+		"application_type": "web"})); err != nil {
 		return nil, err
 	}
 	var meta struct {
@@ -217,12 +231,21 @@ func (r *Runner) ensureUser(ctx context.Context) error {
 	return r.userErr
 }
 
-func (r *Runner) passwordLogin(ctx context.Context) (map[string]any, error) {
+func (r *Runner) passwordLogin(ctx context.Context, scope string) (map[string]any, error) {
 	if err := r.ensureUser(ctx); err != nil {
 		return nil, err
 	}
 	return r.post(ctx, r.http, "/oauth2/token", r.pwd, url.Values{"grant_type": {"password"}, "username": {r.user},
-		"password": {r.pass}, "scope": {"read offline_access"}})
+		"password": {r.pass}, "scope": {scope}})
+}
+
+// wantIDToken checks that a token response has an ID token exactly when
+// it should, so that a variant never measures a silent failure.
+func wantIDToken(m map[string]any, openid bool) error {
+	if _, ok := m["id_token"].(string); ok != openid {
+		return fmt.Errorf("id_token present %v, want %v", ok, openid)
+	}
+	return nil
 }
 
 // worker runs op in a loop until the deadline; setup runs once per worker.
@@ -275,9 +298,14 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 				return err
 			}, nil
 		}, nil
-	case "refresh":
+	case "refresh", "refresh-openid":
+		openid := name == "refresh-openid"
+		scope := "read offline_access"
+		if openid {
+			scope = "openid " + scope
+		}
 		return func(ctx context.Context) (op, error) {
-			m, err := r.passwordLogin(ctx)
+			m, err := r.passwordLogin(ctx, scope)
 			if err != nil {
 				return nil, err
 			}
@@ -288,16 +316,20 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 					return err
 				}
 				rt = m["refresh_token"].(string)
-				return nil
+				return wantIDToken(m, openid)
 			}, nil
 		}, nil
-	case "authcode":
+	case "authcode", "authcode-openid":
+		scopes := []string{"read"}
+		if name == "authcode-openid" {
+			scopes = []string{"openid", "read"}
+		}
 		return func(ctx context.Context) (op, error) {
 			b, err := r.browser(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return func(ctx context.Context) error { return r.codeFlow(ctx, b) }, nil
+			return func(ctx context.Context) error { return r.codeFlow(ctx, b, scopes) }, nil
 		}, nil
 	case "login":
 		return func(context.Context) (op, error) {
@@ -306,7 +338,7 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 				if err != nil {
 					return err
 				}
-				return r.codeFlow(ctx, b)
+				return r.codeFlow(ctx, b, []string{"openid"})
 			}, nil
 		}, nil
 	case "verify":
@@ -337,6 +369,9 @@ func (r *Runner) verify(token string) error {
 	}
 	return c.ValidateWithLeeway(jwt.Expected{Issuer: r.issuer, Time: time.Now()}, 0)
 }
+
+// benchRedirect is never followed: the tool reads the code from Location.
+const benchRedirect = "https://bench.example/callback"
 
 var csrfRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
@@ -375,8 +410,8 @@ func (r *Runner) browser(ctx context.Context) (*http.Client, error) {
 }
 
 // codeFlow is authorize -> code -> token for a signed-in browser.
-func (r *Runner) codeFlow(ctx context.Context, b *http.Client) error {
-	conf := oauth2.Config{ClientID: r.spa.id, RedirectURL: "http://127.0.0.1/bench/callback", Scopes: []string{"openid"},
+func (r *Runner) codeFlow(ctx context.Context, b *http.Client, scopes []string) error {
+	conf := oauth2.Config{ClientID: r.spa.id, RedirectURL: benchRedirect, Scopes: scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: r.opts.PublicURL + "/oauth2/authorize", TokenURL: r.opts.PublicURL + "/oauth2/token"}}
 	verifier := oauth2.GenerateVerifier()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, conf.AuthCodeURL(randomString(16), oauth2.S256ChallengeOption(verifier)), nil)
@@ -390,9 +425,12 @@ func (r *Runner) codeFlow(ctx context.Context, b *http.Client) error {
 	if err != nil || loc.Query().Get("code") == "" {
 		return fmt.Errorf("authorize: %s %s", resp.Status, resp.Header.Get("Location"))
 	}
-	_, err = r.post(ctx, r.http, "/oauth2/token", client{id: r.spa.id}, url.Values{"grant_type": {"authorization_code"},
+	m, err := r.post(ctx, r.http, "/oauth2/token", client{id: r.spa.id}, url.Values{"grant_type": {"authorization_code"},
 		"code": {loc.Query().Get("code")}, "redirect_uri": {conf.RedirectURL}, "client_id": {r.spa.id}, "code_verifier": {verifier}})
-	return err
+	if err != nil {
+		return err
+	}
+	return wantIDToken(m, slices.Contains(scopes, "openid"))
 }
 
 // RSS reads the server's resident memory from its /metrics, in MiB.

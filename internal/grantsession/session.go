@@ -45,6 +45,12 @@ type Session struct {
 	// TokenID is the jti of the JWT access token this session was read
 	// from during introspection. It is never stored.
 	TokenID string `json:"-"`
+	// CodeScopes are the scopes granted with the authorization code this
+	// session was read with at the token endpoint. fosite grants them to
+	// the token request only while it issues the tokens; the ID token's
+	// checks, which must fail before anything is issued, need them sooner.
+	// It lives only for the request and is never stored.
+	CodeScopes []string `json:"-"`
 	// GraceSuccessor is the refresh token to hand back to a repeat of a
 	// just-rotated refresh token inside the grace period. It lives only for
 	// the request and is never stored.
@@ -89,5 +95,6 @@ func (s *Session) Clone() fosite.Session {
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
 	c.Extra = maps.Clone(s.Extra)
 	c.AMR = slices.Clone(s.AMR)
+	c.CodeScopes = slices.Clone(s.CodeScopes)
 	return &c
 }

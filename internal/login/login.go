@@ -14,13 +14,11 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -120,14 +118,15 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 // shares it, so that the throttle and the argon2id bounds hold across both.
 func (h *Handler) Authenticator() *Authenticator { return h.auth }
 
-// Register adds the pages to mux.
+// Register adds the pages to mux. POST /logout, where the sign-out form
+// goes, is the end-session endpoint's (oauth.Provider.LogoutForm): whether
+// the browser may be sent back to an application is a protocol question.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login", h.loginPage)
 	mux.HandleFunc("POST /login", h.loginSubmit)
 	mux.HandleFunc("GET /consent", h.consentPage)
 	mux.HandleFunc("POST /consent", h.consentSubmit)
 	mux.HandleFunc("GET /logout", h.logoutPage)
-	mux.HandleFunc("POST /logout", h.logoutSubmit)
 	mux.HandleFunc("GET /static/latchkey.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -448,10 +447,27 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
+// LogoutRequest is what the confirmation page carries through its form to
+// POST /logout: the relying party's request, checked by the end-session
+// endpoint (internal/oauth) before the page and again when the form comes
+// back. This package only echoes it.
+type LogoutRequest struct {
+	ClientID, PostLogoutRedirectURI, State string
+}
+
+// logoutPage is GET /logout: the confirmation page, with whatever the link
+// carries (checked when the form is posted).
 func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := page{Title: "Sign out", CSRFToken: h.csrfToken(w, r), ClientID: q.Get("client_id"),
-		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")}
+	h.ConfirmLogout(w, r, LogoutRequest{ClientID: q.Get("client_id"),
+		PostLogoutRedirectURI: q.Get("post_logout_redirect_uri"), State: q.Get("state")})
+}
+
+// ConfirmLogout asks the person whether to sign out: a form with a CSRF
+// token that posts lr back to POST /logout.
+func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, lr LogoutRequest) {
+	p := page{Title: "Sign out", CSRFToken: h.csrfToken(w, r), ClientID: lr.ClientID,
+		PostLogoutRedirectURI: lr.PostLogoutRedirectURI, State: lr.State}
 	// The name is a courtesy: without it the page still signs out.
 	switch s, err := h.current(r); {
 	case err != nil:
@@ -462,53 +478,39 @@ func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "logout", p)
 }
 
-// logoutSubmit ends the login session and revokes every grant issued under
-// it, then returns to the client only if it registered that URI.
-func (h *Handler) logoutSubmit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if !h.validCSRF(r) {
-		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your sign-out form expired. Please try again.")
-		return
+// ValidLogoutForm reports whether r is the confirmation form this browser
+// was given (its CSRF token): a page of another site cannot sign people
+// out.
+func (h *Handler) ValidLogoutForm(r *http.Request) bool { return h.validCSRF(r) }
+
+// EndSignIn ends the login session of r's browser, if it has one: the
+// session is deleted, every grant issued under it revoked and the
+// back-channel logout tokens its clients are owed enqueued, in one
+// transaction (store.EndLoginSession), and the cookie is cleared. It
+// returns who was signed in, or nil when the session was already gone or
+// no longer live (it is ended all the same).
+func (h *Handler) EndSignIn(w http.ResponseWriter, r *http.Request) (*SignIn, error) {
+	c, err := r.Cookie(h.cookieName("latchkey_session"))
+	if err != nil || c.Value == "" {
+		return nil, nil
 	}
-	target := r.PostFormValue("post_logout_redirect_uri")
-	var redirect *url.URL
-	if target != "" {
-		// Only an unknown client or an unregistered address is the
-		// caller's fault (400); a store that fails is ours (500 or 503),
-		// and must not send the person away believing the address is bad.
-		c, err := h.store.FindClient(ctx, r.PostFormValue("client_id"))
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
-			return
-		case err != nil:
-			h.fail(w, r, fmt.Errorf("logout: find client: %w", err))
-			return
-		case !slices.Contains(c.PostLogoutRedirectURIs, target) && !slices.Contains(c.RedirectURIs, target):
-			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "That application did not register this sign-out address.")
-			return
-		}
-		if redirect, err = url.Parse(target); err != nil {
-			h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The sign-out address is not valid.")
-			return
-		}
+	s, err := h.current(r)
+	if err != nil {
+		return nil, err
 	}
-	if c, err := r.Cookie(h.cookieName("latchkey_session")); err == nil && c.Value != "" {
-		if err := h.store.EndLoginSession(ctx, secrets.SignatureKey(c.Value), h.cfg.Now().Add(h.cfg.RevokeFor)); err != nil {
-			h.fail(w, r, err)
-			return
-		}
+	if err := h.store.EndLoginSession(r.Context(), secrets.SignatureKey(c.Value), h.cfg.Now().Add(h.cfg.RevokeFor)); err != nil {
+		return nil, err
 	}
 	h.setCookie(w, "latchkey_session", "", -1)
-	h.log.InfoContext(ctx, "logout")
-	if redirect != nil {
-		if state := r.PostFormValue("state"); state != "" {
-			q := redirect.Query()
-			q.Set("state", state)
-			redirect.RawQuery = q.Encode()
-		}
-		http.Redirect(w, r, redirect.String(), http.StatusSeeOther)
-		return
-	}
+	h.log.InfoContext(r.Context(), "logout")
+	return s, nil
+}
+
+// SignedOut shows that the person is signed out.
+func (h *Handler) SignedOut(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out."})
 }
+
+// Fail answers an error of ours on a page (503 with Retry-After when the
+// database cannot be reached, 500 otherwise).
+func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) { h.fail(w, r, err) }

@@ -73,49 +73,6 @@ func post(t *testing.T, srv *httptest.Server, path string, cookies []*http.Cooki
 	return resp
 }
 
-// TestLogoutAddress: only an unknown client or an address it did not
-// register is the caller's 400. A database that cannot be reached is a 503
-// page: before, it was answered "that application did not register this
-// sign-out address", which sends an operator looking in the wrong place.
-func TestLogoutAddress(t *testing.T) {
-	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
-		for _, tc := range []struct {
-			name, clientID, target string
-			down                   bool
-			want                   int
-		}{
-			{name: "registered address", clientID: "app", target: "https://app.example/bye", want: http.StatusSeeOther},
-			{name: "no address", clientID: "", target: "", want: http.StatusOK},
-			{name: "unknown client", clientID: "nobody", target: "https://app.example/bye", want: http.StatusBadRequest},
-			{name: "unregistered address", clientID: "app", target: "https://evil.example/", want: http.StatusBadRequest},
-			{name: "database down", clientID: "app", target: "https://app.example/bye", down: true, want: http.StatusServiceUnavailable},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				st := storetest.New(t, b)
-				c := &store.Client{ID: "app", Name: "App", SecretHash: []byte("h"), RedirectURIs: []string{"https://app.example/cb"},
-					PostLogoutRedirectURIs: []string{"https://app.example/bye"}, GrantTypes: []string{"authorization_code"},
-					ResponseTypes: []string{"code"}, TokenEndpointAuthMethod: "none"}
-				if err := st.CreateClient(context.Background(), c); err != nil {
-					t.Fatal(err)
-				}
-				_, srv := pages(t, st)
-				token, cookies := form(t, srv, "/logout")
-				if tc.down {
-					_ = st.Close()
-				}
-				resp := post(t, srv, "/logout", cookies, url.Values{"csrf_token": {token}, "client_id": {tc.clientID},
-					"post_logout_redirect_uri": {tc.target}, "state": {"s"}})
-				if resp.StatusCode != tc.want {
-					t.Fatalf("POST /logout: %d, want %d", resp.StatusCode, tc.want)
-				}
-				if tc.want >= 500 && resp.Header.Get("Retry-After") == "" {
-					t.Error("a 503 without Retry-After")
-				}
-			})
-		}
-	})
-}
-
 // signedIn makes a login session for a new user and returns its cookie.
 func signedIn(t *testing.T, st *store.Store, username string) *http.Cookie {
 	t.Helper()

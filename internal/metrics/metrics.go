@@ -28,6 +28,10 @@ type Metrics struct {
 	// RefreshReuse counts rotated refresh tokens presented after the grace
 	// period: each one revoked a grant and may be a stolen token.
 	RefreshReuse prometheus.Counter
+	// BackchannelLogouts counts back-channel logout token deliveries by
+	// outcome: delivered, retry (the RP failed; tried again later),
+	// gave_up (retries exhausted), dropped (the client is gone).
+	BackchannelLogouts *prometheus.CounterVec
 }
 
 // New makes the collectors and registers them, with the Go runtime and
@@ -57,11 +61,15 @@ func New() *Metrics {
 		RefreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "latchkey_refresh_token_reuse_total", Help: "Rotated refresh tokens presented again after the grace period (grant revoked).",
 		}),
+		BackchannelLogouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_backchannel_logout_deliveries_total", Help: "Back-channel logout token deliveries by outcome.",
+		}, []string{"outcome"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.TokenRequests, m.TokenDuration, m.TokensIssued, m.OAuthErrors, m.RefreshReuse,
+		m.BackchannelLogouts,
 	)
 	return m
 }

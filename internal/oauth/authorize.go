@@ -67,11 +67,9 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		// registered modes, which no client does here.
 		r.Form.Del("response_mode")
 	}
-	if scope, ok := r.Form["scope"]; ok {
-		// Before fosite checks the scopes against the client's: a client
-		// that did not register address or phone is not refused for them.
-		r.Form.Set("scope", strings.Join(dropUnservedScopes(fosite.RemoveEmpty(strings.Split(scope[0], " "))), " "))
-	}
+	// Before fosite checks the scopes against the client's: a client that
+	// did not register address or phone is not refused for them.
+	dropUnservedScopes(r.Form)
 	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
 	if errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" {
 		// fosite's last check, so everything else passed. With PKCE the

@@ -65,6 +65,12 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
 	}
 
+	if grant == "password" || grant == "client_credentials" {
+		// The grants whose scope is asked here; a code's and a refresh
+		// token's scope was settled at the authorization endpoint.
+		dropUnservedScopes(r.PostForm)
+	}
+
 	sess := grantsession.New("")
 	ar, err := p.fosite.NewAccessRequest(p.withClientIP(ctx, r), r, sess)
 	if err != nil {
@@ -74,6 +80,11 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	client := ar.GetClient()
 	switch {
 	case ar.GetGrantTypes().ExactOne("client_credentials"):
+		// No person, so no ID token: openid asks for one (Core §3.1.2.1).
+		if ar.GetRequestedScopes().Has(ScopeOpenID) {
+			fail(ar, fosite.ErrInvalidScope.WithHint("The scope 'openid' needs a person; the client credentials grant has none."))
+			return
+		}
 		// RFC 9068 §2.2: for client credentials the subject is the client.
 		sess.Subject = client.GetID()
 		p.grantRequested(ar)
@@ -81,7 +92,16 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		// sess.Username was set by throttledPasswords: the account's
 		// username, which may not be what was typed (an email).
 		sess.GrantedAt = p.now().UTC()
+		// The password was checked just now; there is no browser session,
+		// so no sid.
+		sess.AuthTime = sess.GrantedAt
+		sess.AMR = []string{"pwd"}
 		p.grantRequested(ar)
+	}
+	idToken, err := p.planIDToken(ctx, ar)
+	if err != nil {
+		fail(ar, err)
+		return
 	}
 
 	resp, err := p.fosite.NewAccessResponse(ctx, ar)
@@ -94,6 +114,13 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(ar, err)
 		return
+	}
+	if idToken != nil {
+		if err := p.issueIDToken(ar, resp, idToken); err != nil {
+			fail(ar, err)
+			return
+		}
+		p.metrics.TokensIssued.WithLabelValues(grant, "id_token").Inc()
 	}
 	p.metrics.TokensIssued.WithLabelValues(grant, "access_token").Inc()
 	if resp.GetExtra("refresh_token") != nil {

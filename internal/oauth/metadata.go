@@ -32,6 +32,37 @@ type Metadata struct {
 	// Not registered in RFC 8414; named after its id_token sibling so that
 	// resource servers can pin algorithms from metadata.
 	AccessTokenSigningAlgs []string `json:"access_token_signing_alg_values_supported,omitempty"`
+
+	// OpenID Connect Discovery 1.0 §3, RP-Initiated Logout 1.0 §2.1,
+	// Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3, Prompt
+	// Create §4. Each is registered in IANA's OAuth Authorization Server
+	// Metadata registry too, which is why RFC 8414 metadata carries them.
+	UserinfoEndpoint             string   `json:"userinfo_endpoint"`
+	EndSessionEndpoint           string   `json:"end_session_endpoint"`
+	SubjectTypesSupported        []string `json:"subject_types_supported"`
+	IDTokenSigningAlgs           []string `json:"id_token_signing_alg_values_supported"`
+	ClaimsSupported              []string `json:"claims_supported"`
+	ClaimTypesSupported          []string `json:"claim_types_supported"`
+	PromptValuesSupported        []string `json:"prompt_values_supported"`
+	BackchannelLogoutSupported   bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSession     bool     `json:"backchannel_logout_session_supported"`
+	FrontchannelLogoutSupported  bool     `json:"frontchannel_logout_supported"`
+	ClaimsParameterSupported     bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported    bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported bool     `json:"request_uri_parameter_supported"`
+}
+
+// IDTokenAlgorithms are the algorithms a client may register as
+// id_token_signed_response_alg; the key set holds a key for each. RS256
+// first: Discovery §3 requires it of every OP.
+var IDTokenAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+// claimsSupported are the claims an ID token or userinfo can carry (Core
+// §2, §5.1), listed in Discovery so that RPs know what to expect.
+var claimsSupported = []string{
+	"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
+	"name", "given_name", "family_name", "preferred_username", "picture", "locale", "updated_at",
+	"email", "email_verified", "groups",
 }
 
 // Metadata describes what this server offers. Endpoints appear here only
@@ -61,9 +92,28 @@ func (p *Provider) Metadata() Metadata {
 		IntrospectionEndpointAuthSigningAlgs:      assertionAlgs,
 		// RFC 9700 §2.1.1: plain PKCE is not offered.
 		CodeChallengeMethodsSupported:              []string{"S256"},
-		ScopesSupported:                            []string{"offline_access"},
+		ScopesSupported:                            BuiltinScopes,
 		AuthorizationResponseISSParameterSupported: true,
 		AccessTokenSigningAlgs:                     p.signingAlgs(),
+
+		UserinfoEndpoint:      p.cfg.IssuerURL(PathUserinfo),
+		EndSessionEndpoint:    p.cfg.IssuerURL(PathEndSession),
+		SubjectTypesSupported: []string{"public"},
+		IDTokenSigningAlgs:    IDTokenAlgorithms,
+		ClaimsSupported:       claimsSupported,
+		ClaimTypesSupported:   []string{"normal"},
+		PromptValuesSupported: []string{"none", "login", "consent", "select_account"},
+		// Logout tokens carry sid (Back-Channel Logout §2.1); there is no
+		// front-channel logout (iframes break under third-party cookie
+		// blocking).
+		BackchannelLogoutSupported:  true,
+		BackchannelLogoutSession:    true,
+		FrontchannelLogoutSupported: false,
+		// Discovery §3 makes request_uri_parameter_supported true when
+		// absent, so each "no" is said out loud.
+		ClaimsParameterSupported:     false,
+		RequestParameterSupported:    false,
+		RequestURIParameterSupported: false,
 	}
 }
 
@@ -96,7 +146,10 @@ func (p *Provider) ServeJWKS(w http.ResponseWriter, r *http.Request) {
 	writeJSONBody(w, p.keys.JWKS())
 }
 
-// ServeMetadata serves GET /.well-known/oauth-authorization-server.
+// ServeMetadata serves GET /.well-known/oauth-authorization-server (RFC
+// 8414) and GET /.well-known/openid-configuration (Discovery 1.0 §4): one
+// document at both, so a client reads the same endpoints whichever it
+// discovers from.
 func (p *Provider) ServeMetadata(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
@@ -119,7 +120,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 		AuthorizeCodeStrategy:  strategy,
-		CoreStorage:            st,
+		CoreStorage:            codeScopes{st},
 		TokenRevocationStorage: st,
 		Config:                 fc,
 	}
@@ -251,4 +252,23 @@ func (g *trustedPasswordGrant) CanSkipClientAuth(ctx context.Context, r fosite.A
 
 func (g *trustedPasswordGrant) CanHandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) bool {
 	return g.inner.CanHandleTokenEndpointRequest(ctx, r)
+}
+
+// codeScopes tells the token endpoint which scopes a code carries while
+// fosite's code handler checks it: fosite grants them only when it issues
+// the tokens, and whether an ID token is due (scope openid) must be known
+// before, so that its failures leave nothing issued. It costs no query:
+// the code's row is the one the handler reads anyway.
+type codeScopes struct {
+	grantStorage
+}
+
+func (c codeScopes) GetAuthorizeCodeSession(ctx context.Context, signature string, s fosite.Session) (fosite.Requester, error) {
+	req, err := c.grantStorage.GetAuthorizeCodeSession(ctx, signature, s)
+	if req != nil {
+		if gs, ok := req.GetSession().(*grantsession.Session); ok {
+			gs.CodeScopes = req.GetGrantedScopes()
+		}
+	}
+	return req, err
 }

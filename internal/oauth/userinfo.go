@@ -82,9 +82,11 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, PathUserinfo, nil, err)
 		return
 	}
-	claims := userClaims(u, scopes)
-	claims["sub"] = u.ID
-	writeJSON(w, http.StatusOK, claims)
+	// The same claims an ID token of this grant carries (profileClaims).
+	writeJSON(w, http.StatusOK, struct {
+		Subject string `json:"sub"`
+		userClaims
+	}{u.ID, profileClaims(u, scopes)})
 }
 
 // bearerToken finds the access token in the Authorization header (RFC 6750

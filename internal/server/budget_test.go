@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -122,6 +123,86 @@ func TestQueryBudget(t *testing.T) {
 			t.Errorf("code flow sends %d statements, budget 11:\n%s", r+w, strings.Join(stmts, "\n"))
 		} else {
 			t.Logf("code flow    %d statements", r+w)
+		}
+	})
+}
+
+// An ID token costs no query with scope openid alone (the grant proves the
+// user) and one user read when a scope releases the user's claims: on the
+// password grant, on refresh and on the code flow.
+func TestQueryBudgetOpenID(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		rec := &statements{}
+		h := newHarnessWithStore(t, b, store.Options{OnStatement: rec.record}, func(c *config.Config) { c.AccessTokenFormat = config.FormatJWT })
+		h.person("ida", "ida-password-1")
+		pwd := oidcPasswordClient(h, "")
+		total := func(stmts []string) (int, int, int) { return count(stmts) }
+		login := func(scope string) ([]string, map[string]any) {
+			rec.take()
+			m := h.token(pwd, url.Values{"grant_type": {"password"}, "username": {"ida"}, "password": {"ida-password-1"}, "scope": {scope}})
+			return rec.take(), m
+		}
+		refreshStmts := func(m map[string]any) []string {
+			rec.take()
+			if resp, r := refresh(h, pwd, m["refresh_token"].(string)); resp.StatusCode != http.StatusOK || (m["id_token"] != nil) != (r["id_token"] != nil) {
+				t.Fatalf("refresh: %d %v", resp.StatusCode, r)
+			}
+			return rec.take()
+		}
+		login("read offline_access") // warm the client cache
+		plain, plainTok := login("read offline_access")
+		openid, openidTok := login("openid offline_access")
+		profile, profileTok := login("openid profile email groups offline_access")
+		pr, pw, px := total(plain)
+		for name, tc := range map[string]struct {
+			stmts      []string
+			extraReads int
+		}{"password openid": {openid, 0}, "password openid profile": {profile, 1}} {
+			r, w, x := total(tc.stmts)
+			t.Logf("%-24s reads %d writes %d transactions %d", name, r, w, x)
+			if r != pr+tc.extraReads || w != pw || x != px {
+				t.Errorf("%s: %d reads %d writes %d transactions; without openid %d %d %d, allowed %d more reads:\n%s",
+					name, r, w, x, pr, pw, px, tc.extraReads, strings.Join(tc.stmts, "\n"))
+			}
+		}
+
+		// Refresh: with openid the statements of a refresh without it
+		// (TestQueryBudget pins those), one read more with the profile
+		// scopes.
+		base := refreshStmts(plainTok)
+		br0, bw0, bx0 := total(base)
+		for name, tc := range map[string]struct {
+			tok        map[string]any
+			extraReads int
+		}{"refresh openid": {openidTok, 0}, "refresh openid profile": {profileTok, 1}} {
+			stmts := refreshStmts(tc.tok)
+			r, w, x := total(stmts)
+			t.Logf("%-24s reads %d writes %d transactions %d (without openid %d %d %d)", name, r, w, x, br0, bw0, bx0)
+			if r != br0+tc.extraReads || w != bw0 || x != bx0 {
+				t.Errorf("%s: %d reads %d writes %d transactions; without openid %d %d %d, allowed %d more reads:\n%s",
+					name, r, w, x, br0, bw0, bx0, tc.extraReads, strings.Join(stmts, "\n"))
+			}
+		}
+
+		// The code flow of a signed-in browser: 11 statements at most with
+		// openid (TestQueryBudget), exactly one read more with profile.
+		var codeStmts []int
+		for _, scope := range []string{"openid offline_access", "openid profile offline_access"} {
+			app := h.spa("https://app.example/cb", true, scope)
+			br := h.browser(app.conf.RedirectURL)
+			codeFlow(t, h, br, app) // signs in
+			rec.take()
+			tok := codeFlow(t, h, br, app)
+			stmts := rec.take()
+			if idTokenOf(tok) == "" {
+				t.Fatalf("%s: no id_token", scope)
+			}
+			r, w, _ := total(stmts)
+			t.Logf("code flow %-30s %d statements", scope, r+w)
+			codeStmts = append(codeStmts, r+w)
+		}
+		if codeStmts[0] > 11 || codeStmts[1] != codeStmts[0]+1 {
+			t.Errorf("code flow statements: %d with openid (budget 11), %d with profile (want one more)", codeStmts[0], codeStmts[1])
 		}
 	})
 }

@@ -1,9 +1,25 @@
 package server
 
-import "context"
+import (
+	"context"
+
+	"github.com/latchkey/latchkey/internal/backchannel"
+	"github.com/latchkey/latchkey/internal/keys"
+)
 
 // WithBackground replaces the background tasks Run starts, so a test can
 // watch when they stop.
 func WithBackground(tasks ...func(context.Context)) Option {
 	return func(o *options) { o.background = tasks }
 }
+
+// WithBackchannel lets f adjust the back-channel deliverer's options.
+func WithBackchannel(f func(*backchannel.Options)) Option {
+	return func(o *options) { o.backchannel = append(o.backchannel, f) }
+}
+
+// Backchannel is the server's back-channel logout deliverer.
+func (s *Server) Backchannel() *backchannel.Deliverer { return s.backchannel }
+
+// Keys is the server's signing keys.
+func (s *Server) Keys() *keys.Manager { return s.keys }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,6 +39,7 @@ type harness struct {
 	// clock is the store's and the server's clock, unless the test brought
 	// its own (then nil).
 	clock *offsetClock
+	srv   *server.Server
 }
 
 // offsetClock is the wall clock plus an offset that advance moves: a test
@@ -161,7 +163,7 @@ func newHarnessWith(t testing.TB, b storetest.Backend, opts store.Options, srvOp
 	admin := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(public.Close)
 	t.Cleanup(admin.Close)
-	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs, clock: clock}
+	return &harness{t: t, public: public, admin: admin, store: st, cfg: cfg, logs: logs, clock: clock, srv: srv}
 }
 
 // do sends a request and decodes a JSON answer into a map.
@@ -229,6 +231,13 @@ type testClient struct{ id, secret string }
 // client registers a client through the admin API.
 func (h *harness) client(md map[string]any) testClient {
 	h.t.Helper()
+	if _, ok := md["id_token_signed_response_alg"]; !ok {
+		// ID tokens signed with the configured algorithm, which always has
+		// a key (the RS256 default needs one beside it); a test that wants
+		// another algorithm says so.
+		md = maps.Clone(md)
+		md["id_token_signed_response_alg"] = h.cfg.SigningAlg
+	}
 	resp, m := h.adminJSON(http.MethodPost, "/admin/clients", md)
 	if resp.StatusCode != http.StatusCreated {
 		h.t.Fatalf("register client: %d %v", resp.StatusCode, m)

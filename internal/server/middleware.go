@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/requestid"
@@ -17,8 +18,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return s.observe(s.recoverPanics(limitBody(next)))
 }
 
-// corsPublic are documents any page may read.
-var corsPublic = map[string]bool{"/.well-known/oauth-authorization-server": true, "/.well-known/jwks.json": true}
+// wellKnown holds the documents any page may read (RFC 8414 and
+// OpenID Connect Discovery metadata, the JWKS). Every answer under it is
+// readable cross-origin, a 404 or 405 included: a browser library must see
+// the real status, not what looks like a CORS failure.
+const wellKnown = "/.well-known/"
 
 // corsOAuth are the endpoints a browser app (a public client) calls itself.
 var corsOAuth = map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true}
@@ -41,8 +45,20 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		origin := r.Header.Get("Origin")
 		switch {
 		case origin == "":
-		case corsPublic[r.URL.Path]:
+		case strings.HasPrefix(r.URL.Path, wellKnown):
 			w.Header().Set("Access-Control-Allow-Origin", "*")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				// A preflight (a library adding a header to its GET): the
+				// documents are public, so any header may be sent; no
+				// credentials are ever allowed.
+				w.Header().Set("Access-Control-Allow-Methods", "GET")
+				if h := r.Header.Get("Access-Control-Request-Headers"); h != "" {
+					w.Header().Set("Access-Control-Allow-Headers", h)
+				}
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 		case corsBearer[r.URL.Path]:
 			w.Header().Set("Access-Control-Allow-Origin", "*")
 			// The challenge says why a call failed (RFC 6750 §3); DPoP-Nonce

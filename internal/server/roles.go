@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/backchannel"
 	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
@@ -17,6 +18,7 @@ var (
 	_ admin.Store        = (*store.Store)(nil)
 	_ admin.ClientStore  = (*store.Store)(nil)
 	_ admin.UserStore    = (*store.Store)(nil)
+	_ backchannel.Store  = (*store.Store)(nil)
 	_ janitor.Store      = (*store.Store)(nil)
 	_ keys.Store         = (*store.Store)(nil)
 	_ login.Store        = (*store.Store)(nil)

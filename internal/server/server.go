@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/admin"
+	"github.com/latchkey/latchkey/internal/backchannel"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -37,10 +38,14 @@ type Server struct {
 	store    *store.Store
 	provider *oauth.Provider
 	pages    *login.Handler
-	keys     *keys.Manager
-	admin    *admin.API
-	metrics  *metrics.Metrics
-	log      *slog.Logger
+	// endSession is the end-session endpoint and the sign-out form.
+	endSession *oauth.EndSession
+	// backchannel delivers back-channel logout tokens.
+	backchannel *backchannel.Deliverer
+	keys        *keys.Manager
+	admin       *admin.API
+	metrics     *metrics.Metrics
+	log         *slog.Logger
 	// background is what Run keeps running beside the listeners: key
 	// rotation and the janitor. Each returns once its context is done.
 	background []func(context.Context)
@@ -55,6 +60,8 @@ type options struct {
 	now   func() time.Time
 	// background replaces the background tasks Run starts (tests).
 	background []func(context.Context)
+	// backchannel adjusts the back-channel deliverer's options (tests).
+	backchannel []func(*backchannel.Options)
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -127,20 +134,29 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		return nil, err
 	}
 	adminService := admin.NewService(st, hasher, admin.Policy{RevokeFor: cfg.RevocationWindow(), Now: o.now})
+	bo := backchannel.Options{Issuer: cfg.Issuer, Outcomes: m.BackchannelLogouts, Now: o.now, Logger: log}
+	for _, f := range o.backchannel {
+		f(&bo)
+	}
+	// Every instance delivers: the outbox's lease keeps two from sending
+	// one row at once.
+	deliverer := backchannel.New(st, km, bo)
 	background := o.background
 	if background == nil {
-		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run}
+		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run, deliverer.Run}
 	}
 	return &Server{
-		background: background,
-		cfg:        cfg,
-		store:      st,
-		provider:   provider,
-		pages:      pages,
-		keys:       km,
-		admin:      admin.NewAPI(adminService, km, cfg.AdminToken, log),
-		metrics:    m,
-		log:        log,
+		endSession:  provider.EndSession(pages, deliverer),
+		backchannel: deliverer,
+		background:  background,
+		cfg:         cfg,
+		store:       st,
+		provider:    provider,
+		pages:       pages,
+		keys:        km,
+		admin:       admin.NewAPI(adminService, km, cfg.AdminToken, log),
+		metrics:     m,
+		log:         log,
 	}, nil
 }
 
@@ -148,12 +164,16 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 func (s *Server) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+oauth.PathMetadata, s.provider.ServeMetadata)
+	mux.HandleFunc("GET "+oauth.PathOpenIDConfiguration, s.provider.ServeMetadata)
 	mux.HandleFunc("GET "+oauth.PathJWKS, s.provider.ServeJWKS)
 	mux.HandleFunc("GET "+oauth.PathAuthorize, s.provider.Authorize)
 	mux.HandleFunc("POST "+oauth.PathAuthorize, s.provider.Authorize)
 	mux.HandleFunc("GET "+oauth.PathUserinfo, s.provider.Userinfo)
 	mux.HandleFunc("POST "+oauth.PathUserinfo, s.provider.Userinfo)
 	s.pages.Register(mux)
+	mux.HandleFunc("GET "+oauth.PathEndSession, s.endSession.Serve)
+	mux.HandleFunc("POST "+oauth.PathEndSession, s.endSession.Serve)
+	mux.HandleFunc("POST /logout", s.endSession.LogoutForm)
 	mux.HandleFunc("POST "+oauth.PathToken, s.provider.Token)
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)

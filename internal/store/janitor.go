@@ -41,6 +41,10 @@ func (r Retention) revocationWindow() time.Duration {
 	return r.AccessTokenTTL + time.Minute
 }
 
+// GaveUpLogoutRetention is how long a logout delivery that was given up is
+// kept before the janitor deletes it.
+const GaveUpLogoutRetention = 7 * 24 * time.Hour
+
 // expiry is one kind of row the janitor deletes: those whose column is
 // before the cutoff. key is the primary key column the batches select by.
 type expiry struct {
@@ -62,6 +66,10 @@ var expiries = []expiry{
 	{"revoked_subjects", "subject", "revoked_at", func(now time.Time, r Retention) time.Time {
 		return now.Add(-max(r.revocationWindow(), r.GrantLifetime+time.Minute))
 	}},
+	// Abandoned logout deliveries stay a week for operators to look at
+	// (last_error); gave_up_at is NULL, never before the cutoff, while one
+	// is still being tried.
+	{"logout_deliveries", "id", "gave_up_at", func(now time.Time, _ Retention) time.Time { return now.Add(-GaveUpLogoutRetention) }},
 	{"login_sessions", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "last_seen_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.SessionIdleTTL) }},
 }

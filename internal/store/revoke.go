@@ -137,8 +137,9 @@ func (s *Store) IsRevoked(ctx context.Context, jti, requestID, subject string, i
 	return revoked, nil
 }
 
-// EndLoginSession deletes a session and revokes every grant issued under
-// it, in one transaction. The grants come from login_session_grants, which
+// EndLoginSession deletes a session, revokes every grant issued under it
+// and enqueues the back-channel logout tokens its clients are owed
+// (logout.go), in one transaction. The grants come from login_session_grants, which
 // re-login keeps exact, never from the token rows (see ReplaceLoginSession).
 // The statements are set-based, a fixed number whatever the number of
 // grants: logout of a session that signed many applications in stays one
@@ -152,6 +153,12 @@ func (s *Store) EndLoginSession(ctx context.Context, sessionID string, revokeUnt
 		if err := s.db(ctx).Model(&loginSessionGrant{}).Where("login_session_id = ?", sessionID).
 			Order("request_id").Pluck("request_id", &ids).Error; err != nil {
 			return fmt.Errorf("find grants of login session: %w", translate(err))
+		}
+		// The logout tokens owed to the session's clients, in this
+		// transaction: a crash after the commit never loses one, and a
+		// rollback never sends one for a session that did not end.
+		if err := s.enqueueLogouts(ctx, "id", sessionID); err != nil {
+			return err
 		}
 		if len(ids) > 0 {
 			// All the locks first, in one statement and a fixed order
@@ -245,7 +252,8 @@ type revokedSubject struct {
 func (revokedSubject) TableName() string { return "revoked_subjects" }
 
 // RevokeSubject revokes everything a user holds: every grant's refresh
-// tokens, opaque access tokens and unused codes, every login session, and
+// tokens, opaque access tokens and unused codes, every login session (with
+// the back-channel logout tokens their clients are owed), and
 // (through revoked_subjects) every JWT access token issued until now.
 // until bounds how long grant records are kept.
 //
@@ -274,6 +282,11 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Ti
 		}
 		if err := s.db(ctx).Table(tableAccess).Where("subject = ?", subject).Delete(&requestRow{}).Error; err != nil {
 			return fmt.Errorf("revoke access tokens of subject: %w", translate(err))
+		}
+		// Every session of the user ends: its clients are owed logout
+		// tokens, as at logout (EndLoginSession).
+		if err := s.enqueueLogouts(ctx, "user_id", subject); err != nil {
+			return err
 		}
 		if err := s.db(ctx).Where("login_session_id IN (?)", s.db(ctx).Model(&LoginSession{}).Select("id").Where("user_id = ?", subject)).
 			Delete(&loginSessionGrant{}).Error; err != nil {

@@ -48,13 +48,14 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, peopleTests...)
 	tests = append(tests, grantLockTests...)
 	tests = append(tests, janitorTests...)
+	tests = append(tests, logoutTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range backendTests {
+	for _, tc := range append(backendTests, logoutBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)
