@@ -5,8 +5,16 @@
 // (HttpOnly, Secure, SameSite=Strict); /api/* is proxied to an allow-list of
 // upstreams with the access token attached and refreshed when it expires;
 // state-changing calls must carry a custom header, which a cross-site page
-// cannot send without a CORS preflight this server never approves; logout
-// revokes the refresh token (RFC 7009).
+// cannot send without a CORS preflight this server never approves.
+//
+// It is an OpenID Connect relying party on github.com/coreos/go-oidc: the
+// endpoints come from discovery, the ID token of every sign-in is verified
+// (signature, issuer, audience, expiry, the nonce this sign-in sent, and
+// at_hash against the access token), and the page shows the person's name
+// from it. Sign-out revokes the refresh token (RFC 7009) and then sends the
+// browser to the end_session_endpoint with id_token_hint (RP-Initiated
+// Logout 1.0), so that the Latchkey login session ends too and the next
+// "Sign in" asks for the password again.
 //
 // /auth/login is open to anyone, so it keeps nothing in memory: the state
 // and PKCE verifier of a sign-in in progress travel in a sealed, short-lived
@@ -16,6 +24,7 @@ package bff
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -27,11 +36,13 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 )
@@ -48,9 +59,11 @@ type Config struct {
 	ClientID     string
 	ClientSecret string
 	// BaseURL is where the browser reaches the BFF; /auth/callback under it
-	// is the registered redirect URI.
+	// is the registered redirect URI, and BaseURL + "/" the registered
+	// post_logout_redirect_uri.
 	BaseURL string
-	Scopes  []string
+	// Scopes are requested at sign-in; openid is always added.
+	Scopes []string
 	// Upstreams maps a path under /api/ to the URL it is proxied to, e.g.
 	// "invoices" -> "http://127.0.0.1:9090/invoices". Nothing else is proxied.
 	Upstreams map[string]string
@@ -77,9 +90,12 @@ type Config struct {
 
 // BFF is the http.Handler.
 type BFF struct {
-	cfg   Config
-	oauth oauth2.Config
-	mux   *http.ServeMux
+	cfg      Config
+	oauth    oauth2.Config
+	mux      *http.ServeMux
+	verifier *oidc.IDTokenVerifier
+	// endpoints found by discovery that go-oidc does not name.
+	revocation, endSession string
 
 	pending sealer
 	logins  *addrLimiter
@@ -91,12 +107,32 @@ type BFF struct {
 type session struct {
 	mu      sync.Mutex
 	token   *oauth2.Token
-	user    string
+	idToken string // the raw ID token of the sign-in: the id_token_hint at sign-out
+	person  person
 	expires time.Time
 }
 
-// New builds the BFF.
-func New(cfg Config) (*BFF, error) {
+// person is who signed in, from the verified ID token.
+type person struct {
+	Subject           string `json:"sub"`
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+}
+
+// display is what the page calls the person.
+func (p person) display() string {
+	for _, s := range []string{p.Name, p.PreferredUsername, p.Email} {
+		if s != "" {
+			return s
+		}
+	}
+	return p.Subject
+}
+
+// New builds the BFF. It reads the issuer's discovery document
+// (/.well-known/openid-configuration), so Latchkey must be reachable.
+func New(ctx context.Context, cfg Config) (*BFF, error) {
 	if cfg.Issuer == "" || cfg.ClientID == "" || cfg.ClientSecret == "" || cfg.BaseURL == "" {
 		return nil, errors.New("bff: Issuer, ClientID, ClientSecret and BaseURL are required")
 	}
@@ -131,15 +167,32 @@ func New(cfg Config) (*BFF, error) {
 	default:
 		return nil, errors.New("bff: CookieKey must be 32 bytes")
 	}
-	issuer := strings.TrimSuffix(cfg.Issuer, "/")
+	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, cfg.HTTPClient), cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("bff: discovery: %w", err)
+	}
+	var more struct {
+		Revocation string `json:"revocation_endpoint"`
+		EndSession string `json:"end_session_endpoint"`
+	}
+	if err := provider.Claims(&more); err != nil {
+		return nil, fmt.Errorf("bff: discovery: %w", err)
+	}
+	endpoint := provider.Endpoint()
+	endpoint.AuthStyle = oauth2.AuthStyleInHeader // client_secret_basic, as registered
+	scopes := cfg.Scopes
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
+	}
 	b := &BFF{cfg: cfg, sessions: map[string]*session{}, mux: http.NewServeMux(),
-		pending: sealer{key: cfg.CookieKey, now: cfg.Now},
-		logins:  newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
+		pending:    sealer{key: cfg.CookieKey, now: cfg.Now},
+		logins:     newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
+		verifier:   provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
+		revocation: more.Revocation, endSession: more.EndSession,
 		oauth: oauth2.Config{
-			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
+			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: scopes,
 			RedirectURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/auth/callback",
-			Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth2/authorize", TokenURL: issuer + "/oauth2/token",
-				AuthStyle: oauth2.AuthStyleInHeader},
+			Endpoint:    endpoint,
 		}}
 	page, _ := fs.Sub(static, "static")
 	b.mux.Handle("GET /", http.FileServerFS(page))
@@ -155,7 +208,9 @@ func New(cfg Config) (*BFF, error) {
 
 func (b *BFF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+	// The page's script and styles are files of its own (static/), so
+	// 'self' covers them: nothing inline is needed, and nothing inline runs.
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	b.mux.ServeHTTP(w, r)
 }
@@ -187,8 +242,8 @@ func (b *BFF) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many sign-in attempts: wait a moment", http.StatusTooManyRequests)
 		return
 	}
-	state, verifier := random(), oauth2.GenerateVerifier()
-	sealed, err := b.pending.seal(pendingLogin{State: state, Verifier: verifier})
+	state, nonce, verifier := random(), random(), oauth2.GenerateVerifier()
+	sealed, err := b.pending.seal(pendingLogin{State: state, Nonce: nonce, Verifier: verifier})
 	if err != nil {
 		b.cfg.Logger.Error("login", "error", err)
 		http.Error(w, "sign-in unavailable", http.StatusInternalServerError)
@@ -196,7 +251,7 @@ func (b *BFF) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// Lax, not Strict: it must come back on the redirect from Latchkey.
 	b.setCookie(w, "bff_login", sealed, int(pendingTTL.Seconds()), http.SameSiteLaxMode)
-	http.Redirect(w, r, b.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+	http.Redirect(w, r, b.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 }
 
 func (b *BFF) callback(w http.ResponseWriter, r *http.Request) {
@@ -227,43 +282,46 @@ func (b *BFF) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sign-in failed", http.StatusBadGateway)
 		return
 	}
-	user, err := b.username(r.Context(), tok.AccessToken)
+	raw, idToken, err := b.verify(ctx, tok, p.Nonce)
 	if err != nil {
+		b.cfg.Logger.Warn("ID token refused", "error", err)
+		http.Error(w, "sign-in failed", http.StatusBadGateway)
+		return
+	}
+	var who person
+	if err := idToken.Claims(&who); err != nil {
 		http.Error(w, "sign-in failed", http.StatusBadGateway)
 		return
 	}
 	id := random()
 	b.mu.Lock()
-	b.sessions[id] = &session{token: tok, user: user, expires: b.cfg.Now().Add(b.cfg.SessionTTL)}
+	b.sessions[id] = &session{token: tok, idToken: raw, person: who, expires: b.cfg.Now().Add(b.cfg.SessionTTL)}
 	b.mu.Unlock()
 	b.setCookie(w, "bff_session", id, int(b.cfg.SessionTTL.Seconds()), http.SameSiteStrictMode)
 	http.Redirect(w, r, "/", http.StatusFound)
 }
 
-// username asks Latchkey who the token belongs to (the BFF is a
-// confidential client, so it may introspect).
-func (b *BFF) username(ctx context.Context, access string) (string, error) {
-	form := url.Values{"token": {access}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(b.cfg.Issuer, "/")+"/oauth2/introspect", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
-	resp, err := b.cfg.HTTPClient.Do(req)
+// verify checks the ID token of a code exchange (OpenID Connect Core
+// §3.1.3.7): go-oidc checks the signature against the issuer's keys, iss,
+// aud and exp; the nonce must be the one this sign-in sent (a code or ID
+// token injected from another sign-in carries another), and at_hash must
+// match the access token issued with it (§3.1.3.8).
+func (b *BFF) verify(ctx context.Context, tok *oauth2.Token, nonce string) (string, *oidc.IDToken, error) {
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return "", nil, errors.New("the token response has no id_token")
+	}
+	idToken, err := b.verifier.Verify(ctx, raw)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	defer resp.Body.Close()
-	var in struct {
-		Active   bool   `json:"active"`
-		Username string `json:"username"`
-		Sub      string `json:"sub"`
+	if subtle.ConstantTimeCompare([]byte(idToken.Nonce), []byte(nonce)) != 1 {
+		return "", nil, errors.New("the ID token's nonce is not this sign-in's")
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || !in.Active {
-		return "", errors.New("token not active")
+	if err := idToken.VerifyAccessToken(tok.AccessToken); err != nil {
+		return "", nil, err
 	}
-	if in.Username != "" {
-		return in.Username, nil
-	}
-	return in.Sub, nil
+	return raw, idToken, nil
 }
 
 func (b *BFF) current(r *http.Request) (string, *session) {
@@ -289,7 +347,7 @@ func (b *BFF) me(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":"not signed in"}`))
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"user": s.user})
+	_ = json.NewEncoder(w).Encode(map[string]string{"user": s.person.display(), "name": s.person.Name, "email": s.person.Email})
 }
 
 // token returns a live access token, refreshing (and keeping the rotated
@@ -377,26 +435,35 @@ type statusCapture struct {
 	retry bool
 }
 
-// logout revokes the refresh token and forgets the session.
+// logout revokes the refresh token, forgets the session and answers where
+// the browser goes next: Latchkey's end_session_endpoint with the ID token
+// as id_token_hint and this BFF's page as post_logout_redirect_uri, which
+// ends the Latchkey login session too (without it, the next "Sign in" would
+// go straight back in on the single sign-on session). The page navigates
+// there itself: this is a fetch with the CSRF header, not a navigation.
 func (b *BFF) logout(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(CSRFHeader) == "" {
 		http.Error(w, "missing "+CSRFHeader+" header", http.StatusForbidden)
 		return
 	}
+	next := "/"
 	id, s := b.current(r)
 	if s != nil {
 		s.mu.Lock()
-		refresh := s.token.RefreshToken
+		refresh, idToken := s.token.RefreshToken, s.idToken
 		s.mu.Unlock()
-		if refresh != "" {
-			form := url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}}
-			req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, strings.TrimSuffix(b.cfg.Issuer, "/")+"/oauth2/revoke", strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
-			if resp, err := b.cfg.HTTPClient.Do(req); err == nil {
-				resp.Body.Close()
-			} else {
-				b.cfg.Logger.Warn("revoke on logout failed", "error", err)
+		if refresh != "" && b.revocation != "" {
+			b.revoke(r.Context(), refresh)
+		}
+		if b.endSession != "" {
+			u, err := url.Parse(b.endSession)
+			if err == nil {
+				q := u.Query()
+				q.Set("id_token_hint", idToken)
+				q.Set("client_id", b.cfg.ClientID)
+				q.Set("post_logout_redirect_uri", strings.TrimSuffix(b.cfg.BaseURL, "/")+"/")
+				u.RawQuery = q.Encode()
+				next = u.String()
 			}
 		}
 		b.mu.Lock()
@@ -404,5 +471,21 @@ func (b *BFF) logout(w http.ResponseWriter, r *http.Request) {
 		b.mu.Unlock()
 	}
 	b.setCookie(w, "bff_session", "", -1, http.SameSiteStrictMode)
-	w.WriteHeader(http.StatusNoContent)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]string{"next": next})
+}
+
+// revoke revokes the refresh token, and with it the whole grant (RFC 7009).
+func (b *BFF) revoke(ctx context.Context, refresh string) {
+	form := url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.revocation, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	resp, err := b.cfg.HTTPClient.Do(req)
+	if err != nil {
+		b.cfg.Logger.Warn("revoke on logout failed", "error", err)
+		return
+	}
+	resp.Body.Close()
 }

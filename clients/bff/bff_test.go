@@ -50,9 +50,10 @@ func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes *
 	bffURL = "http://localhost:" + front.Listener.Addr().String()[strings.LastIndexByte(front.Listener.Addr().String(), ':')+1:]
 	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "BFF", "trusted": true,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{bffURL + "/auth/callback"},
-		"scope": "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
-	b, err := bff.New(bff.Config{Issuer: lk.Issuer, ClientID: client["client_id"].(string), ClientSecret: client["client_secret"].(string),
-		BaseURL: bffURL, Scopes: []string{"invoices:read", "offline_access"}, Upstreams: map[string]string{"invoices": api.URL}})
+		"post_logout_redirect_uris": []string{bffURL + "/"},
+		"scope":                     "openid profile email invoices:read offline_access", "audience": []string{"https://api.example.com"}})
+	b, err := bff.New(context.Background(), bff.Config{Issuer: lk.Issuer, ClientID: client["client_id"].(string), ClientSecret: client["client_secret"].(string),
+		BaseURL: bffURL, Scopes: []string{"openid", "profile", "email", "invoices:read", "offline_access"}, Upstreams: map[string]string{"invoices": api.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,8 @@ func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes *
 	t.Cleanup(front.Close)
 
 	hash, _ := secrets.HashPassword("nina-password-1", secrets.Argon2Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
-	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-nina", Username: "nina", PasswordHash: hash}); err != nil {
+	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-nina", Username: "nina", PasswordHash: hash,
+		Name: "Nina Simone", Email: "nina@example.com", EmailVerified: true}); err != nil {
 		t.Fatal(err)
 	}
 	return lk, bffURL, revokes, refreshes
@@ -86,8 +88,11 @@ func TestCSRFHeaderRequired(t *testing.T) {
 	}
 }
 
-// In real Chromium: sign in through the BFF, call the API, check that no
-// token and no readable cookie reached the page, sign out (which revokes).
+// In real Chromium: sign in through the BFF (which verifies the ID token
+// and shows the name and email from it), with its page's styles allowed by
+// its own CSP; call the API, check that no token and no readable cookie
+// reached the page; sign out, which revokes and ends the Latchkey session,
+// so that the next "Sign in" asks for the password again.
 func TestBrowserThroughBFF(t *testing.T) {
 	browser := lktest.Browser(t, 60*time.Second)
 	lk, bffURL, revokes, refreshes := setup(t)
@@ -106,8 +111,15 @@ func TestBrowserThroughBFF(t *testing.T) {
 		t.Fatalf("sign in through the BFF: %v", err)
 	}
 	status, err := chromedp.Run(browser, chromedp.Text(chromedp.ID("status")))
-	if err != nil || !strings.Contains(status, "nina") {
+	if err != nil || !strings.Contains(status, "Signed in as Nina Simone") {
 		t.Fatalf("status %q %v", status, err)
+	}
+	if email, _ := chromedp.Run(browser, chromedp.Text(chromedp.ID("email"))); email != "nina@example.com" {
+		t.Fatalf("email shown: %q", email)
+	}
+	// The stylesheet applied: the CSP lets the page's own styles load.
+	if margin, _ := chromedp.Run(browser, chromedp.Evaluate[string](`getComputedStyle(document.body).maxWidth`)); margin != "576px" {
+		t.Fatalf("the page's styles did not apply (body max-width %q): blocked by the CSP?", margin)
 	}
 	// Nothing a script could steal: no readable cookie, no stored token.
 	exposed, err := chromedp.Run(browser, chromedp.Evaluate[string](`document.cookie + "|" + localStorage.length + "|" + sessionStorage.length`))
@@ -145,10 +157,21 @@ func TestBrowserThroughBFF(t *testing.T) {
 	if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login`))); err != nil {
 		t.Fatal(err)
 	}
+	if here, _ := chromedp.Run(browser, chromedp.Evaluate[string](`location.origin`)); here != bffURL {
+		t.Fatalf("after sign-out the browser is on %s, not back at the BFF", here)
+	}
 	if revokes.Load() != 1 {
 		t.Fatalf("logout sent %d revocations, want 1", revokes.Load())
 	}
 	if live, err := lk.Store.ActiveRefreshTokensOf(context.Background(), "user-nina"); err != nil || live != 0 {
 		t.Fatalf("%d refresh tokens still work after logout (%v)", live, err)
+	}
+	// The Latchkey session ended too: signing in again shows the login page.
+	err = chromedp.Do(browser,
+		chromedp.Click(chromedp.CSS(`#login`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+	)
+	if err != nil {
+		t.Fatalf("after sign-out, Sign in did not show the login page: %v", err)
 	}
 }

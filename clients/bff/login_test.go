@@ -1,8 +1,13 @@
 package bff_test
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,33 +18,97 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/latchkey/latchkey/clients/bff"
 	"golang.org/x/time/rate"
 )
 
-// fakeIssuer answers the token and introspection endpoints. A code is
-// "code." + the PKCE challenge it was issued for, and the token endpoint
-// checks the verifier against it, so a callback only succeeds with the
-// verifier its login made (RFC 7636 §4.6).
+// fakeIssuer is an OpenID Provider with discovery, a JWKS and a token
+// endpoint. A code is "code.CHALLENGE.NONCE[.FLAW]": the token endpoint
+// checks the PKCE verifier against CHALLENGE, so a callback only succeeds
+// with the verifier its login made (RFC 7636 §4.6), and answers an ID token
+// carrying NONCE, made wrong in the way FLAW names.
 func fakeIssuer(t *testing.T) string {
+	good, bad := newSigner(t, "good"), newSigner(t, "bad")
 	mux := http.NewServeMux()
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": s.URL, "authorization_endpoint": s.URL + "/oauth2/authorize",
+			"token_endpoint": s.URL + "/oauth2/token", "jwks_uri": s.URL + "/jwks", "revocation_endpoint": s.URL + "/oauth2/revoke",
+			"end_session_endpoint": s.URL + "/oauth2/logout", "id_token_signing_alg_values_supported": []string{"ES256"}})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{good.key.Public()}})
+	})
 	mux.HandleFunc("POST /oauth2/token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
 		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-		if r.PostForm.Get("code") != "code."+base64.RawURLEncoding.EncodeToString(sum[:]) {
+		parts := strings.Split(r.PostForm.Get("code"), ".")
+		if len(parts) < 3 || parts[0] != "code" || parts[1] != base64.RawURLEncoding.EncodeToString(sum[:]) {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
 			return
 		}
+		flaw := ""
+		if len(parts) > 3 {
+			flaw = parts[3]
+		}
+		now := time.Now()
+		atHash := sha256.Sum256([]byte("at"))
+		claims := map[string]any{"iss": s.URL, "sub": "user-nina", "aud": "bff", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+			"nonce": parts[2], "at_hash": base64.RawURLEncoding.EncodeToString(atHash[:16]), "name": "Nina Simone"}
+		signer := good
+		switch flaw {
+		case "badsig":
+			signer = bad
+		case "aud":
+			claims["aud"] = "another-client"
+		case "iss":
+			claims["iss"] = "https://elsewhere.example"
+		case "expired":
+			claims["exp"] = now.Add(-time.Hour).Unix()
+		case "athash":
+			claims["at_hash"] = "AAAAAAAAAAAAAAAAAAAAAA"
+		case "nonce":
+			delete(claims, "nonce")
+		}
+		answer := map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 60, "refresh_token": "rt"}
+		if flaw != "noidtoken" {
+			answer["id_token"] = signer.sign(t, claims)
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"access_token":"at","token_type":"Bearer","expires_in":60,"refresh_token":"rt"}`))
+		_ = json.NewEncoder(w).Encode(answer)
 	})
-	mux.HandleFunc("POST /oauth2/introspect", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(`{"active":true,"username":"nina"}`))
-	})
-	s := httptest.NewServer(mux)
-	t.Cleanup(s.Close)
 	return s.URL
+}
+
+type signer struct {
+	key *jose.JSONWebKey
+	jose.Signer
+}
+
+func newSigner(t *testing.T, kid string) signer {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := &jose.JSONWebKey{Key: priv, KeyID: kid, Algorithm: string(jose.ES256)}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer{key: key, Signer: s}
+}
+
+func (s signer) sign(t *testing.T, claims map[string]any) string {
+	b, _ := json.Marshal(claims)
+	jws, err := s.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
 }
 
 // testClock is a settable Config.Now.
@@ -59,7 +128,7 @@ func (c *testClock) add(d time.Duration) {
 
 func newBFF(t *testing.T, issuer string, key []byte, clk *testClock, limit rate.Limit) *bff.BFF {
 	t.Helper()
-	b, err := bff.New(bff.Config{Issuer: issuer, ClientID: "bff", ClientSecret: "secret", BaseURL: "http://localhost:3000",
+	b, err := bff.New(context.Background(), bff.Config{Issuer: issuer, ClientID: "bff", ClientSecret: "secret", BaseURL: "http://localhost:3000",
 		Scopes: []string{"invoices:read"}, Insecure: true, CookieKey: key, Now: clk.now, LoginRate: limit, LoginBurst: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +153,7 @@ func startLogin(t *testing.T, b http.Handler, from string) (*httptest.ResponseRe
 		return rec, started{}
 	}
 	loc, _ := url.Parse(rec.Header().Get("Location"))
-	s := started{state: loc.Query().Get("state"), code: "code." + loc.Query().Get("code_challenge")}
+	s := started{state: loc.Query().Get("state"), code: "code." + loc.Query().Get("code_challenge") + "." + loc.Query().Get("nonce")}
 	for _, c := range rec.Result().Cookies() {
 		if c.Name == "bff_login" {
 			s.cookie = c
@@ -154,6 +223,47 @@ func TestPendingLoginLivesInSealedCookie(t *testing.T) {
 			_, s := startLogin(t, a, "192.0.2.1:1234")
 			_, other := startLogin(t, a, "192.0.2.2:1234")
 			rec := tc.finish(t, clk, a, b, s, other)
+			signedIn := false
+			for _, c := range rec.Result().Cookies() {
+				signedIn = signedIn || (c.Name == "bff_session" && c.Value != "")
+			}
+			if signedIn != tc.ok {
+				t.Fatalf("signed in: %v, want %v (%d %s)", signedIn, tc.ok, rec.Code, rec.Body)
+			}
+		})
+	}
+}
+
+// Issue 14: a sign-in succeeds only with an ID token that go-oidc verifies
+// for this BFF (signature by the issuer's key, iss, aud, exp) and that
+// carries this sign-in's nonce and the at_hash of the access token issued
+// with it. A nonce of another sign-in is what an injected code or ID token
+// would carry.
+func TestIDTokenChecked(t *testing.T) {
+	issuer := fakeIssuer(t)
+	cases := []struct {
+		name string
+		code func(s, other started) string
+		ok   bool
+	}{
+		{"a good ID token", func(s, _ started) string { return s.code }, true},
+		{"the nonce of another sign-in", func(s, other started) string {
+			return s.code[:strings.LastIndexByte(s.code, '.')] + other.code[strings.LastIndexByte(other.code, '.'):]
+		}, false},
+		{"no nonce", func(s, _ started) string { return s.code + ".nonce" }, false},
+		{"signed by another key", func(s, _ started) string { return s.code + ".badsig" }, false},
+		{"for another client", func(s, _ started) string { return s.code + ".aud" }, false},
+		{"from another issuer", func(s, _ started) string { return s.code + ".iss" }, false},
+		{"expired", func(s, _ started) string { return s.code + ".expired" }, false},
+		{"at_hash of another access token", func(s, _ started) string { return s.code + ".athash" }, false},
+		{"no ID token", func(s, _ started) string { return s.code + ".noidtoken" }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBFF(t, issuer, nil, newTestClock(), rate.Inf)
+			_, s := startLogin(t, b, "192.0.2.1:1234")
+			_, other := startLogin(t, b, "192.0.2.1:1234")
+			rec := finish(b, s.cookie, s.state, tc.code(s, other))
 			signedIn := false
 			for _, c := range rec.Result().Cookies() {
 				signedIn = signedIn || (c.Name == "bff_session" && c.Value != "")

@@ -22,6 +22,7 @@ const pendingTTL = 10 * time.Minute
 // (and, before, a walk over every entry under the session mutex).
 type pendingLogin struct {
 	State    string `json:"s"`
+	Nonce    string `json:"n"` // OpenID Connect: the ID token must carry it
 	Verifier string `json:"v"`
 	Expires  int64  `json:"e"`
 }

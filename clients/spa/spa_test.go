@@ -42,6 +42,10 @@ func contentSecurityPolicy(issuer, api string) string {
 		"frame-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 }
 
+// scope is what the SPA registers and asks for: OpenID Connect sign-in
+// with the person's name and email, the API, and a refresh token.
+const scope = "openid profile email invoices:read offline_access"
+
 // spa is the example app served on http://localhost (same site as the
 // issuer, as an app and its Latchkey often are), its Latchkey, its API and
 // a browser.
@@ -82,13 +86,14 @@ func startSPA(t *testing.T) *spa {
 	client := lk.AdminPost("/admin/clients", map[string]any{"client_name": "SPA", "token_endpoint_auth_method": "none",
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{appOrigin + "/"},
 		"post_logout_redirect_uris": []string{appOrigin + "/"},
-		"scope":                     "invoices:read offline_access", "audience": []string{"https://api.example.com"}})
+		"scope":                     scope, "audience": []string{"https://api.example.com"}})
 	hash, _ := secrets.HashPassword("pia-password-1", secrets.Argon2Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32})
-	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-pia", Username: "pia", PasswordHash: hash}); err != nil {
+	if err := lk.Store.CreateUser(context.Background(), &store.User{ID: "user-pia", Username: "pia", PasswordHash: hash,
+		Name: "Pia Ramos", Email: "pia@example.com", EmailVerified: true}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(map[string]string{"issuer": lk.Issuer, "client_id": client["client_id"].(string),
-		"redirect_uri": appOrigin + "/", "scope": "invoices:read offline_access", "api": api.URL + "/invoices"})
+		"redirect_uri": appOrigin + "/", "scope": scope, "api": api.URL + "/invoices"})
 	csp := contentSecurityPolicy(lk.Issuer, api.URL)
 	files := http.FileServer(http.Dir("dist"))
 	app.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,12 +145,16 @@ func (s *spa) signIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
-	s.waitText(t, "status", "Signed in as user-pia")
+	s.waitText(t, "status", "Signed in as Pia Ramos") // the name, from the validated ID token
+	s.waitText(t, "email", "pia@example.com")
 }
 
-// The SPA in real Chromium: a silent attempt that finds no session, a
-// sign-in, an API call, a refresh with rotation, nothing in web storage, and
-// after a reload a silent sign-in with prompt=none.
+// The SPA in real Chromium: a silent attempt that finds no session, an
+// OpenID Connect sign-in that shows the person's name and email, an API
+// call, a refresh with rotation (and a new ID token), nothing in web
+// storage, after a reload a silent sign-in with prompt=none, and a sign-out
+// through the end_session_endpoint after which "Sign in" shows Latchkey's
+// login page again.
 func TestSPAInBrowser(t *testing.T) {
 	s := startSPA(t)
 	browser, lk := s.browser, s.lk
@@ -160,6 +169,7 @@ func TestSPAInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText("rotations", "rotations: 1")
+	waitText("status", "Signed in as Pia Ramos")
 
 	stored, err := chromedp.Run(browser, chromedp.Evaluate[string](`localStorage.length + "|" + sessionStorage.length + "|" + document.cookie`))
 	if err != nil || stored != "0|0|" {
@@ -170,21 +180,26 @@ func TestSPAInBrowser(t *testing.T) {
 	if err := chromedp.Do(browser, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
-	waitText("status", "Signed in as user-pia")
+	waitText("status", "Signed in as Pia Ramos")
 
-	// Sign out: the refresh token is revoked, the Latchkey session ends, and
-	// the next silent attempt finds no session.
-	err = chromedp.Do(browser,
-		chromedp.Click(chromedp.CSS(`#logout`)),
-		chromedp.WaitVisible(chromedp.CSS(`form[action="/logout"] button[type=submit]`)),
-		chromedp.Click(chromedp.CSS(`form[action="/logout"] button[type=submit]`)),
-	)
-	if err != nil {
+	// Sign out at the end_session_endpoint with id_token_hint: the refresh
+	// token is revoked, the Latchkey session ends without a confirmation
+	// page (the hint names the session), and Latchkey sends the browser
+	// back with the app's state.
+	if err := chromedp.Do(browser, chromedp.Click(chromedp.CSS(`#logout`))); err != nil {
 		t.Fatalf("sign out: %v", err)
 	}
-	waitText("status", "login_required")
+	waitText("status", "Signed out")
 	if live, err := lk.Store.ActiveRefreshTokensOf(context.Background(), "user-pia"); err != nil || live != 0 {
 		t.Fatalf("%d refresh tokens still work after sign-out (%v)", live, err)
+	}
+	// The Latchkey session is over: "Sign in" asks for the password again.
+	err = chromedp.Do(browser,
+		chromedp.Click(chromedp.CSS(`#login`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+	)
+	if err != nil {
+		t.Fatalf("after sign-out, Sign in did not show the login page: %v", err)
 	}
 }
 

@@ -555,6 +555,20 @@ func TestServeDev(t *testing.T) {
 	}
 	if code, body := httpGet(t, "http://"+admin+"/admin/clients", vals[devAdminTokenKey]); code != http.StatusOK || !strings.Contains(body, devDemoClientID) {
 		t.Errorf("admin API with the dev admin token: %d %s", code, body)
+	} else if !strings.Contains(body, `"openid profile email offline_access"`) || !strings.Contains(body, `"post_logout_redirect_uris": [`) {
+		t.Errorf("the demo client cannot sign in the SPA with OpenID Connect: %s", body)
+	}
+	// The demo SPA's origin may call the token endpoint (issue 14).
+	pre, _ := http.NewRequest(http.MethodOptions, "http://"+public+"/oauth2/token", nil)
+	pre.Header.Set("Origin", "http://localhost:5173")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	if resp, err := http.DefaultClient.Do(pre); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:5173" {
+			t.Errorf("serve --dev: the demo SPA's origin may not call the token endpoint (Access-Control-Allow-Origin %q)", got)
+		}
 	}
 
 	r := stop()

@@ -26,6 +26,9 @@ const (
 	devDemoPasswordKey = "DEMO_PASSWORD"
 	devDemoClientID    = "demo-spa"
 	devDemoUsername    = "demo"
+	// devDemoOrigins are where the demo SPA runs (clients/spa on port 5173):
+	// serve --dev lets them call the token and revocation endpoints.
+	devDemoOrigins = "http://localhost:5173,http://127.0.0.1:5173"
 )
 
 // applyDev fills the settings dev mode provides: the SQLite database and the
@@ -45,6 +48,9 @@ func (e *env) applyDev(cfg *config.Config) error {
 	}
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = vals[devAdminTokenKey]
+	}
+	if cfg.CORSOrigins == "" {
+		cfg.CORSOrigins = devDemoOrigins
 	}
 	return nil
 }
@@ -133,8 +139,11 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 			ClientName:              "Demo SPA",
 			TokenEndpointAuthMethod: admin.AuthNone,
 			GrantTypes:              []string{"authorization_code", "refresh_token"},
-			RedirectURIs:            []string{"http://localhost:5173/callback", "http://127.0.0.1:5173/callback"},
-			Scope:                   "openid profile offline_access",
+			// "/" is the reference SPA (clients/spa) served on port 5173;
+			// /callback is the one the curl walk-through in docs/flows.md uses.
+			RedirectURIs:           []string{"http://localhost:5173/", "http://localhost:5173/callback", "http://127.0.0.1:5173/callback"},
+			PostLogoutRedirectURIs: []string{"http://localhost:5173/", "http://localhost:5173/callback"},
+			Scope:                  "openid profile email offline_access",
 			// A browser app: silent re-authentication with prompt=none.
 			ApplicationType: "web",
 		})
@@ -154,7 +163,9 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 		if err != nil {
 			return err
 		}
-		if err := st.CreateUser(ctx, &store.User{ID: id, Username: devDemoUsername, PasswordHash: hash}); err != nil {
+		demo := &store.User{ID: id, Username: devDemoUsername, PasswordHash: hash,
+			Name: "Demo User", GivenName: "Demo", FamilyName: "User", Email: "demo@example.com", EmailVerified: true}
+		if err := st.CreateUser(ctx, demo); err != nil {
 			return fmt.Errorf("create demo user: %w", err)
 		}
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -166,10 +177,10 @@ Latchkey dev mode (never use it in production)
   database       %s
   secrets file   %s (0600)
   admin API      http://%s  (Authorization: Bearer %s)
-  demo client    %s (public; redirect http://localhost:5173/callback)
+  demo client    %s (public; redirect http://localhost:5173/ or /callback; CORS for %s)
   demo user      %s / %s
 
 `, cfg.Issuer, cfg.DatabaseURL, filepath.Join(e.devDir, devFileName), cfg.AdminAddr, cfg.AdminToken,
-		devDemoClientID, devDemoUsername, password)
+		devDemoClientID, cfg.CORSOrigins, devDemoUsername, password)
 	return nil
 }

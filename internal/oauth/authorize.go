@@ -190,6 +190,12 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	// RFC 9207: the client can tell which server answered.
 	resp.AddParameter("iss", p.cfg.Issuer)
+	if ar.GetState() == "" {
+		// fosite writes state= even when the request had none; RFC 6749
+		// §4.1.2 returns state only when the client sent one, and
+		// openid-client refuses a response with a state it did not send.
+		resp.GetParameters().Del("state")
+	}
 	p.metrics.TokensIssued.WithLabelValues("authorization_code", "code").Inc()
 	p.fosite.WriteAuthorizeResponse(ctx, w, ar, resp)
 }

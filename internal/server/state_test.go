@@ -33,8 +33,8 @@ func TestStateRules(t *testing.T) {
 					resp, _ = br.login(page, "stella", "stella-password-1")
 				}
 				q := callback(t, resp, app.conf.RedirectURL)
-				if q.Get("code") == "" || q.Get("state") != state {
-					t.Fatalf("callback %v, want a code and state %q", q, state)
+				if q.Get("code") == "" || q.Get("state") != state || (state == "" && q.Has("state")) {
+					t.Fatalf("callback %v, want a code and state %q (none when none was sent)", q, state)
 				}
 				tok, err := app.conf.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(verifier))
 				if err != nil || tok.AccessToken == "" {

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"flag"
 	"log"
@@ -24,9 +25,9 @@ func main() {
 	if err != nil {
 		log.Fatalf("COOKIE_KEY: %v", err)
 	}
-	b, err := bff.New(bff.Config{
+	b, err := bff.New(context.Background(), bff.Config{
 		Issuer: *issuer, ClientID: os.Getenv("CLIENT_ID"), ClientSecret: os.Getenv("CLIENT_SECRET"),
-		BaseURL: *base, Scopes: []string{"invoices:read", "offline_access"},
+		BaseURL: *base, Scopes: []string{"openid", "profile", "email", "invoices:read", "offline_access"},
 		Upstreams: map[string]string{"invoices": *api}, Insecure: *insecure, CookieKey: key,
 	})
 	if err != nil {

@@ -1,0 +1,96 @@
+package interop_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/lktest"
+)
+
+// openid-client on a server (Node), where it usually runs, as a
+// confidential client with its default client authentication
+// (client_secret_post, so the client registers that): discovery, PKCE
+// without state, the code grant with the ID token checked, userinfo, a
+// refresh with a new ID token, and an end-session URL that signs the person
+// out of Latchkey. The person signs in through Latchkey's pages (person).
+func TestOpenIDClientOnNode(t *testing.T) {
+	if _, err := os.Stat("web/node_modules/openid-client"); err != nil {
+		msg := "internal/interop/web/node_modules is missing: run `npm ci` in internal/interop/web (.ci/run does)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	lk := lktest.Start(t, nil)
+	addUser(t, lk)
+	const redirect = "http://127.0.0.1:5556/callback"
+	reg := lk.AdminPost("/admin/clients", map[string]any{"client_name": "openid-client on Node",
+		"token_endpoint_auth_method": "client_secret_post",
+		"grant_types":                []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{redirect},
+		"post_logout_redirect_uris": []string{redirect}, "scope": "openid profile email offline_access"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "web/node/openid-client.mjs", lk.Issuer, reg["client_id"].(string), reg["client_secret"].(string), redirect)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	read := func() map[string]any {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("openid-client said nothing more (%v); stderr: %s", lines.Err(), stderr.String())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(lines.Bytes(), &m); err != nil {
+			t.Fatalf("openid-client: %q", lines.Text())
+		}
+		if m["error"] != nil {
+			t.Fatalf("openid-client: %v", m["error"])
+		}
+		return m
+	}
+
+	start := read()
+	if start["state_sent"] != false {
+		t.Fatalf("openid-client sent a state: %v", start)
+	}
+	p := newPerson(t, redirect)
+	back, body := p.visit(start["authorize"].(string))
+	if back == nil || back.Query().Get("code") == "" {
+		t.Fatalf("no code: %v %s", back, body)
+	}
+	_, _ = io.WriteString(stdin, back.String()+"\n")
+	got := read()
+	if got["sub"] != user.ID || got["name"] != user.Name || got["email"] != user.Email || got["userinfo_email"] != user.Email ||
+		got["refreshed_sub"] != user.ID || got["refreshed_sid"] != got["sid"] {
+		t.Fatalf("openid-client validated %v", got)
+	}
+
+	// The end-session URL it built ends the Latchkey session.
+	p.sawLogin()
+	end, _ := p.visit(got["end_session"].(string))
+	if end == nil || !strings.HasPrefix(end.String(), redirect) || end.Query().Get("state") != "bye" {
+		t.Fatalf("end session came back to %v", end)
+	}
+	back, _ = p.visit(start["authorize"].(string))
+	if !p.sawLogin() {
+		t.Fatalf("after the end session the person was let in without the login page (%v)", back)
+	}
+}

@@ -1,0 +1,55 @@
+// openid-client 6 where it usually runs, on a server (Node), as a
+// confidential client in the configuration its README shows: discovery()
+// from the issuer with the client secret (so its default client
+// authentication, client_secret_post), PKCE and no state,
+// authorizationCodeGrant, fetchUserInfo, refreshTokenGrant,
+// buildEndSessionUrl. The Go test (node_test.go) plays the browser: this
+// script prints the authorization URL as a JSON line, reads the URL the
+// browser came back to on stdin, and prints what it validated.
+//
+//   node openid-client.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI
+import * as client from "openid-client";
+import * as readline from "node:readline";
+
+const [issuer, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+
+try {
+  const server = new URL(issuer);
+  const config = await client.discovery(server, clientId, clientSecret, undefined,
+    // The test issuer is plain http on localhost; the documented option.
+    server.protocol === "http:" ? { execute: [client.allowInsecureRequests] } : undefined);
+
+  const verifier = client.randomPKCECodeVerifier();
+  const params = {
+    redirect_uri: redirectUri,
+    scope: "openid profile email offline_access",
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+  };
+  let state;
+  if (!config.serverMetadata().supportsPKCE()) state = params.state = client.randomState();
+  out({ authorize: client.buildAuthorizationUrl(config, params).href, state_sent: state !== undefined });
+
+  const lines = readline.createInterface({ input: process.stdin });
+  const callback = (await lines[Symbol.asyncIterator]().next()).value;
+  lines.close();
+
+  const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
+    pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+  const again = refreshed.claims();
+  out({
+    sub: claims.sub, name: claims.name, email: claims.email, userinfo_email: userinfo.email,
+    refreshed_sub: again?.sub, refreshed_sid: again?.sid, sid: claims.sid,
+    end_session: client.buildEndSessionUrl(config, {
+      id_token_hint: refreshed.id_token ?? tokens.id_token, post_logout_redirect_uri: redirectUri, state: "bye",
+    }).href,
+  });
+} catch (e) {
+  out({ error: `${e.name}: ${e.message}${e.code ? ` [${e.code}]` : ""}${e.cause ? ` cause: ${e.cause.message ?? JSON.stringify(e.cause)}` : ""}` });
+  process.exitCode = 1;
+}
