@@ -31,6 +31,7 @@ func (e *env) userCommand() *cobra.Command {
 	settings := adminGroups
 	config.RegisterFlags(cmd.PersistentFlags(), settings)
 	cmd.AddCommand(e.userCreateCommand(settings))
+	cmd.AddCommand(e.userUpdateCommand(settings))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "get USER_ID",
 		Short: "Show a user and their profile",
@@ -125,5 +126,68 @@ func (e *env) userCreateCommand(settings config.Group) *cobra.Command {
 	f.StringVar(&p.Picture, "picture", "", "URL of a profile picture (https)")
 	f.StringVar(&p.Locale, "locale", "", "BCP 47 language tag, e.g. en-US")
 	f.StringArrayVar(&p.Groups, "group", nil, "a group the user belongs to (repeat for several)")
+	return cmd
+}
+
+// userUpdateCommand is `user update`: PATCH /admin/users/{id} from the
+// shell. Only the flags given change; an empty value clears a field.
+func (e *env) userUpdateCommand(settings config.Group) *cobra.Command {
+	var (
+		p        admin.Profile
+		username string
+		noGroups bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update USER_ID",
+		Short: "Change a user's username or profile; only the flags given change, an empty value clears",
+		Example: `  latchkey user update 4f0c… --email alice@example.org --email-verified --group admins --group ops
+  latchkey user update 4f0c… --picture "" --no-groups`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			var patch admin.UserPatch
+			str := func(flag string, dst *admin.Field[string], v string) {
+				if f.Changed(flag) {
+					*dst = admin.Field[string]{Set: true, Value: v}
+				}
+			}
+			str("username", &patch.Username, username)
+			str("email", &patch.Email, p.Email)
+			str("name", &patch.Name, p.Name)
+			str("given-name", &patch.GivenName, p.GivenName)
+			str("family-name", &patch.FamilyName, p.FamilyName)
+			str("picture", &patch.Picture, p.Picture)
+			str("locale", &patch.Locale, p.Locale)
+			if f.Changed("email-verified") {
+				patch.EmailVerified = admin.Field[bool]{Set: true, Value: p.EmailVerified}
+			}
+			switch {
+			case noGroups && f.Changed("group"):
+				return errors.New("--no-groups and --group contradict each other")
+			case noGroups:
+				patch.Groups = admin.Field[[]string]{Set: true, Value: []string{}}
+			case f.Changed("group"):
+				patch.Groups = admin.Field[[]string]{Set: true, Value: p.Groups}
+			}
+			return e.withAdmin(cmd, settings, func(svc *admin.Service) error {
+				u, err := svc.UpdateUser(cmd.Context(), args[0], &patch)
+				if err != nil {
+					return fmt.Errorf("user %q: %w", args[0], err)
+				}
+				return e.printJSON(u)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&username, "username", "", "a new username")
+	f.StringVar(&p.Email, "email", "", "email address (a changed address is unverified unless --email-verified is given)")
+	f.BoolVar(&p.EmailVerified, "email-verified", false, "the email address has been verified (--email-verified=false to unset)")
+	f.StringVar(&p.Name, "name", "", "full name")
+	f.StringVar(&p.GivenName, "given-name", "", "given (first) name")
+	f.StringVar(&p.FamilyName, "family-name", "", "family (last) name")
+	f.StringVar(&p.Picture, "picture", "", "URL of a profile picture (https)")
+	f.StringVar(&p.Locale, "locale", "", "BCP 47 language tag, e.g. en-US")
+	f.StringArrayVar(&p.Groups, "group", nil, "a group the user belongs to (repeat for several; replaces the list)")
+	f.BoolVar(&noGroups, "no-groups", false, "remove the user from every group")
 	return cmd
 }

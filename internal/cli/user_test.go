@@ -268,3 +268,42 @@ func TestUserCreateProfileAndGet(t *testing.T) {
 		}
 	})
 }
+
+// TestUserUpdate: `user update` changes only the flags given, clears with
+// an empty value, replaces or empties the groups, and refuses what the
+// admin API refuses, changing nothing then.
+func TestUserUpdate(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := migrated(t, b)
+		r := mustSucceed(t, latchkey(t, environ, "ulla-password\n", "user", "create", "ulla",
+			"--email", "ulla@example.com", "--email-verified", "--name", "Ulla", "--picture", "https://img.example/u.png",
+			"--group", "ops"))
+		id, _ := decode[map[string]any](t, r)["id"].(string)
+
+		mustSucceed(t, latchkey(t, environ, "", "user", "update", id, "--email", "ulla@example.org", "--picture", "",
+			"--group", "admins", "--group", "dev", "--given-name", "Ulla"))
+		got := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "user", "get", id)))
+		want := map[string]any{
+			"username": "ulla", "email": "ulla@example.org", "email_verified": false, "name": "Ulla",
+			"given_name": "Ulla", "picture": nil, "groups": "[admins dev]",
+		}
+		for k, v := range want {
+			if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+				t.Errorf("after update: %s = %v, want %v", k, got[k], v)
+			}
+		}
+
+		mustSucceed(t, latchkey(t, environ, "", "user", "update", id, "--no-groups", "--email-verified", "--username", "ulla2"))
+		got = decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "user", "get", id)))
+		if got["username"] != "ulla2" || got["email_verified"] != true || fmt.Sprint(got["groups"]) != "[]" || got["name"] != "Ulla" {
+			t.Errorf("after the second update: %v", got)
+		}
+
+		mustFail(t, latchkey(t, environ, "", "user", "update", id, "--picture", "http://img.example/u.png"), "picture")
+		mustFail(t, latchkey(t, environ, "", "user", "update", id, "--no-groups", "--group", "x"), "contradict")
+		mustFail(t, latchkey(t, environ, "", "user", "update", "no-such-user", "--name", "X"), "no-such-user")
+		if after := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "user", "get", id))); after["picture"] != nil || after["username"] != "ulla2" {
+			t.Errorf("a refused update changed the user: %v", after)
+		}
+	})
+}
