@@ -55,12 +55,14 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// RFC 9126 §4: a request_uri stands for the whole request, which was
-	// pushed and checked; the request goes on with its parameters. Without
-	// one, the request counts as pushed only when it is one the server
-	// itself resumed from a pushed request (after a page).
+	// RFC 9126 §4: a request_uri of ours stands for the whole request,
+	// which was pushed and checked; the request goes on with its
+	// parameters. Any other request_uri (a request object by reference,
+	// RFC 9101) is refused as unserved, below. Without one, the request
+	// counts as pushed only when it is one the server itself resumed from
+	// a pushed request (after a page).
 	var pushed bool
-	if r.Form.Has("request_uri") {
+	if strings.HasPrefix(r.Form.Get("request_uri"), RequestURIPrefix) {
 		if !p.redeemPushed(w, r) {
 			return
 		}

@@ -182,12 +182,7 @@ func (p *Provider) redeemPushed(w http.ResponseWriter, r *http.Request) bool {
 		p.authorizeError(w, r, nil, fosite.ErrServerError.WithWrap(err))
 		return false
 	}
-	var pr *store.PushedRequest
-	if strings.HasPrefix(requestURI, RequestURIPrefix) {
-		pr, err = p.pushed.ConsumePushedRequest(ctx, secrets.SignatureKey(requestURI), client.ID)
-	} else {
-		err = store.ErrNotFound
-	}
+	pr, err := p.pushed.ConsumePushedRequest(ctx, secrets.SignatureKey(requestURI), client.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		p.requestURIError(w, r, client)
 		return false
