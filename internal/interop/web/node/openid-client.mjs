@@ -7,11 +7,15 @@
 // script prints the authorization URL as a JSON line, reads the URL the
 // browser came back to on stdin, and prints what it validated.
 //
-//   node openid-client.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI
+// With MODE "par" it pushes the request first, as its README shows for
+// pushed authorization requests (RFC 9126): buildAuthorizationUrlWithPAR,
+// with a nonce, and prints the short URL it gets.
+//
+//   node openid-client.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI [MODE]
 import * as client from "openid-client";
 import * as readline from "node:readline";
 
-const [issuer, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const [issuer, clientId, clientSecret, redirectUri, mode] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 try {
@@ -27,16 +31,23 @@ try {
     code_challenge: await client.calculatePKCECodeChallenge(verifier),
     code_challenge_method: "S256",
   };
-  let state;
+  let state, nonce;
   if (!config.serverMetadata().supportsPKCE()) state = params.state = client.randomState();
-  out({ authorize: client.buildAuthorizationUrl(config, params).href, state_sent: state !== undefined });
+  let authorize;
+  if (mode === "par") {
+    nonce = params.nonce = client.randomNonce();
+    authorize = (await client.buildAuthorizationUrlWithPAR(config, params)).href;
+  } else {
+    authorize = client.buildAuthorizationUrl(config, params).href;
+  }
+  out({ authorize, state_sent: state !== undefined });
 
   const lines = readline.createInterface({ input: process.stdin });
   const callback = (await lines[Symbol.asyncIterator]().next()).value;
   lines.close();
 
   const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
-    pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true,
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
   });
   const claims = tokens.claims();
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
@@ -44,7 +55,7 @@ try {
   const again = refreshed.claims();
   out({
     sub: claims.sub, name: claims.name, email: claims.email, userinfo_email: userinfo.email,
-    refreshed_sub: again?.sub, refreshed_sid: again?.sid, sid: claims.sid,
+    refreshed_sub: again?.sub, refreshed_sid: again?.sid, sid: claims.sid, nonce: claims.nonce,
     end_session: client.buildEndSessionUrl(config, {
       id_token_hint: refreshed.id_token ?? tokens.id_token, post_logout_redirect_uri: redirectUri, state: "bye",
     }).href,
