@@ -54,6 +54,9 @@ type Client struct {
 	BackchannelLogoutURI string `gorm:"column:backchannel_logout_uri"`
 	// BackchannelLogoutSessionRequired asks for sid in logout tokens.
 	BackchannelLogoutSessionRequired bool `gorm:"column:backchannel_logout_session_required"`
+	// DPoPBoundAccessTokens refuses the client any token without a DPoP
+	// proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `gorm:"column:dpop_bound_access_tokens"`
 }
 
 // DefaultIDTokenAlg is what an ID token is signed with when the client

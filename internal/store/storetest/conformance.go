@@ -43,6 +43,7 @@ func RunConformance(t *testing.T, b Backend) {
 		{"ConcurrentRotationOneWinner", testConcurrentRotation},
 		{"ConcurrentCodeRedemptionOneWinner", testConcurrentCodeRedemption},
 		{"ClientAssertionJTI", testClientAssertionJTI},
+		{"DPoPProofOnce", testDPoPProofOnce},
 		{"UserByName", testUserByName},
 	}
 	tests = append(tests, peopleTests...)
