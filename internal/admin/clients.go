@@ -69,6 +69,9 @@ type ClientMetadata struct {
 	// in them and needs the URI.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+	// DPoPBoundAccessTokens refuses the client any token without a DPoP
+	// proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -224,6 +227,8 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 	if err := oidcMetadata(md, c); err != nil {
 		return nil, err
 	}
+	// Any grant can carry a proof, so there is nothing it conflicts with.
+	c.DPoPBoundAccessTokens = md.DPoPBoundAccessTokens
 
 	c.Scopes = dedupe(strings.Fields(md.Scope))
 	for _, s := range c.Scopes {
@@ -420,6 +425,7 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		IDTokenSignedResponseAlg:         c.IDTokenAlg(),
 		BackchannelLogoutURI:             c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		DPoPBoundAccessTokens:            c.DPoPBoundAccessTokens,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/store"
@@ -105,6 +106,13 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prompts := oreq.prompts
+	// RFC 9449 §10: the code will be redeemable only with a proof by this
+	// key. Read from the final form (pushed parameters included).
+	dpopJKT := form.Get("dpop_jkt")
+	if len(form["dpop_jkt"]) > 1 || (dpopJKT != "" && !dpop.ValidThumbprint(dpopJKT)) {
+		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("The 'dpop_jkt' parameter must be one SHA-256 JWK thumbprint (43 base64url characters)."))
+		return
+	}
 
 	client, ok := ar.GetClient().(*store.Client)
 	if !ok {
@@ -179,6 +187,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	sess.LoginSessionID = si.LoginSessionID
 	sess.SID = si.SID
 	sess.Nonce = form.Get("nonce")
+	sess.CodeJKT = dpopJKT
 	// The only way to sign in yet (RFC 8176).
 	sess.AMR = []string{"pwd"}
 	sess.GrantedAt = p.now().UTC()

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/internal/dpop"
 	"time"
 
 	"github.com/ory/fosite"
@@ -70,4 +71,5 @@ type Store interface {
 	RefreshStore
 	JWTStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
+	dpop.Replay
 }
