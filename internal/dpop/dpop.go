@@ -193,8 +193,10 @@ func (v *Verifier) Check(ctx context.Context, proof string, req Request) (string
 		return "", invalid("The DPoP proof's htu does not match the endpoint URL %s.", req.URL)
 	}
 	now := v.now()
-	if c.IAT == 0 || math.IsNaN(c.IAT) || math.IsInf(c.IAT, 0) {
-		return "", invalid("The DPoP proof has no iat.")
+	// Bounded before the conversion to a Duration, which a huge value
+	// would overflow.
+	if c.IAT <= 0 || math.IsNaN(c.IAT) || c.IAT > 1e11 {
+		return "", invalid("The DPoP proof has no valid iat.")
 	}
 	iat := time.Unix(0, 0).Add(time.Duration(c.IAT * float64(time.Second)))
 	if d := now.Sub(iat); d > v.Window || d < -v.Window {

@@ -171,6 +171,15 @@ func TestCheck(t *testing.T) {
 			c.IAT = 0
 			return sign(t, signer, c)
 		}, dpop.Request{}, false, dpop.CodeInvalidProof},
+		{"iat huge", func(t *testing.T) string {
+			return handmade(t, map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": publicJWK(t, &key.PublicKey)},
+				map[string]any{"jti": "x", "htm": "POST", "htu": tokenURL, "iat": 1e300}, es256(key))
+		}, dpop.Request{}, false, dpop.CodeInvalidProof},
+		{"iat negative", func(t *testing.T) string {
+			c := goodClaims()
+			c.IAT = -now.Unix()
+			return sign(t, signer, c)
+		}, dpop.Request{}, false, dpop.CodeInvalidProof},
 		{"jti too long", func(t *testing.T) string {
 			c := goodClaims()
 			c.JTI = strings.Repeat("j", dpop.MaxJTILen+1)
