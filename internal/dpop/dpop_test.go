@@ -50,7 +50,7 @@ func newVerifier(requireNonce bool) *dpop.Verifier {
 	return dpop.New(&memReplay{}, []byte("0123456789abcdef0123456789abcdef"), requireNonce, func() time.Time { return now })
 }
 
-func ecSigner(t *testing.T) (*dpop.Signer, *ecdsa.PrivateKey) {
+func ecSigner(t testing.TB) (*dpop.Signer, *ecdsa.PrivateKey) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
