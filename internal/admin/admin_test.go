@@ -245,6 +245,12 @@ func TestRegistrationRules(t *testing.T) {
 						t.Errorf("stored %q %v, answered %q %v", row.BackchannelLogoutURI, row.BackchannelLogoutSessionRequired, out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired)
 					}
 				}},
+			{name: "dpop_bound_access_tokens", md: ClientMetadata{GrantTypes: cc, DPoPBoundAccessTokens: true}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if !row.DPoPBoundAccessTokens || !out.DPoPBoundAccessTokens {
+						t.Errorf("stored %v, answered %v", row.DPoPBoundAccessTokens, out.DPoPBoundAccessTokens)
+					}
+				}},
 			{name: "back-channel logout on loopback http", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "http://127.0.0.1:9000/bcl"}, code: accepted,
 				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
 					if row.BackchannelLogoutURI != "http://127.0.0.1:9000/bcl" || row.BackchannelLogoutSessionRequired {

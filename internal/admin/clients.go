@@ -73,6 +73,9 @@ type ClientMetadata struct {
 	// requests unless pushed to /oauth2/par first (RFC 9126 §6); needs the
 	// authorization_code grant.
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPBoundAccessTokens refuses the client any token without a DPoP
+	// proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -234,6 +237,8 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		// with nothing to apply to is more likely a mistake than a wish.
 		return nil, invalidMetadata("require_pushed_authorization_requests needs the authorization_code grant type")
 	}
+	// Any grant can carry a proof, so there is nothing it conflicts with.
+	c.DPoPBoundAccessTokens = md.DPoPBoundAccessTokens
 
 	c.Scopes = dedupe(strings.Fields(md.Scope))
 	for _, s := range c.Scopes {
@@ -432,6 +437,7 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

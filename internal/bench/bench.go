@@ -8,6 +8,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +28,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/latchkey/latchkey/internal/dpop"
 	"golang.org/x/oauth2"
 )
 
@@ -34,7 +37,10 @@ import (
 // the ceiling this machine puts on any scenario.
 // The "-openid" variants add scope openid, so each token response carries
 // an ID token: the pair measures what an ID token costs.
-var Scenarios = []string{"healthz", "cc", "introspect", "revoke", "refresh", "refresh-openid", "authcode", "authcode-openid", "login", "verify"}
+// The "-dpop" variants send a fresh DPoP proof (RFC 9449, ES256, one key
+// per worker, signed before the measurement: proofPool) with every token
+// request: the pair measures what DPoP costs the server.
+var Scenarios = []string{"healthz", "cc", "cc-dpop", "introspect", "revoke", "refresh", "refresh-dpop", "refresh-openid", "authcode", "authcode-openid", "login", "verify"}
 
 // Options configure a run.
 type Options struct {
@@ -188,8 +194,16 @@ func (r *Runner) getJSON(ctx context.Context, u string, out any) error {
 // post sends a form and decodes a JSON answer; a non-2xx is an error
 // carrying the body.
 func (r *Runner) post(ctx context.Context, hc *http.Client, path string, c client, form url.Values) (map[string]any, error) {
+	return r.postProof(ctx, hc, path, c, form, "")
+}
+
+// postProof is post with a DPoP proof ("" for none).
+func (r *Runner) postProof(ctx context.Context, hc *http.Client, path string, c client, form url.Values, proof string) (map[string]any, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.opts.PublicURL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
 	if c.secret != "" {
 		req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
 	}
@@ -272,6 +286,54 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 	case "cc":
 		return func(context.Context) (op, error) {
 			return func(ctx context.Context) error { _, err := r.ccToken(ctx); return err }, nil
+		}, nil
+	case "cc-dpop":
+		return func(context.Context) (op, error) {
+			proofs, err := r.proofPool()
+			if err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context) error {
+				proof, err := proofs.next()
+				if err != nil {
+					return err
+				}
+				m, err := r.postProof(ctx, r.http, "/oauth2/token", r.svc, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}, proof)
+				if err == nil && m["token_type"] != "DPoP" {
+					err = fmt.Errorf("token_type %v, want DPoP", m["token_type"])
+				}
+				return err
+			}, nil
+		}, nil
+	case "refresh-dpop":
+		// The confidential password client: the proof's cost (one verify,
+		// one write) is the same as for a public client, whose binding
+		// check adds only a comparison.
+		return func(ctx context.Context) (op, error) {
+			proofs, err := r.proofPool()
+			if err != nil {
+				return nil, err
+			}
+			m, err := r.passwordLogin(ctx, "read offline_access")
+			if err != nil {
+				return nil, err
+			}
+			rt := m["refresh_token"].(string)
+			return func(ctx context.Context) error {
+				proof, err := proofs.next()
+				if err != nil {
+					return err
+				}
+				m, err := r.postProof(ctx, r.http, "/oauth2/token", r.pwd, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, proof)
+				if err != nil {
+					return err
+				}
+				if m["token_type"] != "DPoP" {
+					return fmt.Errorf("token_type %v, want DPoP", m["token_type"])
+				}
+				rt = m["refresh_token"].(string)
+				return nil
+			}, nil
 		}, nil
 	case "introspect":
 		tok, err := r.ccToken(ctx)
@@ -528,4 +590,60 @@ func measure(ctx context.Context, name string, ops []op, d time.Duration, rss fu
 		res.RSSAfter = rss()
 	}
 	return res
+}
+
+// proofPool is a worker's DPoP proofs for the token endpoint, signed before
+// the measurement starts. A real client signs on its own machine; signing
+// here, on the machine that runs the server, would measure the load tool's
+// ECDSA as much as the server. Each proof has its own jti and an iat of
+// setup time, well inside the server's 60 s window for a run of up to
+// proofPoolMaxAge; past that, or when the pool runs dry, proofs are signed
+// live.
+type proofPool struct {
+	key    *dpop.Signer
+	htu    string
+	proofs []string
+	made   time.Time
+}
+
+const (
+	proofsPerWorkerSecond = 250
+	proofPoolMaxAge       = 45 * time.Second
+)
+
+func (r *Runner) proofPool() (*proofPool, error) {
+	key, err := newDPoPSigner()
+	if err != nil {
+		return nil, err
+	}
+	p := &proofPool{key: key, htu: r.issuer + "/oauth2/token", made: time.Now()}
+	n := min(int(r.opts.Duration.Seconds()+1)*proofsPerWorkerSecond, int(proofPoolMaxAge.Seconds())*proofsPerWorkerSecond)
+	p.proofs = make([]string, 0, n)
+	for range n {
+		proof, err := key.Proof(http.MethodPost, p.htu, "", "", p.made)
+		if err != nil {
+			return nil, err
+		}
+		p.proofs = append(p.proofs, proof)
+	}
+	return p, nil
+}
+
+func (p *proofPool) next() (string, error) {
+	if len(p.proofs) == 0 || time.Since(p.made) > proofPoolMaxAge {
+		return p.key.Proof(http.MethodPost, p.htu, "", "", time.Now())
+	}
+	proof := p.proofs[len(p.proofs)-1]
+	p.proofs = p.proofs[:len(p.proofs)-1]
+	return proof, nil
+}
+
+// newDPoPSigner is a worker's DPoP key: ES256, what browsers' WebCrypto
+// and most DPoP clients use.
+func newDPoPSigner() (*dpop.Signer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return dpop.NewSigner(k, jose.ES256)
 }

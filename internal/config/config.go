@@ -63,6 +63,10 @@ type Config struct {
 	SessionTTL     time.Duration `koanf:"session_ttl"`
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener.
 	Pprof bool `koanf:"pprof"`
+	// DPoPNonce makes the token and resource endpoints demand a server
+	// nonce in every DPoP proof (RFC 9449 §8): a proof made in advance
+	// (by malware that holds the key for a while) stops working.
+	DPoPNonce bool `koanf:"dpop_nonce"`
 	// CORSOrigins may call the token and revocation endpoints from a
 	// browser (public clients: SPAs). Comma-separated origins.
 	CORSOrigins string `koanf:"cors_origins"`
@@ -174,6 +178,7 @@ func settings() []setting {
 		{"require_par", GroupServer, false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126)", false, func(c *Config) any { return &c.RequirePAR }},
 		{"trusted_proxies", GroupServer, "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client", false, func(c *Config) any { return &c.TrustedProxies }},
 		{"pprof", GroupServer, false, "serve /debug/pprof/ on the admin listener", false, func(c *Config) any { return &c.Pprof }},
+		{"dpop_nonce", GroupServer, false, "demand a server nonce in every DPoP proof (RFC 9449 §8)", false, func(c *Config) any { return &c.DPoPNonce }},
 	}
 }
 

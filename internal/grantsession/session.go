@@ -42,6 +42,16 @@ type Session struct {
 	Nonce string         `json:"nonce,omitempty"`
 	AMR   []string       `json:"amr,omitempty"`
 	Extra map[string]any `json:"extra,omitempty"`
+	// DPoP (RFC 9449), each an RFC 7638 thumbprint. CnfJKT binds the
+	// access tokens issued by the latest token request (cnf.jkt; empty:
+	// bearer), so introspection of an opaque token can answer cnf.
+	// RefreshJKT binds a public client's refresh token chain to the key
+	// that obtained it (§5); it is set once and kept by every rotation.
+	// CodeJKT is the authorization request's dpop_jkt (§10): the code
+	// exchange must carry a proof by that key.
+	CnfJKT     string `json:"cnf_jkt,omitempty"`
+	RefreshJKT string `json:"refresh_jkt,omitempty"`
+	CodeJKT    string `json:"code_jkt,omitempty"`
 	// TokenID is the jti of the JWT access token this session was read
 	// from during introspection. It is never stored.
 	TokenID string `json:"-"`

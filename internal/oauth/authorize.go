@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/store"
@@ -157,6 +158,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	sess.LoginSessionID = si.LoginSessionID
 	sess.SID = si.SID
 	sess.Nonce = form.Get("nonce")
+	sess.CodeJKT = oreq.dpopJKT
 	// The only way to sign in yet (RFC 8176).
 	sess.AMR = []string{"pwd"}
 	sess.GrantedAt = p.now().UTC()
@@ -230,6 +232,13 @@ func (p *Provider) checkAuthorizeRequest(ctx context.Context, r *http.Request) (
 	oreq, err := p.parseOIDCRequest(ar, refused)
 	if err != nil {
 		return ar, nil, err
+	}
+	// RFC 9449 §10: the code will be redeemable only with a proof by this
+	// key. Read from the final form, pushed parameters included.
+	form := ar.GetRequestForm()
+	oreq.dpopJKT = form.Get("dpop_jkt")
+	if len(form["dpop_jkt"]) > 1 || (oreq.dpopJKT != "" && !dpop.ValidThumbprint(oreq.dpopJKT)) {
+		return ar, nil, fosite.ErrInvalidRequest.WithHint("The 'dpop_jkt' parameter must be one SHA-256 JWK thumbprint (43 base64url characters).")
 	}
 	return ar, oreq, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -59,6 +60,22 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		fail(nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported.", g))
 		return
 	}
+	// The proof first, and its jti spent even if the request fails later
+	// (internal/dpop's doc says why). Any failure is 400
+	// invalid_dpop_proof, a replay included.
+	jkt, err := p.checkProof(w, r, PathToken, "")
+	if e, ok := dpop.AsError(err); ok {
+		fail(nil, dpopError(e))
+		return
+	}
+	if err != nil {
+		// The replay store: 503 when the database is away.
+		fail(nil, err)
+		return
+	}
+	if jkt != "" {
+		ctx = withJKT(ctx, jkt)
+	}
 	// RFC 8707 resource indicators name the audience; fosite only reads
 	// "audience", so both feed the same list.
 	if res := r.PostForm["resource"]; len(res) > 0 {
@@ -98,6 +115,10 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		sess.AMR = []string{"pwd"}
 		p.grantRequested(ar)
 	}
+	if err := bindDPoP(ar, jkt); err != nil {
+		fail(ar, err)
+		return
+	}
 	idToken, err := p.planIDToken(ctx, ar)
 	if err != nil {
 		fail(ar, err)
@@ -114,6 +135,10 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(ar, err)
 		return
+	}
+	if jkt != "" {
+		// RFC 9449 §5: the token type says the access token is bound.
+		resp.SetTokenType("DPoP")
 	}
 	if idToken != nil {
 		if err := p.issueIDToken(ar, resp, idToken); err != nil {
@@ -194,6 +219,8 @@ type introspection struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf is the DPoP key the token is bound to (RFC 9449 §6.2).
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // Introspect serves POST /oauth2/introspect (RFC 7662). The caller must
@@ -273,8 +300,19 @@ func (p *Provider) describe(ctx context.Context, use fosite.TokenUse, token stri
 	}
 	// An opaque token's id is its storage key, which identifies it without
 	// revealing it; a JWT has its own jti.
-	if s, ok := sess.(*grantsession.Session); ok && s.TokenID != "" {
-		out.Jti = s.TokenID
+	if s, ok := sess.(*grantsession.Session); ok {
+		if s.TokenID != "" {
+			out.Jti = s.TokenID
+		}
+		// RFC 9449 §6.2: a bound access token is of type DPoP and says
+		// its key; a bound refresh token says its key too.
+		switch {
+		case use == fosite.RefreshToken && s.RefreshJKT != "":
+			out.Cnf = &confirmation{JKT: s.RefreshJKT}
+		case use != fosite.RefreshToken && s.CnfJKT != "":
+			out.TokenType = "DPoP"
+			out.Cnf = &confirmation{JKT: s.CnfJKT}
+		}
 	}
 	// JWTs carry no personal data, so the username of a user grant is
 	// looked up rather than read from the token.

@@ -26,6 +26,13 @@ type accessClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	GrantID  string `json:"gid"`
+	// Cnf binds the token to a DPoP key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is RFC 7800's cnf with RFC 9449's member.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // jwtStrategy issues RFC 9068 JWT access tokens signed with the current key
@@ -128,6 +135,9 @@ func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester)
 		ClientID: r.GetClient().GetID(),
 		Scope:    strings.Join(r.GetGrantedScopes(), " "),
 		GrantID:  r.GetID(),
+	}
+	if gs, ok := r.GetSession().(*grantsession.Session); ok && gs.CnfJKT != "" {
+		claims.Cnf = &confirmation{JKT: gs.CnfJKT}
 	}
 	// Marshalled once with encoding/json and signed as is: go-jose's JWT
 	// builder would re-decode the claims into a map and encode them again,
@@ -282,6 +292,9 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 	}
 	sess := grantsession.New(c.Subject)
 	sess.TokenID = c.ID
+	if c.Cnf != nil {
+		sess.CnfJKT = c.Cnf.JKT
+	}
 	sess.SetExpiresAt(fosite.AccessToken, c.Expiry.Time())
 	req := &fosite.Request{
 		ID:              c.GrantID,

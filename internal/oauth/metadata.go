@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/keys"
 )
 
@@ -32,6 +33,8 @@ type Metadata struct {
 	// Not registered in RFC 8414; named after its id_token sibling so that
 	// resource servers can pin algorithms from metadata.
 	AccessTokenSigningAlgs []string `json:"access_token_signing_alg_values_supported,omitempty"`
+	// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
 
 	// OpenID Connect Discovery 1.0 §3, RP-Initiated Logout 1.0 §2.1,
 	// Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3, Prompt
@@ -99,6 +102,7 @@ func (p *Provider) Metadata() Metadata {
 		ScopesSupported:                            BuiltinScopes,
 		AuthorizationResponseISSParameterSupported: true,
 		AccessTokenSigningAlgs:                     p.signingAlgs(),
+		DPoPSigningAlgs:                            dpop.AlgorithmNames(),
 
 		UserinfoEndpoint:      p.cfg.IssuerURL(PathUserinfo),
 		EndSessionEndpoint:    p.cfg.IssuerURL(PathEndSession),

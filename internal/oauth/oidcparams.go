@@ -56,6 +56,8 @@ type oidcRequest struct {
 	// refused is the error for a parameter Latchkey does not serve, found
 	// by takeUnserved before fosite read the form.
 	refused error
+	// dpopJKT is the dpop_jkt parameter (RFC 9449 §10), or empty.
+	dpopJKT string
 }
 
 // takeUnserved removes the parameters of unservedParams from form and

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/dpop"
+
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
@@ -83,13 +85,18 @@ func (p *Provider) PushedAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, PathPAR, nil, err)
 		return
 	}
-	// SEAM (RFC 9449 §10.1, DPoP): a DPoP header here binds the future
-	// code to the proof's key, as dpop_jkt does. The proof is checked by
-	// the dpop package, which this branch does not have: when merged, check
-	// the proof here (htm POST, htu the PAR endpoint) and, when it is
-	// valid, set form's dpop_jkt to its thumbprint (refusing a dpop_jkt
-	// that differs) before the request is stored. Until then dpop_jkt
-	// travels as a pushed parameter like any other.
+	// RFC 9449 §10.1: a DPoP proof here binds the future code to its key,
+	// as dpop_jkt does. The proof first, as at the token endpoint: its jti
+	// is spent even if the request fails later.
+	jkt, err := p.checkProof(w, r, PathPAR, "")
+	if e, ok := dpop.AsError(err); ok {
+		p.writeError(w, r, PathPAR, nil, dpopError(e))
+		return
+	}
+	if err != nil {
+		p.writeError(w, r, PathPAR, nil, err)
+		return
+	}
 	client, err := p.fosite.AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
 		p.writeError(w, r, PathPAR, nil, err)
@@ -111,6 +118,16 @@ func (p *Provider) PushedAuthorize(w http.ResponseWriter, r *http.Request) {
 		// Request objects (RFC 9101) are not supported, pushed or not.
 		p.writeError(w, r, PathPAR, nil, fosite.ErrInvalidRequest.WithHint("The 'request' parameter (a request object) is not supported."))
 		return
+	}
+	if jkt != "" {
+		switch given := form.Get("dpop_jkt"); {
+		case given == "":
+			form.Set("dpop_jkt", jkt)
+		case given != jkt:
+			// §10.1: both ways used, they must name the same key.
+			p.writeError(w, r, PathPAR, nil, errDPoPProof("The dpop_jkt parameter does not match the key of the DPoP proof."))
+			return
+		}
 	}
 	switch id := form.Get("client_id"); {
 	case id == "":

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
@@ -39,6 +40,8 @@ type Provider struct {
 	cfg      *config.Config
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// dpop checks DPoP proofs (RFC 9449) at the token endpoint and userinfo.
+	dpop *dpop.Verifier
 	// now is the server's one clock: whatever decides validity or expiry
 	// reads it, so a test moves time instead of waiting for it.
 	now func() time.Time
@@ -69,6 +72,10 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 	pushedKeys, err := cfg.SystemSecrets().DeriveKeys(PurposePushedResume)
 	if err != nil {
 		return nil, fmt.Errorf("derive pushed request key: %w", err)
+	}
+	nonceKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeDPoPNonce)
+	if err != nil {
+		return nil, fmt.Errorf("derive dpop nonce key: %w", err)
 	}
 	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
@@ -195,6 +202,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		cfg:        cfg,
 		metrics:    m,
 		log:        log,
+		dpop:       dpop.New(db, nonceKeys[0], cfg.DPoPNonce, now),
 		now:        now,
 	}, nil
 }

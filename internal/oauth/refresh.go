@@ -102,6 +102,20 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.
 	if !ok {
 		return fosite.ErrServerError.WithHint("Unexpected session type.")
 	}
+	// A public client's chain bound to a DPoP key (RFC 9449 §5) needs a
+	// proof by that key, checked before anything else about the token: a
+	// thief who copied the token but not the key neither rotates the
+	// chain nor, replaying a rotated token, trips reuse detection and
+	// revokes the grant. The holder of the key keeps working (RFC 9700
+	// §4.14.2: sender-constraining is the alternative to rotation's
+	// tripwire). Without the key the token is useless, so there is
+	// nothing for the revocation to protect.
+	if bound := sess.RefreshJKT; bound != "" && requestJKT(ctx) != bound {
+		if requestJKT(ctx) == "" {
+			return errDPoPProof("The refresh token is bound to a DPoP key: send a DPoP proof signed with it.")
+		}
+		return errDPoPProof("The refresh token is bound to another DPoP key than the proof's.")
+	}
 	now := g.now().UTC()
 
 	if !rec.Active {

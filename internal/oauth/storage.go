@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/internal/dpop"
 	"time"
 
 	"github.com/ory/fosite"
@@ -71,4 +72,5 @@ type Store interface {
 	JWTStore
 	PushedStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
+	dpop.Replay
 }

@@ -27,6 +27,7 @@ const MinSystemSecretLen = 32
 const (
 	PurposeTokenHMAC    = "latchkey/v1/token-hmac"
 	PurposeClientSecret = "latchkey/v1/client-secret-hmac"
+	PurposeDPoPNonce    = "latchkey/v1/dpop-nonce"
 )
 
 // DeriveKey derives a 32-byte key for one purpose from the system secret with

@@ -83,6 +83,12 @@ func TestQueryBudget(t *testing.T) {
 		check("cc cold", rec.take(), 1, 0, 0)
 		tok := h.token(svc, url.Values{"grant_type": {"client_credentials"}})["access_token"].(string)
 		check("cc", rec.take(), 0, 0, 0)
+		// DPoP (RFC 9449): the proof's jti is the one write.
+		key, _ := dpopKey(t)
+		if resp, m := h.tokenWithProofs(svc, url.Values{"grant_type": {"client_credentials"}}, h.proof(key, "POST", "/oauth2/token", "", "")); resp.StatusCode != http.StatusOK {
+			t.Fatalf("cc with DPoP: %d %v", resp.StatusCode, m)
+		}
+		check("cc dpop", rec.take(), 0, 1, 0)
 
 		h.introspect(rs, tok)
 		rec.take()
@@ -96,6 +102,18 @@ func TestQueryBudget(t *testing.T) {
 		check("refresh", stmts, 1, 4, 1)
 		if r, w, _ := count(stmts); r+w > 5 {
 			t.Errorf("refresh sends %d statements, budget 5", r+w)
+		}
+
+		// A refresh with DPoP: the same, plus the jti.
+		second := h.token(pwd, url.Values{"grant_type": {"password"}, "username": {"quinn"}, "password": {"quinn-password-1"}, "scope": {"read offline_access"}})
+		rec.take()
+		if resp, m := h.tokenWithProofs(pwd, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {second["refresh_token"].(string)}},
+			h.proof(key, "POST", "/oauth2/token", "", "")); resp.StatusCode != http.StatusOK || m["token_type"] != "DPoP" {
+			t.Fatalf("refresh with DPoP: %d %v", resp.StatusCode, m)
+		}
+		dr, dw, dx := count(rec.take())
+		if r0, w0, x0 := count(stmts); dr != r0 || dw != w0+1 || dx != x0 {
+			t.Errorf("refresh with DPoP: %d reads %d writes %d transactions, want a refresh's %d %d %d plus the jti's write", dr, dw, dx, r0, w0, x0)
 		}
 
 		// RFC 7009 on a refresh token: one lookup, then the whole grant in

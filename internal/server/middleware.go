@@ -61,12 +61,12 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			}
 		case corsBearer[r.URL.Path]:
 			w.Header().Set("Access-Control-Allow-Origin", "*")
-			// The challenge says why a call failed (RFC 6750 §3); DPoP-Nonce
-			// will come with DPoP.
-			w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+			// The challenge says why a call failed (RFC 6750 §3, RFC 9449
+			// §7.1); a DPoP client reads its next nonce from DPoP-Nonce.
+			w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 			if r.Method == http.MethodOptions {
 				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
-				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
 				w.Header().Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return
@@ -74,9 +74,12 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		case corsOAuth[r.URL.Path] && allowed[origin]:
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Add("Vary", "Origin")
+			// A browser app using DPoP (RFC 9449) sends a proof and reads
+			// the server's nonce.
+			w.Header().Set("Access-Control-Expose-Headers", "DPoP-Nonce")
 			if r.Method == http.MethodOptions {
 				w.Header().Set("Access-Control-Allow-Methods", "POST")
-				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+				w.Header().Set("Access-Control-Allow-Headers", "Content-Type, DPoP")
 				w.Header().Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return

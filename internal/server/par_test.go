@@ -397,3 +397,57 @@ func TestRequirePushedAuthorizationRequestsServerWide(t *testing.T) {
 		}
 	})
 }
+
+// TestPushedWithDPoP (RFC 9449 §10.1): a DPoP proof at the PAR endpoint
+// binds the code to its key as dpop_jkt does; both given, they must agree;
+// a bad proof there is invalid_dpop_proof and stores nothing.
+func TestPushedWithDPoP(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newHarness(t, b)
+		h.user("dora", "dora-password-1")
+		app := h.spa(rpRedirect, true, "openid profile")
+		br := h.browser(rpRedirect)
+		key, _ := dpopKey(t)
+		other, _ := dpopKey(t)
+		pushWith := func(v url.Values, proof string) (*http.Response, map[string]any) {
+			req, _ := http.NewRequest(http.MethodPost, h.public.URL+oauth.PathPAR, strings.NewReader(v.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("DPoP", proof)
+			return h.do(req)
+		}
+
+		verifier := oauth2.GenerateVerifier()
+		resp, m := pushWith(pushedRequest(app.id, verifier), h.proof(key, "POST", oauth.PathPAR, "", ""))
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("push with a proof: %d %v", resp.StatusCode, m)
+		}
+		resp, page := br.get(h.pushedURL(app.id, m["request_uri"].(string)))
+		if isLoginPage(resp, page) {
+			resp, _ = br.login(page, "dora", "dora-password-1")
+		}
+		code := wantCode(t, resp)
+		exchange := func(proofs ...string) (*http.Response, map[string]any) {
+			return h.tokenWithProofs(app.testClient, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+				"redirect_uri": {rpRedirect}, "code_verifier": {verifier}}, proofs...)
+		}
+		resp, m = exchange(h.proof(other, "POST", "/oauth2/token", "", ""))
+		wantError(t, resp, m, http.StatusBadRequest, "invalid_dpop_proof")
+		resp, m = exchange(h.proof(key, "POST", "/oauth2/token", "", ""))
+		if resp.StatusCode != http.StatusOK || m["token_type"] != "DPoP" {
+			t.Fatalf("the pushing key's proof: %d %v", resp.StatusCode, m)
+		}
+
+		// dpop_jkt of another key than the proof's; a proof for another
+		// endpoint; a replayed proof.
+		resp, m = pushWith(pushedRequest(app.id, verifier, "dpop_jkt", other.Thumbprint()), h.proof(key, "POST", oauth.PathPAR, "", ""))
+		wantError(t, resp, m, http.StatusBadRequest, "invalid_dpop_proof")
+		resp, m = pushWith(pushedRequest(app.id, verifier), h.proof(key, "POST", "/oauth2/token", "", ""))
+		wantError(t, resp, m, http.StatusBadRequest, "invalid_dpop_proof")
+		proof := h.proof(key, "POST", oauth.PathPAR, "", "")
+		if resp, m = pushWith(pushedRequest(app.id, verifier), proof); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("push: %d %v", resp.StatusCode, m)
+		}
+		resp, m = pushWith(pushedRequest(app.id, verifier), proof)
+		wantError(t, resp, m, http.StatusBadRequest, "invalid_dpop_proof")
+	})
+}

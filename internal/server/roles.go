@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/backchannel"
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/login"
@@ -19,6 +20,7 @@ var (
 	_ admin.ClientStore  = (*store.Store)(nil)
 	_ admin.UserStore    = (*store.Store)(nil)
 	_ backchannel.Store  = (*store.Store)(nil)
+	_ dpop.Replay        = (*store.Store)(nil)
 	_ janitor.Store      = (*store.Store)(nil)
 	_ keys.Store         = (*store.Store)(nil)
 	_ login.Store        = (*store.Store)(nil)

@@ -59,6 +59,7 @@ var expiries = []expiry{
 	{tableCode, "signature", "expires_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.revocationWindow()) }},
 	{"client_assertion_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"revoked_jtis", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	{"dpop_proofs", "jti", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	// The deny-lists outlive the access tokens they name: the refresh path
 	// refuses a revoked grant or subject for as long as a grant could live
 	// (issue 12 item 1), or a refresh token left live would work again.

@@ -43,6 +43,7 @@ func RunConformance(t *testing.T, b Backend) {
 		{"ConcurrentRotationOneWinner", testConcurrentRotation},
 		{"ConcurrentCodeRedemptionOneWinner", testConcurrentCodeRedemption},
 		{"ClientAssertionJTI", testClientAssertionJTI},
+		{"DPoPProofOnce", testDPoPProofOnce},
 		{"UserByName", testUserByName},
 	}
 	tests = append(tests, peopleTests...)
@@ -203,12 +204,14 @@ func testClientCRUD(t *testing.T, st *store.Store) {
 		t.Fatalf("OpenID Connect metadata not cleared: %+v", again)
 	}
 	oidc := &store.Client{ID: "crud-oidc", TokenEndpointAuthMethod: "client_secret_basic", IDTokenSignedResponseAlg: "ES256",
-		BackchannelLogoutURI: "https://rp.example/bcl", BackchannelLogoutSessionRequired: true, PostLogoutRedirectURIs: []string{"https://rp.example/bye"}}
+		BackchannelLogoutURI: "https://rp.example/bcl", BackchannelLogoutSessionRequired: true, PostLogoutRedirectURIs: []string{"https://rp.example/bye"},
+		DPoPBoundAccessTokens: true}
 	if err := st.CreateClient(ctx, oidc); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := st.FindClient(ctx, "crud-oidc"); err != nil || got.IDTokenSignedResponseAlg != "ES256" || got.IDTokenAlg() != "ES256" ||
-		got.BackchannelLogoutURI != oidc.BackchannelLogoutURI || !got.BackchannelLogoutSessionRequired || !slices.Equal(got.PostLogoutRedirectURIs, oidc.PostLogoutRedirectURIs) {
+		got.BackchannelLogoutURI != oidc.BackchannelLogoutURI || !got.BackchannelLogoutSessionRequired || !slices.Equal(got.PostLogoutRedirectURIs, oidc.PostLogoutRedirectURIs) ||
+		!got.DPoPBoundAccessTokens {
 		t.Fatalf("created OpenID Connect metadata: %+v, %v", got, err)
 	}
 	// A row written without an algorithm reads as the RS256 default.
