@@ -203,7 +203,7 @@ func TestDPoPRejections(t *testing.T) {
 		{"proof by a key other than cnf.jkt", call{scheme: "DPoP", token: bound, proofs: []string{proof(t, other, e.proofClaims(bound))}}, 401, proofErr},
 		{"bound token sent as Bearer", call{scheme: "Bearer", token: bound}, 401, tokenErr},
 		{"bound token sent as Bearer with a good proof", call{scheme: "Bearer", token: bound, proofs: []string{proof(t, e.client, e.proofClaims(bound))}}, 401, tokenErr},
-		{"invalid token with a good proof", call{scheme: "DPoP", token: "x" + bound[1:], proofs: []string{proof(t, e.client, e.proofClaims("x" + bound[1:]))}}, 401, tokenErr},
+		{"invalid token with a good proof", call{scheme: "DPoP", token: "x" + bound[1:], proofs: []string{proof(t, e.client, e.proofClaims("x"+bound[1:]))}}, 401, tokenErr},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,7 +297,11 @@ func TestDPoPNeedsExternalURL(t *testing.T) {
 // and a DPoP-Nonce header; the retry with it passes; a nonce two periods
 // old, or one made up, is refused the same way.
 func TestDPoPNonce(t *testing.T) {
-	e := newDPoPEnv(t, func(c *resourceserver.Config) { c.DPoPNonce = true; c.DPoPNonceLifetime = time.Minute; c.DPoPProofLifetime = 5 * time.Minute })
+	e := newDPoPEnv(t, func(c *resourceserver.Config) {
+		c.DPoPNonce = true
+		c.DPoPNonceLifetime = time.Minute
+		c.DPoPProofLifetime = 5 * time.Minute
+	})
 	bound := e.token(t, thumbprint(t, e.client.Public()))
 	withNonce := func(n string) string {
 		c := e.proofClaims(bound)
