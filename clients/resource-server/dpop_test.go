@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -403,6 +404,83 @@ func TestDPoPWithIntrospection(t *testing.T) {
 			resp, body := e.do(t, c)
 			if resp.StatusCode != tc.status || !strings.Contains(resp.Header.Get("WWW-Authenticate"), tc.want) {
 				t.Fatalf("got %d %q %s", resp.StatusCode, resp.Header.Values("WWW-Authenticate"), body)
+			}
+		})
+	}
+}
+
+// Against a real Latchkey, in both modes: a client-credentials token got
+// with a proof (made here) is DPoP-bound, accepted with a proof by the same
+// key (local JWT verification reads cnf.jkt from the token, introspection
+// from the answer's cnf), and refused as a bearer token or with another key.
+func TestDPoPWithLatchkey(t *testing.T) {
+	lk := startLatchkey(t)
+	resp, err := http.Get(lk.issuer + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Algs []string `json:"dpop_signing_alg_values_supported"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if len(meta.Algs) == 0 {
+		t.Skip("Latchkey has no DPoP yet (no dpop_signing_alg_values_supported in its metadata): server DPoP (issue 15) is needed")
+	}
+	svc := lk.service(t, "invoices:read")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"invoices:read"}}
+	req, _ := http.NewRequest(http.MethodPost, svc.TokenURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(svc.ClientID, svc.ClientSecret)
+	req.Header.Set("DPoP", proof(t, key, map[string]any{"jti": randomToken(), "htm": "POST", "htu": svc.TokenURL, "iat": time.Now().Unix()}))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tok.TokenType != "DPoP" {
+		t.Fatalf("token with a proof: %d token_type %q", resp.StatusCode, tok.TokenType)
+	}
+	caller := lk.adminPost(t, "/admin/clients", map[string]any{"grant_types": []string{"client_credentials"}, "scope": "introspect"})
+	modes := map[string]func(*resourceserver.Config){
+		"local JWT": func(*resourceserver.Config) {},
+		"introspection": func(c *resourceserver.Config) {
+			c.IntrospectionURL, c.ClientID, c.ClientSecret = lk.issuer+"/oauth2/introspect", caller["client_id"].(string), caller["client_secret"].(string)
+		},
+	}
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(nil)
+			cfg := resourceserver.Config{Issuer: lk.issuer, Audience: "https://api.example.com", ExternalURL: "http://" + srv.Listener.Addr().String()}
+			mode(&cfg)
+			v, err := resourceserver.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Config.Handler = v.Middleware("invoices:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, _ := resourceserver.FromContext(r.Context())
+				_, _ = w.Write([]byte(c.JKT))
+			}))
+			srv.Start()
+			t.Cleanup(srv.Close)
+			e := &dpopEnv{api: srv, external: cfg.ExternalURL, clk: newClock()}
+			resp, body := e.do(t, call{scheme: "DPoP", token: tok.AccessToken, proofs: []string{proof(t, key, e.proofClaims(tok.AccessToken))}})
+			if resp.StatusCode != 200 || body != thumbprint(t, key.Public()) {
+				t.Fatalf("bound token with its proof: %d %q %s", resp.StatusCode, resp.Header.Values("WWW-Authenticate"), body)
+			}
+			if resp, _ := e.do(t, call{scheme: "Bearer", token: tok.AccessToken}); resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Fatalf("bound token as Bearer: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+			resp, _ = e.do(t, call{scheme: "DPoP", token: tok.AccessToken, proofs: []string{proof(t, other, e.proofClaims(tok.AccessToken))}})
+			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`) {
+				t.Fatalf("proof by another key: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 			}
 		})
 	}

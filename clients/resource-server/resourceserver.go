@@ -6,6 +6,12 @@
 // (RFC 7662) with a short cache and a bounded rate of calls. Failures answer as RFC 6750 says: 401 with
 // WWW-Authenticate: Bearer error="invalid_token" for a missing, malformed,
 // expired or revoked token, 403 insufficient_scope for a missing scope.
+//
+// With Config.ExternalURL set it also accepts DPoP-bound tokens (RFC 9449
+// §7): Authorization: DPoP with a proof of possession of the key named by
+// the token's cnf.jkt (dpop.go); such a token sent as a bearer token is
+// refused, and failures answer WWW-Authenticate: DPoP
+// error="invalid_dpop_proof".
 package resourceserver
 
 import (
@@ -475,7 +481,8 @@ func (v *Verifier) callIntrospection(ctx context.Context, token string) (*Claims
 		return nil, fmt.Errorf("introspect: %w", err)
 	}
 	// A DPoP-bound token introspects as token_type DPoP with cnf.jkt
-	// (RFC 9449 §6.2); one without cnf is a bearer token whatever it says.
+	// (RFC 9449 §6.2); token_type DPoP without cnf is refused, since there
+	// is no key to hold the proof against.
 	bearer, dpop := strings.EqualFold(in.Type, "Bearer"), strings.EqualFold(in.Type, "DPoP") && in.Cnf.jkt() != ""
 	if in.Active && in.Iss == v.cfg.Issuer && (bearer || dpop) && slices.Contains(in.Aud, v.cfg.Audience) {
 		return &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, Expiry: time.Unix(in.Exp, 0), ID: in.Jti, JKT: in.Cnf.jkt()}, nil
