@@ -24,8 +24,28 @@ import (
 // __Host- cookie works without TLS).
 // Access tokens live 2 s, so that x/oauth2 (which renews 10 s early)
 // refreshes on every API call and the rotation chain is exercised.
-func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes, boundCalls *atomic.Int64) {
-	revokes, refreshes, boundCalls = &atomic.Int64{}, &atomic.Int64{}, &atomic.Int64{}
+// counters are what setup's Latchkey and API saw.
+type counters struct {
+	revokes, refreshes *atomic.Int64
+	// boundCalls counts API calls with a DPoP-bound token; dpopTokens the
+	// token responses that said token_type DPoP.
+	boundCalls, dpopTokens *atomic.Int64
+}
+
+// sniffer copies what a handler writes, to read the token responses.
+type sniffer struct {
+	http.ResponseWriter
+	body []byte
+}
+
+func (s *sniffer) Write(b []byte) (int, error) {
+	s.body = append(s.body, b...)
+	return s.ResponseWriter.Write(b)
+}
+
+func setup(t *testing.T) (lk *lktest.Server, bffURL string, c counters) {
+	c = counters{&atomic.Int64{}, &atomic.Int64{}, &atomic.Int64{}, &atomic.Int64{}}
+	revokes, refreshes, boundCalls := c.revokes, c.refreshes, c.boundCalls
 	lk = lktest.Start(t, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
@@ -34,7 +54,18 @@ func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes, 
 			case r.URL.Path == "/oauth2/token" && r.ParseForm() == nil && r.PostForm.Get("grant_type") == "refresh_token":
 				refreshes.Add(1)
 			}
-			next.ServeHTTP(w, r)
+			if r.URL.Path != "/oauth2/token" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			sn := &sniffer{ResponseWriter: w}
+			next.ServeHTTP(sn, r)
+			var answer struct {
+				TokenType string `json:"token_type"`
+			}
+			if json.Unmarshal(sn.body, &answer) == nil && answer.TokenType == "DPoP" {
+				c.dpopTokens.Add(1)
+			}
 		})
 	}, func(c *config.Config) { c.AccessTokenTTL = 2 * time.Second })
 	// The API accepts DPoP (its ExternalURL is known once it listens).
@@ -73,7 +104,7 @@ func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes, 
 		Name: "Nina Simone", Email: "nina@example.com", EmailVerified: true}); err != nil {
 		t.Fatal(err)
 	}
-	return lk, bffURL, revokes, refreshes, boundCalls
+	return lk, bffURL, c
 }
 
 // serverDPoP reports whether Latchkey advertises DPoP (RFC 9449 §5.1).
@@ -92,7 +123,7 @@ func serverDPoP(t *testing.T, issuer string) bool {
 
 // State-changing calls without the CSRF header are refused, signed in or not.
 func TestCSRFHeaderRequired(t *testing.T) {
-	_, bffURL, _, _, _ := setup(t)
+	_, bffURL, _ := setup(t)
 	for _, path := range []string{"/auth/logout", "/api/invoices"} {
 		resp, err := http.Post(bffURL+path, "application/json", strings.NewReader("{}"))
 		if err != nil {
@@ -116,7 +147,8 @@ func TestCSRFHeaderRequired(t *testing.T) {
 // so that the next "Sign in" asks for the password again.
 func TestBrowserThroughBFF(t *testing.T) {
 	browser := lktest.Browser(t, 60*time.Second)
-	lk, bffURL, revokes, refreshes, boundCalls := setup(t)
+	lk, bffURL, c := setup(t)
+	revokes, refreshes, boundCalls := c.revokes, c.refreshes, c.boundCalls
 
 	err := chromedp.Do(browser,
 		chromedp.Navigate(bffURL+"/"),
@@ -174,8 +206,9 @@ func TestBrowserThroughBFF(t *testing.T) {
 	// With DPoP on the server, the BFF's tokens are bound to its key
 	// (token_type DPoP, cnf.jkt) and every call went with a proof.
 	if serverDPoP(t, lk.Issuer) {
-		if boundCalls.Load() < 2 {
-			t.Fatalf("%d of the API calls carried a DPoP-bound token", boundCalls.Load())
+		if boundCalls.Load() < 2 || c.dpopTokens.Load() < 1+refreshes.Load() {
+			t.Fatalf("%d of the API calls carried a DPoP-bound token; %d token responses (1 exchange, %d refreshes) said token_type DPoP",
+				boundCalls.Load(), c.dpopTokens.Load(), refreshes.Load())
 		}
 	} else {
 		t.Log("Latchkey has no DPoP yet (no dpop_signing_alg_values_supported): the BFF fell back to bearer tokens; DPoP binding not checked here")
