@@ -32,37 +32,48 @@ func serverDPoP(t *testing.T, issuer string) bool {
 }
 
 // refreshElsewhere presents refresh at the token endpoint as another
-// client would: with a proof by key (nil: no proof). It returns the status
-// and the error code.
+// client would: with a proof by key (nil: no proof), and again with the
+// server's nonce if it demands one (a thief can fetch nonces too). It
+// returns the status and the error code.
 func refreshElsewhere(t *testing.T, issuer, clientID, refresh string, key *ecdsa.PrivateKey) (int, string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {clientID}}
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if key != nil {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	nonce := ""
+	for {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {clientID}}
+		req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if key != nil {
+			s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			jti := make([]byte, 16)
+			_, _ = rand.Read(jti)
+			claims := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST", "htu": issuer + "/oauth2/token", "iat": time.Now().Unix()}
+			if nonce != "" {
+				claims["nonce"] = nonce
+			}
+			proof, err := jwt.Signed(s).Claims(claims).Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("DPoP", proof)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		jti := make([]byte, 16)
-		_, _ = rand.Read(jti)
-		proof, err := jwt.Signed(s).Claims(map[string]any{"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": "POST",
-			"htu": issuer + "/oauth2/token", "iat": time.Now().Unix()}).Serialize()
-		if err != nil {
-			t.Fatal(err)
+		var e struct {
+			Error string `json:"error"`
 		}
-		req.Header.Set("DPoP", proof)
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if e.Error == "use_dpop_nonce" && key != nil && nonce == "" && resp.Header.Get("DPoP-Nonce") != "" {
+			nonce = resp.Header.Get("DPoP-Nonce")
+			continue
+		}
+		return resp.StatusCode, e.Error
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e struct {
-		Error string `json:"error"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&e)
-	return resp.StatusCode, e.Error
 }
 
 // Issue 15: the SPA's tokens are bound to a non-extractable WebCrypto key
