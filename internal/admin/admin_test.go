@@ -270,6 +270,13 @@ func TestRegistrationRules(t *testing.T) {
 			{name: "back-channel logout with user info", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "https://user:pw@app.example/bcl"}, code: badMetadata, why: "user information"},
 			{name: "back-channel logout private-use scheme", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "com.example.app://bcl"}, code: badMetadata, why: "https"},
 			{name: "back-channel logout javascript", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutURI: "javascript:alert(1)"}, code: badMetadata, why: "backchannel_logout_uri"},
+			{name: "require PAR without the code flow", md: ClientMetadata{GrantTypes: cc, RequirePushedAuthorizationRequests: true}, code: badMetadata, why: "require_pushed_authorization_requests needs the authorization_code grant"},
+			{name: "require PAR", md: ClientMetadata{TokenEndpointAuthMethod: AuthNone, RedirectURIs: []string{"https://app.example/cb"}, RequirePushedAuthorizationRequests: true}, code: accepted,
+				check: func(t *testing.T, out *ClientMetadata, row *store.Client) {
+					if !row.RequirePushedAuthorizationRequests || !out.RequirePushedAuthorizationRequests {
+						t.Errorf("stored %v, answered %v; want require_pushed_authorization_requests kept", row.RequirePushedAuthorizationRequests, out.RequirePushedAuthorizationRequests)
+					}
+				}},
 			{name: "session required without a URI", md: ClientMetadata{GrantTypes: cc, BackchannelLogoutSessionRequired: true}, code: badMetadata, why: "needs a backchannel_logout_uri"},
 			{name: "post-logout redirect with fragment", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"https://app.example/bye#x"}}, code: badRedirect, why: "post_logout_redirect_uris: redirect URI \"https://app.example/bye#x\" must not have a fragment"},
 			{name: "post-logout redirect over http", md: ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, PostLogoutRedirectURIs: []string{"http://app.example/bye"}}, code: badRedirect, why: "post_logout_redirect_uris: redirect URI \"http://app.example/bye\" must use https"},

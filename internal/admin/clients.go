@@ -69,6 +69,10 @@ type ClientMetadata struct {
 	// in them and needs the URI.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+	// RequirePushedAuthorizationRequests refuses the client's authorization
+	// requests unless pushed to /oauth2/par first (RFC 9126 §6); needs the
+	// authorization_code grant.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -223,6 +227,12 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 	}
 	if err := oidcMetadata(md, c); err != nil {
 		return nil, err
+	}
+	c.RequirePushedAuthorizationRequests = md.RequirePushedAuthorizationRequests
+	if c.RequirePushedAuthorizationRequests && !usesCode {
+		// Like backchannel_logout_session_required without a URI: a rule
+		// with nothing to apply to is more likely a mistake than a wish.
+		return nil, invalidMetadata("require_pushed_authorization_requests needs the authorization_code grant type")
 	}
 
 	c.Scopes = dedupe(strings.Fields(md.Scope))
@@ -420,6 +430,8 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		IDTokenSignedResponseAlg:         c.IDTokenAlg(),
 		BackchannelLogoutURI:             c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+
+		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

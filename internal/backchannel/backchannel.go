@@ -261,7 +261,9 @@ func (d *Deliverer) send(ctx context.Context, row store.LogoutDelivery) {
 	}
 	msg := err.Error()
 	if len(msg) > 500 {
-		msg = msg[:500]
+		// Cut on a byte count, then drop a rune cut in half: PostgreSQL
+		// refuses invalid UTF-8, and the reschedule would fail with it.
+		msg = strings.ToValidUTF8(msg[:500], "")
 	}
 	if err := d.store.RetryLogoutDelivery(ctx, row.ID, row.Claim, next, msg, giveUp); err != nil {
 		log.WarnContext(ctx, "back-channel logout: reschedule", "error", err)

@@ -104,6 +104,7 @@ func (e *env) clientCommand() *cobra.Command {
 	f.StringVar(&md.IDTokenSignedResponseAlg, "id-token-alg", "", "id_token_signed_response_alg: RS256 (default), ES256 or EdDSA")
 	f.StringVar(&md.BackchannelLogoutURI, "backchannel-logout-uri", "", "https URL (http on loopback only) that receives OpenID Connect back-channel logout tokens")
 	f.BoolVar(&md.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens must carry sid (needs --backchannel-logout-uri)")
+	f.BoolVar(&md.RequirePushedAuthorizationRequests, "require-par", false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126 require_pushed_authorization_requests)")
 	f.StringVar(&fromJSON, "from-json", "", "read RFC 7591 metadata from this file (- for stdin) instead of flags")
 	cmd.AddCommand(create)
 

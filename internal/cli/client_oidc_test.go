@@ -37,12 +37,12 @@ func TestClientCreateOpenIDFlags(t *testing.T) {
 
 		created := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", append(base,
 			"--id-token-alg", "EdDSA", "--backchannel-logout-uri", "https://rp.example/bcl", "--backchannel-logout-session-required",
-			"--post-logout-redirect-uri", "https://rp.example/bye")...)))
+			"--post-logout-redirect-uri", "https://rp.example/bye", "--require-par")...)))
 		id, _ := created["client_id"].(string)
 		got := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", "client", "get", id)))
 		for what, c := range map[string]map[string]any{"create": created, "get": got} {
 			if c["id_token_signed_response_alg"] != "EdDSA" || c["backchannel_logout_uri"] != "https://rp.example/bcl" ||
-				c["backchannel_logout_session_required"] != true {
+				c["backchannel_logout_session_required"] != true || c["require_pushed_authorization_requests"] != true {
 				t.Errorf("client %s: %v", what, c)
 			}
 			if uris, _ := c["post_logout_redirect_uris"].([]any); len(uris) != 1 || uris[0] != "https://rp.example/bye" {
@@ -52,7 +52,7 @@ func TestClientCreateOpenIDFlags(t *testing.T) {
 
 		// Without the flag the answer says the default.
 		plain := decode[map[string]any](t, mustSucceed(t, latchkey(t, environ, "", base...)))
-		if plain["id_token_signed_response_alg"] != "RS256" || plain["backchannel_logout_uri"] != nil {
+		if plain["id_token_signed_response_alg"] != "RS256" || plain["backchannel_logout_uri"] != nil || plain["require_pushed_authorization_requests"] != nil {
 			t.Errorf("client create without OpenID flags: %v", plain)
 		}
 	})

@@ -69,6 +69,9 @@ type Config struct {
 	// PKCERequired is which clients must use PKCE: PKCEPublic (RFC 9700
 	// §2.1.1) or PKCEAll (OAuth 2.1 §4.1.1). Empty means PKCEPublic.
 	PKCERequired string `koanf:"pkce_required"`
+	// RequirePAR refuses every authorization request that was not pushed
+	// to /oauth2/par first (RFC 9126 §5), whatever the client registered.
+	RequirePAR bool `koanf:"require_par"`
 	// TrustedProxies are the reverse proxies (comma-separated CIDRs or
 	// addresses) whose X-Forwarded-For the sign-in throttle believes.
 	TrustedProxies string `koanf:"trusted_proxies"`
@@ -168,6 +171,7 @@ func settings() []setting {
 		{"access_token_format", GroupServer, FormatJWT, "jwt or opaque", false, func(c *Config) any { return &c.AccessTokenFormat }},
 		{"cors_origins", GroupServer, "", "comma-separated browser origins allowed to call the token and revocation endpoints", false, func(c *Config) any { return &c.CORSOrigins }},
 		{"pkce_required", GroupServer, PKCEPublic, "which clients must use PKCE: public or all", false, func(c *Config) any { return &c.PKCERequired }},
+		{"require_par", GroupServer, false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126)", false, func(c *Config) any { return &c.RequirePAR }},
 		{"trusted_proxies", GroupServer, "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client", false, func(c *Config) any { return &c.TrustedProxies }},
 		{"pprof", GroupServer, false, "serve /debug/pprof/ on the admin listener", false, func(c *Config) any { return &c.Pprof }},
 	}

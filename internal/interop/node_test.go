@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,6 +26,18 @@ import (
 // access token sent to UserInfo without a proof is refused. The person
 // signs in through Latchkey's pages (person).
 func TestOpenIDClientOnNode(t *testing.T) {
+	runOpenIDClientOnNode(t, "")
+}
+
+// The same with pushed authorization requests (RFC 9126): openid-client's
+// buildAuthorizationUrlWithPAR, for a client that registered
+// require_pushed_authorization_requests, so that a request it did not push
+// would fail.
+func TestOpenIDClientOnNodeWithPAR(t *testing.T) {
+	runOpenIDClientOnNode(t, "par")
+}
+
+func runOpenIDClientOnNode(t *testing.T, mode string) {
 	if _, err := os.Stat("web/node_modules/openid-client"); err != nil {
 		msg := "internal/interop/web/node_modules is missing: run `npm ci` in internal/interop/web (.ci/run does)"
 		if os.Getenv("CI") == "true" {
@@ -42,11 +55,12 @@ func TestOpenIDClientOnNode(t *testing.T) {
 	reg := lk.AdminPost("/admin/clients", map[string]any{"client_name": "openid-client on Node",
 		"token_endpoint_auth_method": "client_secret_post",
 		"grant_types":                []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{redirect},
-		"post_logout_redirect_uris": []string{redirect}, "scope": "openid profile email offline_access"})
+		"post_logout_redirect_uris": []string{redirect}, "scope": "openid profile email offline_access",
+		"require_pushed_authorization_requests": mode == "par"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "web/node/openid-client.mjs", lk.Issuer, reg["client_id"].(string), reg["client_secret"].(string), redirect)
+	cmd := exec.CommandContext(ctx, node, "web/node/openid-client.mjs", lk.Issuer, reg["client_id"].(string), reg["client_secret"].(string), redirect, mode)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
@@ -75,6 +89,13 @@ func TestOpenIDClientOnNode(t *testing.T) {
 	if start["state_sent"] != false {
 		t.Fatalf("openid-client sent a state: %v", start)
 	}
+	if mode == "par" {
+		// RFC 9126 §4: the browser carries client_id and request_uri only.
+		u, _ := url.Parse(start["authorize"].(string))
+		if q := u.Query(); len(q) != 2 || !strings.HasPrefix(q.Get("request_uri"), "urn:ietf:params:oauth:request_uri:") {
+			t.Fatalf("openid-client's pushed authorization URL: %s", u)
+		}
+	}
 	p := newPerson(t, redirect)
 	back, body := p.visit(start["authorize"].(string))
 	if back == nil || back.Query().Get("code") == "" {
@@ -83,7 +104,7 @@ func TestOpenIDClientOnNode(t *testing.T) {
 	_, _ = io.WriteString(stdin, back.String()+"\n")
 	got := read()
 	if got["sub"] != user.ID || got["name"] != user.Name || got["email"] != user.Email || got["userinfo_email"] != user.Email ||
-		got["refreshed_sub"] != user.ID || got["refreshed_sid"] != got["sid"] {
+		got["refreshed_sub"] != user.ID || got["refreshed_sid"] != got["sid"] || (mode == "par") != (got["nonce"] != nil) {
 		t.Fatalf("openid-client validated %v", got)
 	}
 	if got["dpop"] == true {
@@ -100,6 +121,10 @@ func TestOpenIDClientOnNode(t *testing.T) {
 	end, _ := p.visit(got["end_session"].(string))
 	if end == nil || !strings.HasPrefix(end.String(), redirect) || end.Query().Get("state") != "bye" {
 		t.Fatalf("end session came back to %v", end)
+	}
+	if mode == "par" {
+		// The pushed request_uri was spent on the first visit.
+		return
 	}
 	back, _ = p.visit(start["authorize"].(string))
 	if !p.sawLogin() {

@@ -55,62 +55,40 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := p.checkRedirectURI(ctx, r); err != nil {
-		// ar is nil: an error page, never a redirect to that URI.
-		p.authorizeError(w, r, nil, err)
-		return
+	// RFC 9126 §4: a request_uri of ours stands for the whole request,
+	// which was pushed and checked; the request goes on with its
+	// parameters. Any other request_uri (a request object by reference,
+	// RFC 9101) is refused as unserved, below. Without one, the request
+	// counts as pushed only when it is one the server itself resumed from
+	// a pushed request (after a page).
+	var pushed bool
+	if strings.HasPrefix(r.Form.Get("request_uri"), RequestURIPrefix) {
+		if !p.redeemPushed(w, r) {
+			return
+		}
+		pushed = true
+	} else {
+		pushed = p.resumedPushed(r)
 	}
-	if r.Form.Get("redirect_uri") == "" && slices.Contains(strings.Fields(r.Form.Get("scope")), ScopeOpenID) {
-		// OpenID Connect requires it (Core §3.1.2.1), though OAuth 2.0 lets
-		// a client with one registered URI leave it out: an error page, as
-		// for a URI that does not match.
-		p.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("An OpenID Connect request must include redirect_uri."))
-		return
-	}
-	refused := takeUnserved(r.Form)
-	if r.Form.Get("response_mode") == "query" {
-		// The code flow's default, named (OAuth 2.0 Multiple Response
-		// Types §2.1); fosite accepts a named mode only from a client that
-		// registered modes, which no client does here.
-		r.Form.Del("response_mode")
-	}
-	// Before fosite checks the scopes against the client's: a client that
-	// did not register address or phone is not refused for them.
-	dropUnservedScopes(r.Form)
-	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
-	if errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" {
-		// fosite's last check, so everything else passed. With PKCE the
-		// state is not the CSRF defence (RFC 9700 §2.1), and openid-client
-		// and Auth.js send none; without PKCE it is required, below.
-		err = nil
-	}
+	ar, oreq, err := p.checkAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	if err := checkPKCE(ar, p.cfg.PKCEForAll()); err != nil {
-		p.authorizeError(w, r, ar, err)
-		return
-	}
-	form := ar.GetRequestForm()
-	// RFC 9700 §2.1: PKCE protects the redirect against CSRF; without it
-	// (a confidential client that sent no challenge) only state does.
-	if ar.GetState() == "" && form.Get("code_challenge") == "" {
-		p.authorizeError(w, r, ar, fosite.ErrInvalidState.WithHint("The 'state' parameter is required when PKCE is not used."))
-		return
-	}
-	oreq, err := p.parseOIDCRequest(ar, refused)
-	if err != nil {
-		p.authorizeError(w, r, ar, err)
-		return
-	}
-	prompts := oreq.prompts
-
 	client, ok := ar.GetClient().(*store.Client)
 	if !ok {
 		p.authorizeError(w, r, ar, fosite.ErrServerError.WithHint("Unexpected client type."))
 		return
 	}
+	if !pushed && (p.cfg.RequirePAR || client.RequirePushedAuthorizationRequests) {
+		// RFC 9126 §5. The client and its redirect URI are checked, so it
+		// learns why by redirect like any other refused request.
+		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("Authorization requests of this client must be pushed to the pushed_authorization_request_endpoint first (RFC 9126)."))
+		return
+	}
+	form := ar.GetRequestForm()
+	prompts := oreq.prompts
+
 	si, err := p.ui.CurrentSignIn(r)
 	if err != nil {
 		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
@@ -137,7 +115,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
 			return
 		}
-		p.ui.SendToLogin(w, r, returnTo(r, client, ar, prompts, oreq, justSignedIn))
+		p.ui.SendToLogin(w, r, p.returnTo(r, client, ar, prompts, oreq, justSignedIn, pushed))
 		return
 	}
 
@@ -155,7 +133,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 			p.authorizeError(w, r, ar, interaction)
 			return
 		}
-		p.ui.SendToConsent(w, r, returnTo(r, client, ar, prompts, oreq, justSignedIn))
+		p.ui.SendToConsent(w, r, p.returnTo(r, client, ar, prompts, oreq, justSignedIn, pushed))
 		return
 	}
 	if si.Did == login.Approved {
@@ -198,6 +176,62 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	p.metrics.TokensIssued.WithLabelValues("authorization_code", "code").Inc()
 	p.fosite.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// checkAuthorizeRequest runs every check of an authorization request that
+// needs no person: the client, the redirect URI, response_type, scopes,
+// PKCE, state, and the OpenID Connect parameters. The authorization
+// endpoint runs it on every visit, and the pushed authorization request
+// endpoint on what is pushed (RFC 9126 §2.1: "the same as an authorization
+// request"), so the two can never disagree. r.Form (and r.URL's query,
+// which checkRedirectURI reads) holds the request; the unserved
+// parameters and scopes are taken out of r.Form on the way.
+//
+// On error, ar is nil when the error must not be sent to the redirect URI.
+func (p *Provider) checkAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, *oidcRequest, error) {
+	if err := p.checkRedirectURI(ctx, r); err != nil {
+		// ar is nil: an error page, never a redirect to that URI.
+		return nil, nil, err
+	}
+	if r.Form.Get("redirect_uri") == "" && slices.Contains(strings.Fields(r.Form.Get("scope")), ScopeOpenID) {
+		// OpenID Connect requires it (Core §3.1.2.1), though OAuth 2.0 lets
+		// a client with one registered URI leave it out: an error page, as
+		// for a URI that does not match.
+		return nil, nil, fosite.ErrInvalidRequest.WithHint("An OpenID Connect request must include redirect_uri.")
+	}
+	refused := takeUnserved(r.Form)
+	if r.Form.Get("response_mode") == "query" {
+		// The code flow's default, named (OAuth 2.0 Multiple Response
+		// Types §2.1); fosite accepts a named mode only from a client that
+		// registered modes, which no client does here.
+		r.Form.Del("response_mode")
+	}
+	// Before fosite checks the scopes against the client's: a client that
+	// did not register address or phone is not refused for them.
+	dropUnservedScopes(r.Form)
+	ar, err := p.fosite.NewAuthorizeRequest(ctx, r)
+	if errors.Is(err, fosite.ErrInvalidState) && ar != nil && ar.GetState() == "" {
+		// fosite's last check, so everything else passed. With PKCE the
+		// state is not the CSRF defence (RFC 9700 §2.1), and openid-client
+		// and Auth.js send none; without PKCE it is required, below.
+		err = nil
+	}
+	if err != nil {
+		return ar, nil, err
+	}
+	if err := checkPKCE(ar, p.cfg.PKCEForAll()); err != nil {
+		return ar, nil, err
+	}
+	// RFC 9700 §2.1: PKCE protects the redirect against CSRF; without it
+	// (a confidential client that sent no challenge) only state does.
+	if ar.GetState() == "" && ar.GetRequestForm().Get("code_challenge") == "" {
+		return ar, nil, fosite.ErrInvalidState.WithHint("The 'state' parameter is required when PKCE is not used.")
+	}
+	oreq, err := p.parseOIDCRequest(ar, refused)
+	if err != nil {
+		return ar, nil, err
+	}
+	return ar, oreq, nil
 }
 
 // mustSignIn decides whether the person must type a password before this
@@ -271,11 +305,13 @@ func (p *Provider) authorizePost(w http.ResponseWriter, r *http.Request) {
 // earlier pages, and with prompts as they stand now: without a "login"
 // that the person has just satisfied, and without the max_age that sign-in
 // satisfied (signedIn), so that a consent page left open longer than
-// max_age does not send the person to sign in again.
-func returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequester, prompts []string, o *oidcRequest, signedIn bool) login.ReturnTo {
+// max_age does not send the person to sign in again. A pushed request goes
+// back with the server's seal that it was pushed (pushedParam).
+func (p *Provider) returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequester, prompts []string, o *oidcRequest, signedIn, pushed bool) login.ReturnTo {
 	q := r.URL.Query()
 	q.Del(login.ConsentDeniedParam)
 	q.Del(login.InteractionParam)
+	q.Del(pushedParam)
 	if q.Has("prompt") {
 		if len(prompts) == 0 {
 			q.Del("prompt")
@@ -289,6 +325,9 @@ func returnTo(r *http.Request, client *store.Client, ar fosite.AuthorizeRequeste
 	name := client.Name
 	if name == "" {
 		name = client.ID
+	}
+	if pushed {
+		p.sealPushed(q)
 	}
 	return login.ReturnTo{URL: PathAuthorize + "?" + q.Encode(), ClientName: name, Scopes: ar.GetRequestedScopes(), LoginHint: o.loginHint}
 }

@@ -59,7 +59,8 @@ type clientAuth struct {
 	fallback  fosite.ClientAuthenticationStrategy
 	fetchJWKS func(ctx context.Context, uri string, force bool) (*josev3.JSONWebKeySet, error)
 	// audiences are the values an assertion's aud may name: the token
-	// endpoint or the issuer (RFC 7523 §3 item 3).
+	// endpoint or the issuer (RFC 7523 §3 item 3), or the pushed
+	// authorization request endpoint (RFC 9126 §2).
 	audiences []string
 	now       func() time.Time
 	log       *slog.Logger
@@ -74,7 +75,7 @@ func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg 
 		store:     st,
 		fallback:  f.DefaultClientAuthenticationStrategy,
 		fetchJWKS: newJWKSFetcher(jwksHTTPClient(), now).resolve,
-		audiences: []string{cfg.IssuerURL(PathToken), cfg.Issuer},
+		audiences: []string{cfg.IssuerURL(PathToken), cfg.Issuer, cfg.IssuerURL(PathPAR)},
 		now:       now,
 		log:       log,
 	}

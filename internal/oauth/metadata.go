@@ -50,6 +50,10 @@ type Metadata struct {
 	ClaimsParameterSupported     bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported    bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported bool     `json:"request_uri_parameter_supported"`
+
+	// RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
 }
 
 // IDTokenAlgorithms are the algorithms a client may register as
@@ -110,10 +114,16 @@ func (p *Provider) Metadata() Metadata {
 		BackchannelLogoutSession:    true,
 		FrontchannelLogoutSupported: false,
 		// Discovery §3 makes request_uri_parameter_supported true when
-		// absent, so each "no" is said out loud.
+		// absent, so each "no" is said out loud. The request_uri of a
+		// pushed request (RFC 9126) is accepted; this flag is about
+		// request objects fetched from a client's URL, which are not.
 		ClaimsParameterSupported:     false,
 		RequestParameterSupported:    false,
 		RequestURIParameterSupported: false,
+
+		PushedAuthorizationRequestEndpoint: p.cfg.IssuerURL(PathPAR),
+		// The server-wide rule; a client's own is in its metadata.
+		RequirePushedAuthorizationRequests: p.cfg.RequirePAR,
 	}
 }
 

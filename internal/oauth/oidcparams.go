@@ -27,7 +27,8 @@ var knownPrompts = []string{"none", "login", "consent", "select_account"}
 // reads it: fosite would act on request and request_uri (merge an unsigned
 // request object's claims, fetch a URL) before it has checked the redirect
 // URI, and its error would then land on the error page instead of the
-// client's redirect.
+// client's redirect. A request_uri of a pushed request (RFC 9126) never gets
+// here: Authorize redeems it first (par.go).
 var unservedParams = []struct {
 	name string
 	err  *fosite.RFC6749Error

@@ -26,7 +26,11 @@ type Provider struct {
 	fosite *fosite.Fosite
 	fconf  *fosite.Config
 	store  Store
-	keys   *keys.Manager
+	// pushed keeps pushed authorization requests (par.go); pushedKeys
+	// seal resumed ones, the first signs.
+	pushed     PushedStore
+	pushedKeys [][]byte
+	keys       *keys.Manager
 	// ui is the login pages as the authorization endpoint sees them.
 	ui LoginUI
 	// clientIP is the address the sign-in throttle counts a request by.
@@ -61,6 +65,10 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 	hmacKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeTokenHMAC)
 	if err != nil {
 		return nil, fmt.Errorf("derive token key: %w", err)
+	}
+	pushedKeys, err := cfg.SystemSecrets().DeriveKeys(PurposePushedResume)
+	if err != nil {
+		return nil, fmt.Errorf("derive pushed request key: %w", err)
 	}
 	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
@@ -175,17 +183,19 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 	fc.RevocationHandlers.Append(hmacRevoker{strategy: strategy, tokens: st, grants: db, revokeFor: cfg.RevocationWindow(), now: now})
 
 	return &Provider{
-		fosite:   withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg, log, now),
-		fconf:    fc,
-		store:    db,
-		keys:     km,
-		ui:       pages,
-		clientIP: pages.ClientIP,
-		strategy: strategy,
-		cfg:      cfg,
-		metrics:  m,
-		log:      log,
-		now:      now,
+		fosite:     withClientAuth(fosite.NewOAuth2Provider(db, fc), fc, db, cfg, log, now),
+		fconf:      fc,
+		store:      db,
+		pushed:     db,
+		pushedKeys: pushedKeys,
+		keys:       km,
+		ui:         pages,
+		clientIP:   pages.ClientIP,
+		strategy:   strategy,
+		cfg:        cfg,
+		metrics:    m,
+		log:        log,
+		now:        now,
 	}, nil
 }
 

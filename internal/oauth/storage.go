@@ -69,5 +69,6 @@ type Store interface {
 	ConsentStore
 	RefreshStore
 	JWTStore
+	PushedStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
-// Token, introspection and revocation requests of any shape get an answer
-// below 500, and the token endpoint never issues a token to fuzzed
-// credentials. Each input runs in process against a real SQLite store.
+// Token, introspection, revocation and pushed authorization requests of
+// any shape get an answer below 500, and the token endpoint never issues a
+// token to fuzzed credentials. Each input runs in process against a real
+// SQLite store.
 func FuzzEndpoints(f *testing.F) {
 	for _, seed := range []struct{ path, auth, body string }{
 		{"/oauth2/token", "Basic Y2xpZW50OnNlY3JldA==", "grant_type=client_credentials&scope=read"},
@@ -21,6 +22,7 @@ func FuzzEndpoints(f *testing.F) {
 		{"/oauth2/token", "Bearer x", "grant_type=authorization_code&code=a.b&code_verifier=x"},
 		{"/oauth2/introspect", "Basic Og==", "token=eyJhbGciOiJub25lIn0.e30.&token_type_hint=access_token"},
 		{"/oauth2/revoke", "Basic YTpi", "token=x&token=y"},
+		{"/oauth2/par", "", "client_id=x&response_type=code&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_challenge=x&code_challenge_method=S256"},
 	} {
 		f.Add(seed.path, seed.auth, []byte(seed.body))
 	}
@@ -30,7 +32,7 @@ func FuzzEndpoints(f *testing.F) {
 	handler := h.public.Config.Handler
 	f.Fuzz(func(t *testing.T, path, auth string, body []byte) {
 		switch path {
-		case "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke":
+		case "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/par":
 		default:
 			path = "/oauth2/token"
 		}

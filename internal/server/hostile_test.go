@@ -29,6 +29,7 @@ func TestHostileInput(t *testing.T) {
 		svc := h.serviceClient("read")
 		h.user("sam", "sam-password-1")
 		pwd := passwordClient(h, true)
+		pub := h.spa("https://app.example/cb", false, "openid")
 		ctx := context.Background()
 		countRows := func() (int, int) {
 			cs, _ := h.store.ListClients(ctx)
@@ -91,6 +92,11 @@ func TestHostileInput(t *testing.T) {
 					{"revoke", "POST", h.public.URL + "/oauth2/revoke", form, []byte(url.Values{"token": {v}}.Encode()), func(r *http.Request) { r.SetBasicAuth(v, v) }},
 					{"authorize", "GET", h.public.URL + "/oauth2/authorize?" + url.Values{"client_id": {v}, "response_type": {"code"}, "redirect_uri": {v}}.Encode(), "", nil, nil},
 					{"authorize POST", "POST", h.public.URL + "/oauth2/authorize", form, []byte(url.Values{"client_id": {v}, "response_type": {"code"}, "redirect_uri": {v}}.Encode()), nil},
+					{"par", "POST", h.public.URL + "/oauth2/par", form, []byte(url.Values{"client_id": {v}, "response_type": {"code"}, "redirect_uri": {v}}.Encode()), func(r *http.Request) { r.SetBasicAuth(v, v) }},
+					{"par public", "POST", h.public.URL + "/oauth2/par", form, []byte(url.Values{"client_id": {pub.id}, "response_type": {"code"}, "redirect_uri": {v}, "scope": {v}, "state": {v},
+						"code_challenge": {v}, "code_challenge_method": {"S256"}, "nonce": {v}, "prompt": {v}, "max_age": {v}, "id_token_hint": {v}, "login_hint": {v}}.Encode()), nil},
+					{"par raw", "POST", h.public.URL + "/oauth2/par", form, []byte(v), nil},
+					{"authorize request_uri", "GET", h.public.URL + "/oauth2/authorize?" + url.Values{"client_id": {v}, "request_uri": {"urn:ietf:params:oauth:request_uri:" + v}}.Encode(), "", nil, nil},
 					{"authorize POST raw", "POST", h.public.URL + "/oauth2/authorize", form, []byte(v), nil},
 					{"userinfo bearer", "GET", h.public.URL + "/oauth2/userinfo", "", nil, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+url.QueryEscape(v)) }},
 					{"userinfo body", "POST", h.public.URL + "/oauth2/userinfo", form, []byte(url.Values{"access_token": {v}}.Encode()), nil},

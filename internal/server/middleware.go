@@ -25,7 +25,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 const wellKnown = "/.well-known/"
 
 // corsOAuth are the endpoints a browser app (a public client) calls itself.
-var corsOAuth = map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true}
+var corsOAuth = map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true, "/oauth2/par": true}
 
 // corsBearer are resource endpoints a browser app calls with a bearer
 // token in the Authorization header (OpenID Connect UserInfo). Any origin

@@ -175,6 +175,7 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST "+oauth.PathEndSession, s.endSession.Serve)
 	mux.HandleFunc("POST /logout", s.endSession.LogoutForm)
 	mux.HandleFunc("POST "+oauth.PathToken, s.provider.Token)
+	mux.HandleFunc("POST "+oauth.PathPAR, s.provider.PushedAuthorize)
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)

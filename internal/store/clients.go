@@ -54,6 +54,9 @@ type Client struct {
 	BackchannelLogoutURI string `gorm:"column:backchannel_logout_uri"`
 	// BackchannelLogoutSessionRequired asks for sid in logout tokens.
 	BackchannelLogoutSessionRequired bool `gorm:"column:backchannel_logout_session_required"`
+	// RequirePushedAuthorizationRequests refuses this client's
+	// authorization requests unless they were pushed (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `gorm:"column:require_pushed_authorization_requests"`
 }
 
 // DefaultIDTokenAlg is what an ID token is signed with when the client

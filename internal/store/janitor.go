@@ -70,6 +70,8 @@ var expiries = []expiry{
 	// (last_error); gave_up_at is NULL, never before the cutoff, while one
 	// is still being tried.
 	{"logout_deliveries", "id", "gave_up_at", func(now time.Time, _ Retention) time.Time { return now.Add(-GaveUpLogoutRetention) }},
+	// Pushed authorization requests live 60 s (RFC 9126 §2.2).
+	{"pushed_requests", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "last_seen_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.SessionIdleTTL) }},
 }

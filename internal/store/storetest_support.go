@@ -17,6 +17,7 @@ var inspectable = map[string][]string{
 	tableAccess: {"signature", "request_id"}, tableRefresh: {"signature", "request_id"},
 	tableCode: {"signature", "request_id"}, tablePKCE: {"signature", "request_id"},
 	"signing_keys": {"kid", "public_key", "private_key"},
+	"pushed_requests": {"id", "form"},
 }
 
 // RawColumn reads one column of a token or key table as stored. It exists

@@ -49,13 +49,14 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, grantLockTests...)
 	tests = append(tests, janitorTests...)
 	tests = append(tests, logoutTests...)
+	tests = append(tests, pushedTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range append(backendTests, logoutBackendTests...) {
+	for _, tc := range append(append(backendTests, logoutBackendTests...), pushedBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)

@@ -10,11 +10,15 @@
 // script prints the authorization URL as a JSON line, reads the URL the
 // browser came back to on stdin, and prints what it validated.
 //
-//   node openid-client.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI
+// With MODE "par" it pushes the request first, as its README shows for
+// pushed authorization requests (RFC 9126): buildAuthorizationUrlWithPAR,
+// with a nonce (and the DPoP proof, when DPoP is on), and prints the short URL it gets.
+//
+//   node openid-client.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI [MODE]
 import * as client from "openid-client";
 import * as readline from "node:readline";
 
-const [issuer, clientId, clientSecret, redirectUri] = process.argv.slice(2);
+const [issuer, clientId, clientSecret, redirectUri, mode] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 try {
@@ -34,16 +38,23 @@ try {
     code_challenge: await client.calculatePKCECodeChallenge(verifier),
     code_challenge_method: "S256",
   };
-  let state;
+  let state, nonce;
   if (!config.serverMetadata().supportsPKCE()) state = params.state = client.randomState();
-  out({ authorize: client.buildAuthorizationUrl(config, params).href, state_sent: state !== undefined });
+  let authorize;
+  if (mode === "par") {
+    nonce = params.nonce = client.randomNonce();
+    authorize = (await client.buildAuthorizationUrlWithPAR(config, params, { DPoP })).href;
+  } else {
+    authorize = client.buildAuthorizationUrl(config, params).href;
+  }
+  out({ authorize, state_sent: state !== undefined });
 
   const lines = readline.createInterface({ input: process.stdin });
   const callback = (await lines[Symbol.asyncIterator]().next()).value;
   lines.close();
 
   const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
-    pkceCodeVerifier: verifier, expectedState: state, idTokenExpected: true,
+    pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true,
   }, undefined, { DPoP });
   const claims = tokens.claims();
   const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP });
@@ -63,7 +74,7 @@ try {
     dpop: dpopOffered, token_type: tokens.token_type, refreshed_token_type: refreshed.token_type,
     userinfo_without_proof: copied, refreshed_userinfo_sub: refreshedInfo.sub,
     sub: claims.sub, name: claims.name, email: claims.email, userinfo_email: userinfo.email,
-    refreshed_sub: again?.sub, refreshed_sid: again?.sid, sid: claims.sid,
+    refreshed_sub: again?.sub, refreshed_sid: again?.sid, sid: claims.sid, nonce: claims.nonce,
     end_session: client.buildEndSessionUrl(config, {
       id_token_hint: refreshed.id_token ?? tokens.id_token, post_logout_redirect_uri: redirectUri, state: "bye",
     }).href,
