@@ -22,6 +22,7 @@
 package bff
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -30,6 +31,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -99,6 +101,11 @@ type BFF struct {
 
 	pending sealer
 	logins  *addrLimiter
+
+	// dpop holds the key the tokens are bound to; tokenClient is
+	// cfg.HTTPClient with a proof added to each token request.
+	dpop        *prover
+	tokenClient *http.Client
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -184,11 +191,21 @@ func New(ctx context.Context, cfg Config) (*BFF, error) {
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
 		scopes = append([]string{oidc.ScopeOpenID}, scopes...)
 	}
+	dpop, err := newProver(cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	base := cfg.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
 	b := &BFF{cfg: cfg, sessions: map[string]*session{}, mux: http.NewServeMux(),
-		pending:    sealer{key: cfg.CookieKey, now: cfg.Now},
-		logins:     newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
-		verifier:   provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
-		revocation: more.Revocation, endSession: more.EndSession,
+		dpop:        dpop,
+		tokenClient: &http.Client{Timeout: cfg.HTTPClient.Timeout, Transport: &tokenTransport{base: base, prover: dpop}},
+		pending:     sealer{key: cfg.CookieKey, now: cfg.Now},
+		logins:      newAddrLimiter(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
+		verifier:    provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
+		revocation:  more.Revocation, endSession: more.EndSession,
 		oauth: oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: scopes,
 			RedirectURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/auth/callback",
@@ -275,14 +292,15 @@ func (b *BFF) callback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/?error="+url.QueryEscape(e), http.StatusFound)
 		return
 	}
-	ctx := context.WithValue(r.Context(), oauth2.HTTPClient, b.cfg.HTTPClient)
-	tok, err := b.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.Verifier))
+	// The exchange carries a DPoP proof: the tokens come back bound to the
+	// BFF's key (token_type DPoP, cnf.jkt).
+	tok, err := b.oauth.Exchange(context.WithValue(r.Context(), oauth2.HTTPClient, b.tokenClient), q.Get("code"), oauth2.VerifierOption(p.Verifier))
 	if err != nil {
 		b.cfg.Logger.Warn("code exchange failed", "error", err)
 		http.Error(w, "sign-in failed", http.StatusBadGateway)
 		return
 	}
-	raw, idToken, err := b.verify(ctx, tok, p.Nonce)
+	raw, idToken, err := b.verify(context.WithValue(r.Context(), oauth2.HTTPClient, b.cfg.HTTPClient), tok, p.Nonce)
 	if err != nil {
 		b.cfg.Logger.Warn("ID token refused", "error", err)
 		http.Error(w, "sign-in failed", http.StatusBadGateway)
@@ -351,20 +369,38 @@ func (b *BFF) me(w http.ResponseWriter, r *http.Request) {
 }
 
 // token returns a live access token, refreshing (and keeping the rotated
-// refresh token) when the old one has expired.
-func (b *BFF) token(ctx context.Context, s *session, force bool) (string, error) {
+// refresh token) when the old one has expired. The refresh carries a proof
+// by the BFF's key, like the exchange.
+func (b *BFF) token(ctx context.Context, s *session, force bool) (*oauth2.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if force {
 		s.token.Expiry = time.Now().Add(-time.Second)
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, b.cfg.HTTPClient)
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, b.tokenClient)
 	tok, err := b.oauth.TokenSource(ctx, s.token).Token()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	s.token = tok
-	return tok.AccessToken, nil
+	return tok, nil
+}
+
+// authorize sets the upstream request's Authorization: a DPoP-bound token
+// goes with the DPoP scheme and a proof for this method and URL carrying
+// ath (RFC 9449 §7); a bearer token (an issuer without DPoP) as before.
+func (b *BFF) authorize(h http.Header, method string, u *url.URL, tok *oauth2.Token) error {
+	if !strings.EqualFold(tok.TokenType, "DPoP") {
+		h.Set("Authorization", "Bearer "+tok.AccessToken)
+		return nil
+	}
+	p, err := b.dpop.proof(method, u, tok.AccessToken)
+	if err != nil {
+		return err
+	}
+	h.Set("Authorization", "DPoP "+tok.AccessToken)
+	h.Set("DPoP", p)
+	return nil
 }
 
 func unsafeMethod(m string) bool {
@@ -392,24 +428,56 @@ func (b *BFF) proxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad upstream", http.StatusInternalServerError)
 		return
 	}
-	for attempt := 0; attempt < 2; attempt++ {
-		access, err := b.token(r.Context(), s, attempt > 0)
+	// The body is kept so that a request refused for want of a DPoP nonce
+	// can be sent again; Latchkey caps its own requests at 1 MiB too.
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+	}
+	refreshed, nonced := false, false
+	for {
+		tok, err := b.token(r.Context(), s, refreshed)
 		if err != nil {
 			// The grant is over (expired, revoked, reused): sign in again.
 			http.Error(w, `{"error":"session expired"}`, http.StatusUnauthorized)
 			return
 		}
+		out := r.Clone(r.Context())
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		creds := http.Header{}
+		if err := b.authorize(creds, r.Method, u, tok); err != nil {
+			b.cfg.Logger.Error("DPoP proof", "error", err)
+			http.Error(w, "proxy error", http.StatusInternalServerError)
+			return
+		}
+		auth, proof := creds.Get("Authorization"), creds.Get("DPoP")
+		var again *bool
 		rec := &statusCapture{ResponseWriter: w}
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.Out.URL = u
 				pr.Out.Host = u.Host
 				pr.Out.Header.Del("Cookie")
-				pr.Out.Header.Set("Authorization", "Bearer "+access)
+				pr.Out.Header.Set("Authorization", auth)
+				pr.Out.Header.Del("DPoP") // never the browser's
+				if proof != "" {
+					pr.Out.Header.Set("DPoP", proof)
+				}
 			},
 			ModifyResponse: func(resp *http.Response) error {
-				if resp.StatusCode == http.StatusUnauthorized && attempt == 0 && !unsafeMethod(r.Method) {
-					return errRetry // the token may have been revoked or expired early: refresh once
+				fresh := b.dpop.noteNonce(u, resp.Header)
+				switch {
+				case wantsNonce(resp) && fresh && !nonced:
+					// §9: refused before anything ran; send it again with the nonce.
+					again = &nonced
+					return errRetry
+				case resp.StatusCode == http.StatusUnauthorized && !refreshed && !unsafeMethod(r.Method):
+					// The token may have been revoked or expired early: refresh once.
+					again = &refreshed
+					return errRetry
 				}
 				return nil
 			},
@@ -421,10 +489,11 @@ func (b *BFF) proxy(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "upstream unavailable", http.StatusBadGateway)
 			},
 		}
-		proxy.ServeHTTP(rec, r)
+		proxy.ServeHTTP(rec, out)
 		if !rec.retry {
 			return
 		}
+		*again = true
 	}
 }
 

@@ -2,6 +2,7 @@ package bff_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,8 +24,28 @@ import (
 // __Host- cookie works without TLS).
 // Access tokens live 2 s, so that x/oauth2 (which renews 10 s early)
 // refreshes on every API call and the rotation chain is exercised.
-func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes *atomic.Int64) {
-	revokes, refreshes = &atomic.Int64{}, &atomic.Int64{}
+// counters are what setup's Latchkey and API saw.
+type counters struct {
+	revokes, refreshes *atomic.Int64
+	// boundCalls counts API calls with a DPoP-bound token; dpopTokens the
+	// token responses that said token_type DPoP.
+	boundCalls, dpopTokens *atomic.Int64
+}
+
+// sniffer copies what a handler writes, to read the token responses.
+type sniffer struct {
+	http.ResponseWriter
+	body []byte
+}
+
+func (s *sniffer) Write(b []byte) (int, error) {
+	s.body = append(s.body, b...)
+	return s.ResponseWriter.Write(b)
+}
+
+func setup(t *testing.T) (lk *lktest.Server, bffURL string, c counters) {
+	c = counters{&atomic.Int64{}, &atomic.Int64{}, &atomic.Int64{}, &atomic.Int64{}}
+	revokes, refreshes, boundCalls := c.revokes, c.refreshes, c.boundCalls
 	lk = lktest.Start(t, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
@@ -33,17 +54,34 @@ func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes *
 			case r.URL.Path == "/oauth2/token" && r.ParseForm() == nil && r.PostForm.Get("grant_type") == "refresh_token":
 				refreshes.Add(1)
 			}
-			next.ServeHTTP(w, r)
+			if r.URL.Path != "/oauth2/token" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			sn := &sniffer{ResponseWriter: w}
+			next.ServeHTTP(sn, r)
+			var answer struct {
+				TokenType string `json:"token_type"`
+			}
+			if json.Unmarshal(sn.body, &answer) == nil && answer.TokenType == "DPoP" {
+				c.dpopTokens.Add(1)
+			}
 		})
 	}, func(c *config.Config) { c.AccessTokenTTL = 2 * time.Second })
-	v, err := resourceserver.New(resourceserver.Config{Issuer: lk.Issuer, Audience: "https://api.example.com"})
+	// The API accepts DPoP (its ExternalURL is known once it listens).
+	api := httptest.NewUnstartedServer(nil)
+	v, err := resourceserver.New(resourceserver.Config{Issuer: lk.Issuer, Audience: "https://api.example.com", ExternalURL: "http://" + api.Listener.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httptest.NewServer(v.Middleware("invoices:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api.Config.Handler = v.Middleware("invoices:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resourceserver.FromContext(r.Context())
+		if c.JKT != "" {
+			boundCalls.Add(1)
+		}
 		_, _ = w.Write([]byte(`{"caller":"` + c.Subject + `","invoices":["INV-1"]}`))
-	})))
+	}))
+	api.Start()
 	t.Cleanup(api.Close)
 
 	front := httptest.NewUnstartedServer(nil)
@@ -66,12 +104,26 @@ func setup(t *testing.T) (lk *lktest.Server, bffURL string, revokes, refreshes *
 		Name: "Nina Simone", Email: "nina@example.com", EmailVerified: true}); err != nil {
 		t.Fatal(err)
 	}
-	return lk, bffURL, revokes, refreshes
+	return lk, bffURL, c
+}
+
+// serverDPoP reports whether Latchkey advertises DPoP (RFC 9449 §5.1).
+func serverDPoP(t *testing.T, issuer string) bool {
+	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Algs []string `json:"dpop_signing_alg_values_supported"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return len(m.Algs) > 0
 }
 
 // State-changing calls without the CSRF header are refused, signed in or not.
 func TestCSRFHeaderRequired(t *testing.T) {
-	_, bffURL, _, _ := setup(t)
+	_, bffURL, _ := setup(t)
 	for _, path := range []string{"/auth/logout", "/api/invoices"} {
 		resp, err := http.Post(bffURL+path, "application/json", strings.NewReader("{}"))
 		if err != nil {
@@ -95,7 +147,8 @@ func TestCSRFHeaderRequired(t *testing.T) {
 // so that the next "Sign in" asks for the password again.
 func TestBrowserThroughBFF(t *testing.T) {
 	browser := lktest.Browser(t, 60*time.Second)
-	lk, bffURL, revokes, refreshes := setup(t)
+	lk, bffURL, c := setup(t)
+	revokes, refreshes, boundCalls := c.revokes, c.refreshes, c.boundCalls
 
 	err := chromedp.Do(browser,
 		chromedp.Navigate(bffURL+"/"),
@@ -149,6 +202,16 @@ func TestBrowserThroughBFF(t *testing.T) {
 	}
 	if refreshes.Load() < 2 {
 		t.Fatalf("the BFF refreshed %d times for two calls with expiring tokens", refreshes.Load())
+	}
+	// With DPoP on the server, the BFF's tokens are bound to its key
+	// (token_type DPoP, cnf.jkt) and every call went with a proof.
+	if serverDPoP(t, lk.Issuer) {
+		if boundCalls.Load() < 2 || c.dpopTokens.Load() < 1+refreshes.Load() {
+			t.Fatalf("%d of the API calls carried a DPoP-bound token; %d token responses (1 exchange, %d refreshes) said token_type DPoP",
+				boundCalls.Load(), c.dpopTokens.Load(), refreshes.Load())
+		}
+	} else {
+		t.Log("Latchkey has no DPoP yet (no dpop_signing_alg_values_supported): the BFF fell back to bearer tokens; DPoP binding not checked here")
 	}
 	// A reload keeps the session: it lives in the BFF, not in the page.
 	if err := chromedp.Do(browser, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#call`))); err != nil {

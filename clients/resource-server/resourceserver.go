@@ -6,6 +6,12 @@
 // (RFC 7662) with a short cache and a bounded rate of calls. Failures answer as RFC 6750 says: 401 with
 // WWW-Authenticate: Bearer error="invalid_token" for a missing, malformed,
 // expired or revoked token, 403 insufficient_scope for a missing scope.
+//
+// With Config.ExternalURL set it also accepts DPoP-bound tokens (RFC 9449
+// §7): Authorization: DPoP with a proof of possession of the key named by
+// the token's cnf.jkt (dpop.go); such a token sent as a bearer token is
+// refused, and failures answer WWW-Authenticate: DPoP
+// error="invalid_dpop_proof".
 package resourceserver
 
 import (
@@ -18,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +79,31 @@ type Config struct {
 	IntrospectionRate  rate.Limit
 	IntrospectionBurst int
 
+	// DPoP (RFC 9449). ExternalURL is this API's own URL as its clients
+	// call it (scheme, host and any path prefix): a proof's htu must be
+	// ExternalURL + the request path. It is configured, not taken from the
+	// request, because the Host header is the sender's to choose. Without
+	// it, tokens sent with the DPoP scheme are refused.
+	ExternalURL string
+	// DPoPAlgorithms are the proof algorithms accepted (default ES256,
+	// ES384, ES512, RS256, PS256, EdDSA); only asymmetric ones may be given.
+	DPoPAlgorithms []jose.SignatureAlgorithm
+	// DPoPProofLifetime: a proof is accepted while its iat is at most this
+	// old (default 1m) and at most Leeway ahead; its jti is remembered as long.
+	DPoPProofLifetime time.Duration
+	// MaxDPoPProofs bounds the replay cache (default 100000 live proofs).
+	// Past it new proofs are refused with 503 rather than forgetting one
+	// that could then be replayed. The cache is per process: see README.
+	MaxDPoPProofs int
+	// DPoPNonce makes every proof carry a nonce this API issued (§9):
+	// without it the answer is 401 error="use_dpop_nonce" with a DPoP-Nonce
+	// header. Nonces rotate every DPoPNonceLifetime (default 5m; the
+	// previous one is still accepted) and are HMACs under DPoPNonceKey
+	// (random when empty): give every instance of the API the same key.
+	DPoPNonce         bool
+	DPoPNonceLifetime time.Duration
+	DPoPNonceKey      []byte
+
 	HTTPClient *http.Client
 	Now        func() time.Time
 }
@@ -84,6 +116,9 @@ type Claims struct {
 	Audience []string
 	Expiry   time.Time
 	ID       string
+	// JKT is the token's cnf.jkt (RFC 9449 §6): the thumbprint of the key
+	// it is bound to; empty for a bearer token.
+	JKT string
 }
 
 // HasScope reports whether the token carries scope.
@@ -116,6 +151,8 @@ type Verifier struct {
 	// Active answers and refusals are kept apart, so a flood of random
 	// strings can only evict refusals, never the valid tokens' entries.
 	active, inactive map[[32]byte]cached
+
+	replay *replayCache
 }
 
 // maxCached bounds each introspection cache.
@@ -161,6 +198,9 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.IntrospectionURL != "" && (cfg.ClientID == "" || cfg.ClientSecret == "") {
 		return nil, errors.New("resourceserver: introspection needs ClientID and ClientSecret")
 	}
+	if err := checkDPoPConfig(&cfg); err != nil {
+		return nil, err
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -168,7 +208,8 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.Now = time.Now
 	}
 	return &Verifier{cfg: cfg, limiter: rate.NewLimiter(cfg.IntrospectionRate, cfg.IntrospectionBurst),
-		active: map[[32]byte]cached{}, inactive: map[[32]byte]cached{}}, nil
+		active: map[[32]byte]cached{}, inactive: map[[32]byte]cached{},
+		replay: &replayCache{seen: map[[32]byte]time.Time{}, max: cfg.MaxDPoPProofs}}, nil
 }
 
 // Verify checks a token and returns its claims, or an error wrapping
@@ -182,8 +223,21 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 
 type accessClaims struct {
 	jwt.Claims
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
+	ClientID string        `json:"client_id"`
+	Scope    string        `json:"scope"`
+	Cnf      *confirmation `json:"cnf"`
+}
+
+// confirmation is RFC 7800's cnf claim, with RFC 9449's jkt member.
+type confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+func (c *confirmation) jkt() string {
+	if c == nil {
+		return ""
+	}
+	return c.JKT
 }
 
 func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error) {
@@ -218,7 +272,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error)
 			return nil, fmt.Errorf("%w: lifetime %s exceeds %s", ErrInvalidToken, life, v.cfg.MaxTokenLifetime)
 		}
 	}
-	return &Claims{Subject: c.Subject, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Audience, Expiry: c.Expiry.Time(), ID: c.ID}, nil
+	return &Claims{Subject: c.Subject, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Audience, Expiry: c.Expiry.Time(), ID: c.ID, JKT: c.Cnf.jkt()}, nil
 }
 
 // key finds a published key, fetching the JWKS on first use and again, at
@@ -412,21 +466,26 @@ func (v *Verifier) callIntrospection(ctx context.Context, token string) (*Claims
 		return nil, fmt.Errorf("introspect: %s", resp.Status)
 	}
 	var in struct {
-		Active   bool     `json:"active"`
-		Sub      string   `json:"sub"`
-		ClientID string   `json:"client_id"`
-		Scope    string   `json:"scope"`
-		Aud      []string `json:"aud"`
-		Exp      int64    `json:"exp"`
-		Jti      string   `json:"jti"`
-		Iss      string   `json:"iss"`
-		Type     string   `json:"token_type"`
+		Active   bool          `json:"active"`
+		Sub      string        `json:"sub"`
+		ClientID string        `json:"client_id"`
+		Scope    string        `json:"scope"`
+		Aud      []string      `json:"aud"`
+		Exp      int64         `json:"exp"`
+		Jti      string        `json:"jti"`
+		Iss      string        `json:"iss"`
+		Type     string        `json:"token_type"`
+		Cnf      *confirmation `json:"cnf"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&in); err != nil {
 		return nil, fmt.Errorf("introspect: %w", err)
 	}
-	if in.Active && in.Iss == v.cfg.Issuer && strings.EqualFold(in.Type, "Bearer") && slices.Contains(in.Aud, v.cfg.Audience) {
-		return &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, Expiry: time.Unix(in.Exp, 0), ID: in.Jti}, nil
+	// A DPoP-bound token introspects as token_type DPoP with cnf.jkt
+	// (RFC 9449 §6.2); token_type DPoP without cnf is refused, since there
+	// is no key to hold the proof against.
+	bearer, dpop := strings.EqualFold(in.Type, "Bearer"), strings.EqualFold(in.Type, "DPoP") && in.Cnf.jkt() != ""
+	if in.Active && in.Iss == v.cfg.Issuer && (bearer || dpop) && slices.Contains(in.Aud, v.cfg.Audience) {
+		return &Claims{Subject: in.Sub, ClientID: in.ClientID, Scopes: strings.Fields(in.Scope), Audience: in.Aud, Expiry: time.Unix(in.Exp, 0), ID: in.Jti, JKT: in.Cnf.jkt()}, nil
 	}
 	return nil, nil
 }
@@ -439,31 +498,31 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 	return c, ok
 }
 
-// Middleware requires a valid bearer token carrying every scope in scopes.
+// Middleware requires a valid access token carrying every scope in scopes:
+// a bearer token (RFC 6750), or, when ExternalURL is set, a DPoP-bound token
+// with its proof (RFC 9449 §7). A DPoP-bound token sent as a bearer token is
+// refused (§7.2): whoever copied it has no key to prove possession with.
 func (v *Verifier) Middleware(scopes ...string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || token == "" {
+			scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			var claims *Claims
+			switch {
+			case strings.EqualFold(scheme, "Bearer") && token != "":
+				claims = v.bearer(w, r, token)
+			case strings.EqualFold(scheme, "DPoP") && token != "" && v.dpopEnabled():
+				claims = v.dpop(w, r, token)
+			default:
 				// RFC 6750 §3.1: no error code when no token was sent.
-				challenge(w, http.StatusUnauthorized, `Bearer realm="api"`)
+				v.challenge(w, http.StatusUnauthorized, "Bearer", `realm="api"`)
 				return
 			}
-			claims, err := v.Verify(r.Context(), token)
-			if err != nil {
-				if !errors.Is(err, ErrInvalidToken) {
-					// The issuer could not be reached, or too many unknown
-					// tokens are being checked: not the client's fault.
-					w.Header().Set("Retry-After", "1")
-					challenge(w, http.StatusServiceUnavailable, "")
-					return
-				}
-				challenge(w, http.StatusUnauthorized, `Bearer realm="api", error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
-				return
+			if claims == nil {
+				return // answered
 			}
 			for _, s := range scopes {
 				if !claims.HasScope(s) {
-					challenge(w, http.StatusForbidden, fmt.Sprintf(`Bearer realm="api", error="insufficient_scope", scope=%q`, strings.Join(scopes, " ")))
+					v.challenge(w, http.StatusForbidden, schemeOf(claims), fmt.Sprintf(`realm="api", error="insufficient_scope", scope=%q`, strings.Join(scopes, " ")))
 					return
 				}
 			}
@@ -472,10 +531,112 @@ func (v *Verifier) Middleware(scopes ...string) func(http.Handler) http.Handler 
 	}
 }
 
-func challenge(w http.ResponseWriter, status int, header string) {
-	if header != "" {
-		w.Header().Set("WWW-Authenticate", header)
+func schemeOf(c *Claims) string {
+	if c.JKT != "" {
+		return "DPoP"
 	}
+	return "Bearer"
+}
+
+const invalidTokenChallenge = `realm="api", error="invalid_token", error_description="the access token is invalid, expired or revoked"`
+
+// bearer checks a token sent with the Bearer scheme, or answers and
+// returns nil.
+func (v *Verifier) bearer(w http.ResponseWriter, r *http.Request, token string) *Claims {
+	claims, err := v.Verify(r.Context(), token)
+	if err != nil {
+		v.refuseToken(w, "Bearer", err)
+		return nil
+	}
+	if claims.JKT != "" {
+		v.challenge(w, http.StatusUnauthorized, "Bearer", `realm="api", error="invalid_token", error_description="a DPoP-bound token needs the DPoP scheme and a proof"`)
+		return nil
+	}
+	return claims
+}
+
+// dpop checks a token sent with the DPoP scheme and its proof (RFC 9449
+// §4.3, §7.1), or answers and returns nil. The proof is checked first: it
+// costs no call to the issuer, so requests without a key cannot make any.
+func (v *Verifier) dpop(w http.ResponseWriter, r *http.Request, token string) *Claims {
+	jkt, proof, err := v.verifyProof(r, token)
+	if errors.Is(err, errUseNonce) {
+		w.Header().Set("DPoP-Nonce", v.Nonce())
+		v.challenge(w, http.StatusUnauthorized, "DPoP", `error="use_dpop_nonce", error_description="send the nonce given in DPoP-Nonce"`)
+		return nil
+	}
+	if err != nil {
+		v.refuseProof(w, err)
+		return nil
+	}
+	claims, err := v.Verify(r.Context(), token)
+	if err != nil {
+		v.refuseToken(w, "DPoP", err)
+		return nil
+	}
+	if claims.JKT == "" {
+		v.challenge(w, http.StatusUnauthorized, "DPoP", `error="invalid_token", error_description="the access token is not DPoP-bound"`)
+		return nil
+	}
+	if claims.JKT != jkt {
+		v.refuseProof(w, fmt.Errorf("%w: the proof's key is not the one the token is bound to", ErrInvalidProof))
+		return nil
+	}
+	// Recorded last, once the proof is known to come from the token's
+	// holder: nobody else can fill the cache.
+	if err := v.recordProof(jkt, proof); err != nil {
+		if errors.Is(err, ErrReplayCacheFull) {
+			w.Header().Set("Retry-After", "1")
+			v.challenge(w, http.StatusServiceUnavailable, "", "")
+			return nil
+		}
+		v.refuseProof(w, err)
+		return nil
+	}
+	if v.cfg.DPoPNonce {
+		// §8.2: a fresh nonce on success lets the client keep up with rotation.
+		w.Header().Set("DPoP-Nonce", v.Nonce())
+	}
+	return claims
+}
+
+func (v *Verifier) refuseProof(w http.ResponseWriter, err error) {
+	desc := strings.ReplaceAll(strings.TrimPrefix(err.Error(), ErrInvalidProof.Error()+": "), `"`, "'")
+	v.challenge(w, http.StatusUnauthorized, "DPoP", fmt.Sprintf(`error="invalid_dpop_proof", error_description=%q`, desc))
+}
+
+func (v *Verifier) refuseToken(w http.ResponseWriter, scheme string, err error) {
+	if !errors.Is(err, ErrInvalidToken) {
+		// The issuer could not be reached, or too many unknown
+		// tokens are being checked: not the client's fault.
+		w.Header().Set("Retry-After", "1")
+		v.challenge(w, http.StatusServiceUnavailable, "", "")
+		return
+	}
+	v.challenge(w, http.StatusUnauthorized, scheme, invalidTokenChallenge)
+}
+
+// challenge answers status with a WWW-Authenticate challenge of scheme
+// first and, when this API accepts DPoP, the other scheme's plain
+// challenge after it (RFC 9449 §7.1: several challenges, algs listed).
+func (v *Verifier) challenge(w http.ResponseWriter, status int, scheme, params string) {
+	if scheme != "" {
+		dpopChallenge := "DPoP algs=" + strconv.Quote(v.algsParam())
+		switch scheme {
+		case "Bearer":
+			w.Header().Add("WWW-Authenticate", "Bearer "+params)
+			if v.dpopEnabled() {
+				w.Header().Add("WWW-Authenticate", dpopChallenge)
+			}
+		case "DPoP":
+			w.Header().Add("WWW-Authenticate", dpopChallenge+", "+params)
+			w.Header().Add("WWW-Authenticate", `Bearer realm="api"`)
+		}
+	}
+	writeError(w, status)
+}
+
+func writeError(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintf(w, "{\"error\":%q}\n", http.StatusText(status))

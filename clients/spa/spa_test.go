@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ type spa struct {
 	lk       *lktest.Server
 	origin   string
 	clientID string
+	// boundCalls counts API calls made with a DPoP-bound token.
+	boundCalls *atomic.Int64
 }
 
 func startSPA(t *testing.T) *spa {
@@ -65,20 +68,33 @@ func startSPA(t *testing.T) *spa {
 	appOrigin := origin(app)
 	lk := lktest.Start(t, nil, func(c *config.Config) { c.CORSOrigins = appOrigin })
 
-	v, _ := resourceserver.New(resourceserver.Config{Issuer: lk.Issuer, Audience: "https://api.example.com"})
+	// The API takes bearer and DPoP-bound tokens, and demands its own
+	// nonce in proofs, so that the SPA's use_dpop_nonce retry runs.
+	api := httptest.NewUnstartedServer(nil)
+	v, err := resourceserver.New(resourceserver.Config{Issuer: lk.Issuer, Audience: "https://api.example.com",
+		ExternalURL: "http://" + api.Listener.Addr().String(), DPoPNonce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boundCalls := &atomic.Int64{}
 	protected := v.Middleware("invoices:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resourceserver.FromContext(r.Context())
+		if c.JKT != "" {
+			boundCalls.Add(1)
+		}
 		_, _ = w.Write([]byte(`{"caller":"` + c.Subject + `","invoices":["INV-1"]}`))
 	}))
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", appOrigin)
-		w.Header().Set("Access-Control-Allow-Headers", "Authorization")
+		w.Header().Set("Access-Control-Allow-Headers", "Authorization, DPoP")
+		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		protected.ServeHTTP(w, r)
-	}))
+	})
+	api.Start()
 	t.Cleanup(api.Close)
 
 	// Not trusted, as the README registers it: a public client in a browser
@@ -92,8 +108,8 @@ func startSPA(t *testing.T) *spa {
 		Name: "Pia Ramos", Email: "pia@example.com", EmailVerified: true}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := json.Marshal(map[string]string{"issuer": lk.Issuer, "client_id": client["client_id"].(string),
-		"redirect_uri": appOrigin + "/", "scope": scope, "api": api.URL + "/invoices"})
+	cfg, _ := json.Marshal(map[string]any{"issuer": lk.Issuer, "client_id": client["client_id"].(string),
+		"redirect_uri": appOrigin + "/", "scope": scope, "api": api.URL + "/invoices", "expose_tokens_for_tests": true})
 	csp := contentSecurityPolicy(lk.Issuer, api.URL)
 	files := http.FileServer(http.Dir("dist"))
 	app.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +123,7 @@ func startSPA(t *testing.T) *spa {
 	})
 	app.Start()
 	t.Cleanup(app.Close)
-	return &spa{browser: browser, lk: lk, origin: appOrigin, clientID: client["client_id"].(string)}
+	return &spa{browser: browser, lk: lk, origin: appOrigin, clientID: client["client_id"].(string), boundCalls: boundCalls}
 }
 
 func (s *spa) waitText(t *testing.T, id, want string) string {

@@ -1,5 +1,5 @@
 // Command example is a resource server protected by Latchkey: GET /invoices
-// needs a token with scope invoices:read, verified locally against the
+// needs a token with scope invoices:read (bearer or DPoP-bound), verified locally against the
 // JWKS (or by introspection when INTROSPECTION_CLIENT_ID is set).
 package main
 
@@ -21,9 +21,15 @@ func main() {
 	audience := flag.String("audience", "https://api.example.com", "this API's audience")
 	corsOrigin := flag.String("cors-origin", "", "a browser app's origin allowed to call this API (the SPA example)")
 	maxLifetime := flag.Duration("max-token-lifetime", 15*time.Minute, "Latchkey's LATCHKEY_ACCESS_TOKEN_TTL: longer-lived JWTs are refused")
+	externalURL := flag.String("external-url", "", "this API's URL as clients call it (default http://ADDR): DPoP proofs' htu must match it")
+	dpopNonce := flag.Bool("dpop-nonce", false, "demand a server nonce in DPoP proofs (RFC 9449 §9)")
 	flag.Parse()
 
-	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience, MaxTokenLifetime: *maxLifetime}
+	if *externalURL == "" {
+		*externalURL = "http://" + *addr
+	}
+	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience, MaxTokenLifetime: *maxLifetime,
+		ExternalURL: *externalURL, DPoPNonce: *dpopNonce}
 	if id := os.Getenv("INTROSPECTION_CLIENT_ID"); id != "" {
 		cfg.IntrospectionURL = strings.TrimSuffix(*issuer, "/") + "/oauth2/introspect"
 		cfg.ClientID, cfg.ClientSecret = id, os.Getenv("INTROSPECTION_CLIENT_SECRET")
@@ -42,7 +48,9 @@ func main() {
 	if *corsOrigin != "" {
 		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Access-Control-Allow-Origin", *corsOrigin)
-			w.Header().Set("Access-Control-Allow-Headers", "Authorization")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, DPoP")
+			// A browser client reads these to answer a DPoP challenge.
+			w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, DPoP-Nonce")
 			if r.Method == http.MethodOptions {
 				w.WriteHeader(http.StatusNoContent)
 				return
