@@ -44,6 +44,9 @@ func TestDatabaseOutage(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
+	// warm is closed once the load has had answers, so the outage begins
+	// under load without waiting on a timer.
+	warm, warmOnce := make(chan struct{}), sync.Once{}
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -60,6 +63,9 @@ func TestDatabaseOutage(t *testing.T) {
 				resp.Body.Close()
 				mu.Lock()
 				statuses[resp.StatusCode]++
+				if statuses[http.StatusOK] >= 20 {
+					warmOnce.Do(func() { close(warm) })
+				}
 				mu.Unlock()
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -73,7 +79,11 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		t.Logf("answers under load through the outage: %v", statuses)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-warm:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the load got no answers before the outage")
+	}
 
 	pg("stop")
 	t.Cleanup(func() {
