@@ -43,12 +43,12 @@ type SessionStore interface {
 	EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error
 }
 
-// Store is everything the pages need: the Handler's sessions, the user and
-// client they show, and what its Authenticator and Throttle need.
+// Store is everything the pages need: the Handler's sessions, the user
+// they show, and what its Authenticator and Throttle need. Clients are the
+// OAuth side's business (the end-session endpoint checks logout addresses).
 type Store interface {
 	AttemptStore
 	UserStore
 	SessionStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
-	FindClient(ctx context.Context, id string) (*store.Client, error)
 }
