@@ -10,6 +10,7 @@ import (
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // readPassword takes the first line of stdin. Passwords never come from
@@ -117,16 +118,20 @@ func (e *env) userCreateCommand(settings config.Group) *cobra.Command {
 			})
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&p.Email, "email", "", "email address (the email claim)")
+	profileFlags(cmd.Flags(), &p)
+	return cmd
+}
+
+// profileFlags binds the profile's flags, the same for create and update.
+func profileFlags(f *pflag.FlagSet, p *admin.Profile) {
+	f.StringVar(&p.Email, "email", "", "email address (the email claim; a changed address is unverified unless --email-verified is given)")
 	f.BoolVar(&p.EmailVerified, "email-verified", false, "the email address has been verified")
 	f.StringVar(&p.Name, "name", "", "full name")
 	f.StringVar(&p.GivenName, "given-name", "", "given (first) name")
 	f.StringVar(&p.FamilyName, "family-name", "", "family (last) name")
 	f.StringVar(&p.Picture, "picture", "", "URL of a profile picture (https)")
 	f.StringVar(&p.Locale, "locale", "", "BCP 47 language tag, e.g. en-US")
-	f.StringArrayVar(&p.Groups, "group", nil, "a group the user belongs to (repeat for several)")
-	return cmd
+	f.StringArrayVar(&p.Groups, "group", nil, "a group the user belongs to (repeat for several; on update, replaces the list)")
 }
 
 // userUpdateCommand is `user update`: PATCH /admin/users/{id} from the
@@ -180,14 +185,7 @@ func (e *env) userUpdateCommand(settings config.Group) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&username, "username", "", "a new username")
-	f.StringVar(&p.Email, "email", "", "email address (a changed address is unverified unless --email-verified is given)")
-	f.BoolVar(&p.EmailVerified, "email-verified", false, "the email address has been verified (--email-verified=false to unset)")
-	f.StringVar(&p.Name, "name", "", "full name")
-	f.StringVar(&p.GivenName, "given-name", "", "given (first) name")
-	f.StringVar(&p.FamilyName, "family-name", "", "family (last) name")
-	f.StringVar(&p.Picture, "picture", "", "URL of a profile picture (https)")
-	f.StringVar(&p.Locale, "locale", "", "BCP 47 language tag, e.g. en-US")
-	f.StringArrayVar(&p.Groups, "group", nil, "a group the user belongs to (repeat for several; replaces the list)")
+	profileFlags(f, &p)
 	f.BoolVar(&noGroups, "no-groups", false, "remove the user from every group")
 	return cmd
 }
