@@ -241,9 +241,6 @@ func (s *Store) RevokeLiveGrant(ctx context.Context, requestID string, until tim
 		if codes.Error != nil {
 			return fmt.Errorf("revoke codes: %w", translate(codes.Error))
 		}
-		if err := s.revokeDeviceCodes(ctx, "request_id = ?", requestID); err != nil {
-			return err
-		}
 		changed = refresh.RowsAffected+access.RowsAffected+codes.RowsAffected > 0
 		return s.denyGrantJWTsLocked(ctx, requestID, until)
 	})

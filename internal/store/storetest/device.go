@@ -167,7 +167,6 @@ func testDeviceCodeRevoked(t *testing.T, st *store.Store) {
 	for i, end := range []func(ls *store.LoginSession) error{
 		func(ls *store.LoginSession) error { return st.EndLoginSession(ctx, ls.ID, exp) },
 		func(*store.LoginSession) error { return st.RevokeSubject(ctx, "dev-ru", exp) },
-		func(*store.LoginSession) error { return st.RevokeGrant(ctx, fmt.Sprintf("grant-rev-%d", 2), exp) },
 	} {
 		sig := fmt.Sprintf("rev-%d", i)
 		ls := sessionWith(t, st, "rev-cookie-"+sig, "dev-ru")
