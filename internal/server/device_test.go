@@ -394,3 +394,38 @@ func anySlice(v any) []any {
 	a, _ := v.([]any)
 	return a
 }
+
+// DPoP (RFC 9449) binds what the device grant issues as for any grant: the
+// access token (cnf.jkt, token_type DPoP) and a public client's refresh
+// token, which then refreshes only with a proof by that key. In both
+// access token formats (an opaque token is a row the redemption writes).
+func TestDeviceFlowDPoP(t *testing.T) {
+	formats(t, func(t *testing.T, b storetest.Backend, format string) {
+		h := newHarness(t, b, withFormat(format))
+		h.user("zed", "zed-password-1")
+		tv := h.deviceClient(true, "openid offline_access")
+		rs := h.serviceClient("introspect")
+		key, _ := dpopKey(t)
+		m := h.startDevice(tv, "openid offline_access")
+		h.browser(h.public.URL+"/nowhere").approve(m["user_code"].(string), "zed", "zed-password-1", "allow")
+		h.clock.advance(6 * time.Second)
+		poll := url.Values{"grant_type": {oauth.GrantTypeDeviceCode}, "device_code": {m["device_code"].(string)}}
+		resp, tok := h.tokenWithProofs(tv, poll, h.proof(key, "POST", "/oauth2/token", "", ""))
+		if resp.StatusCode != http.StatusOK || tok["token_type"] != "DPoP" {
+			t.Fatalf("device token with a proof: %d %v", resp.StatusCode, tok)
+		}
+		in := h.introspect(rs, tok["access_token"].(string))
+		if cnf, _ := in["cnf"].(map[string]any); in["active"] != true || in["token_type"] != "DPoP" || cnf["jkt"] != key.Thumbprint() {
+			t.Fatalf("introspection: %v", in)
+		}
+		refresh := func() url.Values {
+			return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}
+		}
+		if resp, body := h.tokenWithProofs(tv, refresh()); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("refresh without a proof: %d %v", resp.StatusCode, body)
+		}
+		if resp, body := h.tokenWithProofs(tv, refresh(), h.proof(key, "POST", "/oauth2/token", "", "")); resp.StatusCode != http.StatusOK || body["token_type"] != "DPoP" {
+			t.Fatalf("refresh with the key's proof: %d %v", resp.StatusCode, body)
+		}
+	})
+}
