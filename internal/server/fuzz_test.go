@@ -10,8 +10,8 @@ import (
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
-// Token, introspection, revocation and pushed authorization requests of
-// any shape get an answer below 500, and the token endpoint never issues a
+// Token, introspection, revocation, pushed and device authorization
+// requests and device page forms of any shape get an answer below 500, and the token endpoint never issues a
 // token to fuzzed credentials. Each input runs in process against a real
 // SQLite store.
 func FuzzEndpoints(f *testing.F) {
@@ -23,6 +23,9 @@ func FuzzEndpoints(f *testing.F) {
 		{"/oauth2/introspect", "Basic Og==", "token=eyJhbGciOiJub25lIn0.e30.&token_type_hint=access_token"},
 		{"/oauth2/revoke", "Basic YTpi", "token=x&token=y"},
 		{"/oauth2/par", "", "client_id=x&response_type=code&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_challenge=x&code_challenge_method=S256"},
+		{"/oauth2/device_authorization", "Basic Y2xpZW50OnNlY3JldA==", "scope=read&resource=https%3A%2F%2Fapi.example"},
+		{"/oauth2/token", "", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=abc&client_id=x"},
+		{"/device", "", "csrf_token=x&user_code=BBBB-BBBB"},
 	} {
 		f.Add(seed.path, seed.auth, []byte(seed.body))
 	}
@@ -32,7 +35,7 @@ func FuzzEndpoints(f *testing.F) {
 	handler := h.public.Config.Handler
 	f.Fuzz(func(t *testing.T, path, auth string, body []byte) {
 		switch path {
-		case "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/par":
+		case "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/par", "/oauth2/device_authorization", "/device":
 		default:
 			path = "/oauth2/token"
 		}
