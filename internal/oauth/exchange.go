@@ -159,7 +159,9 @@ func (g *tokenExchangeGrant) HandleTokenEndpointRequest(ctx context.Context, r f
 
 	sess := grantsession.New(subjectSess.GetSubject())
 	sess.Username = subjectSess.Username
-	sess.GrantedAt = subjectSess.GrantedAt
+	// When the grant began, for revoked_subjects (a JWT subject token's
+	// iat stands in: its session is rebuilt from the claims).
+	sess.GrantedAt = grantStart(subject)
 	sess.Act = &grantsession.Actor{Sub: actor, Act: subjectSess.Act}
 	// Never longer than the subject token: a revocation of it by jti (or
 	// its expiry) must not leave a longer-lived copy behind.
