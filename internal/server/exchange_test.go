@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/store/storetest"
@@ -367,4 +369,58 @@ func mustRequest(t *testing.T, method, u string) *http.Request {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// The admin package names the grant type without importing the OAuth
+// layer; the two must agree.
+func TestTokenExchangeGrantTypeAgrees(t *testing.T) {
+	if admin.GrantTypeTokenExchange != oauth.GrantTypeTokenExchange {
+		t.Fatalf("admin %q, oauth %q", admin.GrantTypeTokenExchange, oauth.GrantTypeTokenExchange)
+	}
+}
+
+// Parallel exchanges of one subject token racing the revocation of its
+// grant (real requests; on PostgreSQL, real concurrency): every exchange
+// either fails with an RFC error or yields a token that is inactive once
+// the revocation has returned.
+func TestTokenExchangeRacesRevocation(t *testing.T) {
+	formats(t, func(t *testing.T, b storetest.Backend, format string) {
+		h := newHarness(t, b, withFormat(format))
+		s := newExchangeSetup(h)
+		sub := s.subject()
+		const n = 12
+		tokens := make([]string, n)
+		codes := parallel(t, n+1, func(i int) (*http.Response, error) {
+			if i == n {
+				v := url.Values{"token": {sub["refresh_token"].(string)}}
+				req, _ := http.NewRequest(http.MethodPost, h.public.URL+"/oauth2/revoke", strings.NewReader(v.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(s.app.id, s.app.secret)
+				return http.DefaultClient.Do(req)
+			}
+			req, _ := http.NewRequest(http.MethodPost, h.public.URL+"/oauth2/token", strings.NewReader(exchangeForm(sub["access_token"].(string)).Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(s.gateway.id, s.gateway.secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil && resp.StatusCode == http.StatusOK {
+				var m map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&m)
+				tokens[i], _ = m["access_token"].(string)
+			}
+			return resp, err
+		})
+		for i, c := range codes {
+			if c != http.StatusOK && c != http.StatusBadRequest {
+				t.Errorf("request %d: status %d", i, c)
+			}
+		}
+		for i, tok := range tokens {
+			if tok == "" {
+				continue
+			}
+			if in := h.introspect(s.rs, tok); in["active"] != false {
+				t.Errorf("exchanged token %d outlived the revocation of its grant: %v", i, in)
+			}
+		}
+	})
 }
