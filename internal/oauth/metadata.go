@@ -90,7 +90,7 @@ func (p *Provider) Metadata() Metadata {
 		JWKSURI:                                   p.cfg.IssuerURL(PathJWKS),
 		ResponseTypesSupported:                    []string{"code"},
 		ResponseModesSupported:                    []string{"query"},
-		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token"},
+		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeTokenExchange},
 		TokenEndpointAuthMethodsSupported:         append(confidential, "none"),
 		TokenEndpointAuthSigningAlgs:              assertionAlgs,
 		RevocationEndpointAuthMethodsSupported:    append(confidential, "none"),

@@ -165,6 +165,16 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		RefreshTokenStrategy: strategy,
 		Config:               fc,
 	}}
+	exchange := &tokenExchangeGrant{
+		strategy: strategy,
+		// fosite's introspection reads the handlers from fc when called,
+		// so the ones appended below are the ones it runs.
+		introspect: &fosite.Fosite{Config: fc},
+		store:      db,
+		config:     fc,
+		stateless:  stateless,
+		now:        now,
+	}
 	fc.AuthorizeEndpointHandlers.Append(code)
 	fc.AuthorizeEndpointHandlers.Append(pkceHandler)
 	tokenHandlers := []fosite.TokenEndpointHandler{
@@ -173,6 +183,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		pkceCheck,
 		refresh,
 		password,
+		exchange,
 	}
 	for _, h := range tokenHandlers {
 		fc.TokenEndpointHandlers.Append(h)
