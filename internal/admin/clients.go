@@ -33,9 +33,13 @@ const (
 // 8628 §3.4), for public and confidential clients alike.
 const GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 
+// GrantTypeTokenExchange is RFC 8693's grant type (the same as
+// oauth.GrantTypeTokenExchange; admin does not import the OAuth layer).
+const GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
 var (
 	knownAuthMethods = []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthNone}
-	knownGrantTypes  = []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeDeviceCode}
+	knownGrantTypes  = []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeTokenExchange, GrantTypeDeviceCode}
 	// RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
 	scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
 	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
@@ -192,7 +196,11 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		if !slices.Contains(knownGrantTypes, g) {
 			return nil, invalidMetadata("grant type %q is not supported; use %s", g, strings.Join(knownGrantTypes, ", "))
 		}
-		if c.Public && (g == "client_credentials" || g == "password") {
+		// Token exchange too: a public client could not be told from anyone
+		// who copied its client_id, and its callers would trade a token
+		// they hold for another with no proof of who is acting (RFC 8693
+		// §2.1 expects the acting party to authenticate).
+		if c.Public && (g == "client_credentials" || g == "password" || g == GrantTypeTokenExchange) {
 			return nil, invalidMetadata("a public client (token_endpoint_auth_method none) cannot use the %s grant", g)
 		}
 	}

@@ -39,6 +39,7 @@ func FuzzRedirectURI(f *testing.F) {
 // Connect metadata accepted holds its rules.
 func FuzzClientMetadata(f *testing.F) {
 	f.Add([]byte(`{"grant_types":["client_credentials"],"scope":"read"}`))
+	f.Add([]byte(`{"token_endpoint_auth_method":"none","grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"]}`))
 	f.Add([]byte(`{"token_endpoint_auth_method":"none","grant_types":["authorization_code"],"redirect_uris":["https://a/cb"]}`))
 	f.Add([]byte(`{"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"EC"}]}}`))
 	f.Add([]byte(`{"client_id":"\u0000","audience":[""]}`))
@@ -56,7 +57,7 @@ func FuzzClientMetadata(f *testing.F) {
 		}
 		if c.Public {
 			for _, g := range c.GrantTypes {
-				if g == "client_credentials" || g == "password" {
+				if g == "client_credentials" || g == "password" || g == GrantTypeTokenExchange {
 					t.Fatalf("public client with %s", g)
 				}
 			}

@@ -40,7 +40,11 @@ import (
 // The "-dpop" variants send a fresh DPoP proof (RFC 9449, ES256, one key
 // per worker, signed before the measurement: proofPool) with every token
 // request: the pair measures what DPoP costs the server.
-var Scenarios = []string{"healthz", "cc", "cc-dpop", "introspect", "revoke", "refresh", "refresh-dpop", "refresh-openid", "authcode", "authcode-openid", "login", "verify", "device-poll"}
+var Scenarios = []string{"healthz", "cc", "cc-dpop", "introspect", "token-exchange", "revoke", "refresh", "refresh-dpop", "refresh-openid", "authcode", "authcode-openid", "login", "verify", "device-poll"}
+
+// "token-exchange" trades one person's access token (a password grant's,
+// scope read) for a delegated one (RFC 8693), as a backend does before it
+// calls the next service.
 
 // Options configure a run.
 type Options struct {
@@ -350,6 +354,29 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 				m, err := r.post(ctx, r.http, "/oauth2/introspect", r.rs, url.Values{"token": {tok}})
 				if err == nil && m["active"] != true {
 					err = errors.New("token introspected inactive")
+				}
+				return err
+			}, nil
+		}, nil
+	case "token-exchange":
+		// Registered here rather than in NewRunner: the other scenarios
+		// still run against a server without the grant.
+		xc, err := r.register(ctx, map[string]any{"client_name": "bench-exchange",
+			"grant_types": []string{"urn:ietf:params:oauth:grant-type:token-exchange"}, "scope": "read"})
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (op, error) {
+			m, err := r.passwordLogin(ctx, "read")
+			if err != nil {
+				return nil, err
+			}
+			form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+				"subject_token": {m["access_token"].(string)}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}
+			return func(ctx context.Context) error {
+				m, err := r.post(ctx, r.http, "/oauth2/token", xc, form)
+				if err == nil && m["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" {
+					err = fmt.Errorf("issued_token_type %v", m["issued_token_type"])
 				}
 				return err
 			}, nil

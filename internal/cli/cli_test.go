@@ -224,6 +224,7 @@ func TestClientCommands(t *testing.T) {
 		}{
 			{"public client with client_credentials", "", []string{"--auth-method", "none", "--grant-type", "client_credentials"}, "invalid_client_metadata"},
 			{"public client with password", "", []string{"--auth-method", "none", "--grant-type", "password"}, "invalid_client_metadata"},
+			{"public client with token exchange", "", []string{"--auth-method", "none", "--grant-type", "urn:ietf:params:oauth:grant-type:token-exchange"}, "invalid_client_metadata"},
 			{"unknown grant type", "", []string{"--grant-type", "implicit"}, "invalid_client_metadata"},
 			{"redirect URI with a fragment", "", []string{"--grant-type", "authorization_code", "--redirect-uri", "https://app.example.com/cb#x"}, "invalid_redirect_uri"},
 			{"invalid JSON on stdin", `{"grant_types":`, []string{"--from-json", "-"}, "client metadata"},

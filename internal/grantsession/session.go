@@ -52,6 +52,12 @@ type Session struct {
 	CnfJKT     string `json:"cnf_jkt,omitempty"`
 	RefreshJKT string `json:"refresh_jkt,omitempty"`
 	CodeJKT    string `json:"code_jkt,omitempty"`
+	// Act is the acting party of a token issued by token exchange (RFC
+	// 8693 §4.1): the client that exchanged the subject token, and, nested,
+	// whoever acted in the subject token. MayAct is RFC 8693 §4.4's claim
+	// naming the only party allowed to act for the subject.
+	Act    *Actor `json:"act,omitempty"`
+	MayAct *Actor `json:"may_act,omitempty"`
 	// TokenID is the jti of the JWT access token this session was read
 	// from during introspection. It is never stored.
 	TokenID string `json:"-"`
@@ -110,5 +116,22 @@ func (s *Session) Clone() fosite.Session {
 	c.Extra = maps.Clone(s.Extra)
 	c.AMR = slices.Clone(s.AMR)
 	c.CodeScopes = slices.Clone(s.CodeScopes)
+	c.Act = s.Act.clone()
+	c.MayAct = s.MayAct.clone()
 	return &c
+}
+
+// Actor is RFC 8693's act (and may_act) claim: the acting party and, in
+// Act, the party that acted before it (§4.1: the outermost is the current
+// actor, nested ones are prior actors).
+type Actor struct {
+	Sub string `json:"sub"`
+	Act *Actor `json:"act,omitempty"`
+}
+
+func (a *Actor) clone() *Actor {
+	if a == nil {
+		return nil
+	}
+	return &Actor{Sub: a.Sub, Act: a.Act.clone()}
 }

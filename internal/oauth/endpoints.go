@@ -33,7 +33,8 @@ const (
 // knownGrantTypes bounds the grant_type metric label.
 var knownGrantTypes = map[string]bool{
 	"authorization_code": true, "client_credentials": true, "password": true, "refresh_token": true,
-	GrantTypeDeviceCode: true,
+	GrantTypeTokenExchange: true,
+	GrantTypeDeviceCode:    true,
 }
 
 // Token serves POST /oauth2/token.
@@ -222,6 +223,10 @@ type introspection struct {
 	Jti       string   `json:"jti,omitempty"`
 	// Cnf is the DPoP key the token is bound to (RFC 9449 §6.2).
 	Cnf *confirmation `json:"cnf,omitempty"`
+	// Act is the acting party of an exchanged token (RFC 8693 §4.1),
+	// answered as the JWT carries it so that a resource server sees the
+	// delegation in either format.
+	Act *grantsession.Actor `json:"act,omitempty"`
 }
 
 // Introspect serves POST /oauth2/introspect (RFC 7662). The caller must
@@ -304,6 +309,9 @@ func (p *Provider) describe(ctx context.Context, use fosite.TokenUse, token stri
 	if s, ok := sess.(*grantsession.Session); ok {
 		if s.TokenID != "" {
 			out.Jti = s.TokenID
+		}
+		if use != fosite.RefreshToken {
+			out.Act = s.Act
 		}
 		// RFC 9449 §6.2: a bound access token is of type DPoP and says
 		// its key; a bound refresh token says its key too.

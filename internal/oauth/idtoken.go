@@ -93,7 +93,9 @@ type idTokenPlan struct {
 // alone the grant itself proves the user (deleting one revokes its codes
 // and refresh tokens), and the refresh path stays one read lighter.
 func (p *Provider) planIDToken(ctx context.Context, ar fosite.AccessRequester) (*idTokenPlan, error) {
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
+	// Token exchange issues an access token only (RFC 8693 §2.2.1): the
+	// person is not present, so there is nothing an ID token could attest.
+	if ar.GetGrantTypes().ExactOne("client_credentials") || ar.GetGrantTypes().ExactOne(GrantTypeTokenExchange) {
 		return nil, nil
 	}
 	granted := ar.GetGrantedScopes()

@@ -28,6 +28,10 @@ type accessClaims struct {
 	GrantID  string `json:"gid"`
 	// Cnf binds the token to a DPoP key (RFC 9449 §6.1).
 	Cnf *confirmation `json:"cnf,omitempty"`
+	// Act says who acts for the subject in a token issued by token
+	// exchange (RFC 8693 §4.1); MayAct who may (§4.4).
+	Act    *grantsession.Actor `json:"act,omitempty"`
+	MayAct *grantsession.Actor `json:"may_act,omitempty"`
 }
 
 // confirmation is RFC 7800's cnf with RFC 9449's member.
@@ -138,6 +142,9 @@ func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester)
 	}
 	if gs, ok := r.GetSession().(*grantsession.Session); ok && gs.CnfJKT != "" {
 		claims.Cnf = &confirmation{JKT: gs.CnfJKT}
+	}
+	if gs, ok := r.GetSession().(*grantsession.Session); ok {
+		claims.Act, claims.MayAct = gs.Act, gs.MayAct
 	}
 	// Marshalled once with encoding/json and signed as is: go-jose's JWT
 	// builder would re-decode the claims into a map and encode them again,
@@ -295,6 +302,7 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 	if c.Cnf != nil {
 		sess.CnfJKT = c.Cnf.JKT
 	}
+	sess.Act, sess.MayAct = c.Act, c.MayAct
 	sess.SetExpiresAt(fosite.AccessToken, c.Expiry.Time())
 	req := &fosite.Request{
 		ID:              c.GrantID,
@@ -336,6 +344,7 @@ type hmacRevoker struct {
 	tokens interface {
 		GetRefreshTokenSession(ctx context.Context, signature string, s fosite.Session) (fosite.Requester, error)
 		GetAccessTokenSession(ctx context.Context, signature string, s fosite.Session) (fosite.Requester, error)
+		DeleteAccessTokenSession(ctx context.Context, signature string) error
 	}
 	grants interface {
 		RevokeGrant(ctx context.Context, requestID string, until time.Time) error
@@ -374,6 +383,15 @@ func (r hmacRevoker) RevokeToken(ctx context.Context, token string, hint fosite.
 		if req.GetClient().GetID() != c.GetID() {
 			return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
 		}
+		// An exchanged access token (act; only access tokens carry it)
+		// lives in another client's grant: it goes alone, as its JWT twin
+		// does in jwtRevoker.
+		if gs, ok := req.GetSession().(*grantsession.Session); ok && gs.Act != nil {
+			if err := r.tokens.DeleteAccessTokenSession(ctx, r.strategy.AccessTokenSignature(ctx, token)); err != nil && !errors.Is(err, fosite.ErrNotFound) {
+				return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+			}
+			return nil
+		}
 		if err := r.grants.RevokeGrant(ctx, req.GetID(), r.now().Add(r.revokeFor)); err != nil {
 			return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 		}
@@ -409,10 +427,12 @@ func (r *jwtRevoker) RevokeToken(ctx context.Context, token string, _ fosite.Tok
 	if c.ClientID != client.GetID() {
 		return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
 	}
-	if c.Subject == c.ClientID {
+	if c.Subject == c.ClientID || c.Act != nil {
 		// Client credentials: the grant is this one token and has no
 		// refresh tokens, so the deny-list entry is the whole revocation,
-		// one small write.
+		// one small write. An exchanged token (act) lives in a grant that
+		// belongs to another client: revoking it must not sign the person
+		// out of that client, so only the token itself goes.
 		return r.store.RevokeJTI(ctx, c.ID, c.Expiry.Time())
 	}
 	// The grant's deny-list entry outlives every token issued under it, so

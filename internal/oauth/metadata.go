@@ -93,7 +93,7 @@ func (p *Provider) Metadata() Metadata {
 		JWKSURI:                                   p.cfg.IssuerURL(PathJWKS),
 		ResponseTypesSupported:                    []string{"code"},
 		ResponseModesSupported:                    []string{"query"},
-		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeDeviceCode},
+		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeTokenExchange, GrantTypeDeviceCode},
 		TokenEndpointAuthMethodsSupported:         append(confidential, "none"),
 		TokenEndpointAuthSigningAlgs:              assertionAlgs,
 		RevocationEndpointAuthMethodsSupported:    append(confidential, "none"),

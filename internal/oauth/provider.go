@@ -173,6 +173,16 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		RefreshTokenStrategy: strategy,
 		Config:               fc,
 	}}
+	exchange := &tokenExchangeGrant{
+		strategy: strategy,
+		// fosite's introspection reads the handlers from fc when called,
+		// so the ones appended below are the ones it runs.
+		introspect: &fosite.Fosite{Config: fc},
+		store:      db,
+		config:     fc,
+		stateless:  stateless,
+		now:        now,
+	}
 	device := &deviceGrant{
 		strategy: strategy, storage: st, devices: db, codes: deviceCodes{keys: deviceKeys},
 		// Codes polled within a code's lifetime are remembered, 100,000
@@ -188,6 +198,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		pkceCheck,
 		refresh,
 		password,
+		exchange,
 		device,
 	}
 	for _, h := range tokenHandlers {

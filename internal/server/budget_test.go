@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"golang.org/x/oauth2"
@@ -140,6 +141,17 @@ func TestQueryBudget(t *testing.T) {
 			t.Errorf("refresh with DPoP: %d reads %d writes %d transactions, want a refresh's %d %d %d plus the jti's write", dr, dw, dx, r0, w0, x0)
 		}
 
+		// Token exchange (RFC 8693) of a JWT: the subject token checked as
+		// introspection checks it (one read), nothing written.
+		xc := h.client(map[string]any{"grant_types": []string{oauth.GrantTypeTokenExchange}, "scope": "read"})
+		subject := h.token(pwd, url.Values{"grant_type": {"password"}, "username": {"quinn"}, "password": {"quinn-password-1"}, "scope": {"read"}})
+		xf := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {subject["access_token"].(string)},
+			"subject_token_type": {oauth.TokenTypeAccessToken}}
+		h.token(xc, xf) // cold client cache
+		rec.take()
+		h.token(xc, xf)
+		check("exchange", rec.take(), 1, 0, 0)
+
 		// RFC 7009 on a refresh token: one lookup, then the whole grant in
 		// one transaction under one grant lock.
 		h.form("/oauth2/revoke", pwd.id, pwd.secret, url.Values{"token": {first["refresh_token"].(string)}})
@@ -245,6 +257,31 @@ func TestQueryBudgetOpenID(t *testing.T) {
 		}
 		if codeStmts[0] > 11 || codeStmts[1] != codeStmts[0]+1 {
 			t.Errorf("code flow statements: %d with openid (budget 11), %d with profile (want one more)", codeStmts[0], codeStmts[1])
+		}
+	})
+}
+
+// Token exchange with opaque tokens: the subject token's row, then one
+// transaction that checks its grant is live under the grant's lock and
+// stores the new token.
+func TestQueryBudgetExchangeOpaque(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		rec := &statements{}
+		h := newHarnessWithStore(t, b, store.Options{OnStatement: rec.record}, func(c *config.Config) { c.AccessTokenFormat = config.FormatOpaque })
+		h.user("quinn", "quinn-password-1")
+		pwd := passwordClient(h, true)
+		xc := h.client(map[string]any{"grant_types": []string{oauth.GrantTypeTokenExchange}, "scope": "read"})
+		subject := h.token(pwd, url.Values{"grant_type": {"password"}, "username": {"quinn"}, "password": {"quinn-password-1"}, "scope": {"read"}})
+		xf := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {subject["access_token"].(string)},
+			"subject_token_type": {oauth.TokenTypeAccessToken}}
+		h.token(xc, xf) // cold client cache
+		rec.take()
+		h.token(xc, xf)
+		stmts := rec.take()
+		r, w, x := count(stmts)
+		t.Logf("exchange (opaque) reads %d writes %d transactions %d", r, w, x)
+		if r > 2 || w > 2 || x > 1 {
+			t.Errorf("opaque exchange over budget: %d reads (max 2), %d writes (max 2), %d transactions (max 1):\n%s", r, w, x, strings.Join(stmts, "\n"))
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
@@ -372,15 +373,6 @@ func TestDeviceParallelRedemptionOneWinner(t *testing.T) {
 	})
 }
 
-func mustRequest(t *testing.T, method, u string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(method, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
-
 func anyStrings(v any) []string {
 	var out []string
 	for _, x := range anySlice(v) {
@@ -428,4 +420,12 @@ func TestDeviceFlowDPoP(t *testing.T) {
 			t.Fatalf("refresh with the key's proof: %d %v", resp.StatusCode, body)
 		}
 	})
+}
+
+// The admin package names the grant type without importing the OAuth
+// layer; the two must agree.
+func TestDeviceGrantTypeAgrees(t *testing.T) {
+	if admin.GrantTypeDeviceCode != oauth.GrantTypeDeviceCode {
+		t.Fatalf("admin %q, oauth %q", admin.GrantTypeDeviceCode, oauth.GrantTypeDeviceCode)
+	}
 }

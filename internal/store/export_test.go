@@ -1,6 +1,10 @@
 package store
 
-import "github.com/jackc/pgx/v5/pgconn"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
 
 // WithListenDial makes the client-cache listener dial through dial: tests
 // put a proxy in its way that can drop the connection without a word.
@@ -14,4 +18,19 @@ func (s *Store) ClientCacheOn() bool {
 	s.clients.mu.RLock()
 	defer s.clients.mu.RUnlock()
 	return s.clients.enabled
+}
+
+// HoldProofSpends makes DPoP proof spends queue as if a statement were in
+// flight. queued says how many wait; release sends them.
+func (s *Store) HoldProofSpends() (queued func() int, release func()) {
+	q := &s.proofSpends
+	q.mu.Lock()
+	q.running = true
+	q.mu.Unlock()
+	queued = func() int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.waiting)
+	}
+	return queued, func() { s.drainProofSpends(context.Background()) }
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/ory/fosite"
 )
@@ -175,6 +176,43 @@ func (s *Store) CreateGraceAccessToken(ctx context.Context, successorSignature, 
 		}
 		if !live {
 			return fmt.Errorf("grace repeat of request %s: %w", r.GetID(), ErrGrantRevoked)
+		}
+		return s.CreateAccessTokenSession(ctx, accessSignature, r)
+	})
+}
+
+// CreateExchangedAccessToken stores the opaque access token a token
+// exchange issued into the subject token's grant (r's request ID), under
+// the grant's lock, and only while that grant is live: the subject token's
+// own row still stored (subjectSignature; "" for a JWT subject token, which
+// has none) and the grant not on the deny-list. A revocation that took the
+// lock first has deleted the subject's row or listed the grant, and the
+// exchange fails with ErrGrantRevoked; one that comes after deletes this
+// row with the rest.
+func (s *Store) CreateExchangedAccessToken(ctx context.Context, subjectSignature, accessSignature string, r fosite.Requester) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.lockGrants(ctx, r.GetID()); err != nil {
+			return err
+		}
+		// The grant's start, for revoked_subjects as the refresh path
+		// reads it; a session without one is checked from now.
+		grantedAt := s.nowUTC()
+		if gs, ok := r.GetSession().(*grantsession.Session); ok && !gs.GrantedAt.IsZero() {
+			grantedAt = gs.GrantedAt.UTC()
+		}
+		var live bool
+		err := s.db(ctx).Raw(
+			"SELECT (? = '' OR EXISTS (SELECT 1 FROM "+tableAccess+" WHERE signature = ? AND request_id = ?)) "+
+				"AND NOT EXISTS (SELECT 1 FROM revoked_grants WHERE request_id = ? AND expires_at > ?) "+
+				"AND NOT EXISTS (SELECT 1 FROM revoked_subjects WHERE subject = ? AND revoked_at >= ?)",
+			subjectSignature, secrets.SignatureKey(subjectSignature), r.GetID(), r.GetID(), s.nowUTC(),
+			r.GetSession().GetSubject(), grantedAt,
+		).Scan(&live).Error
+		if err != nil {
+			return fmt.Errorf("check subject token of exchange: %w", translate(err))
+		}
+		if !live {
+			return fmt.Errorf("token exchange into request %s: %w", r.GetID(), ErrGrantRevoked)
 		}
 		return s.CreateAccessTokenSession(ctx, accessSignature, r)
 	})

@@ -57,6 +57,8 @@ type Store struct {
 	// heartbeat and listenDial are Options.ListenHeartbeat and listenDial.
 	heartbeat  time.Duration
 	listenDial pgconn.DialFunc
+	// proofSpends groups concurrent DPoP proof spends (dpop.go).
+	proofSpends proofSpends
 }
 
 // Options tune Open. The zero value is usable.

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,15 +64,48 @@ func testDPoPProofOnce(t *testing.T, st *store.Store) {
 		t.Fatalf("%d of %d concurrent spends of one proof won, want exactly 1", wins, n)
 	}
 
+	// Concurrent spends are grouped into shared statements: each of many
+	// proofs, each presented four times at once, is still won exactly once,
+	// and a spend's answer is its own, not its neighbour's in the batch.
+	const proofs, copies = 12, 4
+	var (
+		mu   sync.Mutex
+		next int
+		won  = map[int]int{}
+	)
+	for _, err := range runConcurrently(proofs*copies, func() error {
+		mu.Lock()
+		proof := next % proofs
+		next++
+		mu.Unlock()
+		ok, err := st.SpendDPoPProof(ctx, fmt.Sprintf("jkt-batch\x00jti-%d", proof), now.Add(time.Minute))
+		if ok {
+			mu.Lock()
+			won[proof]++
+			mu.Unlock()
+		}
+		return err
+	}) {
+		if err != nil {
+			t.Errorf("grouped spend: %v", err)
+		}
+	}
+	for i := range proofs {
+		if won[i] != 1 {
+			t.Errorf("proof %d won %d times of %d concurrent spends, want exactly 1", i, won[i], copies)
+		}
+	}
+
 	if !spend("jkt-a\x00jti-gone", now.Add(-time.Minute)) {
 		t.Fatal("spend of an expiring record refused")
 	}
 	if _, err := st.DeleteExpiredBatch(ctx, store.Retention{AccessTokenTTL: time.Minute, SessionIdleTTL: time.Hour, FailureWindow: time.Hour}, 100); err != nil {
 		t.Fatal(err)
 	}
-	// Four live records (two keys' jti-1, the taken-over one, the race's).
-	if left := RawColumn(t, st, "dpop_proofs", "jti"); len(left) != 4 {
-		t.Fatalf("%d proof records after the janitor, want the 4 live ones", len(left))
+	// The live records: two keys' jti-1, the taken-over one, the race's,
+	// and the grouped ones.
+	if left := RawColumn(t, st, "dpop_proofs", "jti"); len(left) != 4+proofs {
+		t.Fatalf("%d proof records after the janitor, want the %d live ones", len(left), 4+proofs)
 	}
 }
 

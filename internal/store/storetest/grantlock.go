@@ -22,6 +22,8 @@ var grantLockTests = []struct {
 	{"OverlappingRevocationsNeverDeadlock", testOverlappingRevocations},
 	{"DenyListsOutliveAccessTokens", testDenyListRetention},
 	{"GraceAccessTokenOnlyWhileLive", testGraceAccessToken},
+	{"ExchangedAccessTokenOnlyWhileLive", testExchangedAccessToken},
+	{"ExchangeRacesRevocation", testExchangeRacesRevocation},
 }
 
 // rotation is the successor of old in grant requestID of subject.
