@@ -25,12 +25,12 @@ import (
 // env is a running Latchkey with a person, lkcli's registration and a
 // confidential client that may introspect.
 type env struct {
-	t                *testing.T
-	lk               *lktest.Server
-	userID, clientID string
+	t                    *testing.T
+	lk                   *lktest.Server
+	userID, clientID     string
 	introID, introSecret string
-	tokenCalls       atomic.Int64 // token endpoint requests, by grant type below
-	refreshes        atomic.Int64
+	tokenCalls           atomic.Int64 // token endpoint requests, by grant type below
+	refreshes            atomic.Int64
 }
 
 func start(t *testing.T, grantTypes ...string) *env {
