@@ -29,11 +29,11 @@ type env struct {
 	lk                   *lktest.Server
 	userID, clientID     string
 	introID, introSecret string
-	tokenCalls           atomic.Int64 // token endpoint requests, by grant type below
+	tokenCalls           atomic.Int64 // token endpoint requests
 	refreshes            atomic.Int64
 }
 
-func start(t *testing.T, grantTypes ...string) *env {
+func start(t *testing.T) *env {
 	e := &env{t: t}
 	e.lk = lktest.Start(t, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,12 +47,18 @@ func start(t *testing.T, grantTypes ...string) *env {
 		})
 	})
 	e.userID = e.lk.AdminPost("/admin/users", map[string]any{"username": "nina", "password": "nina-password-1"})["id"].(string)
-	e.clientID = e.lk.AdminPost("/admin/clients", map[string]any{"client_name": "lkcli", "token_endpoint_auth_method": "none",
-		"grant_types":   append([]string{"authorization_code", "refresh_token"}, grantTypes...),
-		"redirect_uris": []string{"http://127.0.0.1/callback"}, "scope": "openid offline_access"})["client_id"].(string)
+	e.register()
 	intro := e.lk.AdminPost("/admin/clients", map[string]any{"client_name": "api", "grant_types": []string{"client_credentials"}, "scope": "api"})
 	e.introID, e.introSecret = intro["client_id"].(string), intro["client_secret"].(string)
 	return e
+}
+
+// register makes lkcli's registration, as its README says: a public
+// native client with a loopback redirect (any port) and refresh tokens.
+func (e *env) register(grantTypes ...string) {
+	e.clientID = e.lk.AdminPost("/admin/clients", map[string]any{"client_name": "lkcli", "token_endpoint_auth_method": "none",
+		"grant_types":   append([]string{"authorization_code", "refresh_token"}, grantTypes...),
+		"redirect_uris": []string{"http://127.0.0.1/callback"}, "scope": "openid offline_access"})["client_id"].(string)
 }
 
 // introspect asks Latchkey whether token is active (RFC 7662).
