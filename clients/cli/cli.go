@@ -169,7 +169,7 @@ func (a *App) login(ctx context.Context, t target, scopes []string, device, noBr
 	if err != nil {
 		return err
 	}
-	if err := a.store().Put(sessionOf(t, tok, strings.Join(scopes, " "))); err != nil {
+	if err := a.save(sessionOf(t, tok, strings.Join(scopes, " "))); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stderr(), "Signed in to %s; tokens saved in %s.\n", t.issuer, a.store().Path)
@@ -193,6 +193,11 @@ func sessionOf(t target, tok *oauth2.Token, asked string) Session {
 // TokenSource, saved with the rotated refresh token before it is printed.
 func (a *App) token(ctx context.Context, t target) (string, error) {
 	st := a.store()
+	unlock, err := st.Lock()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	sess, err := st.Get(t.issuer, t.clientID)
 	if errors.Is(err, ErrNotLoggedIn) {
 		return "", fmt.Errorf("%w to %s as %s: run lkcli login", ErrNotLoggedIn, t.issuer, t.clientID)
@@ -245,6 +250,16 @@ func unreachable(issuer string, err error) error {
 		return fmt.Errorf("%w %s: %w", ErrUnreachable, issuer, err)
 	}
 	return err
+}
+
+func (a *App) save(sess Session) error {
+	st := a.store()
+	unlock, err := st.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return st.Put(sess)
 }
 
 func (a *App) store() Store {

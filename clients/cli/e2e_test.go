@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,4 +263,44 @@ func TestClearErrors(t *testing.T) {
 			t.Fatal("a logout that could not revoke forgot the tokens")
 		}
 	})
+}
+
+// Scripts call `lkcli token` in parallel. When the token nears its end,
+// one run refreshes and the others, waiting on the file's lock, print the
+// token it saved: one refresh, one chain, no save undoing another.
+func TestParallelTokenRefreshesOnce(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no file lock on Windows")
+	}
+	e := start(t)
+	tokens := tokensPath(t)
+	e.signIn(t, e.app(tokens, &clock{}))
+	sess := readSessions(t, tokens)[0]
+	sess.Expiry = time.Now().Add(10 * time.Second)
+	if err := (cli.Store{Path: tokens}).Put(sess); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	printed := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			r := e.app(tokens, &clock{})
+			if c := <-r.main("token"); c != 0 {
+				t.Errorf("token: exit %d %s", c, r.errOut)
+			}
+			printed <- strings.TrimSpace(r.out.String())
+		})
+	}
+	wg.Wait()
+	close(printed)
+	final := readSessions(t, tokens)[0]
+	for at := range printed {
+		if at != final.AccessToken {
+			t.Fatalf("a run printed %q, the file holds %q", at, final.AccessToken)
+		}
+	}
+	if e.refreshes.Load() != 1 || !e.introspect(final.RefreshToken) {
+		t.Fatalf("%d refreshes for %d parallel runs, want 1", e.refreshes.Load(), n)
+	}
 }

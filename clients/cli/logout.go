@@ -17,6 +17,11 @@ import (
 // nobody can revoke from here.
 func (a *App) logout(ctx context.Context, t target) error {
 	st := a.store()
+	unlock, err := st.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sess, err := st.Get(t.issuer, t.clientID)
 	if errors.Is(err, ErrNotLoggedIn) {
 		return fmt.Errorf("%w to %s as %s: nothing to log out of", ErrNotLoggedIn, t.issuer, t.clientID)

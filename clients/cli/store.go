@@ -35,6 +35,18 @@ type Store struct {
 	Path string
 }
 
+// Lock serialises lkcli runs on this file: the read, the refresh and
+// the save of `lkcli token` happen under it, so that scripts calling
+// lkcli in parallel refresh once (the others find the new token) and no
+// run's save undoes another's. Callers hold it around Get and Put.
+func (s Store) Lock() (unlock func(), err error) {
+	dir := filepath.Dir(s.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	return lockFile(s.Path + ".lock")
+}
+
 // DefaultStorePath is os.UserConfigDir()/lkcli/tokens.json.
 func DefaultStorePath() (string, error) {
 	dir, err := os.UserConfigDir()
