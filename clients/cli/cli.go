@@ -169,10 +169,18 @@ func (a *App) login(ctx context.Context, t target, scopes []string, device, noBr
 	if err != nil {
 		return err
 	}
-	if err := a.save(sessionOf(t, tok, strings.Join(scopes, " "))); err != nil {
+	prev, err := a.save(sessionOf(t, tok, strings.Join(scopes, " ")))
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stderr(), "Signed in to %s; tokens saved in %s.\n", t.issuer, a.store().Path)
+	// The session this login replaces would otherwise stay valid at the
+	// server, with nothing left on this machine to revoke it by.
+	if prev.RefreshToken != "" && m.RevocationEndpoint != "" {
+		if err := a.revoke(ctx, m.RevocationEndpoint, t, prev.RefreshToken, "refresh_token"); err != nil {
+			fmt.Fprintf(a.stderr(), "Could not revoke the previous session: %v\n", err)
+		}
+	}
 	if tok.RefreshToken == "" {
 		fmt.Fprintln(a.stderr(), "No refresh token was issued (no offline_access?): log in again when the access token expires.")
 	}
@@ -252,14 +260,19 @@ func unreachable(issuer string, err error) error {
 	return err
 }
 
-func (a *App) save(sess Session) error {
+// save stores sess and returns the session it replaced, if any.
+func (a *App) save(sess Session) (prev Session, err error) {
 	st := a.store()
 	unlock, err := st.Lock()
 	if err != nil {
-		return err
+		return Session{}, err
 	}
 	defer unlock()
-	return st.Put(sess)
+	prev, err = st.Get(sess.Issuer, sess.ClientID)
+	if err != nil && !errors.Is(err, ErrNotLoggedIn) {
+		return Session{}, err
+	}
+	return prev, st.Put(sess)
 }
 
 func (a *App) store() Store {

@@ -304,3 +304,20 @@ func TestParallelTokenRefreshesOnce(t *testing.T) {
 		t.Fatalf("%d refreshes for %d parallel runs, want 1", e.refreshes.Load(), n)
 	}
 }
+
+// Logging in again replaces the session, and revokes the one it replaces:
+// nothing on this machine could revoke it later.
+func TestLoginAgainRevokesTheOldSession(t *testing.T) {
+	e := start(t)
+	tokens := tokensPath(t)
+	e.signIn(t, e.app(tokens, &clock{}))
+	old := readSessions(t, tokens)[0]
+	e.signIn(t, e.app(tokens, &clock{}))
+	now := readSessions(t, tokens)
+	if len(now) != 1 || now[0].RefreshToken == old.RefreshToken {
+		t.Fatalf("sessions after a second login: %+v", now)
+	}
+	if e.introspect(old.RefreshToken) || !e.introspect(now[0].RefreshToken) {
+		t.Fatal("the replaced session is still active, or the new one is not")
+	}
+}
