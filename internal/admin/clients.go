@@ -29,9 +29,13 @@ const (
 	AuthNone          = "none"
 )
 
+// GrantTypeDeviceCode is the device authorization grant's grant type (RFC
+// 8628 §3.4), for public and confidential clients alike.
+const GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+
 var (
 	knownAuthMethods = []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthNone}
-	knownGrantTypes  = []string{"authorization_code", "client_credentials", "password", "refresh_token"}
+	knownGrantTypes  = []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeDeviceCode}
 	// RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
 	scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
 	clientIDRe = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)

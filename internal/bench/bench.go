@@ -40,7 +40,7 @@ import (
 // The "-dpop" variants send a fresh DPoP proof (RFC 9449, ES256, one key
 // per worker, signed before the measurement: proofPool) with every token
 // request: the pair measures what DPoP costs the server.
-var Scenarios = []string{"healthz", "cc", "cc-dpop", "introspect", "revoke", "refresh", "refresh-dpop", "refresh-openid", "authcode", "authcode-openid", "login", "verify"}
+var Scenarios = []string{"healthz", "cc", "cc-dpop", "introspect", "revoke", "refresh", "refresh-dpop", "refresh-openid", "authcode", "authcode-openid", "login", "verify", "device-poll"}
 
 // Options configure a run.
 type Options struct {
@@ -94,6 +94,11 @@ type Runner struct {
 	userErr  error
 	jwks     jose.JSONWebKeySet
 	issuer   string
+	// device is the public device-flow client (device.go), registered by
+	// the first worker that needs it.
+	device     client
+	deviceOnce sync.Once
+	deviceErr  error
 }
 
 type client struct{ id, secret string }
@@ -403,6 +408,8 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 				return r.codeFlow(ctx, b, []string{"openid"})
 			}, nil
 		}, nil
+	case "device-poll":
+		return r.devicePoll, nil
 	case "verify":
 		tok, err := r.ccToken(ctx)
 		if err != nil {

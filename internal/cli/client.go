@@ -93,7 +93,7 @@ func (e *env) clientCommand() *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&md.ClientID, "id", "", "client_id (generated when empty)")
 	f.StringVar(&md.ClientName, "name", "", "client_name")
-	f.StringArrayVar(&md.GrantTypes, "grant-type", nil, "grant type, repeatable: authorization_code, client_credentials, password, refresh_token")
+	f.StringArrayVar(&md.GrantTypes, "grant-type", nil, "grant type, repeatable: authorization_code, client_credentials, password, refresh_token, urn:ietf:params:oauth:grant-type:device_code")
 	f.StringArrayVar(&md.RedirectURIs, "redirect-uri", nil, "redirect URI, repeatable")
 	f.StringVar(&md.Scope, "scope", "", "space-separated scopes the client may request")
 	f.StringArrayVar(&md.Audience, "audience", nil, "audience the client may request, repeatable")

@@ -36,15 +36,20 @@ const (
 // without the LATCHKEY_ prefix, lower-cased; flags use dashes instead of
 // underscores (LATCHKEY_ACCESS_TOKEN_TTL = access_token_ttl = --access-token-ttl).
 type Config struct {
-	DatabaseURL        string        `koanf:"database_url"`
-	Issuer             string        `koanf:"issuer"`
-	Secret             string        `koanf:"secret"`
-	PublicAddr         string        `koanf:"public_addr"`
-	AdminAddr          string        `koanf:"admin_addr"`
-	AdminToken         string        `koanf:"admin_token"`
-	AccessTokenTTL     time.Duration `koanf:"access_token_ttl"`
-	RefreshTokenTTL    time.Duration `koanf:"refresh_token_ttl"`
-	AuthCodeTTL        time.Duration `koanf:"auth_code_ttl"`
+	DatabaseURL     string        `koanf:"database_url"`
+	Issuer          string        `koanf:"issuer"`
+	Secret          string        `koanf:"secret"`
+	PublicAddr      string        `koanf:"public_addr"`
+	AdminAddr       string        `koanf:"admin_addr"`
+	AdminToken      string        `koanf:"admin_token"`
+	AccessTokenTTL  time.Duration `koanf:"access_token_ttl"`
+	RefreshTokenTTL time.Duration `koanf:"refresh_token_ttl"`
+	AuthCodeTTL     time.Duration `koanf:"auth_code_ttl"`
+	// DeviceCodeTTL is how long a device_code and its user_code live (RFC
+	// 8628 §3.2 expires_in); DevicePollInterval is the least time between
+	// two polls of one device code (§3.2 interval).
+	DeviceCodeTTL      time.Duration `koanf:"device_code_ttl"`
+	DevicePollInterval time.Duration `koanf:"device_poll_interval"`
 	RefreshGracePeriod time.Duration `koanf:"refresh_grace_period"`
 	// RefreshTokenMaxLifetime caps a grant from its start: rotation renews
 	// RefreshTokenTTL (the idle lifetime) but never past this.
@@ -156,6 +161,8 @@ func settings() []setting {
 		{"refresh_token_ttl", GroupLifetimes, 720 * time.Hour, "refresh token idle lifetime", false, func(c *Config) any { return &c.RefreshTokenTTL }},
 		{"refresh_token_max_lifetime", GroupLifetimes, 2160 * time.Hour, "absolute refresh lifetime from the start of the grant", false, func(c *Config) any { return &c.RefreshTokenMaxLifetime }},
 		{"auth_code_ttl", GroupLifetimes, time.Minute, "authorization code lifetime", false, func(c *Config) any { return &c.AuthCodeTTL }},
+		{"device_code_ttl", GroupLifetimes, 10 * time.Minute, "device code and user code lifetime (RFC 8628)", false, func(c *Config) any { return &c.DeviceCodeTTL }},
+		{"device_poll_interval", GroupLifetimes, 5 * time.Second, "least time between two polls of one device code (RFC 8628 interval)", false, func(c *Config) any { return &c.DevicePollInterval }},
 		{"refresh_grace_period", GroupLifetimes, 10 * time.Second, "refresh token reuse grace period", false, func(c *Config) any { return &c.RefreshGracePeriod }},
 		{"session_idle_ttl", GroupSessions, 24 * time.Hour, "end a login session unused this long", false, func(c *Config) any { return &c.SessionIdleTTL }},
 		{"session_ttl", GroupSessions, 168 * time.Hour, "end a login session this long after sign-in", false, func(c *Config) any { return &c.SessionTTL }},
@@ -528,6 +535,15 @@ func validateLifetimes(c *Config, bad func(key, format string, args ...any)) {
 	// RFC 6749 §4.1.2: a maximum authorization code lifetime of 10 minutes is RECOMMENDED.
 	if c.AuthCodeTTL < time.Second || c.AuthCodeTTL > 10*time.Minute {
 		bad("auth_code_ttl", "must be between 1s and 10m (RFC 6749 §4.1.2), got %s", c.AuthCodeTTL)
+	}
+	// A person needs time to find the page and type the code; a code
+	// living for hours is a phishing lure that keeps working (RFC 8628
+	// §5.4 expects a short lifetime).
+	if c.DeviceCodeTTL < time.Minute || c.DeviceCodeTTL > time.Hour {
+		bad("device_code_ttl", "must be between 1m and 1h, got %s", c.DeviceCodeTTL)
+	}
+	if c.DevicePollInterval < time.Second || c.DevicePollInterval > time.Minute || c.DevicePollInterval%time.Second != 0 {
+		bad("device_poll_interval", "must be whole seconds between 1s and 1m (RFC 8628 interval), got %s", c.DevicePollInterval)
 	}
 	if c.RefreshGracePeriod < 0 || c.RefreshGracePeriod > time.Minute {
 		bad("refresh_grace_period", "must be between 0 (strict rotation) and 1m, got %s", c.RefreshGracePeriod)

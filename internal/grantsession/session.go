@@ -65,6 +65,10 @@ type Session struct {
 	// just-rotated refresh token inside the grace period. It lives only for
 	// the request and is never stored.
 	GraceSuccessor string `json:"-"`
+	// DeviceSignature is the device code (RFC 8628) this session was read
+	// from at the token endpoint, to be redeemed as the tokens are issued.
+	// It lives only for the request and is never stored.
+	DeviceSignature string `json:"-"`
 }
 
 var _ fosite.Session = (*Session)(nil)

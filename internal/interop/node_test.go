@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/lktest"
 )
 
@@ -129,5 +130,70 @@ func runOpenIDClientOnNode(t *testing.T, mode string) {
 	back, _ = p.visit(start["authorize"].(string))
 	if !p.sawLogin() {
 		t.Fatalf("after the end session the person was let in without the login page (%v)", back)
+	}
+}
+
+// openid-client's device authorization grant (RFC 8628) on Node, as a
+// public client: initiateDeviceAuthorization, the person signs in and
+// approves through the verification_uri_complete link on Latchkey's pages,
+// then pollDeviceAuthorizationGrant gets tokens whose ID token it checks,
+// and the refresh token refreshes.
+func TestOpenIDClientDeviceFlowOnNode(t *testing.T) {
+	if _, err := os.Stat("web/node_modules/openid-client"); err != nil {
+		msg := "internal/interop/web/node_modules is missing: run `npm ci` in internal/interop/web (.ci/run does)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	// A 1 s interval: the client waits it before every poll.
+	lk := lktest.Start(t, nil, func(c *config.Config) { c.DevicePollInterval = time.Second })
+	addUser(t, lk)
+	reg := lk.AdminPost("/admin/clients", map[string]any{"client_name": "openid-client device", "token_endpoint_auth_method": "none",
+		"grant_types": []string{deviceGrant, "refresh_token"}, "scope": "openid profile offline_access"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "web/node/device-flow.mjs", lk.Issuer, reg["client_id"].(string))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	read := func() map[string]any {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("openid-client said nothing more (%v); stderr: %s", lines.Err(), stderr.String())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(lines.Bytes(), &m); err != nil {
+			t.Fatalf("openid-client: %q", lines.Text())
+		}
+		if m["error"] != nil {
+			t.Fatalf("openid-client: %v", m["error"])
+		}
+		return m
+	}
+	start := read()
+	if start["verification_uri"] != lk.Issuer+"/device" || start["interval"] != float64(1) {
+		t.Fatalf("device authorization: %v", start)
+	}
+	p := newPerson(t, "")
+	if _, body := p.visit(start["verification_uri_complete"].(string)); !strings.Contains(body, "Device connected") {
+		t.Fatalf("approval through the pages %v:\n%s", p.pages, body)
+	}
+	_, _ = io.WriteString(stdin, "approved\n")
+	got := read()
+	if got["sub"] != user.ID || got["name"] != user.Name || got["sid"] == nil || got["refreshed_sub"] != user.ID ||
+		got["scope"] != "openid profile offline_access" {
+		t.Fatalf("openid-client validated %v", got)
 	}
 }

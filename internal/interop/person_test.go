@@ -44,6 +44,8 @@ type person struct {
 	stopAt   string
 	pages    []string // the Latchkey pages shown, in order ("login", "consent", "logout")
 	username string
+	// deny answers the consent page with Deny instead of Allow.
+	deny bool
 }
 
 func newPerson(t *testing.T, stopAt string) *person {
@@ -99,6 +101,9 @@ func (p *person) visit(u string) (*url.URL, string) {
 		case "/consent":
 			p.pages = append(p.pages, "consent")
 			form.Set("consent", "allow")
+			if p.deny {
+				form.Set("consent", "deny")
+			}
 		case "/logout":
 			p.pages = append(p.pages, "logout")
 		default:

@@ -38,6 +38,9 @@ type Config struct {
 	// (oauth.PathAuthorize), the only place return_to may lead: a login or
 	// consent page is never an open redirect.
 	AuthorizePath string
+	// DevicePath is the device verification page's path (RFC 8628
+	// verification_uri), the other place return_to may lead.
+	DevicePath string
 	// Secure sets the Secure flag and the __Host- prefix on cookies; it is
 	// true when the issuer is https.
 	Secure bool
@@ -50,6 +53,9 @@ type Config struct {
 	RevokeFor     time.Duration
 	SystemSecrets secrets.SystemSecrets
 	Throttle      ThrottlePolicy
+	// UserCodes throttles wrong user codes on the device page; the zero
+	// value is DefaultUserCodePolicy.
+	UserCodes UserCodePolicy
 	// Passwords bounds the argon2id work of sign-ins; the zero value is
 	// DefaultPasswordLimits.
 	Passwords PasswordLimits
@@ -90,6 +96,9 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.UserCodes == (UserCodePolicy{}) {
+		cfg.UserCodes = DefaultUserCodePolicy
+	}
 	h := &Handler{store: st, cfg: cfg, csrfKeys: keys, tmpl: map[string]*template.Template{}, log: log,
 		auth: NewAuthenticator(st, NewThrottle(st, cfg.Throttle), cfg.Passwords, cfg.VerifyPassword)}
 	if h.interactionKeys, err = cfg.SystemSecrets.DeriveKeys(PurposeInteraction); err != nil {
@@ -101,7 +110,7 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	if !strings.HasPrefix(cfg.AuthorizePath, "/") {
 		return nil, errors.New("login: Config.AuthorizePath must be the authorization endpoint's path")
 	}
-	for _, page := range []string{"login", "consent", "logout", "message"} {
+	for _, page := range []string{"login", "consent", "logout", "message", "device"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -207,6 +216,8 @@ type page struct {
 	ClientName, Username                   string
 	Scopes                                 []string
 	ClientID, PostLogoutRedirectURI, State string
+	// UserCode prefills the device page's code.
+	UserCode string
 }
 
 // securityHeaders: no script at all, no framing (clickjacking of the

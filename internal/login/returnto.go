@@ -77,14 +77,25 @@ func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
 	return rt, true
 }
 
-// safeReturnTo accepts only a relative URL of the authorization endpoint.
+// safeReturnTo accepts only a relative URL of the authorization endpoint
+// or of the device page.
 func (h *Handler) safeReturnTo(raw string) bool {
-	path := h.cfg.AuthorizePath
-	if raw == "" || !strings.HasPrefix(raw, path+"?") {
-		return false
+	for _, path := range []string{h.cfg.AuthorizePath, h.cfg.DevicePath} {
+		if path == "" || raw == "" {
+			continue
+		}
+		// The device page may be resumed without a query (the code is
+		// typed after sign-in); an authorization request always has one.
+		bare := raw == path && path == h.cfg.DevicePath
+		if !bare && !strings.HasPrefix(raw, path+"?") {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err == nil && u.Scheme == "" && u.Host == "" && u.Path == path {
+			return true
+		}
 	}
-	u, err := url.Parse(raw)
-	return err == nil && u.Scheme == "" && u.Host == "" && u.Path == path
+	return false
 }
 
 // SendToLogin sends the browser to the login page, to come back to rt.URL

@@ -33,6 +33,7 @@ const (
 // knownGrantTypes bounds the grant_type metric label.
 var knownGrantTypes = map[string]bool{
 	"authorization_code": true, "client_credentials": true, "password": true, "refresh_token": true,
+	GrantTypeDeviceCode: true,
 }
 
 // Token serves POST /oauth2/token.

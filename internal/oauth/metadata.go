@@ -57,6 +57,9 @@ type Metadata struct {
 	// RFC 9126 §5.
 	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
 	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
+
+	// RFC 8628 §4.
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
 }
 
 // IDTokenAlgorithms are the algorithms a client may register as
@@ -90,7 +93,7 @@ func (p *Provider) Metadata() Metadata {
 		JWKSURI:                                   p.cfg.IssuerURL(PathJWKS),
 		ResponseTypesSupported:                    []string{"code"},
 		ResponseModesSupported:                    []string{"query"},
-		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token"},
+		GrantTypesSupported:                       []string{"authorization_code", "client_credentials", "password", "refresh_token", GrantTypeDeviceCode},
 		TokenEndpointAuthMethodsSupported:         append(confidential, "none"),
 		TokenEndpointAuthSigningAlgs:              assertionAlgs,
 		RevocationEndpointAuthMethodsSupported:    append(confidential, "none"),
@@ -126,6 +129,7 @@ func (p *Provider) Metadata() Metadata {
 		RequestURIParameterSupported: false,
 
 		PushedAuthorizationRequestEndpoint: p.cfg.IssuerURL(PathPAR),
+		DeviceAuthorizationEndpoint:        p.cfg.IssuerURL(PathDeviceAuthorization),
 		// The server-wide rule; a client's own is in its metadata.
 		RequirePushedAuthorizationRequests: p.cfg.RequirePAR,
 	}

@@ -40,6 +40,10 @@ type Provider struct {
 	cfg      *config.Config
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// devices makes and recognises device and user codes (device.go);
+	// deviceUI is the browser side of the device page.
+	devices  deviceCodes
+	deviceUI DeviceUI
 	// dpop checks DPoP proofs (RFC 9449) at the token endpoint and userinfo.
 	dpop *dpop.Verifier
 	// now is the server's one clock: whatever decides validity or expiry
@@ -76,6 +80,10 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 	nonceKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeDPoPNonce)
 	if err != nil {
 		return nil, fmt.Errorf("derive dpop nonce key: %w", err)
+	}
+	deviceKeys, err := cfg.SystemSecrets().DeriveKeys(secrets.PurposeDeviceCode)
+	if err != nil {
+		return nil, fmt.Errorf("derive device code key: %w", err)
 	}
 	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
@@ -165,6 +173,13 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		RefreshTokenStrategy: strategy,
 		Config:               fc,
 	}}
+	device := &deviceGrant{
+		strategy: strategy, storage: st, devices: db, codes: deviceCodes{keys: deviceKeys},
+		// Codes polled within a code's lifetime are remembered, 100,000
+		// at most (a few MB).
+		polls:  newPollTracker(100_000, cfg.DeviceCodeTTL),
+		config: fc, idleTTL: cfg.RefreshTokenTTL, absoluteTTL: cfg.RefreshTokenMaxLifetime, now: now,
+	}
 	fc.AuthorizeEndpointHandlers.Append(code)
 	fc.AuthorizeEndpointHandlers.Append(pkceHandler)
 	tokenHandlers := []fosite.TokenEndpointHandler{
@@ -173,6 +188,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		pkceCheck,
 		refresh,
 		password,
+		device,
 	}
 	for _, h := range tokenHandlers {
 		fc.TokenEndpointHandlers.Append(h)
@@ -198,6 +214,8 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		keys:       km,
 		ui:         pages,
 		clientIP:   pages.ClientIP,
+		devices:    deviceCodes{keys: deviceKeys},
+		deviceUI:   pages,
 		strategy:   strategy,
 		cfg:        cfg,
 		metrics:    m,

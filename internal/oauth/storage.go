@@ -71,6 +71,7 @@ type Store interface {
 	RefreshStore
 	JWTStore
 	PushedStore
+	DeviceStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
 	dpop.Replay
 }

@@ -28,6 +28,9 @@ const (
 	PurposeTokenHMAC    = "latchkey/v1/token-hmac"
 	PurposeClientSecret = "latchkey/v1/client-secret-hmac"
 	PurposeDPoPNonce    = "latchkey/v1/dpop-nonce"
+	// PurposeDeviceCode keys the HMACs that device codes and user codes
+	// (RFC 8628) are stored as.
+	PurposeDeviceCode = "latchkey/v1/device-code-hmac"
 )
 
 // DeriveKey derives a 32-byte key for one purpose from the system secret with

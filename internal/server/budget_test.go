@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store"
@@ -61,7 +62,9 @@ func count(stmts []string) (reads, writes, txs int) {
 func TestQueryBudget(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
 		rec := &statements{}
-		h := newHarnessWithStore(t, b, store.Options{OnStatement: rec.record}, func(c *config.Config) { c.AccessTokenFormat = config.FormatJWT })
+		// The client cache lives a minute on both backends (SQLite's default
+		// is a second): the device poll below comes 6 s after the last.
+		h := newHarnessWithStore(t, b, store.Options{OnStatement: rec.record, ClientCacheTTL: time.Minute}, func(c *config.Config) { c.AccessTokenFormat = config.FormatJWT })
 		svc := h.serviceClient("read")
 		rs := h.serviceClient("introspect")
 		h.user("quinn", "quinn-password-1")
@@ -94,6 +97,27 @@ func TestQueryBudget(t *testing.T) {
 		rec.take()
 		h.introspect(rs, tok)
 		check("introspect", rec.take(), 1, 0, 0)
+
+		// The device flow (RFC 8628): a pending poll is one indexed read and
+		// no write (the client is cached); the redemption one transaction.
+		tv := h.deviceClient(true, "openid offline_access")
+		dev := h.startDevice(tv, "openid offline_access")
+		h.pollDevice(tv, dev["device_code"].(string))
+		h.clock.advance(6 * time.Second)
+		rec.take()
+		if resp, m := h.pollDevice(tv, dev["device_code"].(string)); m["error"] != "authorization_pending" {
+			t.Fatalf("device poll: %d %v", resp.StatusCode, m)
+		}
+		check("device poll", rec.take(), 1, 0, 0)
+		h.browser(h.public.URL+"/nowhere").approve(dev["user_code"].(string), "quinn", "quinn-password-1", "allow")
+		h.clock.advance(6 * time.Second)
+		rec.take()
+		if resp, m := h.pollDevice(tv, dev["device_code"].(string)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("device redemption: %d %v", resp.StatusCode, m)
+		}
+		// The device code read; the grant lock (PostgreSQL), the claim and
+		// the refresh token (a JWT access token stores nothing).
+		check("device redeem", rec.take(), 1, 3, 1)
 
 		first := h.token(pwd, url.Values{"grant_type": {"password"}, "username": {"quinn"}, "password": {"quinn-password-1"}, "scope": {"read offline_access"}})
 		rec.take()

@@ -106,6 +106,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	}
 	lc := login.Config{
 		AuthorizePath:  oauth.PathAuthorize,
+		DevicePath:     oauth.PathDevice,
 		Secure:         cfg.SecureCookies(),
 		SessionIdleTTL: cfg.SessionIdleTTL,
 		SessionTTL:     cfg.SessionTTL,
@@ -176,6 +177,9 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST /logout", s.endSession.LogoutForm)
 	mux.HandleFunc("POST "+oauth.PathToken, s.provider.Token)
 	mux.HandleFunc("POST "+oauth.PathPAR, s.provider.PushedAuthorize)
+	mux.HandleFunc("POST "+oauth.PathDeviceAuthorization, s.provider.DeviceAuthorization)
+	mux.HandleFunc("GET "+oauth.PathDevice, s.provider.Device)
+	mux.HandleFunc("POST "+oauth.PathDevice, s.provider.Device)
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)

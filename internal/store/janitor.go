@@ -73,6 +73,9 @@ var expiries = []expiry{
 	{"logout_deliveries", "id", "gave_up_at", func(now time.Time, _ Retention) time.Time { return now.Add(-GaveUpLogoutRetention) }},
 	// Pushed authorization requests live 60 s (RFC 9126 §2.2).
 	{"pushed_requests", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
+	// Device codes live LATCHKEY_DEVICE_CODE_TTL (RFC 8628 §3.2 expires_in);
+	// a redeemed one's grant lives in the token tables.
+	{"device_codes", "signature", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	{"login_sessions", "id", "last_seen_at", func(now time.Time, r Retention) time.Time { return now.Add(-r.SessionIdleTTL) }},
 }

@@ -192,6 +192,9 @@ func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time)
 	if err := s.db(ctx).Table(tableAccess).Where("request_id IN ?", ids).Delete(&requestRow{}).Error; err != nil {
 		return fmt.Errorf("revoke access tokens: %w", translate(err))
 	}
+	if err := s.revokeDeviceCodes(ctx, "request_id IN ?", ids); err != nil {
+		return err
+	}
 	rows := make([]revokedGrant, len(ids))
 	for i, id := range ids {
 		rows[i] = revokedGrant{RequestID: id, ExpiresAt: until.UTC()}
@@ -282,6 +285,11 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Ti
 		}
 		if err := s.db(ctx).Table(tableAccess).Where("subject = ?", subject).Delete(&requestRow{}).Error; err != nil {
 			return fmt.Errorf("revoke access tokens of subject: %w", translate(err))
+		}
+		// Approved device codes not yet redeemed: their tokens would be
+		// issued after this.
+		if err := s.revokeDeviceCodes(ctx, "user_id = ?", subject); err != nil {
+			return err
 		}
 		// Every session of the user ends: its clients are owed logout
 		// tokens, as at logout (EndLoginSession).

@@ -16,9 +16,11 @@ import (
 var inspectable = map[string][]string{
 	tableAccess: {"signature", "request_id"}, tableRefresh: {"signature", "request_id"},
 	tableCode: {"signature", "request_id"}, tablePKCE: {"signature", "request_id"},
-	"signing_keys":    {"kid", "public_key", "private_key"},
-	"pushed_requests": {"id", "form"},
-	"dpop_proofs":     {"jti"},
+	"signing_keys":         {"kid", "public_key", "private_key"},
+	"pushed_requests":      {"id", "form"},
+	"dpop_proofs":          {"jti"},
+	"device_codes":         {"signature", "user_code"},
+	"login_session_grants": {"request_id"},
 }
 
 // RawColumn reads one column of a token or key table as stored. It exists

@@ -51,13 +51,14 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, janitorTests...)
 	tests = append(tests, logoutTests...)
 	tests = append(tests, pushedTests...)
+	tests = append(tests, deviceTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range append(append(backendTests, logoutBackendTests...), pushedBackendTests...) {
+	for _, tc := range append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)
