@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/clients/cli"
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/lktest"
 )
 
@@ -45,7 +46,7 @@ func start(t *testing.T) *env {
 			}
 			next.ServeHTTP(w, r)
 		})
-	})
+	}, func(c *config.Config) { c.DevicePollInterval = time.Second }) // RFC 8628 polls without 5 s waits
 	e.userID = e.lk.AdminPost("/admin/users", map[string]any{"username": "nina", "password": "nina-password-1"})["id"].(string)
 	e.register()
 	intro := e.lk.AdminPost("/admin/clients", map[string]any{"client_name": "api", "grant_types": []string{"client_credentials"}, "scope": "api"})
