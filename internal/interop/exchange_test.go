@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -57,17 +56,7 @@ func exchangeFixture(t *testing.T) (lk *lktest.Server, subject string, backend m
 // (act names the backend), and invalid_scope for a scope wider than the
 // person's token.
 func TestOpenIDClientTokenExchangeOnNode(t *testing.T) {
-	if _, err := os.Stat("web/node_modules/openid-client"); err != nil {
-		msg := "internal/interop/web/node_modules is missing: run `npm ci` in internal/interop/web (.ci/run does)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
+	node := requireNode(t)
 	lk, subject, backend := exchangeFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -39,17 +39,7 @@ func TestOpenIDClientOnNodeWithPAR(t *testing.T) {
 }
 
 func runOpenIDClientOnNode(t *testing.T, mode string) {
-	if _, err := os.Stat("web/node_modules/openid-client"); err != nil {
-		msg := "internal/interop/web/node_modules is missing: run `npm ci` in internal/interop/web (.ci/run does)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
+	requireNode(t)
 	lk := lktest.Start(t, nil)
 	addUser(t, lk)
 	const redirect = "http://127.0.0.1:5556/callback"
@@ -59,34 +49,9 @@ func runOpenIDClientOnNode(t *testing.T, mode string) {
 		"post_logout_redirect_uris": []string{redirect}, "scope": "openid profile email offline_access",
 		"require_pushed_authorization_requests": mode == "par"})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "web/node/openid-client.mjs", lk.Issuer, reg["client_id"].(string), reg["client_secret"].(string), redirect, mode)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Wait() }()
-	lines := bufio.NewScanner(stdout)
-	read := func() map[string]any {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("openid-client said nothing more (%v); stderr: %s", lines.Err(), stderr.String())
-		}
-		var m map[string]any
-		if err := json.Unmarshal(lines.Bytes(), &m); err != nil {
-			t.Fatalf("openid-client: %q", lines.Text())
-		}
-		if m["error"] != nil {
-			t.Fatalf("openid-client: %v", m["error"])
-		}
-		return m
-	}
+	script := startNode(t, "web/node/openid-client.mjs", lk.Issuer, reg["client_id"].(string), reg["client_secret"].(string), redirect, mode)
 
-	start := read()
+	start := script.read()
 	if start["state_sent"] != false {
 		t.Fatalf("openid-client sent a state: %v", start)
 	}
@@ -102,8 +67,8 @@ func runOpenIDClientOnNode(t *testing.T, mode string) {
 	if back == nil || back.Query().Get("code") == "" {
 		t.Fatalf("no code: %v %s", back, body)
 	}
-	_, _ = io.WriteString(stdin, back.String()+"\n")
-	got := read()
+	script.send(back.String())
+	got := script.read()
 	if got["sub"] != user.ID || got["name"] != user.Name || got["email"] != user.Email || got["userinfo_email"] != user.Email ||
 		got["refreshed_sub"] != user.ID || got["refreshed_sid"] != got["sid"] || (mode == "par") != (got["nonce"] != nil) {
 		t.Fatalf("openid-client validated %v", got)
@@ -139,6 +104,34 @@ func runOpenIDClientOnNode(t *testing.T, mode string) {
 // then pollDeviceAuthorizationGrant gets tokens whose ID token it checks,
 // and the refresh token refreshes.
 func TestOpenIDClientDeviceFlowOnNode(t *testing.T) {
+	requireNode(t)
+	// A 1 s interval: the client waits it before every poll.
+	lk := lktest.Start(t, nil, func(c *config.Config) { c.DevicePollInterval = time.Second })
+	addUser(t, lk)
+	reg := lk.AdminPost("/admin/clients", map[string]any{"client_name": "openid-client device", "token_endpoint_auth_method": "none",
+		"grant_types": []string{deviceGrant, "refresh_token"}, "scope": "openid profile offline_access"})
+
+	script := startNode(t, "web/node/device-flow.mjs", lk.Issuer, reg["client_id"].(string))
+	start := script.read()
+	if start["verification_uri"] != lk.Issuer+"/device" || start["interval"] != float64(1) {
+		t.Fatalf("device authorization: %v", start)
+	}
+	p := newPerson(t, "")
+	if _, body := p.visit(start["verification_uri_complete"].(string)); !strings.Contains(body, "Device connected") {
+		t.Fatalf("approval through the pages %v:\n%s", p.pages, body)
+	}
+	script.send("approved")
+	got := script.read()
+	if got["sub"] != user.ID || got["name"] != user.Name || got["sid"] == nil || got["refreshed_sub"] != user.ID ||
+		got["scope"] != "openid profile offline_access" {
+		t.Fatalf("openid-client validated %v", got)
+	}
+}
+
+// requireNode skips a test without Node or the interop pages' modules;
+// in CI a missing module fails it, since .ci/run installs them.
+func requireNode(t *testing.T) string {
+	t.Helper()
 	if _, err := os.Stat("web/node_modules/openid-client"); err != nil {
 		msg := "internal/interop/web/node_modules is missing: run `npm ci` in internal/interop/web (.ci/run does)"
 		if os.Getenv("CI") == "true" {
@@ -150,50 +143,58 @@ func TestOpenIDClientDeviceFlowOnNode(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed")
 	}
-	// A 1 s interval: the client waits it before every poll.
-	lk := lktest.Start(t, nil, func(c *config.Config) { c.DevicePollInterval = time.Second })
-	addUser(t, lk)
-	reg := lk.AdminPost("/admin/clients", map[string]any{"client_name": "openid-client device", "token_endpoint_auth_method": "none",
-		"grant_types": []string{deviceGrant, "refresh_token"}, "scope": "openid profile offline_access"})
+	return node
+}
 
+// nodeScript is a Node script under test that answers in JSON lines on
+// stdout and is told what happened in the browser by lines on stdin.
+type nodeScript struct {
+	t      *testing.T
+	stdin  io.Writer
+	lines  *bufio.Scanner
+	stderr *strings.Builder
+}
+
+// startNode runs script with args for at most a minute; the test's end
+// waits for it.
+func startNode(t *testing.T, script string, args ...string) *nodeScript {
+	t.Helper()
+	node := requireNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "web/node/device-flow.mjs", lk.Issuer, reg["client_id"].(string))
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	ns := &nodeScript{t: t, stdin: stdin, lines: bufio.NewScanner(stdout), stderr: &strings.Builder{}}
+	cmd.Stderr = ns.stderr
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Wait() }()
-	lines := bufio.NewScanner(stdout)
-	read := func() map[string]any {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("openid-client said nothing more (%v); stderr: %s", lines.Err(), stderr.String())
-		}
-		var m map[string]any
-		if err := json.Unmarshal(lines.Bytes(), &m); err != nil {
-			t.Fatalf("openid-client: %q", lines.Text())
-		}
-		if m["error"] != nil {
-			t.Fatalf("openid-client: %v", m["error"])
-		}
-		return m
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+		cancel()
+	})
+	return ns
+}
+
+// read is the script's next answer; an answer with "error" fails the test.
+func (ns *nodeScript) read() map[string]any {
+	ns.t.Helper()
+	if !ns.lines.Scan() {
+		ns.t.Fatalf("the Node script said nothing more (%v); stderr: %s", ns.lines.Err(), ns.stderr.String())
 	}
-	start := read()
-	if start["verification_uri"] != lk.Issuer+"/device" || start["interval"] != float64(1) {
-		t.Fatalf("device authorization: %v", start)
+	var m map[string]any
+	if err := json.Unmarshal(ns.lines.Bytes(), &m); err != nil {
+		ns.t.Fatalf("the Node script: %q", ns.lines.Text())
 	}
-	p := newPerson(t, "")
-	if _, body := p.visit(start["verification_uri_complete"].(string)); !strings.Contains(body, "Device connected") {
-		t.Fatalf("approval through the pages %v:\n%s", p.pages, body)
+	if m["error"] != nil {
+		ns.t.Fatalf("the Node script: %v", m["error"])
 	}
-	_, _ = io.WriteString(stdin, "approved\n")
-	got := read()
-	if got["sub"] != user.ID || got["name"] != user.Name || got["sid"] == nil || got["refreshed_sub"] != user.ID ||
-		got["scope"] != "openid profile offline_access" {
-		t.Fatalf("openid-client validated %v", got)
-	}
+	return m
+}
+
+// send tells the script one line.
+func (ns *nodeScript) send(line string) {
+	_, _ = io.WriteString(ns.stdin, line+"\n")
 }
