@@ -368,7 +368,8 @@ func (p *Provider) approveDevice(w http.ResponseWriter, r *http.Request, si *log
 	sess.AuthTime = si.AuthTime
 	sess.LoginSessionID = si.LoginSessionID
 	sess.SID = si.SID
-	sess.AMR = []string{"pwd"}
+	sess.AMR = signInAMR(si)
+	sess.ACR = acrFor(sess.AMR)
 	sess.GrantedAt = p.now().UTC()
 	js, err := json.Marshal(sess)
 	if err != nil {

@@ -74,5 +74,12 @@ type Store interface {
 	ExchangeStore
 	DeviceStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
+	FactorStore
 	dpop.Replay
+}
+
+// FactorStore tells whether a person has second factors: the password
+// grant, which can ask for none, refuses them (no bypass of a factor).
+type FactorStore interface {
+	ListFactors(ctx context.Context, userID string) ([]store.Factor, error)
 }
