@@ -76,7 +76,9 @@ func (b *browser) secondFactor(page, code string) (*http.Response, string) {
 	return b.post("/login/second-factor", v)
 }
 
-func htmlUnescape(s string) string { return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'").Replace(s) }
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'").Replace(s)
+}
 
 func isSecondFactorPage(resp *http.Response, page string) bool {
 	return resp.StatusCode == http.StatusOK && strings.Contains(page, `autocomplete="one-time-code"`) && strings.Contains(page, `action="/login/second-factor"`)
@@ -138,7 +140,15 @@ func TestMFAEnrolmentThenSignInNeedsCode(t *testing.T) {
 		rs := h.serviceClient("")
 		first := h.browser("https://")
 		signIn(t, first, "ida", "ida-password-1")
-		secret, _ := enrolTOTP(t, h, first)
+		secret, codes := enrolTOTP(t, h, first)
+		// At rest: the secret sealed, the recovery codes hashed.
+		for _, col := range [][2]string{{"user_factors", "secret"}, {"recovery_codes", "code_hash"}} {
+			for _, v := range storetest.RawColumn(t, h.store, col[0], col[1]) {
+				if strings.Contains(v, secret) || strings.Contains(v, codes[0]) || strings.Contains(v, strings.ReplaceAll(codes[0], "-", "")) {
+					t.Errorf("%s.%s holds a secret in clear", col[0], col[1])
+				}
+			}
+		}
 
 		verifier := oauth2.GenerateVerifier()
 		br, page := passwordThenCode(t, h, app, verifier)
