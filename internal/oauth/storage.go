@@ -2,8 +2,9 @@ package oauth
 
 import (
 	"context"
-	"github.com/latchkey/latchkey/internal/dpop"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/dpop"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
@@ -437,4 +438,31 @@ func TestMFADiscovery(t *testing.T) {
 // clock, so codes live long enough not to expire by the harness's.
 func mfaHarness(t *testing.T, b storetest.Backend, tune ...func(*config.Config)) *harness {
 	return newHarness(t, b, append([]func(*config.Config){func(c *config.Config) { c.AuthCodeTTL = 10 * time.Minute }}, tune...)...)
+}
+
+// The second-factor step's statements: the throttle's reservation and
+// release, the factor read, the one conditional counter update and the
+// new session.
+func TestQueryBudgetSecondFactor(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		rec := &statements{}
+		h := newHarnessWithStore(t, b, store.Options{OnStatement: rec.record}, func(c *config.Config) { c.AuthCodeTTL = 10 * time.Minute })
+		h.person("ida", "ida-password-1")
+		app := h.spa("https://app.example/cb", true, "openid")
+		first := h.browser("https://")
+		signIn(t, first, "ida", "ida-password-1")
+		secret, _ := enrolTOTP(t, h, first)
+		br, page := passwordThenCode(t, h, app, oauth2.GenerateVerifier())
+		br.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		rec.take()
+		if resp, _ := br.secondFactor(page, totpAt(t, secret, h.now())); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("second factor: %d", resp.StatusCode)
+		}
+		stmts := rec.take()
+		r, w, x := count(stmts)
+		t.Logf("second factor reads %d writes %d transactions %d", r, w, x)
+		if r > 1 || w > 6 || x > 1 {
+			t.Errorf("second factor over budget: %d reads (max 1), %d writes (max 6), %d transactions (max 1):\n%s", r, w, x, strings.Join(stmts, "\n"))
+		}
+	})
 }
