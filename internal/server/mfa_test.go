@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"github.com/pquerna/otp"
@@ -463,6 +464,36 @@ func TestQueryBudgetSecondFactor(t *testing.T) {
 		t.Logf("second factor reads %d writes %d transactions %d", r, w, x)
 		if r > 1 || w > 6 || x > 1 {
 			t.Errorf("second factor over budget: %d reads (max 1), %d writes (max 6), %d transactions (max 1):\n%s", r, w, x, strings.Join(stmts, "\n"))
+		}
+	})
+}
+
+// The device flow keeps require_mfa too: a password-only session is asked
+// for the code before the consent page, and a person without a factor
+// gets no consent page at all.
+func TestMFADeviceFlowRequireMFA(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := mfaHarness(t, b)
+		h.person("ida", "ida-password-1")
+		h.user("nofactor", "nofactor-password-1")
+		tv := h.client(map[string]any{"client_name": "TV", "grant_types": []string{oauth.GrantTypeDeviceCode}, "scope": "openid",
+			"token_endpoint_auth_method": "none", "require_mfa": true})
+		none := h.browser("https://")
+		resp, page := none.enterCode(h.startDevice(tv, "openid")["user_code"].(string), "nofactor", "nofactor-password-1")
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(page, `value="allow"`) {
+			t.Errorf("require_mfa device flow without a factor: %d\n%s", resp.StatusCode, page)
+		}
+		old := h.browser("https://")
+		signIn(t, old, "ida", "ida-password-1")
+		enrolling := h.browser("https://")
+		signIn(t, enrolling, "ida", "ida-password-1")
+		secret, _ := enrolTOTP(t, h, enrolling)
+		resp, page = old.enterCode(h.startDevice(tv, "openid")["user_code"].(string), "", "")
+		if !isSecondFactorPage(resp, page) {
+			t.Fatalf("password-only session: %d, want the second-factor page\n%s", resp.StatusCode, page)
+		}
+		if resp, page = old.secondFactor(page, totpAt(t, secret, h.now())); resp.StatusCode != http.StatusOK || !strings.Contains(page, `value="allow"`) {
+			t.Errorf("after the code: %d, want the consent page\n%s", resp.StatusCode, page)
 		}
 	})
 }
