@@ -143,12 +143,19 @@ func multiFactor(amr []string) bool { return slices.Contains(amr, AMRMFA) }
 // login session.
 func (s *SignIn) MultiFactor() bool { return s != nil && multiFactor(s.AMR) }
 
-// amrWith is the amr of a password and the factor of kind (RFC 8176: a
-// TOTP code or a recovery code is "otp"; both factors together, "mfa").
+// amrWith is the amr of a password and the factor of kind (RFC 8176):
+// a TOTP code or a recovery code is a one-time password, "otp", and the
+// two together "mfa". A passkey kind adds its case here ("hwk" or "swk").
 func amrWith(kind string) []string {
-	_ = kind // a passkey answers "hwk" or "swk" here.
-	return []string{AMRPassword, AMROTP, AMRMFA}
+	switch kind {
+	case store.FactorTOTP, factorRecovery:
+		return []string{AMRPassword, AMROTP, AMRMFA}
+	}
+	return []string{AMRPassword, AMRMFA}
 }
+
+// factorRecovery is what verifyFactor answers for a recovery code.
+const factorRecovery = "recovery"
 
 // askSecondFactor shows the second-factor page instead of starting a
 // session when the person has a factor: it reports whether it did.
@@ -344,7 +351,7 @@ func (h *Handler) checkCode(ctx context.Context, userID, code string) (string, b
 	if errors.Is(err, store.ErrNotFound) {
 		return "", false, nil
 	}
-	return "recovery", err == nil, err
+	return factorRecovery, err == nil, err
 }
 
 // matchTOTP finds the time step of code within one step of now (RFC 6238
