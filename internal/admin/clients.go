@@ -84,6 +84,10 @@ type ClientMetadata struct {
 	// DPoPBoundAccessTokens refuses the client any token without a DPoP
 	// proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// RequireMFA makes the client's authorization requests need a sign-in
+	// with a second factor (a step-up when the session has none) and
+	// refuses it the password grant.
+	RequireMFA bool `json:"require_mfa,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -244,6 +248,7 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		return nil, err
 	}
 	c.RequirePushedAuthorizationRequests = md.RequirePushedAuthorizationRequests
+	c.RequireMFA = md.RequireMFA
 	if c.RequirePushedAuthorizationRequests && !usesCode {
 		// Like backchannel_logout_session_required without a URI: a rule
 		// with nothing to apply to is more likely a mistake than a wish.
@@ -450,6 +455,7 @@ func toMetadata(c *store.Client) *ClientMetadata {
 
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
+		RequireMFA:                         c.RequireMFA,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

@@ -46,6 +46,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("DELETE /admin/users/{id}", a.guard(a.deleteUser))
 	mux.Handle("PUT /admin/users/{id}/password", a.guard(a.setPassword))
 	mux.Handle("POST /admin/users/{id}/revoke-tokens", a.guard(a.revokeUserTokens))
+	mux.Handle("GET /admin/users/{id}/factors", a.guard(a.listFactors))
+	mux.Handle("DELETE /admin/users/{id}/factors", a.guard(a.resetFactors))
+	mux.Handle("DELETE /admin/users/{id}/factors/{factor}", a.guard(a.resetFactors))
 	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
 }

@@ -44,4 +44,14 @@ type UserStore interface {
 type Store interface {
 	ClientStore
 	UserStore
+	FactorStore
+}
+
+// FactorStore lists and removes a person's second factors (factors.go).
+type FactorStore interface {
+	ListFactors(ctx context.Context, userID string) ([]store.Factor, error)
+	CountRecoveryCodes(ctx context.Context, userID string) (int, error)
+	// DeleteFactors removes factorID, or every factor when it is empty,
+	// and the recovery codes once none is left.
+	DeleteFactors(ctx context.Context, userID, factorID string) error
 }

@@ -105,6 +105,7 @@ func (e *env) clientCommand() *cobra.Command {
 	f.StringVar(&md.BackchannelLogoutURI, "backchannel-logout-uri", "", "https URL (http on loopback only) that receives OpenID Connect back-channel logout tokens")
 	f.BoolVar(&md.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens must carry sid (needs --backchannel-logout-uri)")
 	f.BoolVar(&md.RequirePushedAuthorizationRequests, "require-par", false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126 require_pushed_authorization_requests)")
+	f.BoolVar(&md.RequireMFA, "require-mfa", false, "require a sign-in with a second factor (require_mfa): sessions without one are asked for it")
 	f.BoolVar(&md.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, "refuse this client any token without a DPoP proof (RFC 9449)")
 	f.StringVar(&fromJSON, "from-json", "", "read RFC 7591 metadata from this file (- for stdin) instead of flags")
 	cmd.AddCommand(create)

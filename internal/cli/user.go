@@ -33,6 +33,7 @@ func (e *env) userCommand() *cobra.Command {
 	config.RegisterFlags(cmd.PersistentFlags(), settings)
 	cmd.AddCommand(e.userCreateCommand(settings))
 	cmd.AddCommand(e.userUpdateCommand(settings))
+	cmd.AddCommand(e.userFactorsCommand(settings))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "get USER_ID",
 		Short: "Show a user and their profile",

@@ -38,9 +38,12 @@ type Session struct {
 	// authorization request's; it goes into the ID token of the code
 	// exchange only (Core §12.2: not into refreshed ones). AMR is how the
 	// person authenticated ("pwd").
-	SID   string         `json:"osid,omitempty"`
-	Nonce string         `json:"nonce,omitempty"`
-	AMR   []string       `json:"amr,omitempty"`
+	SID   string   `json:"osid,omitempty"`
+	Nonce string   `json:"nonce,omitempty"`
+	AMR   []string `json:"amr,omitempty"`
+	// ACR is the authentication context class the sign-in reached
+	// (oauth.ACRPassword or ACRMFA).
+	ACR   string         `json:"acr,omitempty"`
 	Extra map[string]any `json:"extra,omitempty"`
 	// DPoP (RFC 9449), each an RFC 7638 thumbprint. CnfJKT binds the
 	// access tokens issued by the latest token request (cnf.jkt; empty:

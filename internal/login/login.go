@@ -85,6 +85,8 @@ type Handler struct {
 	interactionKeys [][]byte
 	// returnToKeys sign what the pages show of a ReturnTo (returnto.go).
 	returnToKeys [][]byte
+	// mfa is the second-factor pages' keys and throttle (mfa.go).
+	mfa mfaState
 }
 
 // New builds the handler.
@@ -110,7 +112,10 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	if !strings.HasPrefix(cfg.AuthorizePath, "/") {
 		return nil, errors.New("login: Config.AuthorizePath must be the authorization endpoint's path")
 	}
-	for _, page := range []string{"login", "consent", "logout", "message", "device"} {
+	if err := h.initMFA(); err != nil {
+		return nil, err
+	}
+	for _, page := range append([]string{"login", "consent", "logout", "message", "device"}, mfaPages...) {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -136,6 +141,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /consent", h.consentPage)
 	mux.HandleFunc("POST /consent", h.consentSubmit)
 	mux.HandleFunc("GET /logout", h.logoutPage)
+	h.registerMFA(mux)
 	mux.HandleFunc("GET /static/latchkey.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -171,6 +177,9 @@ type SignIn struct {
 	// Did is what the person just did on a page for exactly this
 	// authorization request, or NoInteraction (interaction.go).
 	Did Interaction
+	// AMR is how the person authenticated in this login session (RFC
+	// 8176): ["pwd"], or ["pwd", "otp", "mfa"] after a second factor.
+	AMR []string
 }
 
 // CurrentSignIn returns who is signed in on the browser of r, or nil, and
@@ -204,7 +213,7 @@ func (h *Handler) current(r *http.Request) (*SignIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SignIn{LoginSessionID: ls.ID, SID: ls.SID, User: u, AuthTime: ls.AuthTime}, nil
+	return &SignIn{LoginSessionID: ls.ID, SID: ls.SID, User: u, AuthTime: ls.AuthTime, AMR: sessionAMR(ls)}, nil
 }
 
 // page is the data every template gets.
@@ -218,6 +227,8 @@ type page struct {
 	ClientID, PostLogoutRedirectURI, State string
 	// UserCode prefills the device page's code.
 	UserCode string
+	// MFA is what the second-factor pages show (mfa.go).
+	MFA *mfaPage
 }
 
 // securityHeaders: no script at all, no framing (clickjacking of the
@@ -342,13 +353,33 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// A person with a second factor is not signed in by a password alone
+	// (mfa.go): the session starts once they give it.
+	if pending, err := h.askSecondFactor(w, r, userID, p); pending || err != nil {
+		if err != nil {
+			h.fail(w, r, err)
+		}
+		return
+	}
+	h.startSession(w, r, userID, []string{AMRPassword}, rt, returning)
+}
+
+// startSession signs the browser in as userID, who authenticated by amr,
+// and sends it back to rt (when returning) with the proof that they signed
+// in for it.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, userID string, amr []string, rt ReturnTo, returning bool) {
+	ctx := r.Context()
 	cookie, err := secrets.RandomToken(32)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	now := h.cfg.Now().UTC()
-	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}
+	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL),
+		AMR: strings.Join(amr, " ")}
+	if multiFactor(amr) {
+		ls.MFATime = &now
+	}
 	prev, err := h.current(r)
 	switch {
 	case err != nil:

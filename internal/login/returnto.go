@@ -80,6 +80,11 @@ func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
 // safeReturnTo accepts only a relative URL of the authorization endpoint
 // or of the device page.
 func (h *Handler) safeReturnTo(raw string) bool {
+	if raw == PathTOTP {
+		// Enrolment sends the browser to sign in (or give a second
+		// factor) and back.
+		return true
+	}
 	for _, path := range []string{h.cfg.AuthorizePath, h.cfg.DevicePath} {
 		if path == "" || raw == "" {
 			continue

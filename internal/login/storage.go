@@ -50,5 +50,23 @@ type Store interface {
 	AttemptStore
 	UserStore
 	SessionStore
+	FactorStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
+}
+
+// FactorStore keeps second factors and recovery codes (mfa.go).
+type FactorStore interface {
+	ListFactors(ctx context.Context, userID string) ([]store.Factor, error)
+	// EnrollFactor stores a factor (replacing a TOTP one) and, unless
+	// recoveryHashes is nil, the person's new recovery codes.
+	EnrollFactor(ctx context.Context, f *store.Factor, recoveryHashes []string) error
+	// AdvanceFactorCounter records a use at counter, once: a counter not
+	// above the last one is store.ErrNotFound.
+	AdvanceFactorCounter(ctx context.Context, id string, counter int64) error
+	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string) error
+	// ConsumeRecoveryCode uses a code up, once; else store.ErrNotFound.
+	ConsumeRecoveryCode(ctx context.Context, userID, hash string) error
+	CountRecoveryCodes(ctx context.Context, userID string) (int, error)
+	// RaiseLoginSession records a second factor on a login session.
+	RaiseLoginSession(ctx context.Context, id string, amr []string) error
 }

@@ -36,6 +36,10 @@ type LoginUI interface {
 	// SendToConsent asks the person to allow rt, then sends the browser
 	// back to rt.URL with the answer.
 	SendToConsent(w http.ResponseWriter, r *http.Request, rt login.ReturnTo)
+	// SendToSecondFactor asks the signed-in person for a second factor
+	// (step-up), or tells them they must enrol one, then sends the
+	// browser back to rt.URL.
+	SendToSecondFactor(w http.ResponseWriter, r *http.Request, rt login.ReturnTo)
 	// ErrorPage shows a message and never redirects.
 	ErrorPage(w http.ResponseWriter, status int, title, message string)
 }
@@ -120,6 +124,16 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if (client.RequireMFA || oreq.wantMFA) && !si.MultiFactor() {
+		// Step-up: the session has no second factor and this client (or
+		// this request's acr_values) needs one. No page with prompt=none.
+		if slices.Contains(prompts, "none") {
+			p.authorizeError(w, r, ar, fosite.ErrInteractionRequired.WithHint("A second factor is required."))
+			return
+		}
+		p.ui.SendToSecondFactor(w, r, p.returnTo(r, client, ar, prompts, oreq, justSignedIn, pushed))
+		return
+	}
 	if form.Get(login.ConsentDeniedParam) == "denied" {
 		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return
@@ -159,8 +173,9 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 	sess.SID = si.SID
 	sess.Nonce = form.Get("nonce")
 	sess.CodeJKT = oreq.dpopJKT
-	// The only way to sign in yet (RFC 8176).
-	sess.AMR = []string{"pwd"}
+	// How the person signed in (RFC 8176), and the level it reaches.
+	sess.AMR = signInAMR(si)
+	sess.ACR = acrFor(sess.AMR)
 	sess.GrantedAt = p.now().UTC()
 	p.grantRequested(ar)
 	resp, err := p.fosite.NewAuthorizeResponse(ctx, ar, sess)

@@ -300,8 +300,6 @@ func (p *Provider) Device(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.ui.ErrorPage(w, http.StatusOK, "Device not connected", "You denied the request. The device will not get access.")
-	case si.Did == login.Approved:
-		p.approveDevice(w, r, si, dc)
 	default:
 		client, err := p.store.FindClient(ctx, dc.ClientID)
 		if err != nil {
@@ -314,7 +312,15 @@ func (p *Provider) Device(w http.ResponseWriter, r *http.Request) {
 		}
 		norm, _ := normaliseUserCode(typed)
 		target := PathDevice + "?" + url.Values{"user_code": {displayUserCode(norm)}}.Encode()
-		p.ui.SendToConsent(w, r, login.ReturnTo{URL: target, ClientName: name, Scopes: dc.Scopes})
+		switch {
+		case client.RequireMFA && !si.MultiFactor():
+			// Step-up, as at the authorization endpoint (mfa.go).
+			p.ui.SendToSecondFactor(w, r, login.ReturnTo{URL: target, ClientName: name})
+		case si.Did == login.Approved:
+			p.approveDevice(w, r, si, dc)
+		default:
+			p.ui.SendToConsent(w, r, login.ReturnTo{URL: target, ClientName: name, Scopes: dc.Scopes})
+		}
 	}
 }
 
@@ -368,7 +374,8 @@ func (p *Provider) approveDevice(w http.ResponseWriter, r *http.Request, si *log
 	sess.AuthTime = si.AuthTime
 	sess.LoginSessionID = si.LoginSessionID
 	sess.SID = si.SID
-	sess.AMR = []string{"pwd"}
+	sess.AMR = signInAMR(si)
+	sess.ACR = acrFor(sess.AMR)
 	sess.GrantedAt = p.now().UTC()
 	js, err := json.Marshal(sess)
 	if err != nil {

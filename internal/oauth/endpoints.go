@@ -114,7 +114,8 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		// The password was checked just now; there is no browser session,
 		// so no sid.
 		sess.AuthTime = sess.GrantedAt
-		sess.AMR = []string{"pwd"}
+		sess.AMR = []string{login.AMRPassword}
+		sess.ACR = ACRPassword
 		p.grantRequested(ar)
 	}
 	if err := bindDPoP(ar, jkt); err != nil {
@@ -227,6 +228,11 @@ type introspection struct {
 	// answered as the JWT carries it so that a resource server sees the
 	// delegation in either format.
 	Act *grantsession.Actor `json:"act,omitempty"`
+	// AMR and ACR say how the person of a user grant signed in (OpenID
+	// Connect Core §2, as in the ID token), so that a resource server can
+	// ask for a second factor without decoding an ID token.
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
 }
 
 // Introspect serves POST /oauth2/introspect (RFC 7662). The caller must
@@ -313,6 +319,7 @@ func (p *Provider) describe(ctx context.Context, use fosite.TokenUse, token stri
 		if use != fosite.RefreshToken {
 			out.Act = s.Act
 		}
+		out.AMR, out.ACR = s.AMR, s.ACR
 		// RFC 9449 §6.2: a bound access token is of type DPoP and says
 		// its key; a bound refresh token says its key too.
 		switch {

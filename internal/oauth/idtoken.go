@@ -32,6 +32,7 @@ type idTokenClaims struct {
 	AtHash   string   `json:"at_hash,omitempty"`
 	SID      string   `json:"sid,omitempty"`
 	AMR      []string `json:"amr,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
 	userClaims
 }
 
@@ -169,6 +170,7 @@ func (p *Provider) issueIDToken(ar fosite.AccessRequester, resp fosite.AccessRes
 		AuthTime: unix(sess.AuthTime),
 		SID:      sess.SID,
 		AMR:      sess.AMR,
+		ACR:      sess.ACR,
 	}
 	// Core §12.2: a refreshed ID token carries no nonce; only the code
 	// exchange echoes the authorization request's.

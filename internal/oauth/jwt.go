@@ -32,6 +32,11 @@ type accessClaims struct {
 	// exchange (RFC 8693 §4.1); MayAct who may (§4.4).
 	Act    *grantsession.Actor `json:"act,omitempty"`
 	MayAct *grantsession.Actor `json:"may_act,omitempty"`
+	// AMR and ACR say how the person of a user grant signed in (RFC 9068
+	// §2.2.1), so that introspection of a JWT, which has no row, answers
+	// them as it does for an opaque token.
+	AMR []string `json:"amr,omitempty"`
+	ACR string   `json:"acr,omitempty"`
 }
 
 // confirmation is RFC 7800's cnf with RFC 9449's member.
@@ -145,6 +150,7 @@ func (s *jwtStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester)
 	}
 	if gs, ok := r.GetSession().(*grantsession.Session); ok {
 		claims.Act, claims.MayAct = gs.Act, gs.MayAct
+		claims.AMR, claims.ACR = gs.AMR, gs.ACR
 	}
 	// Marshalled once with encoding/json and signed as is: go-jose's JWT
 	// builder would re-decode the claims into a map and encode them again,
@@ -303,6 +309,7 @@ func (v *jwtIntrospector) IntrospectToken(ctx context.Context, token string, _ f
 		sess.CnfJKT = c.Cnf.JKT
 	}
 	sess.Act, sess.MayAct = c.Act, c.MayAct
+	sess.AMR, sess.ACR = c.AMR, c.ACR
 	sess.SetExpiresAt(fosite.AccessToken, c.Expiry.Time())
 	req := &fosite.Request{
 		ID:              c.GrantID,

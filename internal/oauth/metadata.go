@@ -45,6 +45,7 @@ type Metadata struct {
 	SubjectTypesSupported        []string `json:"subject_types_supported"`
 	IDTokenSigningAlgs           []string `json:"id_token_signing_alg_values_supported"`
 	ClaimsSupported              []string `json:"claims_supported"`
+	ACRValuesSupported           []string `json:"acr_values_supported"`
 	ClaimTypesSupported          []string `json:"claim_types_supported"`
 	PromptValuesSupported        []string `json:"prompt_values_supported"`
 	BackchannelLogoutSupported   bool     `json:"backchannel_logout_supported"`
@@ -70,7 +71,7 @@ var IDTokenAlgorithms = []string{"RS256", "ES256", "EdDSA"}
 // claimsSupported are the claims an ID token or userinfo can carry (Core
 // §2, §5.1), listed in Discovery so that RPs know what to expect.
 var claimsSupported = []string{
-	"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
+	"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "acr",
 	"name", "given_name", "family_name", "preferred_username", "picture", "locale", "updated_at",
 	"email", "email_verified", "groups",
 }
@@ -112,6 +113,7 @@ func (p *Provider) Metadata() Metadata {
 		SubjectTypesSupported: []string{"public"},
 		IDTokenSigningAlgs:    IDTokenAlgorithms,
 		ClaimsSupported:       claimsSupported,
+		ACRValuesSupported:    ACRValuesSupported,
 		ClaimTypesSupported:   []string{"normal"},
 		PromptValuesSupported: []string{"none", "login", "consent", "select_account"},
 		// Logout tokens carry sid (Back-Channel Logout §2.1); there is no

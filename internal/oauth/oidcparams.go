@@ -58,6 +58,8 @@ type oidcRequest struct {
 	refused error
 	// dpopJKT is the dpop_jkt parameter (RFC 9449 §10), or empty.
 	dpopJKT string
+	// wantMFA: acr_values asks for a second factor (mfa.go).
+	wantMFA bool
 }
 
 // takeUnserved removes the parameters of unservedParams from form and
@@ -115,6 +117,7 @@ func (p *Provider) parseOIDCRequest(ar fosite.AuthorizeRequester, refused error)
 		}
 		o.hint = hint
 	}
+	o.wantMFA = wantsMFA(form.Get("acr_values"))
 	if h := form.Get("login_hint"); len(h) <= maxLoginHintLen && printableHint(h) {
 		o.loginHint = h
 	}

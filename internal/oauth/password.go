@@ -25,7 +25,8 @@ func (p *Provider) withClientIP(ctx context.Context, r *http.Request) context.Co
 // so parallel guesses cannot overrun it) and the same bounded argon2id work.
 type throttledPasswords struct {
 	grantStorage
-	auth *login.Authenticator
+	auth    *login.Authenticator
+	factors FactorStore
 }
 
 var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = throttledPasswords{}
@@ -46,6 +47,16 @@ func (s throttledPasswords) Authenticate(ctx context.Context, username, password
 	}
 	if err != nil {
 		return "", err
+	}
+	// A person who enrolled a second factor cannot be signed in by the
+	// password alone: the grant has no step to ask for the factor.
+	fs, err := s.factors.ListFactors(ctx, u.ID)
+	if err != nil {
+		return "", err
+	}
+	if len(fs) > 0 {
+		// invalid_grant, as fosite answers ErrNotFound.
+		return "", fosite.ErrNotFound.WithHint("second factor required")
 	}
 	if ar, ok := ctx.Value(fosite.AccessRequestContextKey).(fosite.AccessRequester); ok {
 		if sess, ok := ar.GetSession().(*grantsession.Session); ok {

@@ -168,7 +168,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		now:         now,
 	}
 	password := &trustedPasswordGrant{inner: &oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
-		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, auth: pages.Authenticator()},
+		ResourceOwnerPasswordCredentialsGrantStorage: throttledPasswords{grantStorage: st, auth: pages.Authenticator(), factors: db},
 		HandleHelper:         helper,
 		RefreshTokenStrategy: strategy,
 		Config:               fc,
@@ -285,6 +285,9 @@ func (g *trustedPasswordGrant) HandleTokenEndpointRequest(ctx context.Context, r
 	c, ok := r.GetClient().(*store.Client)
 	if !ok || c.Public || !c.Trusted {
 		return fosite.ErrUnauthorizedClient.WithHint("The password grant is allowed only for trusted confidential clients.")
+	}
+	if c.RequireMFA {
+		return fosite.ErrUnauthorizedClient.WithHint("This client requires a second factor, which the password grant cannot perform.")
 	}
 	return g.inner.HandleTokenEndpointRequest(ctx, r)
 }

@@ -2,8 +2,9 @@ package oauth
 
 import (
 	"context"
-	"github.com/latchkey/latchkey/internal/dpop"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/dpop"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -74,5 +75,12 @@ type Store interface {
 	ExchangeStore
 	DeviceStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
+	FactorStore
 	dpop.Replay
+}
+
+// FactorStore tells whether a person has second factors: the password
+// grant, which can ask for none, refuses them (no bypass of a factor).
+type FactorStore interface {
+	ListFactors(ctx context.Context, userID string) ([]store.Factor, error)
 }

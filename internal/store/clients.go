@@ -57,6 +57,9 @@ type Client struct {
 	// RequirePushedAuthorizationRequests refuses this client's
 	// authorization requests unless they were pushed (RFC 9126 §6).
 	RequirePushedAuthorizationRequests bool `gorm:"column:require_pushed_authorization_requests"`
+	// RequireMFA makes this client's authorization requests need a login
+	// session with a second factor (step-up, issue 17).
+	RequireMFA bool `gorm:"column:require_mfa"`
 	// DPoPBoundAccessTokens refuses the client any token without a DPoP
 	// proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `gorm:"column:dpop_bound_access_tokens"`

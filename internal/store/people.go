@@ -68,6 +68,11 @@ type LoginSession struct {
 	// logout tokens. CreateLoginSession draws one when it is empty;
 	// ReplaceLoginSession keeps the old session's.
 	SID string `gorm:"column:sid"`
+	// AMR is how the person authenticated, RFC 8176 values separated by
+	// spaces ("pwd", or "pwd otp mfa" after a second factor); MFATime is
+	// when they last gave a second factor.
+	AMR     string     `gorm:"column:amr"`
+	MFATime *time.Time `gorm:"column:mfa_time"`
 }
 
 // TableName tells GORM the table.
@@ -84,6 +89,13 @@ func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *Login
 		ls.SID = sid
 	}
 	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC()
+	if ls.AMR == "" {
+		ls.AMR = "pwd"
+	}
+	if ls.MFATime != nil {
+		t := ls.MFATime.UTC()
+		ls.MFATime = &t
+	}
 	if err := s.db(ctx).Create(ls).Error; err != nil {
 		return fmt.Errorf("create login session: %w", translate(err))
 	}

@@ -21,6 +21,8 @@ var inspectable = map[string][]string{
 	"dpop_proofs":          {"jti"},
 	"device_codes":         {"signature", "user_code"},
 	"login_session_grants": {"request_id"},
+	"user_factors":         {"id", "secret"},
+	"recovery_codes":       {"code_hash"},
 }
 
 // RawColumn reads one column of a token or key table as stored. It exists

@@ -52,13 +52,14 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, logoutTests...)
 	tests = append(tests, pushedTests...)
 	tests = append(tests, deviceTests...)
+	tests = append(tests, factorTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...) {
+	for _, tc := range append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)

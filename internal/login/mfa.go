@@ -1,0 +1,629 @@
+package login
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"image/color"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/boombuler/barcode/qr"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// Second factors (issue 17). A person who enrolled one is signed in by a
+// password and then a code: the password page leaves a short-lived signed
+// "pending" cookie instead of a session, and the second-factor page starts
+// the session once the code is right. A person already signed in with a
+// password only (before they enrolled, or without any factor) is asked for
+// one when the authorization endpoint needs it (step-up), and the page
+// raises their session. The kinds of factor plug in at verifyFactor: a
+// passkey adds its kind, its amr value ("hwk"/"swk") and its own form
+// posting to the same page.
+
+// Paths of the second-factor pages.
+const (
+	// PathSecondFactor is where a code is asked for and checked.
+	PathSecondFactor = "/login/second-factor"
+	// PathTOTP is TOTP enrolment for a signed-in person.
+	PathTOTP = "/account/totp"
+	// PathRecoveryCodes makes new recovery codes.
+	PathRecoveryCodes = "/account/recovery-codes"
+)
+
+// RFC 8176 authentication method references, as login sessions, ID tokens
+// and introspection carry them.
+const (
+	AMRPassword = "pwd"
+	AMROTP      = "otp"
+	AMRMFA      = "mfa"
+)
+
+// Key purposes of the second-factor pages.
+const (
+	PurposeMFAPending = "latchkey/v1/mfa-pending"
+	PurposeTOTPEnrol  = "latchkey/v1/totp-enrol"
+)
+
+const (
+	// pendingTTL is how long the person has to type the code after the
+	// password.
+	pendingTTL = 5 * time.Minute
+	// enrolTTL is how long an enrolment page's secret can be confirmed.
+	enrolTTL = 15 * time.Minute
+	// RecoveryCodeCount is how many recovery codes a person gets.
+	RecoveryCodeCount = 10
+	// totpPeriod and totpDigits are what every authenticator app does.
+	totpPeriod = 30
+	totpDigits = otp.DigitsSix
+	// TOTPIssuer names the account in the authenticator app.
+	TOTPIssuer = "Latchkey"
+)
+
+var mfaPages = []string{"mfa_verify", "mfa_enrol", "mfa_recovery", "mfa_needed"}
+
+// mfaPage is what the second-factor templates show.
+type mfaPage struct {
+	// QR is the otpauth URI as an inline SVG, drawn here: no script, no
+	// image fetched (the CSP allows neither).
+	QR template.HTML
+	// Secret is the TOTP secret in base32 for typing; Sealed carries it
+	// through the confirming form, sealed.
+	Secret, Sealed string
+	// RecoveryCodes are shown once, just after they are made.
+	RecoveryCodes []string
+	// HasFactor says the person already has a second factor.
+	HasFactor bool
+	// RecoveryLeft is how many unused recovery codes the person has.
+	RecoveryLeft int
+}
+
+// mfaState is the Handler's second-factor machinery.
+type mfaState struct {
+	sealer      *secrets.Sealer
+	pendingKeys [][]byte
+	enrolSealer *secrets.Sealer
+	throttle    *Throttle
+}
+
+func (h *Handler) initMFA() error {
+	var err error
+	if h.mfa.sealer, err = secrets.NewSealer(h.cfg.SystemSecrets, secrets.PurposeFactorSecret); err != nil {
+		return err
+	}
+	if h.mfa.enrolSealer, err = secrets.NewSealer(h.cfg.SystemSecrets, PurposeTOTPEnrol); err != nil {
+		return err
+	}
+	if h.mfa.pendingKeys, err = h.cfg.SystemSecrets.DeriveKeys(PurposeMFAPending); err != nil {
+		return err
+	}
+	// Wrong codes count like wrong passwords, against the person (their
+	// own counter, so that a code guesser does not lock the password
+	// and the reverse) and against the IP (shared with passwords: one
+	// allowance for guessing anything).
+	h.mfa.throttle = NewThrottle(h.store, h.cfg.Throttle)
+	return nil
+}
+
+func (h *Handler) registerMFA(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+PathSecondFactor, h.secondFactorPage)
+	mux.HandleFunc("POST "+PathSecondFactor, h.secondFactorSubmit)
+	mux.HandleFunc("GET "+PathTOTP, h.totpPage)
+	mux.HandleFunc("POST "+PathTOTP, h.totpSubmit)
+	mux.HandleFunc("POST "+PathRecoveryCodes, h.recoveryCodesSubmit)
+}
+
+// MFAThrottle is the throttle of wrong second-factor codes; tests replace
+// its Sleep.
+func (h *Handler) MFAThrottle() *Throttle { return h.mfa.throttle }
+
+func sessionAMR(ls *store.LoginSession) []string {
+	if ls.AMR == "" {
+		return []string{AMRPassword}
+	}
+	return strings.Fields(ls.AMR)
+}
+
+func multiFactor(amr []string) bool { return slices.Contains(amr, AMRMFA) }
+
+// MultiFactor reports whether the person gave a second factor in this
+// login session.
+func (s *SignIn) MultiFactor() bool { return s != nil && multiFactor(s.AMR) }
+
+// amrWith is the amr of a password and the factor of kind (RFC 8176):
+// a TOTP code or a recovery code is a one-time password, "otp", and the
+// two together "mfa". A passkey kind adds its case here ("hwk" or "swk").
+func amrWith(kind string) []string {
+	switch kind {
+	case store.FactorTOTP, factorRecovery:
+		return []string{AMRPassword, AMROTP, AMRMFA}
+	}
+	return []string{AMRPassword, AMRMFA}
+}
+
+// factorRecovery is what verifyFactor answers for a recovery code.
+const factorRecovery = "recovery"
+
+// askSecondFactor shows the second-factor page instead of starting a
+// session when the person has a factor: it reports whether it did.
+func (h *Handler) askSecondFactor(w http.ResponseWriter, r *http.Request, userID string, p page) (bool, error) {
+	fs, err := h.store.ListFactors(r.Context(), userID)
+	if err != nil || len(fs) == 0 {
+		return false, err
+	}
+	exp := strconv.FormatInt(h.cfg.Now().Add(pendingTTL).Unix(), 10)
+	h.setCookie(w, "latchkey_mfa", userID+"."+exp+"."+sign(h.mfa.pendingKeys[0], userID, exp), int(pendingTTL/time.Second))
+	p.Title, p.Error = "Two-step verification", ""
+	h.render(w, http.StatusOK, "mfa_verify", p)
+	return true, nil
+}
+
+// pendingUser is the person whose password this browser has just
+// verified, waiting for their second factor, or "".
+func (h *Handler) pendingUser(r *http.Request) string {
+	c, err := r.Cookie(h.cookieName("latchkey_mfa"))
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 || !signedUnderAny(h.mfa.pendingKeys, parts[2], parts[0], parts[1]) {
+		return ""
+	}
+	n, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || !h.cfg.Now().Before(time.Unix(n, 0)) {
+		return ""
+	}
+	return parts[0]
+}
+
+// SendToSecondFactor sends a signed-in person to give a second factor (or
+// to learn that they must enrol one), then back to rt.URL.
+func (h *Handler) SendToSecondFactor(w http.ResponseWriter, r *http.Request, rt ReturnTo) {
+	http.Redirect(w, r, h.pageURL(PathSecondFactor, rt), http.StatusSeeOther)
+}
+
+// secondFactorPage is GET PathSecondFactor: the code form for a pending
+// sign-in or a step-up, or the page that says a factor must be enrolled.
+func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
+	p := page{Title: "Two-step verification", CSRFToken: h.csrfToken(w, r)}
+	rt, returning := h.readReturnTo(r.URL.Query().Get)
+	if returning {
+		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
+	}
+	if h.pendingUser(r) != "" {
+		h.render(w, http.StatusOK, "mfa_verify", p)
+		return
+	}
+	s, err := h.current(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if s == nil {
+		if !returning {
+			rt = ReturnTo{}
+		}
+		h.SendToLogin(w, r, rt)
+		return
+	}
+	fs, err := h.store.ListFactors(r.Context(), s.User.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if len(fs) == 0 {
+		// No bypass: the application needs a second factor and the
+		// person has none. They are told so, and where to set one up.
+		p.Title = "Two-step verification required"
+		h.render(w, http.StatusForbidden, "mfa_needed", p)
+		return
+	}
+	h.render(w, http.StatusOK, "mfa_verify", p)
+}
+
+// secondFactorSubmit checks a code: for a pending sign-in it starts the
+// session, for a signed-in person it raises theirs, and either way sends
+// the browser back to the request.
+func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := page{Title: "Two-step verification", CSRFToken: h.csrfToken(w, r)}
+	rt, returning := h.readReturnTo(r.PostFormValue)
+	if returning {
+		p.ReturnTo, p.About, p.ClientName = rt.URL, r.PostFormValue(aboutParam), rt.ClientName
+	}
+	if !h.validCSRF(r) {
+		p.Error = "Your form expired. Please try again."
+		h.render(w, http.StatusForbidden, "mfa_verify", p)
+		return
+	}
+	userID := h.pendingUser(r)
+	var s *SignIn
+	if userID == "" {
+		var err error
+		if s, err = h.current(r); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if s == nil {
+			h.SendToLogin(w, r, rt)
+			return
+		}
+		userID = s.User.ID
+	}
+	kind, ok, err := h.verifyFactor(ctx, userID, h.ClientIP(r), r.PostFormValue("code"))
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		p.Error = "Too many wrong codes. Please wait a few minutes and try again."
+		h.render(w, http.StatusTooManyRequests, "mfa_verify", p)
+		return
+	case err != nil:
+		h.fail(w, r, err)
+		return
+	case !ok:
+		h.log.InfoContext(ctx, "second factor failed", "user_id", userID)
+		p.Error = "That code is not valid. Try the current code from your app, or a recovery code."
+		h.render(w, http.StatusUnauthorized, "mfa_verify", p)
+		return
+	}
+	amr := amrWith(kind)
+	if s == nil {
+		h.setCookie(w, "latchkey_mfa", "", -1)
+		h.startSession(w, r, userID, amr, rt, returning)
+		return
+	}
+	if err := h.store.RaiseLoginSession(ctx, s.LoginSessionID, amr); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.log.InfoContext(ctx, "second factor", "user_id", userID)
+	if !returning {
+		h.render(w, http.StatusOK, "message", page{Title: "Verified", Message: "Your second factor is confirmed."})
+		return
+	}
+	http.Redirect(w, r, rt.URL, http.StatusSeeOther)
+}
+
+// verifyFactor checks code against the person's factors under the
+// throttle: a 6-digit code against their TOTP, anything else as a recovery
+// code. It returns the kind that matched.
+func (h *Handler) verifyFactor(ctx context.Context, userID, ip, code string) (string, bool, error) {
+	code = strings.Join(strings.Fields(code), "")
+	if code == "" {
+		return "", false, nil
+	}
+	att, err := h.mfa.throttle.Reserve(ctx, "mfa:"+userID, ip)
+	if err != nil {
+		return "", false, err
+	}
+	kind, ok, err := h.checkCode(ctx, userID, code)
+	switch {
+	case err != nil:
+		return "", false, errors.Join(err, att.Cancel(ctx))
+	case !ok:
+		att.Failed(ctx)
+		return "", false, nil
+	}
+	return kind, true, att.Succeeded(ctx)
+}
+
+func (h *Handler) checkCode(ctx context.Context, userID, code string) (string, bool, error) {
+	if len(code) == int(totpDigits) && strings.Trim(code, "0123456789") == "" {
+		fs, err := h.store.ListFactors(ctx, userID)
+		if err != nil {
+			return "", false, err
+		}
+		for _, f := range fs {
+			if f.Kind != store.FactorTOTP {
+				continue
+			}
+			secret, err := h.mfa.sealer.Open(f.Secret, []byte(f.ID))
+			if err != nil {
+				return "", false, fmt.Errorf("open totp secret: %w", err)
+			}
+			step, ok := matchTOTP(string(secret), code, h.cfg.Now())
+			if !ok {
+				continue
+			}
+			// Once per time step, across instances: a replayed code, or
+			// an older one than the last accepted, loses here.
+			err = h.store.AdvanceFactorCounter(ctx, f.ID, step)
+			if errors.Is(err, store.ErrNotFound) {
+				return "", false, nil
+			}
+			return store.FactorTOTP, err == nil, err
+		}
+		return "", false, nil
+	}
+	err := h.store.ConsumeRecoveryCode(ctx, userID, recoveryHash(userID, code))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	return factorRecovery, err == nil, err
+}
+
+// matchTOTP finds the time step of code within one step of now (RFC 6238
+// §5.2: one step of clock drift either way), comparing in constant time.
+func matchTOTP(secret, code string, now time.Time) (int64, bool) {
+	cur := now.Unix() / totpPeriod
+	found, matched := int64(0), 0
+	for _, step := range []int64{cur - 1, cur, cur + 1} {
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOpts())
+		if err != nil {
+			return 0, false
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			found, matched = step, 1
+		}
+	}
+	return found, matched == 1
+}
+
+func totpOpts() totp.ValidateOpts {
+	return totp.ValidateOpts{Period: totpPeriod, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1}
+}
+
+// recoveryAlphabet has no look-alikes (0/o, 1/l/i).
+const recoveryAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+
+// newRecoveryCodes makes RecoveryCodeCount codes of 10 characters (about
+// 49 bits each: the throttle bounds guessing far below that) shown as
+// "xxxxx-xxxxx", and their hashes.
+func newRecoveryCodes(userID string) ([]string, []string, error) {
+	codes, hashes := make([]string, RecoveryCodeCount), make([]string, RecoveryCodeCount)
+	for i := range codes {
+		b := make([]byte, 10)
+		for j := range b {
+			// Rejection sampling keeps the characters uniform.
+			for {
+				var one [1]byte
+				if _, err := rand.Read(one[:]); err != nil {
+					return nil, nil, err
+				}
+				if int(one[0]) < 256/len(recoveryAlphabet)*len(recoveryAlphabet) {
+					b[j] = recoveryAlphabet[int(one[0])%len(recoveryAlphabet)]
+					break
+				}
+			}
+		}
+		codes[i] = string(b[:5]) + "-" + string(b[5:])
+		hashes[i] = recoveryHash(userID, codes[i])
+	}
+	return codes, hashes, nil
+}
+
+// recoveryHash is how a recovery code is stored: SHA-256 over the person
+// and the code as typed without case, dashes or spaces. The codes are
+// random, so a fast hash is enough.
+func recoveryHash(userID, code string) string {
+	code = strings.ToLower(strings.NewReplacer("-", "", " ", "").Replace(code))
+	return secrets.SignatureKey(userID + "\x00" + code)
+}
+
+// totpPage is GET PathTOTP: a new secret as a QR code and as text, and
+// the form that confirms it with a first code.
+func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request) {
+	s, fs, ok := h.enrolling(w, r)
+	if !ok {
+		return
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: TOTPIssuer, AccountName: s.User.Username,
+		Period: totpPeriod, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p, err := h.enrolPage(w, r, s, fs, key)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, http.StatusOK, "mfa_enrol", p)
+}
+
+func (h *Handler) enrolPage(w http.ResponseWriter, r *http.Request, s *SignIn, fs []store.Factor, key *otp.Key) (page, error) {
+	exp := strconv.FormatInt(h.cfg.Now().Add(enrolTTL).Unix(), 10)
+	sealed, err := h.mfa.enrolSealer.Seal([]byte(exp+"."+key.Secret()), []byte(s.User.ID))
+	if err != nil {
+		return page{}, err
+	}
+	qrSVG, err := qrCode(key.URL())
+	if err != nil {
+		return page{}, err
+	}
+	left, err := h.store.CountRecoveryCodes(r.Context(), s.User.ID)
+	if err != nil {
+		return page{}, err
+	}
+	return page{Title: "Set up an authenticator app", CSRFToken: h.csrfToken(w, r), MFA: &mfaPage{
+		QR: qrSVG, Secret: key.Secret(), Sealed: base64.RawURLEncoding.EncodeToString(sealed),
+		HasFactor: len(fs) > 0, RecoveryLeft: left,
+	}}, nil
+}
+
+// enrolling finds the signed-in person who may change their factors: one
+// who has none yet, or who gave one in this session (a stolen
+// password-only session cannot swap the factor out). Otherwise it sends
+// the browser to sign in or to give the factor, and reports false.
+func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*SignIn, []store.Factor, bool) {
+	s, err := h.current(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return nil, nil, false
+	}
+	if s == nil {
+		h.SendToLogin(w, r, ReturnTo{URL: PathTOTP})
+		return nil, nil, false
+	}
+	fs, err := h.store.ListFactors(r.Context(), s.User.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return nil, nil, false
+	}
+	if len(fs) > 0 && !s.MultiFactor() {
+		h.SendToSecondFactor(w, r, ReturnTo{URL: PathTOTP})
+		return nil, nil, false
+	}
+	return s, fs, true
+}
+
+// totpSubmit confirms an enrolment with a first code: the factor is
+// stored (its secret sealed), the session counts as two-factor, and the
+// recovery codes are shown once.
+func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.validCSRF(r) {
+		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
+		return
+	}
+	s, fs, ok := h.enrolling(w, r)
+	if !ok {
+		return
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("secret"))
+	var plain []byte
+	if err == nil {
+		plain, err = h.mfa.enrolSealer.Open(sealed, []byte(s.User.ID))
+	}
+	exp, secret, found := strings.Cut(string(plain), ".")
+	n, perr := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !found || perr != nil || !h.cfg.Now().Before(time.Unix(n, 0)) {
+		h.ErrorPage(w, http.StatusBadRequest, "Set-up expired", "This set-up page expired. Open it again to get a new code.")
+		return
+	}
+	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
+	att, err := h.mfa.throttle.Reserve(ctx, "mfa:"+s.User.ID, h.ClientIP(r))
+	if errors.Is(err, store.ErrLocked) {
+		h.ErrorPage(w, http.StatusTooManyRequests, "Too many wrong codes", "Please wait a few minutes and try again.")
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	step, ok := matchTOTP(secret, code, h.cfg.Now())
+	if !ok {
+		att.Failed(ctx)
+		k, kerr := totpKey(secret, s.User.Username)
+		if kerr != nil {
+			h.fail(w, r, kerr)
+			return
+		}
+		p, perr := h.enrolPage(w, r, s, fs, k)
+		if perr != nil {
+			h.fail(w, r, perr)
+			return
+		}
+		p.Error = "That code is not valid. Type the code your app shows now."
+		h.render(w, http.StatusUnauthorized, "mfa_enrol", p)
+		return
+	}
+	if err := att.Succeeded(ctx); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id, err := secrets.NewID()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sealedSecret, err := h.mfa.sealer.Seal([]byte(secret), []byte(id))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	codes, hashes, err := newRecoveryCodes(s.User.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// The confirming code is spent: counter starts at its step, so it
+	// cannot sign anyone in afterwards.
+	f := &store.Factor{ID: id, UserID: s.User.ID, Kind: store.FactorTOTP, Secret: sealedSecret, Counter: step}
+	if err := h.store.EnrollFactor(ctx, f, hashes); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.store.RaiseLoginSession(ctx, s.LoginSessionID, amrWith(store.FactorTOTP)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.log.InfoContext(ctx, "totp enrolled", "user_id", s.User.ID)
+	h.render(w, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
+}
+
+// recoveryCodesSubmit replaces the person's recovery codes and shows the
+// new ones once.
+func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
+	if !h.validCSRF(r) {
+		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
+		return
+	}
+	s, fs, ok := h.enrolling(w, r)
+	if !ok {
+		return
+	}
+	if len(fs) == 0 {
+		h.ErrorPage(w, http.StatusBadRequest, "No second factor", "Set up an authenticator app first; recovery codes come with it.")
+		return
+	}
+	codes, hashes, err := newRecoveryCodes(s.User.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.store.ReplaceRecoveryCodes(r.Context(), s.User.ID, hashes); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
+}
+
+// totpKey is the key of an enrolment page shown again (after a wrong
+// code): the same secret, so the app's entry still matches.
+func totpKey(secret, account string) (*otp.Key, error) {
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + TOTPIssuer + ":" + account, RawQuery: url.Values{
+		"secret": {secret}, "issuer": {TOTPIssuer}, "period": {strconv.Itoa(totpPeriod)},
+		"digits": {"6"}, "algorithm": {"SHA1"},
+	}.Encode()}
+	return otp.NewKeyFromURL(u.String())
+}
+
+// qrCode draws content as an SVG QR code: one path of dark modules, with a
+// quiet zone of four modules (ISO/IEC 18004).
+func qrCode(content string) (template.HTML, error) {
+	code, err := qr.Encode(content, qr.M, qr.Auto)
+	if err != nil {
+		return "", err
+	}
+	n := code.Bounds().Dx()
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="qr" viewBox="-4 -4 %d %d" width="232" height="232" role="img" aria-label="QR code for your authenticator app" shape-rendering="crispEdges"><rect x="-4" y="-4" width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, n+8, n+8, n+8, n+8)
+	for y := range n {
+		for x := range n {
+			if isDark(code.At(x, y)) {
+				fmt.Fprintf(&b, "M%d %dh1v1h-1z", x, y)
+			}
+		}
+	}
+	b.WriteString(`"/></svg>`)
+	// Only numbers and fixed markup: nothing of content reaches the HTML.
+	return template.HTML(b.String()), nil //nolint:gosec
+}
+
+func isDark(c color.Color) bool {
+	r, g, bl, _ := c.RGBA()
+	return r+g+bl < 3*0x8000
+}
