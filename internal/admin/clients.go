@@ -84,6 +84,10 @@ type ClientMetadata struct {
 	// DPoPBoundAccessTokens refuses the client any token without a DPoP
 	// proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// LogoURI and ClientURI (RFC 7591 §2) are shown on the consent page:
+	// https, or http to a loopback host.
+	LogoURI   string `json:"logo_uri,omitempty"`
+	ClientURI string `json:"client_uri,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -155,7 +159,7 @@ func printable(s string) bool {
 // normalize applies RFC 7591 defaults and checks every rule, returning the
 // row to store.
 func normalize(md *ClientMetadata) (*store.Client, error) {
-	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType, md.IDTokenSignedResponseAlg, md.BackchannelLogoutURI}, md.RedirectURIs...)
+	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType, md.IDTokenSignedResponseAlg, md.BackchannelLogoutURI, md.LogoURI, md.ClientURI}, md.RedirectURIs...)
 	fields = append(append(append(append(fields, md.PostLogoutRedirectURIs...), md.Audience...), md.GrantTypes...), md.ResponseTypes...)
 	for _, f := range fields {
 		if !printable(f) {
@@ -238,6 +242,9 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		}
 	}
 	if err := applicationType(md, c); err != nil {
+		return nil, err
+	}
+	if err := brandingMetadata(md, c); err != nil {
 		return nil, err
 	}
 	if err := oidcMetadata(md, c); err != nil {
@@ -450,6 +457,8 @@ func toMetadata(c *store.Client) *ClientMetadata {
 
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
+		LogoURI:                            c.LogoURI,
+		ClientURI:                          c.ClientURI,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

@@ -115,7 +115,9 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		Throttle:       ThrottlePolicy(cfg),
 		Passwords:      login.DefaultPasswordLimits(),
 		TrustedProxies: proxies,
-		Now:            o.now,
+		Theme: login.Theme{Dir: cfg.ThemeDir, ProductName: cfg.ProductName, LogoURL: cfg.LogoURL,
+			PrimaryColor: cfg.PrimaryColor},
+		Now: o.now,
 	}
 	for _, f := range o.login {
 		f(&lc)
@@ -183,6 +185,8 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)
+	// Every other address: the pages' 404, in the browser's language.
+	mux.HandleFunc("/", s.pages.NotFound)
 	return s.middleware(s.cors(mux))
 }
 
