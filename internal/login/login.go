@@ -88,8 +88,8 @@ type Handler struct {
 	product  string
 	// imgSrc is the CSP's img-src: ours, and the logo's origin.
 	imgSrc string
-	auth     *Authenticator
-	log      *slog.Logger
+	auth   *Authenticator
+	log    *slog.Logger
 
 	// interactionKeys sign consent-page proofs as csrfKeys do CSRF tokens
 	// (interaction.go).
@@ -252,8 +252,8 @@ type page struct {
 	Title, Error, Message, CSRFToken, ReturnTo string
 	// About is the signed ClientName and Scopes of ReturnTo, kept in the
 	// login form so that a failed sign-in shows them again.
-	About                                  string
-	ClientName, Username                   string
+	About                string
+	ClientName, Username string
 	// ClientLogoURI and ClientURI are the client's registered logo_uri
 	// and client_uri (RFC 7591 §2), shown on the consent page.
 	ClientLogoURI, ClientURI string
