@@ -46,6 +46,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("DELETE /admin/users/{id}", a.guard(a.deleteUser))
 	mux.Handle("PUT /admin/users/{id}/password", a.guard(a.setPassword))
 	mux.Handle("POST /admin/users/{id}/revoke-tokens", a.guard(a.revokeUserTokens))
+	mux.Handle("GET /admin/scopes", a.guard(a.listScopes))
+	mux.Handle("GET /admin/scopes/{name}", a.guard(a.getScope))
+	mux.Handle("PUT /admin/scopes/{name}", a.guard(a.putScope))
+	mux.Handle("DELETE /admin/scopes/{name}", a.guard(a.deleteScope))
 	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
 }
@@ -306,6 +310,8 @@ func resource(r *http.Request) string {
 		return "user"
 	case strings.HasPrefix(r.URL.Path, "/admin/clients"):
 		return "client"
+	case strings.HasPrefix(r.URL.Path, "/admin/scopes"):
+		return "scope description"
 	}
 	return "resource"
 }

@@ -44,4 +44,5 @@ type UserStore interface {
 type Store interface {
 	ClientStore
 	UserStore
+	ScopeStore
 }
