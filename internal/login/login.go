@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -129,6 +130,9 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 		return nil, fmt.Errorf("login: theme: %w", err)
 	}
 	if h.tmpl, err = loadTemplates(templateFS, theme, template.FuncMap{}); err != nil {
+		return nil, fmt.Errorf("login: theme: %w", err)
+	}
+	if err := h.dryRun(); err != nil {
 		return nil, fmt.Errorf("login: theme: %w", err)
 	}
 	h.static = &staticFiles{theme: theme, themeCSS: themeCSS(cfg.Theme.PrimaryColor), notFound: h.NotFound}
@@ -300,6 +304,22 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if err := h.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
 		h.log.Error("render page", "page", name, "error", err)
 	}
+}
+
+// dryRun draws every page once with every field set, so that a theme
+// template naming a field or method that does not exist ({{.Nope}}) stops
+// the start instead of failing each request. The error names the file.
+func (h *Handler) dryRun() error {
+	p := page{localizer: localizer{c: h.locales, lang: defaultLang}, Lang: defaultLang, Product: "P", LogoURL: "/static/l.png",
+		ThemeCSS: true, RequestID: "r", Title: "login.title", Error: "login.error.invalid", Message: "login.done.message",
+		CSRFToken: "c", ReturnTo: "/", About: "a", ClientName: "n", Username: "u", ClientLogoURI: "https://l", ClientURI: "https://u",
+		Scopes: []ScopeLine{{Name: "s", Description: "d"}, {Name: "t"}}, ClientID: "i", PostLogoutRedirectURI: "https://p", State: "s", UserCode: "c"}
+	for _, name := range Pages {
+		if err := h.tmpl[name].ExecuteTemplate(io.Discard, "layout", p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrorPage shows a message and never redirects: for requests whose client
