@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ory/fosite"
 	"gorm.io/gorm/clause"
 )
 
@@ -19,32 +20,37 @@ type Scope struct {
 // TableName tells GORM the table.
 func (*Scope) TableName() string { return "scopes" }
 
-// PutScope creates or replaces a scope's description in one statement (two
-// concurrent PUTs both succeed, the last one wins), and reports whether it
-// was created. sc is updated to the row as stored.
+// PutScope creates or replaces a scope's description and reports whether
+// it was created; sc is updated to the row as stored. An insert that does
+// nothing on conflict, then an update: concurrent PUTs all succeed, the
+// last one wins, without a transaction to serialize.
 func (s *Store) PutScope(ctx context.Context, sc *Scope) (created bool, err error) {
 	now := s.nowUTC()
 	sc.CreatedAt, sc.UpdatedAt = now, now
-	err = s.InTx(ctx, func(ctx context.Context) error {
-		var n int64
-		if err := s.db(ctx).Model(&Scope{}).Where("name = ?", sc.Name).Count(&n).Error; err != nil {
-			return err
+	for range 3 {
+		res := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(sc)
+		if res.Error != nil {
+			return false, fmt.Errorf("put scope: %w", translate(res.Error))
 		}
-		created = n == 0
-		return s.db(ctx).Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "name"}},
-			DoUpdates: clause.AssignmentColumns([]string{"description", "updated_at"}),
-		}).Create(sc).Error
-	})
-	if err != nil {
-		return false, fmt.Errorf("put scope: %w", translate(err))
-	}
-	if !created {
-		if got, err := s.FindScope(ctx, sc.Name); err == nil {
+		if res.RowsAffected == 1 {
+			return true, nil
+		}
+		res = s.db(ctx).Model(&Scope{}).Where("name = ?", sc.Name).
+			Updates(map[string]any{"description": sc.Description, "updated_at": now})
+		if res.Error != nil {
+			return false, fmt.Errorf("put scope: %w", translate(res.Error))
+		}
+		if res.RowsAffected == 1 {
+			got, err := s.FindScope(ctx, sc.Name)
+			if err != nil {
+				return false, err
+			}
 			*sc = *got
+			return false, nil
 		}
+		// Deleted between the two statements: insert again.
 	}
-	return created, nil
+	return false, fmt.Errorf("put scope %q: %w", sc.Name, fosite.ErrSerializationFailure)
 }
 
 // FindScope returns a scope's description, or ErrNotFound.
