@@ -272,10 +272,11 @@ type page struct {
 // consent button), no referrer (the URL carries authorization parameters),
 // no caching of pages that carry CSRF tokens.
 // Images may come from the theme's logo and a client's logo_uri, and only
-// from there.
+// from there. No form-action: browsers apply it to the redirects after a
+// form too, and the consent form ends at the client's redirect URI.
 func securityHeaders(w http.ResponseWriter, imgSrc string) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src "+imgSrc+"; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src "+imgSrc+"; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
@@ -314,7 +315,7 @@ func (h *Handler) dryRun() error {
 		ThemeCSS: true, RequestID: "r", Title: "login.title", Error: "login.error.invalid", Message: "login.done.message",
 		CSRFToken: "c", ReturnTo: "/", About: "a", ClientName: "n", Username: "u", ClientLogoURI: "https://l", ClientURI: "https://u",
 		Scopes: []ScopeLine{{Name: "s", Description: "d"}, {Name: "t"}}, ClientID: "i", PostLogoutRedirectURI: "https://p", State: "s", UserCode: "c"}
-	for _, name := range Pages {
+	for _, name := range pageNames {
 		if err := h.tmpl[name].ExecuteTemplate(io.Discard, "layout", p); err != nil {
 			return err
 		}

@@ -34,10 +34,10 @@ type Theme struct {
 // DefaultProductName is what the pages call the server without a theme.
 const DefaultProductName = "Latchkey"
 
-// Pages are the templates the handler renders, each drawn inside
+// pageNames are the templates the handler renders, each drawn inside
 // layout.html's "layout" and defining "body". A theme overrides any of
 // them by file name; the other helpers' pages join this list.
-var Pages = []string{"login", "consent", "logout", "message", "device"}
+var pageNames = []string{"login", "consent", "logout", "message", "device"}
 
 var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
@@ -116,7 +116,7 @@ func (t Theme) themeFS() fs.FS {
 // silently) or a page that lacks "layout" or "body" once its files are
 // combined.
 func loadTemplates(builtin, theme fs.FS, funcs template.FuncMap) (map[string]*template.Template, error) {
-	known := append([]string{"layout"}, Pages...)
+	known := append([]string{"layout"}, pageNames...)
 	if theme != nil {
 		if st, err := fs.Stat(theme, "."); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("theme directory: %w", errOr(err, errors.New("not a directory")))
@@ -141,7 +141,7 @@ func loadTemplates(builtin, theme fs.FS, funcs template.FuncMap) (map[string]*te
 		return builtin, file
 	}
 	out := map[string]*template.Template{}
-	for _, page := range Pages {
+	for _, page := range pageNames {
 		t := template.New(page).Funcs(funcs)
 		for _, name := range []string{"layout", page} {
 			fsys, file := source(name)
