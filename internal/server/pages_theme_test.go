@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 	"golang.org/x/oauth2"
 )
@@ -101,4 +103,41 @@ func readAll(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestQueryBudgetConsentPage: the consent page describes built-in scopes
+// from its catalogues, without a query; custom scopes cost one read, for
+// all of them together.
+func TestQueryBudgetConsentPage(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		rec := &statements{}
+		h := newHarnessWithStore(t, b, store.Options{OnStatement: rec.record, ClientCacheTTL: time.Minute})
+		h.user("quinn", "quinn-password-1")
+		h.adminJSON(http.MethodPut, "/admin/scopes/invoices:read", map[string]any{"description": "Read your invoices"})
+		h.adminJSON(http.MethodPut, "/admin/scopes/invoices:write", map[string]any{"description": "Change your invoices"})
+		const redirect = "https://books.example/cb"
+		c := h.client(map[string]any{"client_name": "Books", "grant_types": []string{"authorization_code"}, "redirect_uris": []string{redirect},
+			"scope": "openid email profile invoices:read invoices:write"})
+		br := h.browser(redirect)
+		signIn(t, br, "quinn", "quinn-password-1")
+		measure := func(scopes ...string) (reads, writes int) {
+			conf := oauth2.Config{ClientID: c.id, RedirectURL: redirect, Scopes: scopes, Endpoint: oauth2.Endpoint{AuthURL: h.public.URL + "/oauth2/authorize"}}
+			resp, page := br.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			if !isConsentPage(resp, page) {
+				t.Fatalf("no consent page: %d\n%s", resp.StatusCode, page)
+			}
+			rec.take()
+			if resp, page = br.get(resp.Request.URL.String()); !isConsentPage(resp, page) {
+				t.Fatalf("consent page again: %d", resp.StatusCode)
+			}
+			r, w, _ := count(rec.take())
+			return r, w
+		}
+		r0, w0 := measure("openid", "email", "profile")
+		r1, w1 := measure("openid", "invoices:read", "invoices:write")
+		t.Logf("consent page: built-in scopes %d reads %d writes; custom %d reads %d writes", r0, w0, r1, w1)
+		if r0 > 2 || w0 > 1 || r1 != r0+1 || w1 != w0 {
+			t.Errorf("consent page over budget: built-in %d reads %d writes (max 2, 1); custom %d reads %d writes (want one read more)", r0, w0, r1, w1)
+		}
+	})
 }
