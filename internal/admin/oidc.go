@@ -96,8 +96,11 @@ func brandingMetadata(md *ClientMetadata, c *store.Client) error {
 			return invalidMetadata("%s %q is not a URI", f.name, f.raw)
 		case !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(f.raw, "#"):
 			return invalidMetadata("%s %q must be an absolute URL with a host, without user information or fragment", f.name, f.raw)
-		case strings.EqualFold(u.Scheme, "https"):
-		case strings.EqualFold(u.Scheme, "http") && isLoopbackHost(u.Hostname()):
+		case strings.ContainsAny(u.Host, ";,'\"*"):
+			// The consent page puts the logo's origin into its CSP.
+			return invalidMetadata("%s %q has characters that are not allowed in a host name", f.name, f.raw)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
 		default:
 			return invalidMetadata("%s %q must use https; plain http is allowed only for loopback addresses", f.name, f.raw)
 		}

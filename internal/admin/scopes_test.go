@@ -100,6 +100,7 @@ func TestClientBrandingMetadata(t *testing.T) {
 		for _, bad := range []string{
 			`"logo_uri":"javascript:alert(1)"`, `"logo_uri":"data:image/png;base64,AAAA"`, `"client_uri":"http://app.example/"`,
 			`"client_uri":"/relative"`, `"logo_uri":"https://user:pw@app.example/l.png"`, `"client_uri":"https://app.example/#x"`,
+			`"logo_uri":"https://app.example;script-src/l.png"`,
 		} {
 			if status, raw := s.admin(http.MethodPost, "/admin/clients", base+bad+`}`); status != http.StatusBadRequest || !strings.Contains(string(raw), "invalid_client_metadata") {
 				t.Errorf("%s: %d %s", bad, status, raw)

@@ -95,3 +95,22 @@ func TestButtonContrast(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginForCSP: only a plain scheme://host[:port] goes into img-src;
+// a host with CSP syntax in it (url.Parse allows ';' there) adds nothing.
+func TestOriginForCSP(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://cdn.example/logo.png":         "https://cdn.example",
+		"http://127.0.0.1:3000/l.png":          "http://127.0.0.1:3000",
+		"https://[::1]:8443/l.png":             "https://[::1]:8443",
+		"/static/logo.svg":                     "",
+		"https://x.example;script-src:*/l.png": "",
+		"https://x.example,y/l.png":            "",
+		"javascript:alert(1)":                  "",
+		"data:image/png;base64,AAAA":           "",
+	} {
+		if got := origin(raw); got != want {
+			t.Errorf("origin(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -91,11 +91,17 @@ func isLoopbackHost(host string) bool {
 	return strings.HasPrefix(ip, "127.") || ip == "::1"
 }
 
-// origin is the scheme://host of an absolute URL, for the CSP's img-src,
-// or "" for a path of ours (covered by 'self').
+// cspHost is a host[:port] that can go into a CSP source expression as
+// is: url.Parse lets sub-delimiters such as ';' through in a host, which
+// would end the img-src directive and start another.
+var cspHost = regexp.MustCompile(`^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+
+// origin is the scheme://host of an https (or loopback http) URL, for the
+// CSP's img-src, or "" for a path of ours (covered by 'self') or anything
+// that is not a plain host.
 func origin(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !cspHost.MatchString(u.Host) {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
