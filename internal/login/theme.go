@@ -238,6 +238,9 @@ func (s *staticFiles) serve(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("path")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// A theme's SVG opened on its own is a document of our origin: it may
+	// show, not run anything.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src 'self'; style-src 'self' 'unsafe-inline'; sandbox")
 	if s.theme != nil && fs.ValidPath("static/"+name) {
 		if st, err := fs.Stat(s.theme, "static/"+name); err == nil && st.Mode().IsRegular() {
 			http.ServeFileFS(w, r, s.theme, "static/"+name)

@@ -191,8 +191,8 @@ func TestThemeDir(t *testing.T) {
 	if _, css := fetch(t, srv, "/static/latchkey.css", ""); !strings.Contains(css, "hotpink") {
 		t.Errorf("latchkey.css not overridden: %s", css)
 	}
-	if resp, _ := fetch(t, srv, "/static/logo.svg", ""); resp.StatusCode != http.StatusOK {
-		t.Errorf("theme static file: %d", resp.StatusCode)
+	if resp, _ := fetch(t, srv, "/static/logo.svg", ""); resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "sandbox") {
+		t.Errorf("theme static file: %d %v", resp.StatusCode, resp.Header)
 	}
 	for _, path := range []string{"/static/../locales/en.json", "/static/", "/static/missing.png", "/static/%2e%2e/locales/en.json"} {
 		if resp, _ := fetch(t, srv, path, ""); resp.StatusCode == http.StatusOK {
