@@ -88,6 +88,10 @@ type ClientMetadata struct {
 	// with a second factor (a step-up when the session has none) and
 	// refuses it the password grant.
 	RequireMFA bool `json:"require_mfa,omitempty"`
+	// LogoURI and ClientURI (RFC 7591 §2) are shown on the consent page:
+	// https, or http to a loopback host.
+	LogoURI   string `json:"logo_uri,omitempty"`
+	ClientURI string `json:"client_uri,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -159,7 +163,7 @@ func printable(s string) bool {
 // normalize applies RFC 7591 defaults and checks every rule, returning the
 // row to store.
 func normalize(md *ClientMetadata) (*store.Client, error) {
-	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType, md.IDTokenSignedResponseAlg, md.BackchannelLogoutURI}, md.RedirectURIs...)
+	fields := append([]string{md.ClientID, md.ClientName, md.Scope, md.TokenEndpointAuthMethod, md.TokenEndpointAuthSigningAlg, md.JWKSURI, md.ApplicationType, md.IDTokenSignedResponseAlg, md.BackchannelLogoutURI, md.LogoURI, md.ClientURI}, md.RedirectURIs...)
 	fields = append(append(append(append(fields, md.PostLogoutRedirectURIs...), md.Audience...), md.GrantTypes...), md.ResponseTypes...)
 	for _, f := range fields {
 		if !printable(f) {
@@ -242,6 +246,9 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 		}
 	}
 	if err := applicationType(md, c); err != nil {
+		return nil, err
+	}
+	if err := brandingMetadata(md, c); err != nil {
 		return nil, err
 	}
 	if err := oidcMetadata(md, c); err != nil {
@@ -456,6 +463,8 @@ func toMetadata(c *store.Client) *ClientMetadata {
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
 		RequireMFA:                         c.RequireMFA,
+		LogoURI:                            c.LogoURI,
+		ClientURI:                          c.ClientURI,
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)

@@ -49,6 +49,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /admin/users/{id}/factors", a.guard(a.listFactors))
 	mux.Handle("DELETE /admin/users/{id}/factors", a.guard(a.resetFactors))
 	mux.Handle("DELETE /admin/users/{id}/factors/{factor}", a.guard(a.resetFactors))
+	mux.Handle("GET /admin/scopes", a.guard(a.listScopes))
+	mux.Handle("GET /admin/scopes/{name}", a.guard(a.getScope))
+	mux.Handle("PUT /admin/scopes/{name}", a.guard(a.putScope))
+	mux.Handle("DELETE /admin/scopes/{name}", a.guard(a.deleteScope))
 	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
 }
@@ -309,6 +313,8 @@ func resource(r *http.Request) string {
 		return "user"
 	case strings.HasPrefix(r.URL.Path, "/admin/clients"):
 		return "client"
+	case strings.HasPrefix(r.URL.Path, "/admin/scopes"):
+		return "scope description"
 	}
 	return "resource"
 }

@@ -79,3 +79,32 @@ func validateBackchannelLogoutURI(raw string) error {
 	}
 	return nil
 }
+
+// brandingMetadata checks logo_uri and client_uri (RFC 7591 §2): the
+// consent page shows the one as an image and links the other, so both are
+// absolute https URLs (http only to a loopback host, for development),
+// without user information or a fragment. Anything else, javascript: or
+// data: above all, is refused.
+func brandingMetadata(md *ClientMetadata, c *store.Client) error {
+	for _, f := range []struct{ name, raw string }{{"logo_uri", md.LogoURI}, {"client_uri", md.ClientURI}} {
+		if f.raw == "" {
+			continue
+		}
+		u, err := url.Parse(f.raw)
+		switch {
+		case err != nil:
+			return invalidMetadata("%s %q is not a URI", f.name, f.raw)
+		case !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(f.raw, "#"):
+			return invalidMetadata("%s %q must be an absolute URL with a host, without user information or fragment", f.name, f.raw)
+		case strings.ContainsAny(u.Host, ";,'\"*"):
+			// The consent page puts the logo's origin into its CSP.
+			return invalidMetadata("%s %q has characters that are not allowed in a host name", f.name, f.raw)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+		default:
+			return invalidMetadata("%s %q must use https; plain http is allowed only for loopback addresses", f.name, f.raw)
+		}
+	}
+	c.LogoURI, c.ClientURI = md.LogoURI, md.ClientURI
+	return nil
+}

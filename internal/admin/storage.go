@@ -44,6 +44,7 @@ type UserStore interface {
 type Store interface {
 	ClientStore
 	UserStore
+	ScopeStore
 	FactorStore
 }
 

@@ -33,7 +33,7 @@ func TestUnknownFieldsRefused(t *testing.T) {
 			name, method, path, body, code string
 			named                          []string
 		}{
-			{"client logo_uri", http.MethodPost, "/admin/clients", `{"grant_types":["client_credentials"],"logo_uri":"https://x/logo.png"}`, "invalid_client_metadata", []string{`"logo_uri"`}},
+			{"client tos_uri", http.MethodPost, "/admin/clients", `{"grant_types":["client_credentials"],"tos_uri":"https://x/tos"}`, "invalid_client_metadata", []string{`"tos_uri"`}},
 			{"client misspelt redirect", http.MethodPost, "/admin/clients", `{"grant_types":["authorization_code"],"redirect_uri":["https://a/cb"],"tos_uri":"x"}`, "invalid_client_metadata", []string{`"redirect_uri"`, `"tos_uri"`}},
 			{"client replace", http.MethodPut, "/admin/clients/" + existing.ClientID, `{"grant_types":["client_credentials"],"contacts":["a@b"]}`, "invalid_client_metadata", []string{`"contacts"`}},
 			{"user nickname", http.MethodPost, "/admin/users", `{"username":"ursula","password":"ursula-password-1","email":"u@example.com","nickname":"u"}`, "invalid_request", []string{`"nickname"`}},

@@ -229,7 +229,7 @@ func TestClientCommands(t *testing.T) {
 			{"redirect URI with a fragment", "", []string{"--grant-type", "authorization_code", "--redirect-uri", "https://app.example.com/cb#x"}, "invalid_redirect_uri"},
 			{"invalid JSON on stdin", `{"grant_types":`, []string{"--from-json", "-"}, "client metadata"},
 			{"public client from JSON", `{"token_endpoint_auth_method":"none","grant_types":["client_credentials"]}`, []string{"--from-json", "-"}, "invalid_client_metadata"},
-			{"unknown field in JSON", `{"grant_types":["client_credentials"],"logo_uri":"https://x/l.png"}`, []string{"--from-json", "-"}, `unknown field "logo_uri"`},
+			{"unknown field in JSON", `{"grant_types":["client_credentials"],"tos_uri":"https://x/tos"}`, []string{"--from-json", "-"}, `unknown field "tos_uri"`},
 		}
 		for _, tc := range invalid {
 			t.Run(tc.name, func(t *testing.T) {

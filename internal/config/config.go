@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,13 @@ type Config struct {
 	// RequirePAR refuses every authorization request that was not pushed
 	// to /oauth2/par first (RFC 9126 §5), whatever the client registered.
 	RequirePAR bool `koanf:"require_par"`
+	// ThemeDir holds templates/, static/ and locales/ that override the
+	// login pages' built-in files; ProductName, LogoURL and PrimaryColor
+	// are the simple settings for the common case (docs/people.md).
+	ThemeDir     string `koanf:"theme_dir"`
+	ProductName  string `koanf:"product_name"`
+	LogoURL      string `koanf:"logo_url"`
+	PrimaryColor string `koanf:"primary_color"`
 	// TrustedProxies are the reverse proxies (comma-separated CIDRs or
 	// addresses) whose X-Forwarded-For the sign-in throttle believes.
 	TrustedProxies string `koanf:"trusted_proxies"`
@@ -183,6 +191,10 @@ func settings() []setting {
 		{"cors_origins", GroupServer, "", "comma-separated browser origins allowed to call the token and revocation endpoints", false, func(c *Config) any { return &c.CORSOrigins }},
 		{"pkce_required", GroupServer, PKCEPublic, "which clients must use PKCE: public or all", false, func(c *Config) any { return &c.PKCERequired }},
 		{"require_par", GroupServer, false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126)", false, func(c *Config) any { return &c.RequirePAR }},
+		{"theme_dir", GroupServer, "", "directory of templates/, static/ and locales/ overriding the login pages' own (docs/people.md)", false, func(c *Config) any { return &c.ThemeDir }},
+		{"product_name", GroupServer, "", "the name the login pages show instead of Latchkey", false, func(c *Config) any { return &c.ProductName }},
+		{"logo_url", GroupServer, "", "logo above the login pages: https URL or a path under /static/", false, func(c *Config) any { return &c.LogoURL }},
+		{"primary_color", GroupServer, "", "the login pages' button and link colour, #rgb or #rrggbb", false, func(c *Config) any { return &c.PrimaryColor }},
 		{"trusted_proxies", GroupServer, "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client", false, func(c *Config) any { return &c.TrustedProxies }},
 		{"pprof", GroupServer, false, "serve /debug/pprof/ on the admin listener", false, func(c *Config) any { return &c.Pprof }},
 		{"dpop_nonce", GroupServer, false, "demand a server nonce in every DPoP proof (RFC 9449 §8)", false, func(c *Config) any { return &c.DPoPNonce }},
@@ -610,6 +622,7 @@ func validateServer(c *Config, bad func(key, format string, args ...any)) {
 	if err := validateAddr(c.PublicAddr); err != nil {
 		bad("public_addr", "%v", err)
 	}
+	validateTheme(c, bad)
 	if err := validateAddr(c.AdminAddr); err != nil {
 		bad("admin_addr", "%v", err)
 	}
@@ -785,4 +798,34 @@ func (c *Config) SecureCookies() bool {
 // IssuerURL joins a path to the issuer, keeping any path prefix the issuer has.
 func (c *Config) IssuerURL(path string) string {
 	return strings.TrimSuffix(c.Issuer, "/") + path
+}
+
+var hexColour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// validateTheme checks the login pages' dressing; the templates of
+// theme_dir are parsed (and their errors named) when the server starts.
+func validateTheme(c *Config, bad func(key, format string, args ...any)) {
+	if c.PrimaryColor != "" && !hexColour.MatchString(c.PrimaryColor) {
+		bad("primary_color", "must be a hex colour like #2f5bd8, got %q", c.PrimaryColor)
+	}
+	if c.ThemeDir != "" {
+		if st, err := os.Stat(c.ThemeDir); err != nil || !st.IsDir() {
+			bad("theme_dir", "%q is not a readable directory", c.ThemeDir)
+		}
+	}
+	if strings.ContainsAny(c.ProductName, "\r\n") || len(c.ProductName) > 100 {
+		bad("product_name", "must be one line of at most 100 bytes")
+	}
+	if c.LogoURL == "" || (strings.HasPrefix(c.LogoURL, "/static/") && !strings.Contains(c.LogoURL, "..")) {
+		return
+	}
+	u, err := url.Parse(c.LogoURL)
+	switch {
+	case err != nil || u.Host == "" || u.User != nil:
+		bad("logo_url", "must be an absolute https URL or a path under /static/, got %q", c.LogoURL)
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	default:
+		bad("logo_url", "must use https (http only for loopback addresses), got %q", c.LogoURL)
+	}
 }

@@ -37,13 +37,13 @@ type UserCodePolicy struct {
 var DefaultUserCodePolicy = UserCodePolicy{Window: time.Minute, BrowserLimit: 5, IPLimit: 20, GlobalLimit: 1000}
 
 // UserCodePage shows the user-code form, posting to action (the
-// verification URI), prefilled with code and with errMsg above it.
+// verification URI), prefilled with code and with errMsg (a message key) above it.
 func (h *Handler) UserCodePage(w http.ResponseWriter, r *http.Request, status int, action, code, errMsg string) {
-	p := page{Title: "Connect a device", CSRFToken: h.csrfToken(w, r), ReturnTo: action, UserCode: code, Error: errMsg}
+	p := page{Title: "device.title", CSRFToken: h.csrfToken(w, r), ReturnTo: action, UserCode: code, Error: errMsg}
 	if s, err := h.current(r); err == nil && s != nil {
 		p.Username = s.User.Username
 	}
-	h.render(w, status, "device", p)
+	h.render(w, r, status, "device", p)
 }
 
 // ValidForm reports whether a POSTed form carries this browser's CSRF token.

@@ -14,7 +14,9 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -22,12 +24,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
 
 //go:embed templates
 var templateFS embed.FS
+
+//go:embed locales
+var localeFS embed.FS
 
 // PurposeCSRF derives the key that binds CSRF tokens to their cookie.
 const PurposeCSRF = "latchkey/v1/csrf"
@@ -63,6 +69,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// VerifyPassword is secrets.VerifyPassword unless a test replaces it.
 	VerifyPassword func(hash, password string) (bool, error)
+	// Theme dresses the pages; the zero value is Latchkey's own look.
+	Theme Theme
 	// Now is the clock of sign-in times, revocations and the proofs'
 	// expiry; nil is time.Now. The store and the throttle read the
 	// store's clock, which the server sets to the same one.
@@ -76,9 +84,13 @@ type Handler struct {
 	// csrfKeys[0] signs CSRF tokens; all verify (secret rotation).
 	csrfKeys [][]byte
 	tmpl     map[string]*template.Template
-	css      []byte
-	auth     *Authenticator
-	log      *slog.Logger
+	static   *staticFiles
+	locales  *catalogues
+	product  string
+	// imgSrc is the CSP's img-src: ours, and the logo's origin.
+	imgSrc string
+	auth   *Authenticator
+	log    *slog.Logger
 
 	// interactionKeys sign consent-page proofs as csrfKeys do CSRF tokens
 	// (interaction.go).
@@ -115,16 +127,28 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	if err := h.initMFA(); err != nil {
 		return nil, err
 	}
-	for _, page := range append([]string{"login", "consent", "logout", "message", "device"}, mfaPages...) {
-		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
-		if err != nil {
-			return nil, err
-		}
-		h.tmpl[page] = t
+	if err := cfg.Theme.Validate(); err != nil {
+		return nil, fmt.Errorf("login: theme: %w", err)
 	}
-	if h.css, err = templateFS.ReadFile("templates/latchkey.css"); err != nil {
+	theme := cfg.Theme.themeFS()
+	if h.locales, err = loadCatalogues(localeFS, theme); err != nil {
+		return nil, fmt.Errorf("login: theme: %w", err)
+	}
+	if h.tmpl, err = loadTemplates(templateFS, theme, template.FuncMap{}); err != nil {
+		return nil, fmt.Errorf("login: theme: %w", err)
+	}
+	if err := h.dryRun(); err != nil {
+		return nil, fmt.Errorf("login: theme: %w", err)
+	}
+	h.static = &staticFiles{theme: theme, themeCSS: themeCSS(cfg.Theme.PrimaryColor), notFound: h.NotFound}
+	if h.static.css, err = templateFS.ReadFile("templates/latchkey.css"); err != nil {
 		return nil, err
 	}
+	h.product = cfg.Theme.ProductName
+	if h.product == "" {
+		h.product = DefaultProductName
+	}
+	h.imgSrc = strings.TrimSpace("'self' " + origin(cfg.Theme.LogoURL))
 	return h, nil
 }
 
@@ -142,11 +166,12 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /consent", h.consentSubmit)
 	mux.HandleFunc("GET /logout", h.logoutPage)
 	h.registerMFA(mux)
-	mux.HandleFunc("GET /static/latchkey.css", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(h.css)
-	})
+	mux.HandleFunc("GET /static/{path...}", h.static.serve)
+}
+
+// NotFound is the page of an address the public listener does not serve.
+func (h *Handler) NotFound(w http.ResponseWriter, r *http.Request) {
+	h.ErrorPage(w, r, http.StatusNotFound, "error.not_found.title", "error.not_found.message")
 }
 
 func (h *Handler) cookieName(base string) string {
@@ -216,14 +241,37 @@ func (h *Handler) current(r *http.Request) (*SignIn, error) {
 	return &SignIn{LoginSessionID: ls.ID, SID: ls.SID, User: u, AuthTime: ls.AuthTime, AMR: sessionAMR(ls)}, nil
 }
 
-// page is the data every template gets.
+// page is the data every template gets. Title, Error and Message are
+// message keys (i18n.go), shown with T; templates say {{.T "key"}} or,
+// inside a range, {{$.T "key"}}.
 type page struct {
+	localizer
+	// Lang is the <html lang> of the page.
+	Lang string
+	// Product names the server ("Latchkey" unless themed); LogoURL and
+	// ThemeCSS come from the theme.
+	Product, LogoURL string
+	ThemeCSS         bool
+	// RequestID is the reference an error page shows for support.
+	RequestID string
+	// Args fill Message's placeholders.
+	Args []any
+	// uiLocales is the authorization request's ui_locales, when the page
+	// serves one.
+	uiLocales string
+	// imgSrc adds origins to the CSP's img-src (a client's logo).
+	imgSrc []string
+
 	Title, Error, Message, CSRFToken, ReturnTo string
 	// About is the signed ClientName and Scopes of ReturnTo, kept in the
 	// login form so that a failed sign-in shows them again.
-	About                                  string
-	ClientName, Username                   string
-	Scopes                                 []string
+	About                string
+	ClientName, Username string
+	// ClientLogoURI and ClientURI are the client's registered logo_uri
+	// and client_uri (RFC 7591 §2), shown on the consent page.
+	ClientLogoURI, ClientURI string
+	// Scopes are the scopes asked for, each with its description.
+	Scopes                                 []ScopeLine
 	ClientID, PostLogoutRedirectURI, State string
 	// UserCode prefills the device page's code.
 	UserCode string
@@ -234,28 +282,67 @@ type page struct {
 // securityHeaders: no script at all, no framing (clickjacking of the
 // consent button), no referrer (the URL carries authorization parameters),
 // no caching of pages that carry CSRF tokens.
-func securityHeaders(w http.ResponseWriter) {
+// Images may come from the theme's logo and a client's logo_uri, and only
+// from there. No form-action: browsers apply it to the redirects after a
+// form too, and the consent form ends at the client's redirect URI.
+func securityHeaders(w http.ResponseWriter, imgSrc string) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src "+imgSrc+"; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 }
 
-func (h *Handler) render(w http.ResponseWriter, status int, name string, p page) {
-	securityHeaders(w)
+// render draws page name in the language of r (and p.uiLocales).
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	p.Lang = h.locales.pick(p.uiLocales, r)
+	p.localizer = localizer{c: h.locales, lang: p.Lang}
+	p.Product, p.LogoURL, p.ThemeCSS = h.product, h.cfg.Theme.LogoURL, h.cfg.Theme.PrimaryColor != ""
+	if r != nil && p.RequestID == "" && status >= 400 {
+		p.RequestID = requestid.FromContext(r.Context())
+	}
+	img := h.imgSrc
+	for _, o := range p.imgSrc {
+		if o != "" && !strings.Contains(img, o) {
+			img += " " + o
+		}
+	}
+	securityHeaders(w, img)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", p.Lang)
+	w.Header().Add("Vary", "Accept-Language")
 	w.WriteHeader(status)
 	if err := h.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
 		h.log.Error("render page", "page", name, "error", err)
 	}
 }
 
+// dryRun draws every page once with every field set, so that a theme
+// template naming a field or method that does not exist ({{.Nope}}) stops
+// the start instead of failing each request. The error names the file.
+func (h *Handler) dryRun() error {
+	p := page{localizer: localizer{c: h.locales, lang: defaultLang}, Lang: defaultLang, Product: "P", LogoURL: "/static/l.png",
+		ThemeCSS: true, RequestID: "r", Title: "login.title", Error: "login.error.invalid", Message: "login.done.message",
+		CSRFToken: "c", ReturnTo: "/", About: "a", ClientName: "n", Username: "u", ClientLogoURI: "https://l", ClientURI: "https://u",
+		Scopes: []ScopeLine{{Name: "s", Description: "d"}, {Name: "t"}}, ClientID: "i", PostLogoutRedirectURI: "https://p", State: "s", UserCode: "c",
+		MFA: &mfaPage{QR: "<svg></svg>", Secret: "S", Sealed: "x", RecoveryCodes: []string{"a"}, HasFactor: true, RecoveryLeft: 1}}
+	for _, name := range pageNames {
+		if err := h.tmpl[name].ExecuteTemplate(io.Discard, "layout", p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrorPage shows a message and never redirects: for requests whose client
-// or redirect URI cannot be trusted.
-func (h *Handler) ErrorPage(w http.ResponseWriter, status int, title, message string) {
-	h.render(w, status, "message", page{Title: title, Message: message})
+// or redirect URI cannot be trusted. title and message are message keys
+// (a text no catalogue has is shown as is), args fill the message's
+// placeholders. The language follows r's ui_locales (an authorization
+// request's) and Accept-Language; a status of 400 or more shows the
+// request id to quote to support and a way back.
+func (h *Handler) ErrorPage(w http.ResponseWriter, r *http.Request, status int, title, message string, args ...any) {
+	h.render(w, r, status, "message", page{Title: title, Message: message, Args: args, uiLocales: r.URL.Query().Get("ui_locales")})
 }
 
 // csrfToken returns the token for this browser, setting the CSRF cookie if
@@ -302,52 +389,52 @@ func (h *Handler) validCSRF(r *http.Request) bool {
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r)}
+	p := page{Title: "login.title", CSRFToken: h.csrfToken(w, r)}
 	if rt, ok := h.readReturnTo(r.URL.Query().Get); ok {
-		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
+		p.ReturnTo, p.About, p.ClientName, p.uiLocales = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName, rt.uiLocales()
 		// Signed with the rest of the about, so a crafted link cannot
 		// prefill it; html/template escapes it in the value attribute.
 		p.Username = rt.LoginHint
 	}
-	h.render(w, http.StatusOK, "login", p)
+	h.render(w, r, http.StatusOK, "login", p)
 }
 
 func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	p := page{Title: "Sign in", CSRFToken: h.csrfToken(w, r), Username: r.PostFormValue("username")}
+	p := page{Title: "login.title", CSRFToken: h.csrfToken(w, r), Username: r.PostFormValue("username")}
 	rt, returning := h.readReturnTo(r.PostFormValue)
 	if returning {
-		p.ReturnTo, p.About, p.ClientName = rt.URL, r.PostFormValue(aboutParam), rt.ClientName
+		p.ReturnTo, p.About, p.ClientName, p.uiLocales = rt.URL, r.PostFormValue(aboutParam), rt.ClientName, rt.uiLocales()
 	}
 	if !h.validCSRF(r) {
-		p.Error = "Your sign-in form expired. Please try again."
-		h.render(w, http.StatusForbidden, "login", p)
+		p.Error = "login.error.csrf"
+		h.render(w, r, http.StatusForbidden, "login", p)
 		return
 	}
 	username, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")
 	if username == "" || password == "" {
-		p.Error = "Enter your username and password."
-		h.render(w, http.StatusBadRequest, "login", p)
+		p.Error = "login.error.missing"
+		h.render(w, r, http.StatusBadRequest, "login", p)
 		return
 	}
 	ip := h.ClientIP(r)
 	userID, err := h.auth.Authenticate(ctx, username, password, ip)
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		p.Error = "Too many failed sign-in attempts. Please wait a few minutes and try again."
-		h.render(w, http.StatusTooManyRequests, "login", p)
+		p.Error = "login.error.locked"
+		h.render(w, r, http.StatusTooManyRequests, "login", p)
 		return
 	case errors.Is(err, ErrBusy):
 		h.log.WarnContext(ctx, "login refused: too many password checks", "ip", ip)
 		w.Header().Set("Retry-After", BusyRetryAfter)
-		p.Error = "Too many people are signing in right now. Please try again in a moment."
-		h.render(w, http.StatusServiceUnavailable, "login", p)
+		p.Error = "login.error.busy"
+		h.render(w, r, http.StatusServiceUnavailable, "login", p)
 		return
 	case errors.Is(err, store.ErrNotFound):
 		h.log.InfoContext(ctx, "login failed", "ip", ip)
 		// The same words for an unknown user and a wrong password.
-		p.Error = "Invalid username or password."
-		h.render(w, http.StatusUnauthorized, "login", p)
+		p.Error = "login.error.invalid"
+		h.render(w, r, http.StatusUnauthorized, "login", p)
 		return
 	case err != nil:
 		h.fail(w, r, err)
@@ -404,7 +491,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, userID st
 	h.setCookie(w, "latchkey_session", cookie, 0)
 	h.log.InfoContext(ctx, "login", "user_id", userID)
 	if !returning {
-		h.render(w, http.StatusOK, "message", page{Title: "Signed in", Message: "You are signed in."})
+		h.render(w, r, http.StatusOK, "message", page{Title: "login.done.title", Message: "login.done.message"})
 		return
 	}
 	// The sign-in is the person's interaction with this request
@@ -419,10 +506,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	h.log.ErrorContext(r.Context(), "login page failed", "error", err)
 	if errors.Is(err, store.ErrUnavailable) {
 		w.Header().Set("Retry-After", "5")
-		h.ErrorPage(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again in a moment.")
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, "error.unavailable.title", "error.unavailable.message")
 		return
 	}
-	h.ErrorPage(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
+	h.ErrorPage(w, r, http.StatusInternalServerError, "error.internal.title", "error.internal.message")
 }
 
 func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request) {
@@ -430,7 +517,7 @@ func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request) {
 	if !ok || rt.ClientName == "" {
 		// Only the authorization endpoint sends the browser here, with
 		// what to show signed: anything else is a crafted link.
-		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "This consent link is not valid.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.consent_link")
 		return
 	}
 	s, err := h.current(r)
@@ -442,8 +529,14 @@ func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request) {
 		h.SendToLogin(w, r, rt)
 		return
 	}
-	h.render(w, http.StatusOK, "consent", page{Title: "Allow access?", CSRFToken: h.csrfToken(w, r), ReturnTo: rt.URL,
-		ClientName: rt.ClientName, Scopes: rt.Scopes, Username: s.User.Username})
+	scopes, err := h.describeScopes(r.Context(), h.locales.pick(rt.uiLocales(), r), rt.Scopes)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "consent", page{Title: "consent.title", CSRFToken: h.csrfToken(w, r), ReturnTo: rt.URL,
+		ClientName: rt.ClientName, Scopes: scopes, Username: s.User.Username, uiLocales: rt.uiLocales(),
+		ClientLogoURI: rt.ClientLogoURI, ClientURI: rt.ClientURI, imgSrc: []string{origin(rt.ClientLogoURI)}})
 }
 
 // ConsentDeniedParam marks an authorization request whose user said no.
@@ -456,11 +549,11 @@ const ConsentDeniedParam = "consent"
 func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	rt, ok := h.readReturnTo(r.PostFormValue)
 	if !ok {
-		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "This consent form is not valid.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.consent_form")
 		return
 	}
 	if !h.validCSRF(r) {
-		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your consent form expired. Go back to the application and try again.")
+		h.ErrorPage(w, r, http.StatusForbidden, "error.form_expired.title", "error.consent_expired")
 		return
 	}
 	s, err := h.current(r)
@@ -483,7 +576,7 @@ func (h *Handler) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		u.RawQuery = q.Encode()
 		target = u.String()
 	default:
-		h.ErrorPage(w, http.StatusBadRequest, "Invalid request", "Choose Allow or Deny.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.consent_choice")
 		return
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
@@ -508,7 +601,7 @@ func (h *Handler) logoutPage(w http.ResponseWriter, r *http.Request) {
 // ConfirmLogout asks the person whether to sign out: a form with a CSRF
 // token that posts lr back to POST /logout.
 func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, lr LogoutRequest) {
-	p := page{Title: "Sign out", CSRFToken: h.csrfToken(w, r), ClientID: lr.ClientID,
+	p := page{Title: "logout.title", CSRFToken: h.csrfToken(w, r), ClientID: lr.ClientID,
 		PostLogoutRedirectURI: lr.PostLogoutRedirectURI, State: lr.State}
 	// The name is a courtesy: without it the page still signs out.
 	switch s, err := h.current(r); {
@@ -517,7 +610,7 @@ func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request, lr Logou
 	case s != nil:
 		p.Username = s.User.Username
 	}
-	h.render(w, http.StatusOK, "logout", p)
+	h.render(w, r, http.StatusOK, "logout", p)
 }
 
 // ValidLogoutForm reports whether r is the confirmation form this browser
@@ -550,7 +643,7 @@ func (h *Handler) EndSignIn(w http.ResponseWriter, r *http.Request) (*SignIn, er
 
 // SignedOut shows that the person is signed out.
 func (h *Handler) SignedOut(w http.ResponseWriter, r *http.Request) {
-	h.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out."})
+	h.render(w, r, http.StatusOK, "message", page{Title: "logout.done.title", Message: "logout.done.message"})
 }
 
 // Fail answers an error of ours on a page (503 with Retry-After when the

@@ -167,7 +167,7 @@ func (h *Handler) askSecondFactor(w http.ResponseWriter, r *http.Request, userID
 	exp := strconv.FormatInt(h.cfg.Now().Add(pendingTTL).Unix(), 10)
 	h.setCookie(w, "latchkey_mfa", userID+"."+exp+"."+sign(h.mfa.pendingKeys[0], userID, exp), int(pendingTTL/time.Second))
 	p.Title, p.Error = "Two-step verification", ""
-	h.render(w, http.StatusOK, "mfa_verify", p)
+	h.render(w, r, http.StatusOK, "mfa_verify", p)
 	return true, nil
 }
 
@@ -204,7 +204,7 @@ func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
 		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
 	}
 	if h.pendingUser(r) != "" {
-		h.render(w, http.StatusOK, "mfa_verify", p)
+		h.render(w, r, http.StatusOK, "mfa_verify", p)
 		return
 	}
 	s, err := h.current(r)
@@ -228,10 +228,10 @@ func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
 		// No bypass: the application needs a second factor and the
 		// person has none. They are told so, and where to set one up.
 		p.Title = "Two-step verification required"
-		h.render(w, http.StatusForbidden, "mfa_needed", p)
+		h.render(w, r, http.StatusForbidden, "mfa_needed", p)
 		return
 	}
-	h.render(w, http.StatusOK, "mfa_verify", p)
+	h.render(w, r, http.StatusOK, "mfa_verify", p)
 }
 
 // secondFactorSubmit checks a code: for a pending sign-in it starts the
@@ -246,7 +246,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.validCSRF(r) {
 		p.Error = "Your form expired. Please try again."
-		h.render(w, http.StatusForbidden, "mfa_verify", p)
+		h.render(w, r, http.StatusForbidden, "mfa_verify", p)
 		return
 	}
 	userID := h.pendingUser(r)
@@ -267,7 +267,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		p.Error = "Too many wrong codes. Please wait a few minutes and try again."
-		h.render(w, http.StatusTooManyRequests, "mfa_verify", p)
+		h.render(w, r, http.StatusTooManyRequests, "mfa_verify", p)
 		return
 	case err != nil:
 		h.fail(w, r, err)
@@ -275,7 +275,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		h.log.InfoContext(ctx, "second factor failed", "user_id", userID)
 		p.Error = "That code is not valid. Try the current code from your app, or a recovery code."
-		h.render(w, http.StatusUnauthorized, "mfa_verify", p)
+		h.render(w, r, http.StatusUnauthorized, "mfa_verify", p)
 		return
 	}
 	amr := amrWith(kind)
@@ -290,7 +290,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.InfoContext(ctx, "second factor", "user_id", userID)
 	if !returning {
-		h.render(w, http.StatusOK, "message", page{Title: "Verified", Message: "Your second factor is confirmed."})
+		h.render(w, r, http.StatusOK, "message", page{Title: "Verified", Message: "Your second factor is confirmed."})
 		return
 	}
 	http.Redirect(w, r, rt.URL, http.StatusSeeOther)
@@ -430,7 +430,7 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, http.StatusOK, "mfa_enrol", p)
+	h.render(w, r, http.StatusOK, "mfa_enrol", p)
 }
 
 func (h *Handler) enrolPage(w http.ResponseWriter, r *http.Request, s *SignIn, fs []store.Factor, key *otp.Key) (page, error) {
@@ -485,7 +485,7 @@ func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*SignIn, []
 func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !h.validCSRF(r) {
-		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
+		h.ErrorPage(w, r, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
 		return
 	}
 	s, fs, ok := h.enrolling(w, r)
@@ -500,13 +500,13 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	exp, secret, found := strings.Cut(string(plain), ".")
 	n, perr := strconv.ParseInt(exp, 10, 64)
 	if err != nil || !found || perr != nil || !h.cfg.Now().Before(time.Unix(n, 0)) {
-		h.ErrorPage(w, http.StatusBadRequest, "Set-up expired", "This set-up page expired. Open it again to get a new code.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "Set-up expired", "This set-up page expired. Open it again to get a new code.")
 		return
 	}
 	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
 	att, err := h.mfa.throttle.Reserve(ctx, "mfa:"+s.User.ID, h.ClientIP(r))
 	if errors.Is(err, store.ErrLocked) {
-		h.ErrorPage(w, http.StatusTooManyRequests, "Too many wrong codes", "Please wait a few minutes and try again.")
+		h.ErrorPage(w, r, http.StatusTooManyRequests, "Too many wrong codes", "Please wait a few minutes and try again.")
 		return
 	}
 	if err != nil {
@@ -527,7 +527,7 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.Error = "That code is not valid. Type the code your app shows now."
-		h.render(w, http.StatusUnauthorized, "mfa_enrol", p)
+		h.render(w, r, http.StatusUnauthorized, "mfa_enrol", p)
 		return
 	}
 	if err := att.Succeeded(ctx); err != nil {
@@ -561,14 +561,14 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.InfoContext(ctx, "totp enrolled", "user_id", s.User.ID)
-	h.render(w, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
+	h.render(w, r, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
 }
 
 // recoveryCodesSubmit replaces the person's recovery codes and shows the
 // new ones once.
 func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 	if !h.validCSRF(r) {
-		h.ErrorPage(w, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
+		h.ErrorPage(w, r, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
 		return
 	}
 	s, fs, ok := h.enrolling(w, r)
@@ -576,7 +576,7 @@ func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(fs) == 0 {
-		h.ErrorPage(w, http.StatusBadRequest, "No second factor", "Set up an authenticator app first; recovery codes come with it.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "No second factor", "Set up an authenticator app first; recovery codes come with it.")
 		return
 	}
 	codes, hashes, err := newRecoveryCodes(s.User.ID)
@@ -588,7 +588,7 @@ func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
+	h.render(w, r, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
 }
 
 // totpKey is the key of an enrolment page shown again (after a wrong

@@ -27,6 +27,24 @@ type ReturnTo struct {
 	// LoginHint prefills the login page's username (OpenID Connect
 	// login_hint); the endpoint bounds its length.
 	LoginHint string
+	// UILocales is the request's ui_locales (OpenID Connect Core §3.1.2.1),
+	// the pages' first choice of language. Empty: read from URL's query.
+	UILocales string
+	// ClientLogoURI and ClientURI are the client's registered logo_uri and
+	// client_uri (RFC 7591 §2), shown on the consent page.
+	ClientLogoURI, ClientURI string
+}
+
+// uiLocales is the language preference of the request rt resumes: as the
+// endpoint said, else the ui_locales of its URL.
+func (rt ReturnTo) uiLocales() string {
+	if rt.UILocales != "" {
+		return rt.UILocales
+	}
+	if u, err := url.Parse(rt.URL); err == nil {
+		return u.Query().Get("ui_locales")
+	}
+	return ""
 }
 
 // aboutParam carries ClientName and Scopes through the browser, signed
@@ -38,6 +56,9 @@ type about struct {
 	ClientName string   `json:"n"`
 	Scopes     []string `json:"s,omitempty"`
 	LoginHint  string   `json:"h,omitempty"`
+	UILocales  string   `json:"l,omitempty"`
+	LogoURI    string   `json:"i,omitempty"`
+	ClientURI  string   `json:"u,omitempty"`
 }
 
 // pageURL is the page at path for rt: "/consent?return_to=…&about=…".
@@ -47,7 +68,8 @@ func (h *Handler) pageURL(path string, rt ReturnTo) string {
 
 // sealAbout is "BASE64(JSON).MAC", the MAC over the URL and the JSON.
 func (h *Handler) sealAbout(rt ReturnTo) string {
-	js, _ := json.Marshal(about{ClientName: rt.ClientName, Scopes: rt.Scopes, LoginHint: rt.LoginHint})
+	js, _ := json.Marshal(about{ClientName: rt.ClientName, Scopes: rt.Scopes, LoginHint: rt.LoginHint,
+		UILocales: rt.UILocales, LogoURI: rt.ClientLogoURI, ClientURI: rt.ClientURI})
 	b := base64.RawURLEncoding.EncodeToString(js)
 	return b + "." + sign(h.returnToKeys[0], rt.URL, b)
 }
@@ -74,6 +96,7 @@ func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
 		return rt, true
 	}
 	rt.ClientName, rt.Scopes, rt.LoginHint = a.ClientName, a.Scopes, a.LoginHint
+	rt.UILocales, rt.ClientLogoURI, rt.ClientURI = a.UILocales, a.LogoURI, a.ClientURI
 	return rt, true
 }
 

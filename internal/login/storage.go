@@ -43,6 +43,13 @@ type SessionStore interface {
 	EndLoginSession(ctx context.Context, sessionID string, revokeUntil time.Time) error
 }
 
+// ScopeStore has the descriptions of custom scopes (admin API).
+type ScopeStore interface {
+	// ScopeDescriptions returns the registered description of each of
+	// names that has one.
+	ScopeDescriptions(ctx context.Context, names []string) (map[string]string, error)
+}
+
 // Store is everything the pages need: the Handler's sessions, the user
 // they show, and what its Authenticator and Throttle need. Clients are the
 // OAuth side's business (the end-session endpoint checks logout addresses).
@@ -51,6 +58,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	FactorStore
+	ScopeStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
 }
 

@@ -40,8 +40,9 @@ type LoginUI interface {
 	// (step-up), or tells them they must enrol one, then sends the
 	// browser back to rt.URL.
 	SendToSecondFactor(w http.ResponseWriter, r *http.Request, rt login.ReturnTo)
-	// ErrorPage shows a message and never redirects.
-	ErrorPage(w http.ResponseWriter, status int, title, message string)
+	// ErrorPage shows a message and never redirects; title and message
+	// are keys of the pages' message catalogues (internal/login/locales).
+	ErrorPage(w http.ResponseWriter, r *http.Request, status int, title, message string, args ...any)
 }
 
 var _ LoginUI = (*login.Handler)(nil)
@@ -353,7 +354,8 @@ func (p *Provider) returnTo(r *http.Request, client *store.Client, ar fosite.Aut
 	if pushed {
 		p.sealPushed(q)
 	}
-	return login.ReturnTo{URL: PathAuthorize + "?" + q.Encode(), ClientName: name, Scopes: ar.GetRequestedScopes(), LoginHint: o.loginHint}
+	return login.ReturnTo{URL: PathAuthorize + "?" + q.Encode(), ClientName: name, Scopes: ar.GetRequestedScopes(), LoginHint: o.loginHint,
+		UILocales: ar.GetRequestForm().Get("ui_locales"), ClientLogoURI: client.LogoURI, ClientURI: client.ClientURI}
 }
 
 // needsInteraction decides whether the user must see the consent page
@@ -429,7 +431,8 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 		if rfc.CodeField >= 500 {
 			status = http.StatusInternalServerError
 		}
-		p.ui.ErrorPage(w, status, "This sign-in link is not valid", describeAuthorizeError(rfc))
+		msg, args := describeAuthorizeError(rfc)
+		p.ui.ErrorPage(w, r, status, "error.authorize.title", msg, args...)
 		return
 	}
 	target := *ar.GetRedirectURI()
@@ -448,12 +451,14 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 	http.Redirect(w, r, target.String(), http.StatusSeeOther)
 }
 
-func describeAuthorizeError(rfc *fosite.RFC6749Error) string {
+// describeAuthorizeError is the message key of the error page, and its
+// arguments.
+func describeAuthorizeError(rfc *fosite.RFC6749Error) (string, []any) {
 	switch rfc.ErrorField {
 	case fosite.ErrInvalidClient.ErrorField:
-		return "The application is not registered here."
+		return "error.authorize.invalid_client", nil
 	case fosite.ErrInvalidRequest.ErrorField:
-		return "The application sent a request that cannot be processed, or its redirect address is not registered."
+		return "error.authorize.invalid_request", nil
 	}
-	return "The request could not be processed (" + rfc.ErrorField + ")."
+	return "error.authorize.other", []any{rfc.ErrorField}
 }

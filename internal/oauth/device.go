@@ -263,7 +263,7 @@ func (p *Provider) Device(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil || !p.deviceUI.ValidForm(r) {
-			p.deviceUI.UserCodePage(w, r, http.StatusForbidden, PathDevice, "", "Your form expired. Please enter the code again.")
+			p.deviceUI.UserCodePage(w, r, http.StatusForbidden, PathDevice, "", "device.error.csrf")
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -299,7 +299,7 @@ func (p *Provider) Device(w http.ResponseWriter, r *http.Request) {
 			p.deviceUI.Fail(w, r, err)
 			return
 		}
-		p.ui.ErrorPage(w, http.StatusOK, "Device not connected", "You denied the request. The device will not get access.")
+		p.ui.ErrorPage(w, r, http.StatusOK, "device.denied.title", "device.denied.message")
 	default:
 		client, err := p.store.FindClient(ctx, dc.ClientID)
 		if err != nil {
@@ -333,7 +333,7 @@ func (p *Provider) findUserCode(w http.ResponseWriter, r *http.Request, typed st
 	attempt, err := p.deviceUI.ReserveUserCode(ctx, w, r)
 	if errors.Is(err, login.ErrTooManyCodes) {
 		w.Header().Set("Retry-After", "60")
-		p.deviceUI.UserCodePage(w, r, http.StatusTooManyRequests, PathDevice, "", "Too many wrong codes. Please wait a minute and try again.")
+		p.deviceUI.UserCodePage(w, r, http.StatusTooManyRequests, PathDevice, "", "device.error.too_many")
 		return nil, false
 	}
 	if err != nil {
@@ -352,7 +352,7 @@ func (p *Provider) findUserCode(w http.ResponseWriter, r *http.Request, typed st
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		// Expired, used, denied or never issued: the same words for all.
-		p.deviceUI.UserCodePage(w, r, http.StatusBadRequest, PathDevice, typed, "That code is not valid or has expired. Check the code on your device and try again.")
+		p.deviceUI.UserCodePage(w, r, http.StatusBadRequest, PathDevice, typed, "device.error.wrong")
 		return nil, false
 	}
 	if err != nil {
@@ -386,7 +386,7 @@ func (p *Provider) approveDevice(w http.ResponseWriter, r *http.Request, si *log
 		UserID: si.User.ID, LoginSessionID: si.LoginSessionID, SessionData: string(js),
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		p.ui.ErrorPage(w, http.StatusBadRequest, "Code no longer valid", "The code expired or was already used. Start again on your device.")
+		p.ui.ErrorPage(w, r, http.StatusBadRequest, "device.expired.title", "device.expired.message")
 		return
 	}
 	if err != nil {
@@ -394,7 +394,7 @@ func (p *Provider) approveDevice(w http.ResponseWriter, r *http.Request, si *log
 		return
 	}
 	p.log.InfoContext(r.Context(), "device approved", "client_id", dc.ClientID, "grant_id", dc.RequestID, "user_id", si.User.ID)
-	p.ui.ErrorPage(w, http.StatusOK, "Device connected", "You can return to your device.")
+	p.ui.ErrorPage(w, r, http.StatusOK, "device.connected.title", "device.connected.message")
 }
 
 // deviceGrant is the token endpoint's device_code grant (RFC 8628 §3.4,

@@ -27,7 +27,7 @@ type LogoutUI interface {
 	// enqueuing its logout tokens) and returns who was signed in.
 	EndSignIn(w http.ResponseWriter, r *http.Request) (*login.SignIn, error)
 	SignedOut(w http.ResponseWriter, r *http.Request)
-	ErrorPage(w http.ResponseWriter, status int, title, message string)
+	ErrorPage(w http.ResponseWriter, r *http.Request, status int, title, message string, args ...any)
 	Fail(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -75,14 +75,14 @@ func (p *Provider) EndSession(ui LogoutUI, bc Backchannel) *EndSession {
 // there is nothing to end, and the browser is sent back at once.
 func (e *EndSession) Serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The sign-out request could not be read.")
+		e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.logout_unreadable")
 		return
 	}
 	var hint *idTokenHint
 	if raw := r.Form.Get("id_token_hint"); raw != "" {
 		h, err := e.p.parseIDTokenHint(raw)
 		if err != nil {
-			e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The sign-out request carries an ID token this server did not issue.")
+			e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.logout_foreign_token")
 			return
 		}
 		hint = h
@@ -92,7 +92,7 @@ func (e *EndSession) Serve(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case clientID != "" && !slices.Contains(hint.Audience, clientID):
 			// §2: the client_id must be the hint's audience.
-			e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The client_id is not the audience of the id_token_hint.")
+			e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.logout_wrong_client")
 			return
 		case clientID == "" && len(hint.Audience) == 1:
 			clientID = hint.Audience[0]
@@ -120,7 +120,7 @@ func (e *EndSession) Serve(w http.ResponseWriter, r *http.Request) {
 // the browser's to change.
 func (e *EndSession) LogoutForm(w http.ResponseWriter, r *http.Request) {
 	if !e.ui.ValidLogoutForm(r) {
-		e.ui.ErrorPage(w, http.StatusForbidden, "Form expired", "Your sign-out form expired. Please try again.")
+		e.ui.ErrorPage(w, r, http.StatusForbidden, "error.form_expired.title", "error.logout_expired")
 		return
 	}
 	redirect, ok := e.checkTarget(w, r, r.PostFormValue("client_id"), r.PostFormValue("post_logout_redirect_uri"))
@@ -147,26 +147,26 @@ func (e *EndSession) checkTarget(w http.ResponseWriter, r *http.Request, clientI
 	if target == "" {
 		return nil, true
 	}
-	const notRegistered = "That application did not register this sign-out address."
+	const notRegistered = "error.logout_not_registered"
 	if clientID == "" {
-		e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", "A post_logout_redirect_uri needs a client_id or an id_token_hint.")
+		e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.logout_needs_client")
 		return nil, false
 	}
 	c, err := e.p.store.FindClient(r.Context(), clientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", notRegistered)
+		e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", notRegistered)
 		return nil, false
 	case err != nil:
 		e.ui.Fail(w, r, fmt.Errorf("end session: find client: %w", err))
 		return nil, false
 	case !slices.Contains(postLogoutURIs(c), target):
-		e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", notRegistered)
+		e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", notRegistered)
 		return nil, false
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		e.ui.ErrorPage(w, http.StatusBadRequest, "Invalid request", "The sign-out address is not valid.")
+		e.ui.ErrorPage(w, r, http.StatusBadRequest, "error.invalid_request.title", "error.logout_bad_address")
 		return nil, false
 	}
 	return u, true

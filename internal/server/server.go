@@ -115,7 +115,9 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		Throttle:       ThrottlePolicy(cfg),
 		Passwords:      login.DefaultPasswordLimits(),
 		TrustedProxies: proxies,
-		Now:            o.now,
+		Theme: login.Theme{Dir: cfg.ThemeDir, ProductName: cfg.ProductName, LogoURL: cfg.LogoURL,
+			PrimaryColor: cfg.PrimaryColor},
+		Now: o.now,
 	}
 	for _, f := range o.login {
 		f(&lc)
@@ -183,7 +185,7 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)
-	return s.middleware(s.cors(mux))
+	return s.middleware(s.cors(notFoundPage(mux, s.pages.NotFound)))
 }
 
 // AdminHandler serves the admin API and /metrics.
@@ -331,4 +333,49 @@ func (s *Server) Run(ctx context.Context, ready func(public, admin net.Addr)) er
 		runErr = nil
 	}
 	return runErr
+}
+
+// notFoundPage answers what mux has no route for with the pages' 404, in
+// the browser's language. A catch-all "/" route would do that too, but it
+// would also take the requests with a known path and a wrong method, which
+// must stay 405 with Allow.
+func notFoundPage(mux *http.ServeMux, notFound http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		nf := &notFoundWriter{ResponseWriter: w}
+		mux.ServeHTTP(nf, r)
+		if nf.notFound {
+			notFound(w, r)
+		}
+	})
+}
+
+// notFoundWriter passes a response through unless it is a 404, which it
+// swallows and records.
+type notFoundWriter struct {
+	http.ResponseWriter
+	notFound, wrote bool
+}
+
+func (w *notFoundWriter) WriteHeader(code int) {
+	if !w.wrote && code == http.StatusNotFound {
+		w.notFound = true
+	}
+	w.wrote = true
+	if !w.notFound {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *notFoundWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.notFound {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }

@@ -63,6 +63,10 @@ type Client struct {
 	// DPoPBoundAccessTokens refuses the client any token without a DPoP
 	// proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `gorm:"column:dpop_bound_access_tokens"`
+	// LogoURI and ClientURI are the application's logo and home page
+	// (RFC 7591 §2), shown on the consent page; empty when not registered.
+	LogoURI   string `gorm:"column:logo_uri"`
+	ClientURI string `gorm:"column:client_uri"`
 }
 
 // DefaultIDTokenAlg is what an ID token is signed with when the client

@@ -53,6 +53,7 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, pushedTests...)
 	tests = append(tests, deviceTests...)
 	tests = append(tests, factorTests...)
+	tests = append(tests, scopeTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
