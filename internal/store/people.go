@@ -68,6 +68,12 @@ type LoginSession struct {
 	// logout tokens. CreateLoginSession draws one when it is empty;
 	// ReplaceLoginSession keeps the old session's.
 	SID string `gorm:"column:sid"`
+	// CreatedAt is when the session began (CreateLoginSession sets it
+	// when zero); UserAgent and Address what it was begun from, shown on
+	// the account page so that its person can tell sessions apart.
+	CreatedAt time.Time `gorm:"column:created_at"`
+	UserAgent string    `gorm:"column:user_agent"`
+	Address   string    `gorm:"column:address"`
 }
 
 // TableName tells GORM the table.
@@ -83,7 +89,10 @@ func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *Login
 		}
 		ls.SID = sid
 	}
-	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC()
+	if ls.CreatedAt.IsZero() {
+		ls.CreatedAt = s.nowUTC()
+	}
+	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt, ls.CreatedAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC(), ls.CreatedAt.UTC()
 	if err := s.db(ctx).Create(ls).Error; err != nil {
 		return fmt.Errorf("create login session: %w", translate(err))
 	}
