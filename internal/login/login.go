@@ -63,6 +63,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// VerifyPassword is secrets.VerifyPassword unless a test replaces it.
 	VerifyPassword func(hash, password string) (bool, error)
+	// PasswordReset offers "Forgot password?" on the login page; NewAccount
+	// sets it when mail can be sent (account.go).
+	PasswordReset bool
 	// Now is the clock of sign-in times, revocations and the proofs'
 	// expiry; nil is time.Now. The store and the throttle read the
 	// store's clock, which the server sets to the same one.
@@ -218,6 +221,8 @@ type page struct {
 	ClientID, PostLogoutRedirectURI, State string
 	// UserCode prefills the device page's code.
 	UserCode string
+	// ForgotPassword links the login page to /forgot-password.
+	ForgotPassword bool
 }
 
 // securityHeaders: no script at all, no framing (clickjacking of the
@@ -236,6 +241,7 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p page)
 	securityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
+	p.ForgotPassword = name == "login" && h.cfg.PasswordReset
 	if err := h.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
 		h.log.Error("render page", "page", name, "error", err)
 	}
@@ -348,7 +354,8 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Now().UTC()
-	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}
+	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL),
+		UserAgent: truncateUTF8(r.UserAgent(), 256), Address: ip}
 	prev, err := h.current(r)
 	switch {
 	case err != nil:
