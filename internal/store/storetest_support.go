@@ -21,6 +21,7 @@ var inspectable = map[string][]string{
 	"dpop_proofs":          {"jti"},
 	"device_codes":         {"signature", "user_code"},
 	"login_session_grants": {"request_id"},
+	"email_tokens":         {"id"},
 }
 
 // RawColumn reads one column of a token or key table as stored. It exists
