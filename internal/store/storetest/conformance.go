@@ -52,6 +52,7 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, logoutTests...)
 	tests = append(tests, pushedTests...)
 	tests = append(tests, deviceTests...)
+	tests = append(tests, accountTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
