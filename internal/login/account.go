@@ -86,7 +86,15 @@ type Account struct {
 	st   AccountStore
 	cfg  AccountConfig
 	tmpl map[string]*template.Template
+	// mailSlots bounds the mail work in flight: a flood of forgot-password
+	// requests cannot pile up goroutines, connections and SMTP sessions.
+	// A request that finds no slot sends nothing and is answered the same.
+	mailSlots chan struct{}
 }
+
+// MaxMailWork is how many forgot-password or verification requests may be
+// doing their mail work at once on one instance.
+const MaxMailWork = 16
 
 // NewAccount builds the account pages over the login pages h.
 func NewAccount(h *Handler, st AccountStore, cfg AccountConfig) (*Account, error) {
@@ -108,7 +116,7 @@ func NewAccount(h *Handler, st AccountStore, cfg AccountConfig) (*Account, error
 	if cfg.BackchannelWait == 0 {
 		cfg.BackchannelWait = time.Second
 	}
-	a := &Account{h: h, st: st, cfg: cfg, tmpl: map[string]*template.Template{}}
+	a := &Account{h: h, st: st, cfg: cfg, tmpl: map[string]*template.Template{}, mailSlots: make(chan struct{}, MaxMailWork)}
 	for _, name := range []string{"account", "account_message", "reset_request", "reset", "verify_email"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {

@@ -45,16 +45,28 @@ func (a *Account) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 			Error: "Enter your username or email address."})
 		return
 	}
-	// Detached from the request, which ends with the answer; bounded.
-	ctx := context.WithoutCancel(r.Context())
+	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, name) })
+	a.message(w, http.StatusOK, "Check your email", fmt.Sprintf(forgotAnswer, a.cfg.LinkTTL), "/login", "Back to sign in")
+}
+
+// background runs work after the answer (AccountConfig.Go), detached from
+// the request but bounded in time, if one of the mail slots is free.
+func (a *Account) background(ctx context.Context, what string, work func(ctx context.Context) error) {
+	select {
+	case a.mailSlots <- struct{}{}:
+	default:
+		a.h.log.WarnContext(ctx, what+": too much mail work in flight; nothing sent")
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
 	a.cfg.Go(func() {
+		defer func() { <-a.mailSlots }()
 		ctx, cancel := context.WithTimeout(ctx, mailWorkTimeout)
 		defer cancel()
-		if err := a.sendReset(ctx, name); err != nil {
-			a.h.log.WarnContext(ctx, "forgot password: no link sent", "error", err)
+		if err := work(ctx); err != nil {
+			a.h.log.WarnContext(ctx, what+": no link sent", "error", err)
 		}
 	})
-	a.message(w, http.StatusOK, "Check your email", fmt.Sprintf(forgotAnswer, a.cfg.LinkTTL), "/login", "Back to sign in")
 }
 
 // sendReset finds the account the person named (as sign-in does: a
@@ -201,16 +213,10 @@ func (a *Account) requestVerification(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := s.User
-	ctx := context.WithoutCancel(r.Context())
-	a.cfg.Go(func() {
-		ctx, cancel := context.WithTimeout(ctx, mailWorkTimeout)
-		defer cancel()
-		err := a.sendLink(ctx, u, store.EmailTokenVerify, "/verify-email", "Verify your email address",
+	a.background(r.Context(), "verify email", func(ctx context.Context) error {
+		return a.sendLink(ctx, u, store.EmailTokenVerify, "/verify-email", "Verify your email address",
 			"To confirm that this address belongs to your account %s, open this link within %s:\n\n%s\n\n"+
 				"If you did not ask for this, ignore this message.\n")
-		if err != nil {
-			a.h.log.WarnContext(ctx, "verify email: no link sent", "error", err)
-		}
 	})
 	a.done(w, r, "verify-sent")
 }
