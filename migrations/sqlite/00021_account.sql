@@ -4,7 +4,9 @@
 -- A login session remembers when it began and what it was begun from (the
 -- browser's User-Agent, truncated, and the client address), so that its
 -- person can tell their sessions apart on /account. Rows made before this
--- migration take their last sign-in as created_at.
+-- migration take their last sign-in as created_at; created_at stays
+-- nullable, since an instance still on the old code may insert rows during
+-- a rolling upgrade (NULL reads as "unknown").
 ALTER TABLE login_sessions ADD COLUMN created_at DATETIME;
 UPDATE login_sessions SET created_at = auth_time;
 ALTER TABLE login_sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
