@@ -468,3 +468,51 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 		signIn(t, h.browser("https://never.example"), "ann", "ann-password-1")
 	})
 }
+
+// Parallel submissions of one reset link: exactly one sets its password.
+func TestResetLinkParallelUse(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newAccountHarness(t, b, true)
+		ann := h.user("ann", "ann-password-1")
+		h.setEmail(ann, "ann@example.com")
+		br := h.browser("https://never.example")
+		_, fp := br.get(h.public.URL + "/forgot-password")
+		br.post("/forgot-password", url.Values{"csrf_token": {field(t, csrfRe, fp)}, "username": {"ann"}})
+		_, page := br.get(h.mailLink(t, "ann@example.com", "/reset-password"))
+		tok := field(t, regexp.MustCompile(`name="token" value="([^"]+)"`), page)
+		csrf := field(t, csrfRe, page)
+		const n = 8
+		codes := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				pw := "ann-parallel-" + string(rune('a'+i)) + "-1"
+				resp, err := br.client.PostForm(h.public.URL+"/reset-password", url.Values{"csrf_token": {csrf}, "token": {tok},
+					"new_password": {pw}, "confirm_password": {pw}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := 0
+		for _, c := range codes {
+			switch c {
+			case http.StatusOK:
+				won++
+			case http.StatusBadRequest:
+			default:
+				t.Errorf("a submission got %d", c)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d submissions set a password, want exactly 1 (%v)", won, codes)
+		}
+	})
+}
