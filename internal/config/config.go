@@ -104,6 +104,13 @@ type Config struct {
 	LoginIPLimit       int           `koanf:"login_ip_limit"`
 	LoginLockout       time.Duration `koanf:"login_lockout"`
 	LoginMaxLockout    time.Duration `koanf:"login_max_lockout"`
+	// SMTPURL is the relay that sends password reset and verification
+	// links (smtp://USER:PASS@HOST:PORT with STARTTLS when offered, or
+	// smtps://); empty turns both off. SMTPFrom is their sender, and
+	// EmailLinkTTL how long a link works (smtp.go).
+	SMTPURL      string        `koanf:"smtp_url"`
+	SMTPFrom     string        `koanf:"smtp_from"`
+	EmailLinkTTL time.Duration `koanf:"email_link_ttl"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -197,6 +204,9 @@ func settings() []setting {
 		{"primary_color", GroupServer, "", "the login pages' button and link colour, #rgb or #rrggbb", false, func(c *Config) any { return &c.PrimaryColor }},
 		{"trusted_proxies", GroupServer, "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client", false, func(c *Config) any { return &c.TrustedProxies }},
 		{"pprof", GroupServer, false, "serve /debug/pprof/ on the admin listener", false, func(c *Config) any { return &c.Pprof }},
+		{"smtp_url", GroupServer, nil, "", true, func(c *Config) any { return &c.SMTPURL }},
+		{"smtp_from", GroupServer, "", "sender of password reset and verification mail, e.g. \"Example <no-reply@example.com>\"", false, func(c *Config) any { return &c.SMTPFrom }},
+		{"email_link_ttl", GroupServer, 30 * time.Minute, "how long a password reset or verification link works", false, func(c *Config) any { return &c.EmailLinkTTL }},
 		{"dpop_nonce", GroupServer, false, "demand a server nonce in every DPoP proof (RFC 9449 §8)", false, func(c *Config) any { return &c.DPoPNonce }},
 	}
 }
@@ -649,6 +659,7 @@ func validateServer(c *Config, bad func(key, format string, args ...any)) {
 			bad("trusted_proxies", "%v", e)
 		}
 	}
+	validateSMTP(c, bad)
 }
 
 func validateIssuer(issuer string) error {

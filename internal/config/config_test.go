@@ -311,9 +311,9 @@ func TestRegisterFlags(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := fs.Lookup(name)
 			switch key {
-			case "secret", "admin_token":
+			case "secret", "admin_token", "smtp_url":
 				if f != nil {
-					t.Errorf("--%s exists; secrets must not be taken from argv", name)
+					t.Errorf("--%s exists; secrets (the SMTP URL carries a password) must not be taken from argv", name)
 				}
 			default:
 				if f == nil {

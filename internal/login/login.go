@@ -71,6 +71,9 @@ type Config struct {
 	VerifyPassword func(hash, password string) (bool, error)
 	// Theme dresses the pages; the zero value is Latchkey's own look.
 	Theme Theme
+	// PasswordReset offers "Forgot password?" on the login page; NewAccount
+	// sets it when mail can be sent (account.go).
+	PasswordReset bool
 	// Now is the clock of sign-in times, revocations and the proofs'
 	// expiry; nil is time.Now. The store and the throttle read the
 	// store's clock, which the server sets to the same one.
@@ -277,6 +280,8 @@ type page struct {
 	UserCode string
 	// MFA is what the second-factor pages show (mfa.go).
 	MFA *mfaPage
+	// ForgotPassword links the login page to /forgot-password.
+	ForgotPassword bool
 }
 
 // securityHeaders: no script at all, no framing (clickjacking of the
@@ -296,6 +301,13 @@ func securityHeaders(w http.ResponseWriter, imgSrc string) {
 
 // render draws page name in the language of r (and p.uiLocales).
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	p.ForgotPassword = name == "login" && h.cfg.PasswordReset
+	h.draw(w, r, status, h.tmpl[name], &p, &p)
+}
+
+// draw fills in p, the page part of data (language, theme, the reference
+// of an error), writes the headers and executes t's layout with data.
+func (h *Handler) draw(w http.ResponseWriter, r *http.Request, status int, t *template.Template, p *page, data any) {
 	p.Lang = h.locales.pick(p.uiLocales, r)
 	p.localizer = localizer{c: h.locales, lang: p.Lang}
 	p.Product, p.LogoURL, p.ThemeCSS = h.product, h.cfg.Theme.LogoURL, h.cfg.Theme.PrimaryColor != ""
@@ -313,8 +325,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	w.Header().Set("Content-Language", p.Lang)
 	w.Header().Add("Vary", "Accept-Language")
 	w.WriteHeader(status)
-	if err := h.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
-		h.log.Error("render page", "page", name, "error", err)
+	if err := t.ExecuteTemplate(w, "layout", data); err != nil {
+		h.log.Error("render page", "page", t.Name(), "error", err)
 	}
 }
 
@@ -463,7 +475,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, userID st
 	}
 	now := h.cfg.Now().UTC()
 	ls := &store.LoginSession{UserID: userID, AuthTime: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL),
-		AMR: strings.Join(amr, " ")}
+		AMR: strings.Join(amr, " "), UserAgent: truncateUTF8(r.UserAgent(), 256), Address: h.ClientIP(r)}
 	if multiFactor(amr) {
 		ls.MFATime = &now
 	}

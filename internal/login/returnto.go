@@ -100,21 +100,21 @@ func (h *Handler) readReturnTo(get func(string) string) (rt ReturnTo, ok bool) {
 	return rt, true
 }
 
-// safeReturnTo accepts only a relative URL of the authorization endpoint
-// or of the device page.
+// safeReturnTo accepts only a relative URL of the authorization endpoint,
+// of the device page or of the account page.
 func (h *Handler) safeReturnTo(raw string) bool {
 	if raw == PathTOTP {
 		// Enrolment sends the browser to sign in (or give a second
 		// factor) and back.
 		return true
 	}
-	for _, path := range []string{h.cfg.AuthorizePath, h.cfg.DevicePath} {
+	for _, path := range []string{h.cfg.AuthorizePath, h.cfg.DevicePath, AccountPath} {
 		if path == "" || raw == "" {
 			continue
 		}
 		// The device page may be resumed without a query (the code is
 		// typed after sign-in); an authorization request always has one.
-		bare := raw == path && path == h.cfg.DevicePath
+		bare := raw == path && (path == h.cfg.DevicePath || path == AccountPath)
 		if !bare && !strings.HasPrefix(raw, path+"?") {
 			continue
 		}

@@ -40,6 +40,8 @@ type Server struct {
 	pages    *login.Handler
 	// endSession is the end-session endpoint and the sign-out form.
 	endSession *oauth.EndSession
+	// account is /account and the e-mailed links' pages.
+	account *login.Account
 	// backchannel delivers back-channel logout tokens.
 	backchannel *backchannel.Deliverer
 	keys        *keys.Manager
@@ -62,6 +64,8 @@ type options struct {
 	background []func(context.Context)
 	// backchannel adjusts the back-channel deliverer's options (tests).
 	backchannel []func(*backchannel.Options)
+	// account adjusts the account pages' configuration (tests).
+	account []func(*login.AccountConfig)
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -144,12 +148,17 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	// Every instance delivers: the outbox's lease keeps two from sending
 	// one row at once.
 	deliverer := backchannel.New(st, km, bo)
+	account, err := newAccount(cfg, st, pages, deliverer, o.account)
+	if err != nil {
+		return nil, err
+	}
 	background := o.background
 	if background == nil {
 		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run, deliverer.Run}
 	}
 	return &Server{
 		endSession:  provider.EndSession(pages, deliverer),
+		account:     account,
 		backchannel: deliverer,
 		background:  background,
 		cfg:         cfg,
@@ -174,6 +183,7 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("GET "+oauth.PathUserinfo, s.provider.Userinfo)
 	mux.HandleFunc("POST "+oauth.PathUserinfo, s.provider.Userinfo)
 	s.pages.Register(mux)
+	s.account.Register(mux)
 	mux.HandleFunc("GET "+oauth.PathEndSession, s.endSession.Serve)
 	mux.HandleFunc("POST "+oauth.PathEndSession, s.endSession.Serve)
 	mux.HandleFunc("POST /logout", s.endSession.LogoutForm)

@@ -71,6 +71,9 @@ var expiries = []expiry{
 	// (last_error); gave_up_at is NULL, never before the cutoff, while one
 	// is still being tried.
 	{"logout_deliveries", "id", "gave_up_at", func(now time.Time, _ Retention) time.Time { return now.Add(-GaveUpLogoutRetention) }},
+	// E-mailed links, once expired, are dead whether used or not; the
+	// per-person limit counts only links younger than their lifetime.
+	{"email_tokens", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	// Pushed authorization requests live 60 s (RFC 9126 §2.2).
 	{"pushed_requests", "id", "expires_at", func(now time.Time, _ Retention) time.Time { return now }},
 	// Device codes live LATCHKEY_DEVICE_CODE_TTL (RFC 8628 §3.2 expires_in);

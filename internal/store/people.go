@@ -73,6 +73,12 @@ type LoginSession struct {
 	// when they last gave a second factor.
 	AMR     string     `gorm:"column:amr"`
 	MFATime *time.Time `gorm:"column:mfa_time"`
+	// CreatedAt is when the session began (CreateLoginSession sets it
+	// when zero); UserAgent and Address what it was begun from, shown on
+	// the account page so that its person can tell sessions apart.
+	CreatedAt time.Time `gorm:"column:created_at"`
+	UserAgent string    `gorm:"column:user_agent"`
+	Address   string    `gorm:"column:address"`
 }
 
 // TableName tells GORM the table.
@@ -88,7 +94,10 @@ func (s *Store) CreateLoginSession(ctx context.Context, cookie string, ls *Login
 		}
 		ls.SID = sid
 	}
-	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC()
+	if ls.CreatedAt.IsZero() {
+		ls.CreatedAt = s.nowUTC()
+	}
+	ls.AuthTime, ls.LastSeenAt, ls.ExpiresAt, ls.CreatedAt = ls.AuthTime.UTC(), ls.LastSeenAt.UTC(), ls.ExpiresAt.UTC(), ls.CreatedAt.UTC()
 	if ls.AMR == "" {
 		ls.AMR = "pwd"
 	}

@@ -23,6 +23,7 @@ var inspectable = map[string][]string{
 	"login_session_grants": {"request_id"},
 	"user_factors":         {"id", "secret"},
 	"recovery_codes":       {"code_hash"},
+	"email_tokens":         {"id"},
 }
 
 // RawColumn reads one column of a token or key table as stored. It exists

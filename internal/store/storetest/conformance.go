@@ -54,6 +54,7 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, deviceTests...)
 	tests = append(tests, factorTests...)
 	tests = append(tests, scopeTests...)
+	tests = append(tests, accountTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,265 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/secrets"
+	"github.com/latchkey/latchkey/internal/store"
+)
+
+// Password reset and e-mail verification: a single-use link with a 256-bit
+// token, stored only as its SHA-256, that works for AccountConfig.LinkTTL.
+
+// mailWorkTimeout bounds the background work of one forgot-password or
+// verification request (lookup, token, SMTP exchange).
+const mailWorkTimeout = time.Minute
+
+// forgotAnswer is the one answer of the forgot-password form, whoever was
+// named: it tells nothing about which accounts exist.
+const forgotAnswer = "If an account matches what you entered and has an email address, we sent a link to it. The link works for %s."
+
+func (a *Account) forgotPage(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "reset_request", accountView{Title: "Forgot password", CSRFToken: a.h.csrfToken(w, r)})
+}
+
+// forgotSubmit answers at once and the same way for every name: finding
+// the account, making the link and sending the mail happen after the
+// answer (AccountConfig.Go), so neither the words nor the time of the
+// answer tell whether the account exists or has an address.
+func (a *Account) forgotSubmit(w http.ResponseWriter, r *http.Request) {
+	if !a.h.validCSRF(r) {
+		a.render(w, r, http.StatusForbidden, "reset_request", accountView{Title: "Forgot password", CSRFToken: a.h.csrfToken(w, r),
+			Error: "Your form expired. Please try again."})
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("username"))
+	if name == "" || len(name) > 320 {
+		a.render(w, r, http.StatusBadRequest, "reset_request", accountView{Title: "Forgot password", CSRFToken: a.h.csrfToken(w, r),
+			Error: "Enter your username or email address."})
+		return
+	}
+	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, name) })
+	a.message(w, r, http.StatusOK, "Check your email", fmt.Sprintf(forgotAnswer, a.cfg.LinkTTL), "/login", "Back to sign in")
+}
+
+// background runs work after the answer (AccountConfig.Go), detached from
+// the request but bounded in time, if one of the mail slots is free.
+func (a *Account) background(ctx context.Context, what string, work func(ctx context.Context) error) {
+	select {
+	case a.mailSlots <- struct{}{}:
+	default:
+		a.h.log.WarnContext(ctx, what+": too much mail work in flight; nothing sent")
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	a.cfg.Go(func() {
+		defer func() { <-a.mailSlots }()
+		ctx, cancel := context.WithTimeout(ctx, mailWorkTimeout)
+		defer cancel()
+		if err := work(ctx); err != nil {
+			a.h.log.WarnContext(ctx, what+": no link sent", "error", err)
+		}
+	})
+}
+
+// sendReset finds the account the person named (as sign-in does: a
+// username, else an address exactly one account has) and mails it a link.
+func (a *Account) sendReset(ctx context.Context, name string) error {
+	u, err := a.h.auth.findAccount(ctx, name)
+	if err != nil {
+		return err
+	}
+	if u == nil || u.Email == "" {
+		return nil
+	}
+	return a.sendLink(ctx, u, store.EmailTokenReset, "/reset-password", "Reset your password",
+		"Someone, probably you, asked to reset the password of your account %s.\n\n"+
+			"To choose a new password, open this link within %s:\n\n%s\n\n"+
+			"If you did not ask for this, ignore this message: your password stays as it is.\n")
+}
+
+// sendLink makes a link of purpose for u and mails it to u's address.
+// body has three %s: the username, the lifetime and the link.
+func (a *Account) sendLink(ctx context.Context, u *store.User, purpose, path, subject, body string) error {
+	token, err := secrets.RandomToken(32)
+	if err != nil {
+		return err
+	}
+	et := &store.EmailToken{UserID: u.ID, Purpose: purpose, Email: u.Email, ExpiresAt: a.h.cfg.Now().Add(a.cfg.LinkTTL)}
+	if err := a.st.CreateEmailToken(ctx, token, et, a.cfg.LinksPerTTL, a.cfg.LinkTTL); err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			a.h.log.InfoContext(ctx, "email link not sent: too many recently", "user_id", u.ID, "purpose", purpose)
+			return nil
+		}
+		return err
+	}
+	link := strings.TrimSuffix(a.cfg.Issuer, "/") + path + "?" + url.Values{"token": {token}}.Encode()
+	err = a.cfg.Mailer.Send(ctx, mail.Message{To: u.Email, Subject: subject,
+		Body: fmt.Sprintf(body, u.Username, a.cfg.LinkTTL, link)})
+	if err != nil {
+		return fmt.Errorf("send %s link: %w", purpose, err)
+	}
+	a.h.log.InfoContext(ctx, "email link sent", "user_id", u.ID, "purpose", purpose)
+	return nil
+}
+
+// deadLink is the page of a link that is unknown, used or expired.
+func (a *Account) deadLink(w http.ResponseWriter, r *http.Request, what, again, againText string) {
+	a.message(w, r, http.StatusBadRequest, "Link no longer valid",
+		"This "+what+" link has expired or has already been used. Each link works once, for "+a.cfg.LinkTTL.String()+".",
+		again, againText)
+}
+
+// linkToken reads the token of a link's page: the query on GET, the form
+// on POST. Bounded, so that no lookup is made of a huge string.
+func linkToken(r *http.Request) string {
+	t := r.FormValue("token")
+	if len(t) > 128 {
+		return ""
+	}
+	return t
+}
+
+func (a *Account) resetPage(w http.ResponseWriter, r *http.Request) {
+	token := linkToken(r)
+	err := a.st.PeekEmailToken(r.Context(), token, store.EmailTokenReset)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || token == "":
+		a.deadLink(w, r, "password reset", "/forgot-password", "Ask for a new link")
+		return
+	case err != nil:
+		a.h.fail(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "reset", accountView{Title: "Choose a new password", CSRFToken: a.h.csrfToken(w, r), Token: token})
+}
+
+// resetSubmit sets the new password and ends every session and grant of
+// the person, in the transaction that uses the link: the link works once,
+// and a failure leaves it unused.
+func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
+	token := linkToken(r)
+	again := func(status int, msg string) {
+		a.render(w, r, status, "reset", accountView{Title: "Choose a new password", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg})
+	}
+	if !a.h.validCSRF(r) {
+		again(http.StatusForbidden, "Your form expired. Please try again.")
+		return
+	}
+	next := r.PostFormValue("new_password")
+	if next != r.PostFormValue("confirm_password") {
+		again(http.StatusBadRequest, "The new passwords do not match.")
+		return
+	}
+	if err := a.cfg.CheckPassword(next); err != nil {
+		again(http.StatusBadRequest, "The new "+err.Error()+".")
+		return
+	}
+	if token == "" {
+		a.deadLink(w, r, "password reset", "/forgot-password", "Ask for a new link")
+		return
+	}
+	// Hashed before the transaction: argon2id takes a while, and the
+	// transaction holds locks.
+	hash, err := a.cfg.HashPassword(next)
+	if err != nil {
+		a.h.fail(w, r, err)
+		return
+	}
+	var userID string
+	err = a.st.InTx(r.Context(), func(ctx context.Context) error {
+		et, err := a.st.RedeemEmailToken(ctx, token, store.EmailTokenReset)
+		if err != nil {
+			return err
+		}
+		userID = et.UserID
+		if err := a.st.SetPasswordHash(ctx, et.UserID, hash); err != nil {
+			return err
+		}
+		// Whoever knew the old password is out: every session, grant and
+		// JWT of the person, with their clients' logout tokens.
+		return a.st.RevokeSubject(ctx, et.UserID, a.revokeUntil())
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.deadLink(w, r, "password reset", "/forgot-password", "Ask for a new link")
+		return
+	case err != nil:
+		a.h.fail(w, r, err)
+		return
+	}
+	a.h.log.InfoContext(r.Context(), "password reset", "user_id", userID)
+	a.h.setCookie(w, "latchkey_session", "", -1)
+	a.message(w, r, http.StatusOK, "Password changed",
+		"Your password was changed and you were signed out everywhere. Sign in with your new password.", "/login", "Sign in")
+}
+
+// requestVerification mails a verification link to the signed-in person's
+// unverified address.
+func (a *Account) requestVerification(w http.ResponseWriter, r *http.Request) {
+	s := a.post(w, r)
+	if s == nil {
+		return
+	}
+	if s.User.Email == "" || s.User.EmailVerified {
+		a.done(w, r, "verify-sent")
+		return
+	}
+	u := s.User
+	a.background(r.Context(), "verify email", func(ctx context.Context) error {
+		return a.sendLink(ctx, u, store.EmailTokenVerify, "/verify-email", "Verify your email address",
+			"To confirm that this address belongs to your account %s, open this link within %s:\n\n%s\n\n"+
+				"If you did not ask for this, ignore this message.\n")
+	})
+	a.done(w, r, "verify-sent")
+}
+
+// verifyPage asks for a click before the link is used: mail scanners fetch
+// links, and a GET that used it would spend the person's link.
+func (a *Account) verifyPage(w http.ResponseWriter, r *http.Request) {
+	token := linkToken(r)
+	err := a.st.PeekEmailToken(r.Context(), token, store.EmailTokenVerify)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || token == "":
+		a.deadLink(w, r, "verification", AccountPath, "Your account")
+		return
+	case err != nil:
+		a.h.fail(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "verify_email", accountView{Title: "Verify your email address", CSRFToken: a.h.csrfToken(w, r), Token: token})
+}
+
+// verifySubmit uses the link and marks the address verified, if it is
+// still the one the link was sent to.
+func (a *Account) verifySubmit(w http.ResponseWriter, r *http.Request) {
+	token := linkToken(r)
+	if !a.h.validCSRF(r) {
+		a.render(w, r, http.StatusForbidden, "verify_email", accountView{Title: "Verify your email address", CSRFToken: a.h.csrfToken(w, r),
+			Token: token, Error: "Your form expired. Please try again."})
+		return
+	}
+	err := a.st.InTx(r.Context(), func(ctx context.Context) error {
+		et, err := a.st.RedeemEmailToken(ctx, token, store.EmailTokenVerify)
+		if err != nil {
+			return err
+		}
+		return a.st.MarkEmailVerified(ctx, et.UserID, et.Email)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound) || token == "":
+		a.deadLink(w, r, "verification", AccountPath, "Your account")
+		return
+	case err != nil:
+		a.h.fail(w, r, err)
+		return
+	}
+	a.message(w, r, http.StatusOK, "Email address verified", "Your email address is verified.", AccountPath, "Your account")
+}
