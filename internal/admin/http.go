@@ -48,6 +48,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /admin/users/{id}/revoke-tokens", a.guard(a.revokeUserTokens))
 	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
+	mux.Handle("POST /admin/keys/{kid}/revoke", a.guard(a.revokeKey))
+	mux.Handle("POST /admin/keys/import", a.guard(a.importKey))
 }
 
 type userRequest struct {
@@ -166,8 +168,19 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 // after the pre-publication period. The answer is the configured
 // algorithm's new key, one object as before there was a chain per
 // algorithm, so existing callers keep working; GET /admin/keys lists all.
+//
+// With ?now=true (or a body {"now": true}) it is the emergency rotation:
+// the new keys sign at once, without pre-publication (keys.RotateNow).
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
-	info, err := a.keys.Rotate(r.Context())
+	now, ok := rotateNow(w, r)
+	if !ok {
+		return
+	}
+	rotate := a.keys.Rotate
+	if now {
+		rotate = a.keys.RotateNow
+	}
+	info, err := rotate(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -286,6 +299,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 	case errors.Is(err, ErrUsernameTaken):
 		writeError(w, http.StatusConflict, "conflict", "that username is taken")
+	case errors.Is(err, keys.ErrInvalidKey):
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, keys.ErrKeyExists):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no such "+resource(r))
 	case errors.Is(err, ErrPublicClient):
@@ -306,6 +323,8 @@ func resource(r *http.Request) string {
 		return "user"
 	case strings.HasPrefix(r.URL.Path, "/admin/clients"):
 		return "client"
+	case strings.HasPrefix(r.URL.Path, "/admin/keys"):
+		return "signing key"
 	}
 	return "resource"
 }
