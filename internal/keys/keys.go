@@ -80,8 +80,8 @@ type Options struct {
 	// Reloaded, if set, is called after Run has read the keys again
 	// because of such an announcement (tests wait on it).
 	Reloaded func()
-	Now             func() time.Time
-	Logger          *slog.Logger
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Key is one signing key with its decrypted private half. Signer is nil for
