@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -233,17 +234,25 @@ func (m *Manager) Import(ctx context.Context, material []byte, opts ImportOption
 	}
 	var kid string
 	err = m.change(ctx, func(ctx context.Context, rows []store.SigningKey, now time.Time) error {
+		thumb, err := thumbprint(jose.JSONWebKey{Key: priv.Public()})
+		if err != nil {
+			return err
+		}
 		want := opts.KID
 		if want == "" {
-			tp, err := thumbprint(jose.JSONWebKey{Key: priv.Public()})
-			if err != nil {
-				return err
-			}
-			want = tp
+			want = thumb
 		}
 		for _, row := range rows {
 			if row.KID == want {
 				return fmt.Errorf("%w: %s", ErrKeyExists, want)
+			}
+			// The same key under another kid would be two keys to retire
+			// and revoke, one of which an operator could forget.
+			var pub jose.JSONWebKey
+			if json.Unmarshal([]byte(row.PublicKey), &pub) == nil {
+				if t, err := thumbprint(pub); err == nil && t == thumb {
+					return fmt.Errorf("%w: the same key is stored as %s", ErrKeyExists, row.KID)
+				}
 			}
 		}
 		chain, err := m.dropWaiting(ctx, chainsOf(rows)[algIndex(alg)], now)

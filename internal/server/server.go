@@ -62,6 +62,8 @@ type options struct {
 	background []func(context.Context)
 	// backchannel adjusts the back-channel deliverer's options (tests).
 	backchannel []func(*backchannel.Options)
+	// keys adjusts the key manager's options (tests).
+	keys []func(*keys.Options)
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -96,6 +98,9 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	m := metrics.New()
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
+	for _, f := range o.keys {
+		f(&ko)
+	}
 	km, err := keys.New(ctx, st, cfg.SystemSecrets(), ko)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
