@@ -55,6 +55,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("DELETE /admin/scopes/{name}", a.guard(a.deleteScope))
 	mux.Handle("GET /admin/keys", a.guard(a.listKeys))
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
+	mux.Handle("POST /admin/keys/{kid}/revoke", a.guard(a.revokeKey))
+	mux.Handle("POST /admin/keys/import", a.guard(a.importKey))
 }
 
 type userRequest struct {
@@ -173,8 +175,19 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 // after the pre-publication period. The answer is the configured
 // algorithm's new key, one object as before there was a chain per
 // algorithm, so existing callers keep working; GET /admin/keys lists all.
+//
+// With ?now=true (or a body {"now": true}) it is the emergency rotation:
+// the new keys sign at once, without pre-publication (keys.RotateNow).
 func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
-	info, err := a.keys.Rotate(r.Context())
+	now, ok := rotateNow(w, r)
+	if !ok {
+		return
+	}
+	rotate := a.keys.Rotate
+	if now {
+		rotate = a.keys.RotateNow
+	}
+	info, err := rotate(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -293,6 +306,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 	case errors.Is(err, ErrUsernameTaken):
 		writeError(w, http.StatusConflict, "conflict", "that username is taken")
+	case errors.Is(err, keys.ErrInvalidKey):
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, keys.ErrKeyExists):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no such "+resource(r))
 	case errors.Is(err, ErrPublicClient):
@@ -315,6 +332,8 @@ func resource(r *http.Request) string {
 		return "client"
 	case strings.HasPrefix(r.URL.Path, "/admin/scopes"):
 		return "scope description"
+	case strings.HasPrefix(r.URL.Path, "/admin/keys"):
+		return "signing key"
 	}
 	return "resource"
 }

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -38,7 +41,8 @@ func (e *env) keysCommand() *cobra.Command {
 			return e.withKeys(cmd, func(m *keys.Manager) error { return e.printJSON(m.List()) })
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
+	var rotateNow bool
+	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Publish a new signing key of every algorithm now; each signs after LATCHKEY_KEY_PREPUBLISH_PERIOD",
 		Long: `Publish a new signing key of every algorithm (ES256, RS256, EdDSA) now. Running
@@ -46,17 +50,92 @@ servers pick them up within seconds and serve them in the JWKS at once; they sta
 signing after LATCHKEY_KEY_PREPUBLISH_PERIOD, so resource servers' cached key sets
 hold them before any token needs them. The previous keys keep verifying their
 tokens until they expire. The output is the new key of LATCHKEY_SIGNING_ALG, the
-one that will sign access tokens; "keys list" shows all of them.`,
+one that will sign access tokens; "keys list" shows all of them.
+
+With --now (an emergency) the new keys sign at once on every instance, without
+pre-publication; the previous keys stay published, verify-only, until the tokens
+they signed expire. A verifier holding a cached JWKS sees an unknown kid until it
+fetches the set again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.withKeys(cmd, func(m *keys.Manager) error {
-				info, err := m.Rotate(cmd.Context())
+				rotate := m.Rotate
+				if rotateNow {
+					rotate = m.RotateNow
+				}
+				info, err := rotate(cmd.Context())
 				if err != nil {
 					return err
 				}
 				return e.printJSON(info)
 			})
 		},
-	})
+	}
+	rotate.Flags().BoolVar(&rotateNow, "now", false, "emergency: the new keys sign at once, without pre-publication")
+	cmd.AddCommand(rotate, e.keysRevokeCommand(), e.keysImportCommand())
+	return cmd
+}
+
+func (e *env) keysRevokeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke KID",
+		Short: "Remove a compromised signing key at once: unpublished, and the tokens it signed stop verifying",
+		Long: `Remove a compromised signing key. It leaves the JWKS and every JWT it signed stops
+verifying (introspection answers inactive, userinfo 401) on every instance: at once
+on PostgreSQL, within seconds on SQLite. When it was the signing key of its
+algorithm a new key signs from now on. Refresh tokens and opaque access tokens
+are not signed with it and keep working; clients refresh to get tokens signed by
+another key. ID tokens it signed no longer verify against the JWKS.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withKeys(cmd, func(m *keys.Manager) error {
+				rev, err := m.Revoke(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return e.printJSON(rev)
+			})
+		},
+	}
+}
+
+func (e *env) keysImportCommand() *cobra.Command {
+	var opts keys.ImportOptions
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import a private signing key (PEM or JWK; - reads stdin)",
+		Long: `Import a private signing key an operator brings, for example an HSM export: a PEM
+block (PKCS #8 "PRIVATE KEY", PKCS #1 "RSA PRIVATE KEY", SEC 1 "EC PRIVATE KEY") or
+a JWK. RS256 needs RSA of at least 2048 bits, ES256 a P-256 key, EdDSA an Ed25519
+key; the algorithm is inferred unless --alg names it. The key is sealed under
+LATCHKEY_SECRET like a generated one and named by --kid or its RFC 7638
+thumbprint. It is published now and signs after LATCHKEY_KEY_PREPUBLISH_PERIOD,
+or at once with --now. The private key is never printed or logged.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var (
+				material []byte
+				err      error
+			)
+			if args[0] == "-" {
+				material, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				material, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return fmt.Errorf("read the key: %w", err)
+			}
+			return e.withKeys(cmd, func(m *keys.Manager) error {
+				info, err := m.Import(cmd.Context(), material, opts)
+				if err != nil {
+					return err
+				}
+				return e.printJSON(info)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&opts.Alg, "alg", "", "the key's algorithm: ES256, RS256 or EdDSA (default: inferred from the key)")
+	cmd.Flags().StringVar(&opts.KID, "kid", "", "the key's kid (default: its RFC 7638 thumbprint)")
+	cmd.Flags().BoolVar(&opts.Now, "now", false, "sign with it at once instead of after the pre-publication period")
 	return cmd
 }

@@ -72,10 +72,16 @@ type Options struct {
 	// TokenTTL is the longest lifetime of a token a key signs; a retired key
 	// stays published that long.
 	TokenTTL time.Duration
-	// RefreshInterval is how often Run re-reads the keys (default 5s).
+	// RefreshInterval is how often Run re-reads the keys (default 5s). On
+	// PostgreSQL a change made by another instance (a revocation, an
+	// emergency rotation, an import) is also announced, and Run reads the
+	// keys again at once.
 	RefreshInterval time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Reloaded, if set, is called after Run has read the keys again
+	// because of such an announcement (tests wait on it).
+	Reloaded func()
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Key is one signing key with its decrypted private half. Signer is nil for
@@ -126,6 +132,8 @@ type Manager struct {
 	// reads it without a lock.
 	keys   atomic.Pointer[keyset]
 	reload sync.Mutex
+	// changed wakes Run when another instance announced a key change.
+	changed chan struct{}
 }
 
 // ErrWrongSecret means a stored private key cannot be opened with the
@@ -156,8 +164,18 @@ func New(ctx context.Context, st Store, systemSecrets secrets.SystemSecrets, opt
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{store: st, opts: opts, aeads: aeads, alg: algIndex(jose.SignatureAlgorithm(opts.Alg))}
+	m := &Manager{store: st, opts: opts, aeads: aeads, alg: algIndex(jose.SignatureAlgorithm(opts.Alg)), changed: make(chan struct{}, 1)}
 	m.keys.Store(&keyset{})
+	if n, ok := st.(changeNotifier); ok {
+		// Never blocks the listener: one pending reload covers any number
+		// of notices.
+		n.OnSigningKeysChanged(func() {
+			select {
+			case m.changed <- struct{}{}:
+			default:
+			}
+		})
+	}
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -241,13 +259,29 @@ func (m *Manager) create(ctx context.Context, alg string, activatesAt time.Time)
 	if err != nil {
 		return nil, err
 	}
-	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: alg, Use: "sig"}
+	return m.add(ctx, alg, priv, "", activatesAt)
+}
+
+// thumbprint is a public key's RFC 7638 thumbprint: stable, and the same on
+// every instance.
+func thumbprint(pub jose.JSONWebKey) (string, error) {
 	thumb, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	// RFC 7638 thumbprint: stable, and the same on every instance.
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+	return base64.RawURLEncoding.EncodeToString(thumb), nil
+}
+
+// add seals and stores a private key, generated or imported, that signs
+// from activatesAt; an empty kid means its thumbprint.
+func (m *Manager) add(ctx context.Context, alg string, priv crypto.Signer, kid string, activatesAt time.Time) (*store.SigningKey, error) {
+	pub := jose.JSONWebKey{Key: priv.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}
+	if pub.KeyID == "" {
+		var err error
+		if pub.KeyID, err = thumbprint(pub); err != nil {
+			return nil, err
+		}
+	}
 	privJWK := jose.JSONWebKey{Key: priv, KeyID: pub.KeyID, Algorithm: alg, Use: "sig"}
 	privJSON, err := privJWK.MarshalJSON()
 	if err != nil {
@@ -463,6 +497,8 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A key deleted from the database (revoked, or past its publication)
+	// is not carried over: only the rows read now make the next keyset.
 	known := map[string]*Key{}
 	for _, chain := range m.keys.Load().chains {
 		for _, k := range chain {
@@ -936,7 +972,9 @@ func (m *Manager) replaceOldSecretKeys(ctx context.Context, alg string, rows []s
 }
 
 // Run keeps the keys current until ctx ends: every RefreshInterval it
-// rotates or prunes when due and picks up keys other instances made.
+// rotates or prunes when due and picks up keys other instances made, and
+// on PostgreSQL it reads them again as soon as another instance announces a
+// change.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.opts.RefreshInterval)
 	defer t.Stop()
@@ -944,6 +982,15 @@ func (m *Manager) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-m.changed:
+			// Another instance changed the keys: a revoked key must stop
+			// verifying here now, not at the next tick.
+			if err := m.Reload(ctx); err != nil && ctx.Err() == nil {
+				m.opts.Logger.WarnContext(ctx, "signing key reload failed", "error", err)
+			} else if m.opts.Reloaded != nil {
+				m.opts.Reloaded()
+			}
+			continue
 		case <-t.C:
 		}
 		if err := m.Maintain(ctx); err != nil && ctx.Err() == nil {

@@ -18,6 +18,11 @@ func WithBackchannel(f func(*backchannel.Options)) Option {
 	return func(o *options) { o.backchannel = append(o.backchannel, f) }
 }
 
+// WithKeyOptions lets f adjust the key manager's options.
+func WithKeyOptions(f func(*keys.Options)) Option {
+	return func(o *options) { o.keys = append(o.keys, f) }
+}
+
 // Backchannel is the server's back-channel logout deliverer.
 func (s *Server) Backchannel() *backchannel.Deliverer { return s.backchannel }
 

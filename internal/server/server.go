@@ -66,6 +66,8 @@ type options struct {
 	backchannel []func(*backchannel.Options)
 	// account adjusts the account pages' configuration (tests).
 	account []func(*login.AccountConfig)
+	// keys adjusts the key manager's options (tests).
+	keys []func(*keys.Options)
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -100,6 +102,9 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	m := metrics.New()
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
+	for _, f := range o.keys {
+		f(&ko)
+	}
 	km, err := keys.New(ctx, st, cfg.SystemSecrets(), ko)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)

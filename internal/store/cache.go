@@ -200,9 +200,17 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
 		if !listening {
 			listening = true
 			s.clients.setEnabled(true)
+			// A key change announced while the channel was down was
+			// missed: have the keys read again now.
+			s.keyWatchers.notify()
 		}
-		if id, ok := strings.CutPrefix(n.Payload, "client:"); ok && n.Channel == invalidationChannel {
+		if n.Channel != invalidationChannel {
+			continue
+		}
+		if id, ok := strings.CutPrefix(n.Payload, "client:"); ok {
 			s.clients.evict(id)
+		} else if n.Payload == signingKeysPayload {
+			s.keyWatchers.notify()
 		}
 	}
 }

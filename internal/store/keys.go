@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -73,4 +74,53 @@ func (s *Store) WithSigningKeyLock(ctx context.Context, fn func(ctx context.Cont
 		}
 		return fn(ctx)
 	})
+}
+
+// signingKeysPayload is the notice, on the invalidation channel, that the
+// signing keys changed.
+const signingKeysPayload = "signing-keys"
+
+// NotifySigningKeysChanged tells every other instance, on PostgreSQL, to
+// read the signing keys again now rather than at its next refresh: a revoked
+// key must stop verifying everywhere at once. Inside a transaction the
+// notice goes out on commit, so nobody reads the keys before the change is
+// visible. On SQLite it does nothing: instances share no channel there, and
+// each reads the keys again every refresh interval.
+func (s *Store) NotifySigningKeysChanged(ctx context.Context) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	if err := s.db(ctx).Exec("SELECT pg_notify(?, ?)", invalidationChannel, signingKeysPayload).Error; err != nil {
+		return fmt.Errorf("announce signing key change: %w", translate(err))
+	}
+	return nil
+}
+
+// OnSigningKeysChanged registers fn, called when another instance announces
+// a signing key change (NotifySigningKeysChanged) and whenever the
+// invalidation channel starts listening again, since a notice sent while it
+// was down is lost. fn runs on the listener's goroutine and must not block.
+func (s *Store) OnSigningKeysChanged(fn func()) {
+	s.keyWatchers.add(fn)
+}
+
+// keyWatchers are the callbacks of OnSigningKeysChanged.
+type keyWatchers struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (w *keyWatchers) add(fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fns = append(w.fns, fn)
+}
+
+func (w *keyWatchers) notify() {
+	w.mu.Lock()
+	fns := w.fns
+	w.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }

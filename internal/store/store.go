@@ -59,6 +59,9 @@ type Store struct {
 	listenDial pgconn.DialFunc
 	// proofSpends groups concurrent DPoP proof spends (dpop.go).
 	proofSpends proofSpends
+	// keyWatchers hear that another instance changed the signing keys
+	// (keys.go).
+	keyWatchers keyWatchers
 }
 
 // Options tune Open. The zero value is usable.

@@ -61,7 +61,7 @@ func RunConformance(t *testing.T, b Backend) {
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...) {
+	for _, tc := range append(append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...), keysBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)
