@@ -1,6 +1,6 @@
 // Package resourceserver protects an HTTP API with Latchkey's access tokens.
 // It verifies RFC 9068 JWT access tokens locally against the issuer's JWKS
-// (keys cached, refetched at a bounded rate when an unknown kid appears, the
+// (keys cached for at most MaxKeyAge, refetched at a bounded rate when an unknown kid appears, the
 // fetch made outside any lock with a short timeout so that valid tokens never
 // wait for it, algorithms pinned), or, in introspection mode, asks Latchkey
 // (RFC 7662) with a short cache and a bounded rate of calls. Failures answer as RFC 6750 says: 401 with
@@ -50,6 +50,12 @@ type Config struct {
 	// fetched again (default 10s): a flood of forged kids cannot turn this
 	// API into a client hammering the issuer.
 	RefetchInterval time.Duration
+	// MaxKeyAge is how long fetched keys are trusted before the JWKS is
+	// fetched again (default 5m, what Latchkey's JWKS says in its
+	// Cache-Control): a key the issuer revokes (latchkey keys revoke)
+	// stops verifying here within it. While the issuer cannot be reached
+	// the keys already fetched stay in use.
+	MaxKeyAge time.Duration
 	// Leeway tolerates clock skew on exp, nbf and iat (default 30s).
 	Leeway time.Duration
 	// FetchTimeout bounds one JWKS fetch or one introspection call
@@ -139,6 +145,8 @@ type Verifier struct {
 	// keys is read without a lock: verification of a token signed by a
 	// known key never waits, even while a fetch hangs.
 	keys atomic.Pointer[jose.JSONWebKeySet]
+	// keysAt is when keys was fetched (UnixNano), for MaxKeyAge.
+	keysAt atomic.Int64
 	// fetchMu guards fetchedAt and inflight; it is never held across a fetch.
 	fetchMu   sync.Mutex
 	fetchedAt time.Time
@@ -173,6 +181,9 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA}
+	}
+	if cfg.MaxKeyAge <= 0 {
+		cfg.MaxKeyAge = 5 * time.Minute
 	}
 	if cfg.RefetchInterval <= 0 {
 		cfg.RefetchInterval = 10 * time.Second
@@ -275,19 +286,25 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error)
 	return &Claims{Subject: c.Subject, ClientID: c.ClientID, Scopes: strings.Fields(c.Scope), Audience: c.Audience, Expiry: c.Expiry.Time(), ID: c.ID, JKT: c.Cnf.jkt()}, nil
 }
 
-// key finds a published key, fetching the JWKS on first use and again, at
-// most every RefetchInterval, when a kid is unknown (a rotation). The fetch
+// key finds a published key, fetching the JWKS on first use, once the keys
+// are older than MaxKeyAge (a revoked key goes), and, at most every
+// RefetchInterval, when a kid is unknown (a rotation). The fetch
 // runs outside any lock, once however many requests want it, and for at
 // most FetchTimeout; a request whose kid is known never waits for it.
 func (v *Verifier) key(ctx context.Context, kid, alg string) (*jose.JSONWebKey, error) {
-	if k := findKey(v.keys.Load(), kid, alg); k != nil {
-		return k, nil
+	now := v.cfg.Now()
+	known := findKey(v.keys.Load(), kid, alg)
+	if known != nil && now.Sub(time.Unix(0, v.keysAt.Load())) < v.cfg.MaxKeyAge {
+		return known, nil
 	}
 	v.fetchMu.Lock()
-	now := v.cfg.Now()
 	due := v.fetchedAt.IsZero() || now.Sub(v.fetchedAt) >= v.cfg.RefetchInterval
 	if !due && !v.inflight {
 		v.fetchMu.Unlock()
+		if known != nil {
+			// Old, but a fetch was just tried: the issuer is not answering.
+			return known, nil
+		}
 		if v.keys.Load() == nil {
 			// The last fetch failed: the issuer is unreachable, not the token wrong.
 			return nil, fmt.Errorf("fetch JWKS: %w", errNoKeys)
@@ -316,6 +333,7 @@ func (v *Verifier) key(ctx context.Context, kid, alg string) (*jose.JSONWebKey, 
 			return nil, err
 		}
 		v.keys.Store(set) // a failed fetch keeps the keys we had
+		v.keysAt.Store(v.cfg.Now().UnixNano())
 		return set, nil
 	})
 	v.fetchMu.Unlock()
@@ -324,6 +342,9 @@ func (v *Verifier) key(ctx context.Context, kid, alg string) (*jose.JSONWebKey, 
 		return nil, fmt.Errorf("fetch JWKS: %w", ctx.Err())
 	case res := <-ch:
 		if res.Err != nil {
+			if known != nil {
+				return known, nil
+			}
 			return nil, res.Err
 		}
 		if k := findKey(res.Val.(*jose.JSONWebKeySet), kid, alg); k != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -159,6 +160,41 @@ func TestKeyRotationAndRefetchLimit(t *testing.T) {
 	fresh, _ := svc.Token(context.Background()) // Config.Token always asks Latchkey anew
 	if resp, _ := get(t, rs2.URL+"/invoices", fresh.AccessToken); resp.StatusCode != 200 {
 		t.Fatal("a token signed by the rotated key was refused")
+	}
+}
+
+// A key the issuer revokes (latchkey keys revoke) stops verifying here
+// once the keys are older than MaxKeyAge, without a restart; until then,
+// and while the issuer is unreachable, the fetched keys stay in use.
+func TestRevokedKeyStopsVerifyingAfterMaxKeyAge(t *testing.T) {
+	lk := startLatchkey(t)
+	svc := lk.service(t, "invoices:read")
+	clk := newClock()
+	v, _ := resourceserver.New(resourceserver.Config{Issuer: lk.issuer, Audience: "https://api.example.com",
+		MaxKeyAge: time.Minute, RefetchInterval: time.Second, Now: clk.now})
+	rs := api(t, v)
+	tok, _ := svc.Token(context.Background())
+	if resp, _ := get(t, rs.URL+"/invoices", tok.AccessToken); resp.StatusCode != 200 {
+		t.Fatal("a valid token was refused")
+	}
+	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok.AccessToken, ".")[0])
+	var h struct{ Kid string }
+	if err := json.Unmarshal(header, &h); err != nil || h.Kid == "" {
+		t.Fatalf("token header %s: %v", header, err)
+	}
+	lk.adminPost(t, "/admin/keys/"+h.Kid+"/revoke", nil)
+	hits := lk.jwksHits.Load()
+	clk.add(30 * time.Second)
+	if resp, _ := get(t, rs.URL+"/invoices", tok.AccessToken); resp.StatusCode != 200 || lk.jwksHits.Load() != hits {
+		t.Fatalf("within MaxKeyAge: %d, %d fetches; want the cached key used without a fetch", resp.StatusCode, lk.jwksHits.Load()-hits)
+	}
+	clk.add(31 * time.Second)
+	if resp, _ := get(t, rs.URL+"/invoices", tok.AccessToken); resp.StatusCode != 401 {
+		t.Fatalf("a token signed by a revoked key, after MaxKeyAge: %d, want 401", resp.StatusCode)
+	}
+	fresh, _ := svc.Token(context.Background())
+	if resp, _ := get(t, rs.URL+"/invoices", fresh.AccessToken); resp.StatusCode != 200 {
+		t.Fatalf("a token signed by the key that took over: %d", resp.StatusCode)
 	}
 }
 
