@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"errors"
-	"html/template"
 	"net/http"
 	"strings"
 	"time"
@@ -82,10 +81,9 @@ type AccountConfig struct {
 // Account serves /account and the e-mailed links' pages. It shares the
 // login pages' session cookie, CSRF tokens and password throttle.
 type Account struct {
-	h    *Handler
-	st   AccountStore
-	cfg  AccountConfig
-	tmpl map[string]*template.Template
+	h   *Handler
+	st  AccountStore
+	cfg AccountConfig
 	// mailSlots bounds the mail work in flight: a flood of forgot-password
 	// requests cannot pile up goroutines, connections and SMTP sessions.
 	// A request that finds no slot sends nothing and is answered the same.
@@ -116,14 +114,9 @@ func NewAccount(h *Handler, st AccountStore, cfg AccountConfig) (*Account, error
 	if cfg.BackchannelWait == 0 {
 		cfg.BackchannelWait = time.Second
 	}
-	a := &Account{h: h, st: st, cfg: cfg, tmpl: map[string]*template.Template{}, mailSlots: make(chan struct{}, MaxMailWork)}
-	for _, name := range []string{"account", "account_message", "reset_request", "reset", "verify_email"} {
-		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, err
-		}
-		a.tmpl[name] = t
-	}
+	// The pages were parsed with the login pages (pageNames): a theme
+	// overrides them by file name and the start-up dry run checks them.
+	a := &Account{h: h, st: st, cfg: cfg, mailSlots: make(chan struct{}, MaxMailWork)}
 	// The login page offers "Forgot password?" only when a link can be
 	// sent.
 	h.cfg.PasswordReset = cfg.Mailer != nil
@@ -178,22 +171,36 @@ type appView struct {
 	Scopes                []string
 }
 
+// accountPages are the templates of these pages; they join pageNames.
+var accountPages = []string{"account", "account_message", "reset_request", "reset", "verify_email"}
+
 func (a *Account) render(w http.ResponseWriter, r *http.Request, status int, name string, v accountView) {
-	a.h.draw(w, r, status, a.tmpl[name], &v.page, &v)
+	a.h.draw(w, r, status, a.h.tmpl[name], &v.page, &v)
 }
 
-func (a *Account) message(w http.ResponseWriter, r *http.Request, status int, title, msg, link, linkText string) {
-	a.render(w, r, status, "account_message", accountView{Title: title, Message: msg, Link: link, LinkText: linkText})
+// message shows the message key msg, its placeholders filled by args,
+// under the title key, with a link on (linkText a key too).
+func (a *Account) message(w http.ResponseWriter, r *http.Request, status int, title, msg, link, linkText string, args ...any) {
+	v := accountView{Title: title, Message: msg, Link: link, LinkText: linkText}
+	v.Args = args
+	a.render(w, r, status, "account_message", v)
+}
+
+// tr is key in r's language with its placeholders filled, for an error
+// that carries arguments: the layout shows Error through T, which leaves
+// a text no catalogue has as it is.
+func (a *Account) tr(r *http.Request, key string, args ...any) string {
+	return localizer{c: a.h.locales, lang: a.h.locales.pick("", r)}.T(key, args...)
 }
 
 // notices are the messages /account shows after a change, by the code in
 // its query: fixed words, never text from the URL.
 var notices = map[string]string{
-	"password":       "Your password was changed.",
-	"password-other": "Your password was changed and your other sessions were signed out.",
-	"session":        "The session was ended.",
-	"app":            "The application's access was revoked.",
-	"verify-sent":    "We sent a verification link to your email address.",
+	"password":       "account.notice.password",
+	"password-other": "account.notice.password_other",
+	"session":        "account.notice.session",
+	"app":            "account.notice.app",
+	"verify-sent":    "account.notice.verify_sent",
 }
 
 // signedIn returns the person signed in on r's browser, or sends the
@@ -232,7 +239,7 @@ func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status
 		a.h.fail(w, r, err)
 		return
 	}
-	v := accountView{Title: "Your account", Error: errMsg, Message: notice, CSRFToken: a.h.csrfToken(w, r), User: s.User,
+	v := accountView{Title: "account.title", Error: errMsg, Message: notice, CSRFToken: a.h.csrfToken(w, r), User: s.User,
 		CanVerify: a.cfg.Mailer != nil && s.User.Email != "" && !s.User.EmailVerified}
 	for _, ls := range sessions {
 		v.Sessions = append(v.Sessions, sessionView{SID: ls.SID, Device: describeDevice(ls.UserAgent), Address: ls.Address,
@@ -259,7 +266,7 @@ func when(t time.Time) string {
 // browser, then a signed-in person. nil means the answer has been sent.
 func (a *Account) post(w http.ResponseWriter, r *http.Request) *SignIn {
 	if !a.h.validCSRF(r) {
-		a.message(w, r, http.StatusForbidden, "Form expired", "Your form expired. Go back to your account and try again.", AccountPath, "Your account")
+		a.message(w, r, http.StatusForbidden, "error.form_expired.title", "account.error.csrf", AccountPath, "account.link")
 		return nil
 	}
 	return a.signedIn(w, r)
@@ -299,7 +306,7 @@ func (a *Account) endSession(w http.ResponseWriter, r *http.Request) {
 	err := a.st.EndUserLoginSession(r.Context(), s.User.ID, sid, a.revokeUntil())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.show(w, r, s, http.StatusNotFound, "That session has already ended.", "")
+		a.show(w, r, s, http.StatusNotFound, "account.error.session_gone", "")
 		return
 	case err != nil:
 		a.h.fail(w, r, err)
@@ -322,7 +329,7 @@ func (a *Account) revokeApp(w http.ResponseWriter, r *http.Request) {
 	}
 	clientID := r.PostFormValue("client_id")
 	if clientID == "" {
-		a.show(w, r, s, http.StatusBadRequest, "Choose an application.", "")
+		a.show(w, r, s, http.StatusBadRequest, "account.error.choose_app", "")
 		return
 	}
 	if err := a.st.RevokeApp(r.Context(), s.User.ID, clientID, a.revokeUntil()); err != nil {
@@ -345,30 +352,30 @@ func (a *Account) changePassword(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	current, next := r.PostFormValue("current_password"), r.PostFormValue("new_password")
 	if current == "" {
-		a.show(w, r, s, http.StatusBadRequest, "Enter your current password.", "")
+		a.show(w, r, s, http.StatusBadRequest, "account.error.current_missing", "")
 		return
 	}
 	if next != r.PostFormValue("confirm_password") {
-		a.show(w, r, s, http.StatusBadRequest, "The new passwords do not match.", "")
+		a.show(w, r, s, http.StatusBadRequest, "account.error.mismatch", "")
 		return
 	}
 	if err := a.cfg.CheckPassword(next); err != nil {
-		a.show(w, r, s, http.StatusBadRequest, "The new "+err.Error()+".", "")
+		a.show(w, r, s, http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "")
 		return
 	}
 	ip := a.h.ClientIP(r)
 	_, err := a.h.auth.AuthenticateUser(ctx, s.User.Username, current, ip)
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		a.show(w, r, s, http.StatusTooManyRequests, "Too many wrong passwords. Please wait a few minutes and try again.", "")
+		a.show(w, r, s, http.StatusTooManyRequests, "account.error.locked", "")
 		return
 	case errors.Is(err, ErrBusy):
 		w.Header().Set("Retry-After", BusyRetryAfter)
-		a.show(w, r, s, http.StatusServiceUnavailable, "Too many people are signing in right now. Please try again in a moment.", "")
+		a.show(w, r, s, http.StatusServiceUnavailable, "login.error.busy", "")
 		return
 	case errors.Is(err, store.ErrNotFound):
 		a.h.log.InfoContext(ctx, "account: wrong current password", "user_id", s.User.ID, "ip", ip)
-		a.show(w, r, s, http.StatusUnauthorized, "Your current password is not right.", "")
+		a.show(w, r, s, http.StatusUnauthorized, "account.error.wrong_current", "")
 		return
 	case err != nil:
 		a.h.fail(w, r, err)

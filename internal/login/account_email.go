@@ -23,10 +23,10 @@ const mailWorkTimeout = time.Minute
 
 // forgotAnswer is the one answer of the forgot-password form, whoever was
 // named: it tells nothing about which accounts exist.
-const forgotAnswer = "If an account matches what you entered and has an email address, we sent a link to it. The link works for %s."
+const forgotAnswer = "reset.sent.message"
 
 func (a *Account) forgotPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "reset_request", accountView{Title: "Forgot password", CSRFToken: a.h.csrfToken(w, r)})
+	a.render(w, r, http.StatusOK, "reset_request", accountView{Title: "reset.request.title", CSRFToken: a.h.csrfToken(w, r)})
 }
 
 // forgotSubmit answers at once and the same way for every name: finding
@@ -35,18 +35,18 @@ func (a *Account) forgotPage(w http.ResponseWriter, r *http.Request) {
 // answer tell whether the account exists or has an address.
 func (a *Account) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 	if !a.h.validCSRF(r) {
-		a.render(w, r, http.StatusForbidden, "reset_request", accountView{Title: "Forgot password", CSRFToken: a.h.csrfToken(w, r),
-			Error: "Your form expired. Please try again."})
+		a.render(w, r, http.StatusForbidden, "reset_request", accountView{Title: "reset.request.title", CSRFToken: a.h.csrfToken(w, r),
+			Error: "reset.error.csrf"})
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("username"))
 	if name == "" || len(name) > 320 {
-		a.render(w, r, http.StatusBadRequest, "reset_request", accountView{Title: "Forgot password", CSRFToken: a.h.csrfToken(w, r),
-			Error: "Enter your username or email address."})
+		a.render(w, r, http.StatusBadRequest, "reset_request", accountView{Title: "reset.request.title", CSRFToken: a.h.csrfToken(w, r),
+			Error: "reset.error.missing"})
 		return
 	}
 	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, name) })
-	a.message(w, r, http.StatusOK, "Check your email", fmt.Sprintf(forgotAnswer, a.cfg.LinkTTL), "/login", "Back to sign in")
+	a.message(w, r, http.StatusOK, "reset.sent.title", forgotAnswer, "/login", "reset.back", a.cfg.LinkTTL)
 }
 
 // background runs work after the answer (AccountConfig.Go), detached from
@@ -111,10 +111,9 @@ func (a *Account) sendLink(ctx context.Context, u *store.User, purpose, path, su
 }
 
 // deadLink is the page of a link that is unknown, used or expired.
-func (a *Account) deadLink(w http.ResponseWriter, r *http.Request, what, again, againText string) {
-	a.message(w, r, http.StatusBadRequest, "Link no longer valid",
-		"This "+what+" link has expired or has already been used. Each link works once, for "+a.cfg.LinkTTL.String()+".",
-		again, againText)
+// msg is the key of the sentence naming the kind of link.
+func (a *Account) deadLink(w http.ResponseWriter, r *http.Request, msg, again, againText string) {
+	a.message(w, r, http.StatusBadRequest, "account.dead_link.title", msg, again, againText, a.cfg.LinkTTL)
 }
 
 // linkToken reads the token of a link's page: the query on GET, the form
@@ -132,13 +131,13 @@ func (a *Account) resetPage(w http.ResponseWriter, r *http.Request) {
 	err := a.st.PeekEmailToken(r.Context(), token, store.EmailTokenReset)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || token == "":
-		a.deadLink(w, r, "password reset", "/forgot-password", "Ask for a new link")
+		a.deadLink(w, r, "reset.dead_link", "/forgot-password", "reset.ask_again")
 		return
 	case err != nil:
 		a.h.fail(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "reset", accountView{Title: "Choose a new password", CSRFToken: a.h.csrfToken(w, r), Token: token})
+	a.render(w, r, http.StatusOK, "reset", accountView{Title: "reset.title", CSRFToken: a.h.csrfToken(w, r), Token: token})
 }
 
 // resetSubmit sets the new password and ends every session and grant of
@@ -147,23 +146,23 @@ func (a *Account) resetPage(w http.ResponseWriter, r *http.Request) {
 func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 	token := linkToken(r)
 	again := func(status int, msg string) {
-		a.render(w, r, status, "reset", accountView{Title: "Choose a new password", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg})
+		a.render(w, r, status, "reset", accountView{Title: "reset.title", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg})
 	}
 	if !a.h.validCSRF(r) {
-		again(http.StatusForbidden, "Your form expired. Please try again.")
+		again(http.StatusForbidden, "reset.error.csrf")
 		return
 	}
 	next := r.PostFormValue("new_password")
 	if next != r.PostFormValue("confirm_password") {
-		again(http.StatusBadRequest, "The new passwords do not match.")
+		again(http.StatusBadRequest, "account.error.mismatch")
 		return
 	}
 	if err := a.cfg.CheckPassword(next); err != nil {
-		again(http.StatusBadRequest, "The new "+err.Error()+".")
+		again(http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()))
 		return
 	}
 	if token == "" {
-		a.deadLink(w, r, "password reset", "/forgot-password", "Ask for a new link")
+		a.deadLink(w, r, "reset.dead_link", "/forgot-password", "reset.ask_again")
 		return
 	}
 	// Hashed before the transaction: argon2id takes a while, and the
@@ -189,7 +188,7 @@ func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.deadLink(w, r, "password reset", "/forgot-password", "Ask for a new link")
+		a.deadLink(w, r, "reset.dead_link", "/forgot-password", "reset.ask_again")
 		return
 	case err != nil:
 		a.h.fail(w, r, err)
@@ -197,8 +196,7 @@ func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	a.h.log.InfoContext(r.Context(), "password reset", "user_id", userID)
 	a.h.setCookie(w, "latchkey_session", "", -1)
-	a.message(w, r, http.StatusOK, "Password changed",
-		"Your password was changed and you were signed out everywhere. Sign in with your new password.", "/login", "Sign in")
+	a.message(w, r, http.StatusOK, "reset.done.title", "reset.done.message", "/login", "login.submit")
 }
 
 // requestVerification mails a verification link to the signed-in person's
@@ -228,13 +226,13 @@ func (a *Account) verifyPage(w http.ResponseWriter, r *http.Request) {
 	err := a.st.PeekEmailToken(r.Context(), token, store.EmailTokenVerify)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || token == "":
-		a.deadLink(w, r, "verification", AccountPath, "Your account")
+		a.deadLink(w, r, "verify.dead_link", AccountPath, "account.link")
 		return
 	case err != nil:
 		a.h.fail(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "verify_email", accountView{Title: "Verify your email address", CSRFToken: a.h.csrfToken(w, r), Token: token})
+	a.render(w, r, http.StatusOK, "verify_email", accountView{Title: "verify.title", CSRFToken: a.h.csrfToken(w, r), Token: token})
 }
 
 // verifySubmit uses the link and marks the address verified, if it is
@@ -242,8 +240,8 @@ func (a *Account) verifyPage(w http.ResponseWriter, r *http.Request) {
 func (a *Account) verifySubmit(w http.ResponseWriter, r *http.Request) {
 	token := linkToken(r)
 	if !a.h.validCSRF(r) {
-		a.render(w, r, http.StatusForbidden, "verify_email", accountView{Title: "Verify your email address", CSRFToken: a.h.csrfToken(w, r),
-			Token: token, Error: "Your form expired. Please try again."})
+		a.render(w, r, http.StatusForbidden, "verify_email", accountView{Title: "verify.title", CSRFToken: a.h.csrfToken(w, r),
+			Token: token, Error: "verify.error.csrf"})
 		return
 	}
 	err := a.st.InTx(r.Context(), func(ctx context.Context) error {
@@ -255,11 +253,11 @@ func (a *Account) verifySubmit(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound) || token == "":
-		a.deadLink(w, r, "verification", AccountPath, "Your account")
+		a.deadLink(w, r, "verify.dead_link", AccountPath, "account.link")
 		return
 	case err != nil:
 		a.h.fail(w, r, err)
 		return
 	}
-	a.message(w, r, http.StatusOK, "Email address verified", "Your email address is verified.", AccountPath, "Your account")
+	a.message(w, r, http.StatusOK, "verify.done.title", "verify.done.message", AccountPath, "account.link")
 }

@@ -30,7 +30,7 @@ func TestCataloguesComplete(t *testing.T) {
 			}
 		}
 	}
-	used := regexp.MustCompile(`"((?:login|consent|logout|device|error|layout|scope)\.[a-z_.]+)"`)
+	used := regexp.MustCompile(`"((?:login|consent|logout|device|error|layout|scope|mfa|account|reset|verify)\.[a-z_.]+)"`)
 	var keys []string
 	for _, dir := range []string{"templates", "."} {
 		files, _ := fs.Glob(templateFS, dir+"/*.html")

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -339,8 +340,18 @@ func (h *Handler) dryRun() error {
 		CSRFToken: "c", ReturnTo: "/", About: "a", ClientName: "n", Username: "u", ClientLogoURI: "https://l", ClientURI: "https://u",
 		Scopes: []ScopeLine{{Name: "s", Description: "d"}, {Name: "t"}}, ClientID: "i", PostLogoutRedirectURI: "https://p", State: "s", UserCode: "c",
 		MFA: &mfaPage{QR: "<svg></svg>", Secret: "S", Sealed: "x", RecoveryCodes: []string{"a"}, HasFactor: true, RecoveryLeft: 1}}
+	// The account pages draw an accountView, which shadows some of page's
+	// fields with its own.
+	v := accountView{page: p, Title: "account.title", Error: "account.error.mismatch", Message: "account.notice.password",
+		CSRFToken: "c", User: &store.User{Username: "u", Name: "n", Email: "e@example.com"}, CanVerify: true, Token: "t",
+		Sessions: []sessionView{{SID: "s", Device: "d", Address: "a", Created: "c", LastSeen: "l", ThisDevice: true}},
+		Apps:     []appView{{ClientID: "i", Name: "n", Since: "s", Scopes: []string{"openid", "email"}}}, Link: "/", LinkText: "account.link"}
 	for _, name := range pageNames {
-		if err := h.tmpl[name].ExecuteTemplate(io.Discard, "layout", p); err != nil {
+		var data any = p
+		if slices.Contains(accountPages, name) {
+			data = &v
+		}
+		if err := h.tmpl[name].ExecuteTemplate(io.Discard, "layout", data); err != nil {
 			return err
 		}
 	}

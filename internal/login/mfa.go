@@ -166,7 +166,7 @@ func (h *Handler) askSecondFactor(w http.ResponseWriter, r *http.Request, userID
 	}
 	exp := strconv.FormatInt(h.cfg.Now().Add(pendingTTL).Unix(), 10)
 	h.setCookie(w, "latchkey_mfa", userID+"."+exp+"."+sign(h.mfa.pendingKeys[0], userID, exp), int(pendingTTL/time.Second))
-	p.Title, p.Error = "Two-step verification", ""
+	p.Title, p.Error = "mfa.verify.title", ""
 	h.render(w, r, http.StatusOK, "mfa_verify", p)
 	return true, nil
 }
@@ -198,7 +198,7 @@ func (h *Handler) SendToSecondFactor(w http.ResponseWriter, r *http.Request, rt 
 // secondFactorPage is GET PathSecondFactor: the code form for a pending
 // sign-in or a step-up, or the page that says a factor must be enrolled.
 func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
-	p := page{Title: "Two-step verification", CSRFToken: h.csrfToken(w, r)}
+	p := page{Title: "mfa.verify.title", CSRFToken: h.csrfToken(w, r)}
 	rt, returning := h.readReturnTo(r.URL.Query().Get)
 	if returning {
 		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
@@ -227,7 +227,7 @@ func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
 	if len(fs) == 0 {
 		// No bypass: the application needs a second factor and the
 		// person has none. They are told so, and where to set one up.
-		p.Title = "Two-step verification required"
+		p.Title = "mfa.needed.title"
 		h.render(w, r, http.StatusForbidden, "mfa_needed", p)
 		return
 	}
@@ -239,13 +239,13 @@ func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
 // the browser back to the request.
 func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	p := page{Title: "Two-step verification", CSRFToken: h.csrfToken(w, r)}
+	p := page{Title: "mfa.verify.title", CSRFToken: h.csrfToken(w, r)}
 	rt, returning := h.readReturnTo(r.PostFormValue)
 	if returning {
 		p.ReturnTo, p.About, p.ClientName = rt.URL, r.PostFormValue(aboutParam), rt.ClientName
 	}
 	if !h.validCSRF(r) {
-		p.Error = "Your form expired. Please try again."
+		p.Error = "mfa.error.csrf"
 		h.render(w, r, http.StatusForbidden, "mfa_verify", p)
 		return
 	}
@@ -266,7 +266,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	kind, ok, err := h.verifyFactor(ctx, userID, h.ClientIP(r), r.PostFormValue("code"))
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		p.Error = "Too many wrong codes. Please wait a few minutes and try again."
+		p.Error = "mfa.error.too_many"
 		h.render(w, r, http.StatusTooManyRequests, "mfa_verify", p)
 		return
 	case err != nil:
@@ -274,7 +274,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	case !ok:
 		h.log.InfoContext(ctx, "second factor failed", "user_id", userID)
-		p.Error = "That code is not valid. Try the current code from your app, or a recovery code."
+		p.Error = "mfa.error.wrong"
 		h.render(w, r, http.StatusUnauthorized, "mfa_verify", p)
 		return
 	}
@@ -290,7 +290,7 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.InfoContext(ctx, "second factor", "user_id", userID)
 	if !returning {
-		h.render(w, r, http.StatusOK, "message", page{Title: "Verified", Message: "Your second factor is confirmed."})
+		h.render(w, r, http.StatusOK, "message", page{Title: "mfa.verified.title", Message: "mfa.verified.message"})
 		return
 	}
 	http.Redirect(w, r, rt.URL, http.StatusSeeOther)
@@ -447,7 +447,7 @@ func (h *Handler) enrolPage(w http.ResponseWriter, r *http.Request, s *SignIn, f
 	if err != nil {
 		return page{}, err
 	}
-	return page{Title: "Set up an authenticator app", CSRFToken: h.csrfToken(w, r), MFA: &mfaPage{
+	return page{Title: "mfa.enrol.title", CSRFToken: h.csrfToken(w, r), MFA: &mfaPage{
 		QR: qrSVG, Secret: key.Secret(), Sealed: base64.RawURLEncoding.EncodeToString(sealed),
 		HasFactor: len(fs) > 0, RecoveryLeft: left,
 	}}, nil
@@ -485,7 +485,7 @@ func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*SignIn, []
 func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !h.validCSRF(r) {
-		h.ErrorPage(w, r, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
+		h.ErrorPage(w, r, http.StatusForbidden, "error.form_expired.title", "mfa.error.enrol_expired_form")
 		return
 	}
 	s, fs, ok := h.enrolling(w, r)
@@ -500,13 +500,13 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	exp, secret, found := strings.Cut(string(plain), ".")
 	n, perr := strconv.ParseInt(exp, 10, 64)
 	if err != nil || !found || perr != nil || !h.cfg.Now().Before(time.Unix(n, 0)) {
-		h.ErrorPage(w, r, http.StatusBadRequest, "Set-up expired", "This set-up page expired. Open it again to get a new code.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "mfa.error.setup_expired.title", "mfa.error.setup_expired")
 		return
 	}
 	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
 	att, err := h.mfa.throttle.Reserve(ctx, "mfa:"+s.User.ID, h.ClientIP(r))
 	if errors.Is(err, store.ErrLocked) {
-		h.ErrorPage(w, r, http.StatusTooManyRequests, "Too many wrong codes", "Please wait a few minutes and try again.")
+		h.ErrorPage(w, r, http.StatusTooManyRequests, "mfa.error.too_many.title", "mfa.error.wait")
 		return
 	}
 	if err != nil {
@@ -526,7 +526,7 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, perr)
 			return
 		}
-		p.Error = "That code is not valid. Type the code your app shows now."
+		p.Error = "mfa.error.wrong_enrol"
 		h.render(w, r, http.StatusUnauthorized, "mfa_enrol", p)
 		return
 	}
@@ -561,14 +561,14 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.InfoContext(ctx, "totp enrolled", "user_id", s.User.ID)
-	h.render(w, r, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
+	h.render(w, r, http.StatusOK, "mfa_recovery", page{Title: "mfa.recovery.title", MFA: &mfaPage{RecoveryCodes: codes}})
 }
 
 // recoveryCodesSubmit replaces the person's recovery codes and shows the
 // new ones once.
 func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 	if !h.validCSRF(r) {
-		h.ErrorPage(w, r, http.StatusForbidden, "Form expired", "Your form expired. Open the set-up page again.")
+		h.ErrorPage(w, r, http.StatusForbidden, "error.form_expired.title", "mfa.error.enrol_expired_form")
 		return
 	}
 	s, fs, ok := h.enrolling(w, r)
@@ -576,7 +576,7 @@ func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(fs) == 0 {
-		h.ErrorPage(w, r, http.StatusBadRequest, "No second factor", "Set up an authenticator app first; recovery codes come with it.")
+		h.ErrorPage(w, r, http.StatusBadRequest, "mfa.error.no_factor.title", "mfa.error.no_factor")
 		return
 	}
 	codes, hashes, err := newRecoveryCodes(s.User.ID)
@@ -588,7 +588,7 @@ func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "mfa_recovery", page{Title: "Save your recovery codes", MFA: &mfaPage{RecoveryCodes: codes}})
+	h.render(w, r, http.StatusOK, "mfa_recovery", page{Title: "mfa.recovery.title", MFA: &mfaPage{RecoveryCodes: codes}})
 }
 
 // totpKey is the key of an enrolment page shown again (after a wrong

@@ -37,7 +37,7 @@ const DefaultProductName = "Latchkey"
 // pageNames are the templates the handler renders, each drawn inside
 // layout.html's "layout" and defining "body". A theme overrides any of
 // them by file name; the other helpers' pages join this list.
-var pageNames = append([]string{"login", "consent", "logout", "message", "device"}, mfaPages...)
+var pageNames = slices.Concat([]string{"login", "consent", "logout", "message", "device"}, mfaPages, accountPages)
 
 var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 

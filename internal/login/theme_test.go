@@ -201,6 +201,20 @@ func TestThemeDir(t *testing.T) {
 	}
 }
 
+// TestThemeAccountPages: a theme overrides the account pages like the
+// others, and the start-up dry run draws them with their own data (an
+// accountView: .User, .Sessions, .Apps), not a login page's.
+func TestThemeAccountPages(t *testing.T) {
+	st := storetest.New(t, storetest.Backends()[0])
+	dir := t.TempDir()
+	writeFile(t, dir, "templates/account.html", `{{define "body"}}<p class="acme">{{.User.Username}}</p>{{range .Sessions}}{{.Device}} {{$.T "account.end_session"}}{{end}}{{range .Apps}}{{.Name}}{{end}}{{end}}`)
+	writeFile(t, dir, "templates/account_message.html", `{{define "body"}}{{.TA .Message .Args}} <a href="{{.Link}}">{{.T .LinkText}}</a>{{end}}`)
+	writeFile(t, dir, "templates/reset.html", `{{define "body"}}{{.Token}}{{end}}`)
+	if _, _, err := themed(t, st, login.Theme{Dir: dir}); err != nil {
+		t.Fatalf("a theme overriding the account pages: %v", err)
+	}
+}
+
 // TestBrokenThemeRefused: a theme that cannot work stops the start, with
 // an error naming the file.
 func TestBrokenThemeRefused(t *testing.T) {
@@ -213,6 +227,8 @@ func TestBrokenThemeRefused(t *testing.T) {
 		{"no layout", "templates/layout.html", `{{define "page"}}{{end}}`, `theme templates/layout.html: defines no {{define "layout"}}`},
 		{"unknown page", "templates/logn.html", `{{define "body"}}{{end}}`, "theme templates/logn.html: not a page"},
 		{"unknown field", "templates/message.html", `{{define "body"}}{{.Nope}}{{end}}`, "templates/message.html"},
+		{"unknown field on an account page", "templates/account.html", `{{define "body"}}{{.User.Username}}{{.Nope}}{{end}}`, "templates/account.html"},
+		{"unknown field on a second-factor page", "templates/mfa_verify.html", `{{define "body"}}{{.MFA.Nope}}{{end}}`, "templates/mfa_verify.html"},
 		{"bad catalogue", "locales/de.json", `{"login.title": 1}`, "locales/de.json"},
 		{"catalogue name", "locales/not a tag.json", `{}`, "locales/not a tag.json"},
 	} {
