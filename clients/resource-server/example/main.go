@@ -17,7 +17,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9090", "listen address")
-	issuer := flag.String("issuer", "http://localhost:8080", "Latchkey issuer")
+	issuer := flag.String("issuer", issuerDefault(), "Latchkey issuer (default $LATCHKEY_ISSUER, else http://localhost:8080)")
 	audience := flag.String("audience", "https://api.example.com", "this API's audience")
 	corsOrigin := flag.String("cors-origin", "", "a browser app's origin allowed to call this API (the SPA example)")
 	maxLifetime := flag.Duration("max-token-lifetime", 15*time.Minute, "Latchkey's LATCHKEY_ACCESS_TOKEN_TTL: longer-lived JWTs are refused")
@@ -60,4 +60,14 @@ func main() {
 	}
 	log.Printf("resource server on %s, trusting %s for audience %s", *addr, *issuer, *audience)
 	log.Fatal(http.ListenAndServe(*addr, handler))
+}
+
+// issuerDefault is LATCHKEY_ISSUER, the variable the server is configured
+// with, so one environment serves both; http://localhost:8080 (serve --dev)
+// without it.
+func issuerDefault() string {
+	if v := os.Getenv("LATCHKEY_ISSUER"); v != "" {
+		return v
+	}
+	return "http://localhost:8080"
 }

@@ -14,7 +14,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "localhost:3000", "listen address")
-	issuer := flag.String("issuer", "http://localhost:8080", "Latchkey issuer")
+	issuer := flag.String("issuer", issuerDefault(), "Latchkey issuer (default $LATCHKEY_ISSUER, else http://localhost:8080)")
 	base := flag.String("base-url", "http://localhost:3000", "where browsers reach this BFF")
 	api := flag.String("api", "http://127.0.0.1:9090/invoices", "the upstream proxied at /api/invoices")
 	insecure := flag.Bool("insecure", false, "plain-http development: no Secure flag, no __Host- prefix")
@@ -35,4 +35,14 @@ func main() {
 	}
 	log.Printf("BFF on %s", *addr)
 	log.Fatal(http.ListenAndServe(*addr, b))
+}
+
+// issuerDefault is LATCHKEY_ISSUER, the variable the server is configured
+// with, so one environment serves both; http://localhost:8080 (serve --dev)
+// without it.
+func issuerDefault() string {
+	if v := os.Getenv("LATCHKEY_ISSUER"); v != "" {
+		return v
+	}
+	return "http://localhost:8080"
 }
