@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/requestid"
@@ -75,7 +76,10 @@ func (e *env) loadConfig(cmd *cobra.Command, groups config.Group) (*config.Confi
 		return nil, unreadable
 	}
 	if dev, _ := cmd.Flags().GetBool("dev"); dev {
-		if err := e.applyDev(cfg); err != nil {
+		// serve and migrate make the dev database; every other command
+		// needs the one serve --dev made here.
+		creates := cmd.Name() == "serve" || strings.Contains(cmd.CommandPath(), " migrate")
+		if err := e.applyDev(cfg, creates); err != nil {
 			return nil, err
 		}
 	}

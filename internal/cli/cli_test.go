@@ -675,3 +675,17 @@ func TestPoolSizeSetting(t *testing.T) {
 		t.Errorf("pool %d, want 64", got)
 	}
 }
+
+// A --dev command run where serve --dev never ran says there is no dev
+// database here, instead of making an empty one and calling its schema
+// behind, and leaves no generated secrets behind.
+func TestDevCommandWithoutDevDatabase(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	mustFail(t, runDev(t, dir, nil, "client", "create", "--dev", "--grant-type", "client_credentials"), "no dev database")
+	for _, name := range []string{devDatabaseFile, devFileName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("the failed command left %s behind", name)
+		}
+	}
+}

@@ -20,6 +20,9 @@ import (
 // can source. It is created 0600 and refused if anyone else can read it.
 const devFileName = "latchkey-dev.env"
 
+// devDatabaseFile is the file config.DevDatabaseURL names.
+const devDatabaseFile = "latchkey.db"
+
 const (
 	devSecretKey       = "LATCHKEY_SECRET"
 	devAdminTokenKey   = "LATCHKEY_ADMIN_TOKEN"
@@ -33,11 +36,17 @@ const (
 
 // applyDev fills the settings dev mode provides: the SQLite database and the
 // secrets from the dev file, generating the file on first use. Settings the
-// user gave explicitly win.
-func (e *env) applyDev(cfg *config.Config) error {
+// user gave explicitly win. Unless the command creates the database (serve,
+// migrate), a missing dev database is an error that says so: an empty
+// database made on the spot would only answer that its schema is behind.
+func (e *env) applyDev(cfg *config.Config, creates bool) error {
 	cfg.Dev = true
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = config.DevDatabaseURL
+		if _, err := os.Stat(devDatabaseFile); !creates && errors.Is(err, fs.ErrNotExist) {
+			wd, _ := os.Getwd()
+			return fmt.Errorf("--dev: there is no dev database in %s (no %s): run this command in the directory where `latchkey serve --dev` runs, or start `latchkey serve --dev` here first", wd, devDatabaseFile)
+		}
 	}
 	vals, err := loadDevFile(filepath.Join(e.devDir, devFileName))
 	if err != nil {
