@@ -27,6 +27,9 @@ unless --migrate (or --dev) is given.`,
 				return err
 			}
 			log := e.logger(cfg.LogLevel)
+			for _, w := range cfg.Warnings {
+				log.Warn("configuration: " + w)
+			}
 			st, err := e.openStore(ctx, cfg, log)
 			if err != nil {
 				return err

@@ -37,8 +37,11 @@ const (
 // without the LATCHKEY_ prefix, lower-cased; flags use dashes instead of
 // underscores (LATCHKEY_ACCESS_TOKEN_TTL = access_token_ttl = --access-token-ttl).
 type Config struct {
-	DatabaseURL     string        `koanf:"database_url"`
-	Issuer          string        `koanf:"issuer"`
+	DatabaseURL string `koanf:"database_url"`
+	Issuer      string `koanf:"issuer"`
+	// Warnings are settings that are valid but probably not what was
+	// meant; serve logs them at start-up.
+	Warnings        []string      `koanf:"-"`
 	Secret          string        `koanf:"secret"`
 	PublicAddr      string        `koanf:"public_addr"`
 	AdminAddr       string        `koanf:"admin_addr"`
@@ -346,6 +349,11 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		}
 	}
 	c.Issuer = NormalizeIssuer(c.Issuer)
+	if k.Exists("public_addr") && !k.Exists("issuer") {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s is set but %s is not: tokens name the default issuer %s, "+
+			"which is not where this listener answers unless a proxy says so; set %s to the public URL",
+			envName("public_addr"), envName("issuer"), c.Issuer, envName("issuer")))
+	}
 	return &c, errors.Join(problems...)
 }
 

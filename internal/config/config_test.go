@@ -699,3 +699,32 @@ func TestOperationalSettings(t *testing.T) {
 		})
 	}
 }
+
+// Moving the public listener without saying where the issuer now is gets
+// a warning: tokens would still name http://localhost:8080.
+func TestPublicAddrWithoutIssuerWarns(t *testing.T) {
+	cases := []struct {
+		name    string
+		environ []string
+		warns   bool
+	}{
+		{"neither", nil, false},
+		{"public address alone", []string{"LATCHKEY_PUBLIC_ADDR=:9000"}, true},
+		{"both", []string{"LATCHKEY_PUBLIC_ADDR=:9000", "LATCHKEY_ISSUER=https://auth.example.com"}, false},
+		{"issuer alone", []string{"LATCHKEY_ISSUER=https://auth.example.com"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, "", tc.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(c.Warnings) > 0; got != tc.warns {
+				t.Fatalf("warnings %q, want some: %v", c.Warnings, tc.warns)
+			}
+			if tc.warns && !strings.Contains(c.Warnings[0], "LATCHKEY_ISSUER") {
+				t.Errorf("warning %q does not name LATCHKEY_ISSUER", c.Warnings[0])
+			}
+		})
+	}
+}
