@@ -1,8 +1,9 @@
 // Package resourceserver protects an HTTP API with Latchkey's access tokens.
 // It verifies RFC 9068 JWT access tokens locally against the issuer's JWKS
-// (keys cached for at most MaxKeyAge, refetched at a bounded rate when an unknown kid appears, the
-// fetch made outside any lock with a short timeout so that valid tokens never
-// wait for it, algorithms pinned), or, in introspection mode, asks Latchkey
+// (keys cached for at most MaxKeyAge, refetched at a bounded rate when an
+// unknown kid appears, the fetch made outside any lock with a short timeout
+// so that valid tokens wait for it only when the keys have aged out,
+// algorithms pinned), or, in introspection mode, asks Latchkey
 // (RFC 7662) with a short cache and a bounded rate of calls. Failures answer as RFC 6750 says: 401 with
 // WWW-Authenticate: Bearer error="invalid_token" for a missing, malformed,
 // expired or revoked token, 403 insufficient_scope for a missing scope.

@@ -85,6 +85,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 	if err != nil {
 		return nil, fmt.Errorf("derive device code key: %w", err)
 	}
+	codes := deviceCodes{keys: deviceKeys}
 	hasher, err := secrets.NewClientSecretHasher(cfg.SystemSecrets())
 	if err != nil {
 		return nil, fmt.Errorf("derive client secret key: %w", err)
@@ -184,7 +185,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		now:        now,
 	}
 	device := &deviceGrant{
-		strategy: strategy, storage: st, devices: db, codes: deviceCodes{keys: deviceKeys},
+		strategy: strategy, storage: st, devices: db, codes: codes,
 		// Codes polled within a code's lifetime are remembered, 100,000
 		// at most (a few MB).
 		polls:  newPollTracker(100_000, cfg.DeviceCodeTTL),
@@ -225,7 +226,7 @@ func New(cfg *config.Config, db Store, km *keys.Manager, pages *login.Handler, m
 		keys:       km,
 		ui:         pages,
 		clientIP:   pages.ClientIP,
-		devices:    deviceCodes{keys: deviceKeys},
+		devices:    codes,
 		deviceUI:   pages,
 		strategy:   strategy,
 		cfg:        cfg,
