@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -77,15 +78,18 @@ fetches the set again.`,
 }
 
 func (e *env) keysRevokeCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke KID",
+	cmd := &cobra.Command{
+		Use:   "revoke [--] KID",
 		Short: "Remove a compromised signing key at once: unpublished, and the tokens it signed stop verifying",
 		Long: `Remove a compromised signing key. It leaves the JWKS and every JWT it signed stops
 verifying (introspection answers inactive, userinfo 401) on every instance: at once
 on PostgreSQL, within seconds on SQLite. When it was the signing key of its
 algorithm a new key signs from now on. Refresh tokens and opaque access tokens
 are not signed with it and keep working; clients refresh to get tokens signed by
-another key. ID tokens it signed no longer verify against the JWKS.`,
+another key. ID tokens it signed no longer verify against the JWKS.
+
+A kid is a base64url thumbprint and one in 64 starts with "-"; put "--" before
+it so that it is not read as a flag: latchkey keys revoke -- KID.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withKeys(cmd, func(m *keys.Manager) error {
@@ -97,6 +101,15 @@ another key. ID tokens it signed no longer verify against the JWKS.`,
 			})
 		},
 	}
+	// The person revoking a key is in an emergency and pasted the kid from
+	// keys list; "unknown shorthand flag" would not tell them what to do.
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if kid := dashedKID(err); kid != "" {
+			return fmt.Errorf("%w: a kid that starts with \"-\" goes after \"--\": latchkey keys revoke -- %s", err, kid)
+		}
+		return err
+	})
+	return cmd
 }
 
 func (e *env) keysImportCommand() *cobra.Command {
@@ -138,4 +151,18 @@ or at once with --now. The private key is never printed or logged.`,
 	cmd.Flags().StringVar(&opts.KID, "kid", "", "the key's kid (default: its RFC 7638 thumbprint)")
 	cmd.Flags().BoolVar(&opts.Now, "now", false, "sign with it at once instead of after the pre-publication period")
 	return cmd
+}
+
+// dashedKID is the kid pflag took for a cluster of shorthand flags, as in
+// "unknown shorthand flag: 'B' in -BCQT…", or "" for any other flag error.
+func dashedKID(err error) string {
+	_, token, ok := strings.Cut(err.Error(), "unknown shorthand flag: ")
+	if !ok {
+		return ""
+	}
+	_, token, ok = strings.Cut(token, " in ")
+	if !ok || len(token) < 2 {
+		return ""
+	}
+	return token
 }
