@@ -63,6 +63,11 @@ type AccountConfig struct {
 	// LinksPerTTL bounds the links of one purpose a person is sent within
 	// LinkTTL (a mail bomb through the forgot-password form); zero is 3.
 	LinksPerTTL int
+	// ForgotPerIP bounds the forgot-password requests one client IP may
+	// make within LinkTTL, whatever names they carry: LinksPerTTL holds per
+	// person, and without this one address could mail every account in
+	// turn. Zero is 10.
+	ForgotPerIP int
 	// CheckPassword applies the rules of a new password (the admin API's).
 	CheckPassword func(password string) error
 	// HashPassword hashes a new password; nil is argon2id with

@@ -45,8 +45,34 @@ func (a *Account) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 			Error: "reset.error.missing"})
 		return
 	}
+	switch err := a.reserveForgot(r); {
+	case errors.Is(err, store.ErrLocked):
+		// Counted by address, not by name: the answer says nothing about
+		// which accounts exist.
+		a.render(w, r, http.StatusTooManyRequests, "reset_request", accountView{Title: "reset.request.title", CSRFToken: a.h.csrfToken(w, r),
+			Error: "reset.error.too_many"})
+		return
+	case err != nil:
+		a.h.log.ErrorContext(r.Context(), "forgot password: count request", "error", err)
+		a.h.ErrorPage(w, r, http.StatusServiceUnavailable, "error.unavailable.title", "error.unavailable.message")
+		return
+	}
 	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, name) })
 	a.message(w, r, http.StatusOK, "reset.sent.title", forgotAnswer, "/login", "reset.back", a.cfg.LinkTTL)
+}
+
+// reserveForgot counts a forgot-password request against its client IP in
+// the database-backed attempt rows, so the limit holds across instances;
+// store.ErrLocked once the IP has made AccountConfig.ForgotPerIP within
+// LinkTTL. Requests are never taken back: each one may send a mail.
+func (a *Account) reserveForgot(r *http.Request) error {
+	limit := a.cfg.ForgotPerIP
+	if limit <= 0 {
+		limit = 10
+	}
+	_, err := a.h.store.ReserveLoginAttempt(r.Context(), a.cfg.LinkTTL,
+		store.AttemptKey{Key: "forgot-ip:" + a.h.ClientIP(r), Lock: lockAt(limit, a.cfg.LinkTTL)})
+	return err
 }
 
 // background runs work after the answer (AccountConfig.Go), detached from

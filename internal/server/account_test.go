@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -348,6 +349,40 @@ func TestPasswordResetByMail(t *testing.T) {
 			t.Errorf("a late link's page: %d", resp.StatusCode)
 		}
 		signIn(t, h.browser("https://never.example"), "ann", "ann-password-2")
+	})
+}
+
+// One address cannot mail every account in turn: past ten forgot-password
+// requests within the link lifetime it is refused with 429, whichever name
+// it asks for, and no mail goes; the limit lapses with the window.
+func TestForgotPasswordPerIPLimit(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newAccountHarness(t, b, true)
+		for _, name := range []string{"ann", "bob"} {
+			h.setEmail(h.user(name, name+"-password-1"), name+"@example.com")
+		}
+		br := h.browser("https://never.example")
+		forgot := func(name string) int {
+			_, fp := br.get(h.public.URL + "/forgot-password")
+			resp, _ := br.post("/forgot-password", url.Values{"csrf_token": {field(t, csrfRe, fp)}, "username": {name}})
+			return resp.StatusCode
+		}
+		for i := range 10 {
+			if got := forgot(fmt.Sprintf("nobody-%d", i)); got != http.StatusOK {
+				t.Fatalf("request %d: %d", i+1, got)
+			}
+		}
+		for _, name := range []string{"ann", "nobody-x"} {
+			if got := forgot(name); got != http.StatusTooManyRequests {
+				t.Errorf("request past the limit for %q: %d, want 429", name, got)
+			}
+		}
+		h.noMail(t)
+		h.clock.advance(h.cfg.EmailLinkTTL + time.Second)
+		if got := forgot("bob"); got != http.StatusOK {
+			t.Fatalf("after the window: %d", got)
+		}
+		h.mailLink(t, "bob@example.com", "/reset-password")
 	})
 }
 
