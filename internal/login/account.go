@@ -195,7 +195,12 @@ func (a *Account) message(w http.ResponseWriter, r *http.Request, status int, ti
 // that carries arguments: the layout shows Error through T, which leaves
 // a text no catalogue has as it is.
 func (a *Account) tr(r *http.Request, key string, args ...any) string {
-	return localizer{c: a.h.locales, lang: a.h.locales.pick("", r)}.T(key, args...)
+	return a.localizer(r).T(key, args...)
+}
+
+// localizer is r's language, for text that leaves the page: e-mails.
+func (a *Account) localizer(r *http.Request) localizer {
+	return localizer{c: a.h.locales, lang: a.h.locales.pick("", r)}
 }
 
 // notices are the messages /account shows after a change, by the code in

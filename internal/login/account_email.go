@@ -57,7 +57,8 @@ func (a *Account) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 		a.h.ErrorPage(w, r, http.StatusServiceUnavailable, "error.unavailable.title", "error.unavailable.message")
 		return
 	}
-	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, name) })
+	lang := a.localizer(r)
+	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, lang, name) })
 	a.message(w, r, http.StatusOK, "reset.sent.title", forgotAnswer, "/login", "reset.back", a.cfg.LinkTTL)
 }
 
@@ -96,8 +97,9 @@ func (a *Account) background(ctx context.Context, what string, work func(ctx con
 }
 
 // sendReset finds the account the person named (as sign-in does: a
-// username, else an address exactly one account has) and mails it a link.
-func (a *Account) sendReset(ctx context.Context, name string) error {
+// username, else an address exactly one account has) and mails it a link
+// in lang, the language of the page it was asked from.
+func (a *Account) sendReset(ctx context.Context, lang localizer, name string) error {
 	u, err := a.h.auth.findAccount(ctx, name)
 	if err != nil {
 		return err
@@ -105,15 +107,13 @@ func (a *Account) sendReset(ctx context.Context, name string) error {
 	if u == nil || u.Email == "" {
 		return nil
 	}
-	return a.sendLink(ctx, u, store.EmailTokenReset, "/reset-password", "Reset your password",
-		"Someone, probably you, asked to reset the password of your account %s.\n\n"+
-			"To choose a new password, open this link within %s:\n\n%s\n\n"+
-			"If you did not ask for this, ignore this message: your password stays as it is.\n")
+	return a.sendLink(ctx, u, lang, store.EmailTokenReset, "/reset-password", "mail.reset")
 }
 
-// sendLink makes a link of purpose for u and mails it to u's address.
-// body has three %s: the username, the lifetime and the link.
-func (a *Account) sendLink(ctx context.Context, u *store.User, purpose, path, subject, body string) error {
+// sendLink makes a link of purpose for u and mails it to u's address, in
+// lang: the catalogue's msg+".subject" and msg+".body", whose {0}, {1} and
+// {2} are the username, the lifetime and the link.
+func (a *Account) sendLink(ctx context.Context, u *store.User, lang localizer, purpose, path, msg string) error {
 	token, err := secrets.RandomToken(32)
 	if err != nil {
 		return err
@@ -127,8 +127,8 @@ func (a *Account) sendLink(ctx context.Context, u *store.User, purpose, path, su
 		return err
 	}
 	link := strings.TrimSuffix(a.cfg.Issuer, "/") + path + "?" + url.Values{"token": {token}}.Encode()
-	err = a.cfg.Mailer.Send(ctx, mail.Message{To: u.Email, Subject: subject,
-		Body: fmt.Sprintf(body, u.Username, a.cfg.LinkTTL, link)})
+	err = a.cfg.Mailer.Send(ctx, mail.Message{To: u.Email, Subject: lang.T(msg + ".subject"),
+		Body: lang.T(msg+".body", u.Username, a.cfg.LinkTTL, link)})
 	if err != nil {
 		return fmt.Errorf("send %s link: %w", purpose, err)
 	}
@@ -237,10 +237,9 @@ func (a *Account) requestVerification(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := s.User
+	lang := a.localizer(r)
 	a.background(r.Context(), "verify email", func(ctx context.Context) error {
-		return a.sendLink(ctx, u, store.EmailTokenVerify, "/verify-email", "Verify your email address",
-			"To confirm that this address belongs to your account %s, open this link within %s:\n\n%s\n\n"+
-				"If you did not ask for this, ignore this message.\n")
+		return a.sendLink(ctx, u, lang, store.EmailTokenVerify, "/verify-email", "mail.verify")
 	})
 	a.done(w, r, "verify-sent")
 }
