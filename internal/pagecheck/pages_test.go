@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,10 +89,14 @@ type pass struct {
 	lk       *lktest.Server
 	axe      string
 	dir      string
+	// name is the pass's, in screenshot names: its language unless set.
+	name     string
 	lang     string
 	variants []variant
 	user     store.User
 	password string
+	// walk is the way through the pages.
+	walk func(p *pass)
 	// seen counts the pages checked, for the summary.
 	seen []string
 }
@@ -125,14 +130,23 @@ func TestPagesAccessible(t *testing.T) {
 	dir := screenshotDir(t)
 	t.Logf("screenshots in %s", dir)
 
+	everything := func(p *pass) { p.everyPage(reg["client_id"].(string), app.URL+"/callback") }
+	// A theme's brand colour, a hard one: yellow is no link colour on
+	// white. The pages it dresses keep AA too.
+	themed := lktest.Start(t, nil, func(c *config.Config) { c.PrimaryColor, c.ProductName = "#ffcc00", "Acme ID" })
 	for _, p := range []*pass{
-		{lang: "en", variants: []variant{light, dark, mobile, narrow},
+		{lang: "en", lk: lk, walk: everything, variants: []variant{light, dark, mobile, narrow},
 			user: store.User{ID: "user-ada", Username: "ada", Name: "Ada Lovelace", Email: "ada@example.com"}},
-		{lang: "de", variants: []variant{german, narrow},
+		{lang: "de", lk: lk, walk: everything, variants: []variant{german, narrow},
 			user: store.User{ID: "user-anna", Username: "anna", Name: "Anna Schmidt", Email: "anna@example.com"}},
+		{name: "theme", lang: "en", lk: themed, walk: (*pass).themePages, variants: []variant{light, dark},
+			user: store.User{ID: "user-ada", Username: "ada", Name: "Ada Lovelace", Email: "ada@example.com"}},
 	} {
-		t.Run(p.lang, func(t *testing.T) {
-			p.t, p.lk, p.axe, p.dir, p.password = t, lk, axe, dir, "correct-horse-1"
+		if p.name == "" {
+			p.name = p.lang
+		}
+		t.Run(p.name, func(t *testing.T) {
+			p.t, p.axe, p.dir, p.password = t, axe, dir, "correct-horse-1"
 			// A browser profile of its own: no cookies of the other pass.
 			ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 			t.Cleanup(cancel)
@@ -142,7 +156,7 @@ func TestPagesAccessible(t *testing.T) {
 				Headers: network.Headers{"Accept-Language": p.lang}}); err != nil {
 				t.Fatal(err)
 			}
-			p.walk(reg["client_id"].(string), app.URL+"/callback")
+			p.walk(p)
 			t.Logf("%d page states checked: %s", len(p.seen), strings.Join(p.seen, " "))
 		})
 	}
@@ -167,8 +181,15 @@ func (p *pass) emailLink(purpose, path string) string {
 	return p.lk.Issuer + path + "?" + url.Values{"token": {token}}.Encode()
 }
 
-// walk goes through every page, as a person would, checking each.
-func (p *pass) walk(clientID, redirect string) {
+// themePages are a few pages in a theme's colours.
+func (p *pass) themePages() {
+	p.open("login", p.lk.Issuer+"/login")
+	p.submit("login-error", "#username", p.user.Username, "#password", "wrong-password")
+	p.open("not-found", p.lk.Issuer+"/no-such-page")
+}
+
+// everyPage goes through every page, as a person would, checking each.
+func (p *pass) everyPage(clientID, redirect string) {
 	t := p.t
 	base := p.lk.Issuer
 	authorize := base + "/oauth2/authorize?" + url.Values{"client_id": {clientID}, "response_type": {"code"},
@@ -182,7 +203,6 @@ func (p *pass) walk(clientID, redirect string) {
 	p.submit("login-error", "#username", p.user.Username, "#password", "wrong-password")
 	p.errorTied("login-error", "#username", "#password")
 	p.submit("consent", "#password", p.password)
-	p.focusOrder("consent", `button[value=deny]`, `button[value=allow]`)
 	p.do(chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.ID("done")))
 
 	p.open("account", base+"/account")
@@ -224,7 +244,7 @@ func (p *pass) walk(clientID, redirect string) {
 func (p *pass) do(steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	if err := chromedp.Do(p.ctx, steps...); err != nil {
-		p.t.Fatalf("%s: %v", p.lang, err)
+		p.t.Fatalf("%s: %v", p.name, err)
 	}
 }
 
@@ -233,7 +253,7 @@ func eval[T any](p *pass, script string, opts ...chromedp.EvaluateOption) T {
 	p.t.Helper()
 	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](script, opts...))
 	if err != nil {
-		p.t.Fatalf("%s: evaluate %.60q: %v", p.lang, script, err)
+		p.t.Fatalf("%s: evaluate %.60q: %v", p.name, script, err)
 	}
 	return v
 }
@@ -242,7 +262,7 @@ func (p *pass) text(css string) string {
 	p.t.Helper()
 	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(css)))
 	if err != nil {
-		p.t.Fatalf("%s: text of %s: %v", p.lang, css, err)
+		p.t.Fatalf("%s: text of %s: %v", p.name, css, err)
 	}
 	return strings.TrimSpace(s)
 }
@@ -289,12 +309,20 @@ func (p *pass) check(name string) {
 	t.Helper()
 	p.seen = append(p.seen, name)
 	if lang := eval[string](p, `document.documentElement.lang`); lang != p.lang {
-		t.Errorf("%s (%s): <html lang=%q>, want %q", name, p.lang, lang, p.lang)
+		t.Errorf("%s (%s): <html lang=%q>, want %q", name, p.name, lang, p.lang)
 	}
-	// Every field a person types in says what it holds (WCAG 1.3.5).
-	if missing := eval[[]string](p, `[...document.querySelectorAll('input:not([type=hidden]):not([type=checkbox]):not([hidden])')]
-		.filter(i => !i.getAttribute('autocomplete')).map(i => i.id || i.name)`); len(missing) > 0 {
-		t.Errorf("%s (%s): fields without autocomplete: %v", name, p.lang, missing)
+	// Every field a person types in says what it holds (WCAG 1.3.5),
+	// with the token password managers and phones act on ("username
+	// webauthn" is a username field too).
+	fields := eval[map[string]string](p, `Object.fromEntries([...document.querySelectorAll('input:not([type=hidden]):not([type=checkbox]):not([hidden])')]
+		.map(i => [i.name, i.getAttribute('autocomplete') || ""]))`)
+	for field, ac := range fields {
+		want, ok := autocomplete[field]
+		if !ok {
+			t.Errorf("%s (%s): field %s: say in autocomplete (this test) what it should hold", name, p.name, field)
+		} else if !slices.Contains(strings.Fields(ac), want) {
+			t.Errorf("%s (%s): field %s has autocomplete=%q, want %q", name, p.name, field, ac, want)
+		}
 	}
 	for _, v := range p.variants {
 		p.emulate(v)
@@ -303,19 +331,70 @@ func (p *pass) check(name string) {
 		}
 		// No horizontal scrolling at any width (WCAG 1.4.10).
 		if w := eval[[]int](p, `[document.scrollingElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
-			t.Errorf("%s (%s, %s): scrolls sideways: %d CSS pixels wide in a %d-pixel viewport", name, p.lang, v.name, w[0], w[1])
+			t.Errorf("%s (%s, %s): scrolls sideways: %d CSS pixels wide in a %d-pixel viewport", name, p.name, v.name, w[0], w[1])
 		}
 		if v.shot {
 			png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 			if err != nil {
 				t.Fatalf("%s: screenshot: %v", name, err)
 			}
-			if err := os.WriteFile(filepath.Join(p.dir, name+"-"+v.name+".png"), png, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(p.dir, p.shotName(name, v)), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	p.emulate(p.variants[0])
+	p.tabWalk(name)
+}
+
+// autocomplete is the token each text field of the pages carries.
+var autocomplete = map[string]string{
+	"username":         "username",
+	"password":         "current-password",
+	"current_password": "current-password",
+	"new_password":     "new-password",
+	"confirm_password": "new-password",
+	"code":             "one-time-code",
+	"user_code":        "one-time-code",
+}
+
+// tabWalk presses Tab from the top of the page through every control and
+// checks that the keyboard reaches each in document order (no tabindex
+// games, nothing skipped: WCAG 2.1.1, 2.4.3) and shows a focus ring on it:
+// an outline at least 2 pixels wide (2.4.7). The palette test in
+// internal/login holds the ring's colour to 3:1.
+func (p *pass) tabWalk(name string) {
+	t := p.t
+	t.Helper()
+	n := eval[int](p, `[...document.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]')]
+		.filter(e => e.tabIndex >= 0 && !e.disabled && e.type !== "hidden" && e.getClientRects().length)
+		.map((e, i) => e.dataset.tabOrder = i).length`)
+	// A click on the page's margin puts the keyboard's starting point at
+	// the top (an autofocused field would otherwise be it).
+	p.do(chromedp.MouseClickXY(2, 2))
+	for i := range n {
+		p.do(chromedp.KeyEvent("\t"))
+		got := eval[map[string]any](p, `(() => {
+			const a = document.activeElement, s = getComputedStyle(a);
+			return {order: a.dataset.tabOrder ?? "", tag: a.outerHTML.slice(0, 80), style: s.outlineStyle, width: parseFloat(s.outlineWidth)};
+		})()`)
+		if got["order"] != fmt.Sprint(i) {
+			t.Errorf("%s (%s): Tab %d reaches %v, want control %d in document order", name, p.name, i+1, got["tag"], i)
+			return
+		}
+		if got["style"] == "none" || got["width"].(float64) < 2 {
+			t.Errorf("%s (%s): %v has no visible focus ring (outline %v %vpx)", name, p.name, got["tag"], got["style"], got["width"])
+		}
+	}
+}
+
+// shotName is the screenshot's file name: login-light.png, login-de.png,
+// theme-login-dark.png.
+func (p *pass) shotName(page string, v variant) string {
+	if p.name == "theme" {
+		page = "theme-" + page
+	}
+	return page + "-" + v.name + ".png"
 }
 
 // emulate sets the viewport and the colour scheme of v.
@@ -364,10 +443,10 @@ func (p *pass) runAxe(name string, v variant) {
 	// A run that passed nothing checked nothing (axe not loaded, no rules
 	// of these tags).
 	if got.Passed == 0 {
-		t.Errorf("%s (%s, %s): axe passed no rule", name, p.lang, v.name)
+		t.Errorf("%s (%s, %s): axe passed no rule", name, p.name, v.name)
 	}
 	for _, r := range got.Violations {
-		t.Errorf("%s (%s, %s): axe %s (%s): %s\n\t%s", name, p.lang, v.name, r.ID, r.Impact, r.Help, strings.Join(r.Nodes, "\n\t"))
+		t.Errorf("%s (%s, %s): axe %s (%s): %s\n\t%s", name, p.name, v.name, r.ID, r.Impact, r.Help, strings.Join(r.Nodes, "\n\t"))
 	}
 }
 
@@ -387,7 +466,7 @@ func (p *pass) errorTied(name string, fields ...string) {
 				role: err ? (err.getAttribute("role") || "") : ""};
 		})()`)
 		if got["problem"] != "" || got["invalid"] != "true" || got["error"] == "" || got["role"] != "alert" {
-			p.t.Errorf("%s (%s): field %s is not tied to the error message: %v", name, p.lang, f, got)
+			p.t.Errorf("%s (%s): field %s is not tied to the error message: %v", name, p.name, f, got)
 		}
 	}
 }
@@ -409,11 +488,11 @@ func (p *pass) focusOrder(name string, want ...string) {
 				style: s.outlineStyle, width: parseFloat(s.outlineWidth)};
 		})()`)
 		if got["match"] != true {
-			t.Errorf("%s (%s): Tab %d reaches %v, want %s", name, p.lang, i+1, got["tag"], sel)
+			t.Errorf("%s (%s): Tab %d reaches %v, want %s", name, p.name, i+1, got["tag"], sel)
 			return
 		}
 		if got["style"] == "none" || got["width"].(float64) < 2 {
-			t.Errorf("%s (%s): %s has no visible focus ring (outline %v %vpx)", name, p.lang, sel, got["style"], got["width"])
+			t.Errorf("%s (%s): %s has no visible focus ring (outline %v %vpx)", name, p.name, sel, got["style"], got["width"])
 		}
 	}
 }
