@@ -84,11 +84,11 @@ var (
 // pass is one language's walk through the pages, as one person in one
 // browser profile.
 type pass struct {
-	t        *testing.T
-	ctx      context.Context
-	lk       *lktest.Server
-	axe      string
-	dir      string
+	t   *testing.T
+	ctx context.Context
+	lk  *lktest.Server
+	axe string
+	dir string
 	// name is the pass's, in screenshot names: its language unless set.
 	name     string
 	lang     string
@@ -158,7 +158,47 @@ func TestPagesAccessible(t *testing.T) {
 			}
 			p.walk(p)
 			t.Logf("%d page states checked: %s", len(p.seen), strings.Join(p.seen, " "))
+			if p.name == "en" {
+				allTemplatesSeen(t, p.seen)
+			}
 		})
+	}
+}
+
+// templateOf is the template (internal/login/templates) that draws each
+// page state the walk checks.
+var templateOf = map[string]string{
+	"not-found": "message", "error": "message", "signed-out": "message",
+	"login": "login", "login-error": "login", "consent": "consent",
+	"account": "account", "account-error": "account",
+	"second-factor-needed": "mfa_needed", "totp-enrol": "mfa_enrol", "totp-enrol-error": "mfa_enrol",
+	"recovery-codes": "mfa_recovery", "second-factor": "mfa_verify", "second-factor-error": "mfa_verify",
+	"device": "device", "device-error": "device", "verify-email": "verify_email",
+	"reset": "reset", "reset-error": "reset", "dead-link": "account_message", "logout": "logout",
+	"forgot-password": "reset_request", "forgot-password-error": "reset_request", "forgot-password-sent": "account_message",
+}
+
+// allTemplatesSeen fails when a page template is drawn by no page the walk
+// opens: a new page joins the walk, or this test has stopped covering
+// every page.
+func allTemplatesSeen(t *testing.T, seen []string) {
+	t.Helper()
+	drawn := map[string]bool{"layout": true}
+	for _, s := range seen {
+		tmpl, ok := templateOf[s]
+		if !ok {
+			t.Errorf("page state %s: say in templateOf which template draws it", s)
+		}
+		drawn[tmpl] = true
+	}
+	files, err := filepath.Glob("../login/templates/*.html")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no templates in ../login/templates: %v", err)
+	}
+	for _, f := range files {
+		if name := strings.TrimSuffix(filepath.Base(f), ".html"); !drawn[name] {
+			t.Errorf("%s is drawn by no page this test opens: add the page to everyPage", f)
+		}
 	}
 }
 
