@@ -67,6 +67,9 @@ type variant struct {
 	name          string
 	width, height int64
 	mobile, dark  bool
+	// scale is device pixels per CSS pixel: 2 with half the width is a
+	// window zoomed to 200 %.
+	scale float64
 	// axe runs axe-core; shot writes a screenshot.
 	axe, shot bool
 }
@@ -78,6 +81,7 @@ var (
 	// narrow is WCAG 1.4.10 reflow: 320 CSS pixels, which is also a
 	// 1280-pixel window at 400 % zoom (and covers 200 %).
 	narrow = variant{name: "320", width: 320, height: 640, mobile: true}
+	zoom   = variant{name: "zoom200", width: 640, height: 400, scale: 2}
 	german = variant{name: "de", width: 1280, height: 800, axe: true, shot: true}
 )
 
@@ -102,8 +106,8 @@ type pass struct {
 }
 
 // Every page Latchkey draws, checked with axe-core for WCAG 2.2 AA (light,
-// dark, mobile; German too), reflow at 320 CSS pixels without horizontal
-// scrolling, <html lang> from the chosen language, errors tied to their
+// dark, mobile; German too), reflow at 320 CSS pixels and at 200 % zoom
+// without horizontal scrolling, <html lang> from the chosen language, errors tied to their
 // fields (aria-invalid and aria-describedby naming the message),
 // autocomplete on every text field, and a focus ring on everything the
 // keyboard reaches. A screenshot of each page in each variant lands in
@@ -135,7 +139,7 @@ func TestPagesAccessible(t *testing.T) {
 	// white. The pages it dresses keep AA too.
 	themed := lktest.Start(t, nil, func(c *config.Config) { c.PrimaryColor, c.ProductName = "#ffcc00", "Acme ID" })
 	for _, p := range []*pass{
-		{lang: "en", lk: lk, walk: everything, variants: []variant{light, dark, mobile, narrow},
+		{lang: "en", lk: lk, walk: everything, variants: []variant{light, dark, mobile, narrow, zoom},
 			user: store.User{ID: "user-ada", Username: "ada", Name: "Ada Lovelace", Email: "ada@example.com"}},
 		{lang: "de", lk: lk, walk: everything, variants: []variant{german, narrow},
 			user: store.User{ID: "user-anna", Username: "anna", Name: "Anna Schmidt", Email: "anna@example.com"}},
@@ -443,6 +447,9 @@ func (p *pass) emulate(v variant) {
 	var opts []chromedp.EmulateViewportOption
 	if v.mobile {
 		opts = append(opts, chromedp.EmulateMobile)
+	}
+	if v.scale != 0 {
+		opts = append(opts, chromedp.EmulateScale(v.scale))
 	}
 	scheme := "light"
 	if v.dark {
