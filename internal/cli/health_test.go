@@ -45,6 +45,12 @@ func TestHealthAgainstServe(t *testing.T) {
 	// An all-interfaces listener is asked on loopback; the flag wins over
 	// the environment.
 	mustSucceed(t, latchkey(t, []string{"LATCHKEY_PUBLIC_ADDR=127.0.0.1:1"}, "", "health", "--public-addr", ":"+port))
+	// The configuration file serve reads names it too.
+	mustSucceed(t, latchkey(t, nil, "", "health", "--config", writeConfig(t, "public_addr: \"0.0.0.0:"+port+"\"\n")))
+	// Nothing listens on that port.
+	if r := latchkey(t, []string{"LATCHKEY_PUBLIC_ADDR=127.0.0.1:1"}, "", "health"); r.code == 0 {
+		t.Errorf("health succeeded against a port nothing listens on: %v", r)
+	}
 }
 
 // Whatever is wrong, health exits non-zero with one line that says why.
