@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"database/sql"
 	"strings"
 	"testing"
 
+	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
@@ -49,4 +54,29 @@ func TestMigrateDownNothingApplied(t *testing.T) {
 	if !strings.Contains(r.stdout, "nothing to roll back") {
 		t.Fatalf("down on an empty database: %s", r.stdout)
 	}
+}
+
+// A migration applied by a newer binary has no Down section here: down
+// refuses it and names the way out.
+func TestMigrateDownRefusesUnknownMigration(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := migrated(t, b)
+		dialect, source, err := config.ParseDatabaseURL(strings.TrimPrefix(environ[0], "LATCHKEY_DATABASE_URL="))
+		if err != nil {
+			t.Fatal(err)
+		}
+		driver, dsn := "pgx", source
+		if dialect == store.DialectSQLite {
+			driver, dsn = "sqlite", "file:"+source
+		}
+		db, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, true)"); err != nil {
+			t.Fatal(err)
+		}
+		mustFail(t, latchkey(t, environ, "", "migrate", "down", "--yes"), "99999 was applied by a newer latchkey")
+	})
 }

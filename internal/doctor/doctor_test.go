@@ -2,9 +2,13 @@ package doctor_test
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/doctor"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -74,6 +78,38 @@ func TestRotationOverdue(t *testing.T) {
 		}
 		if !rep.OK {
 			t.Fatal("an overdue rotation is a warning, not a failure")
+		}
+	})
+}
+
+// A database a newer release migrated (a version this binary does not
+// know) is ahead: a warning, since old and new run side by side during a
+// rolling upgrade.
+func TestSchemaAhead(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		cfg := deployment(t, b)
+		dialect, source, err := config.ParseDatabaseURL(cfg.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		driver, dsn := "pgx", source
+		if dialect == store.DialectSQLite {
+			driver, dsn = "sqlite", "file:"+source
+		}
+		db, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, true)"); err != nil {
+			t.Fatal(err)
+		}
+		rep := doctor.Run(context.Background(), cfg, nil, doctor.Options{})
+		if c := check(t, rep, "schema"); c.Status != doctor.Warn || !strings.Contains(c.Message, "ahead of this binary: at 99999") {
+			t.Fatalf("schema: %s %q, want warn ahead", c.Status, c.Message)
+		}
+		if !rep.OK {
+			t.Fatalf("ahead is a warning: %+v", rep.Checks)
 		}
 	})
 }
