@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -167,4 +168,23 @@ func TestDoctorText(t *testing.T) {
 			t.Errorf("text output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+}
+
+// An empty database is behind, and the key check waits for the tables.
+func TestDoctorEmptyDatabase(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		environ := baseEnv(t, b)
+		if path, ok := strings.CutPrefix(environ[0], "LATCHKEY_DATABASE_URL=sqlite://"); ok {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, checks := doctorReport(t, append(environ, "LATCHKEY_ISSUER=http://127.0.0.1:1"))
+		wantCheck(t, checks, "database", doctor.OK, "")
+		wantCheck(t, checks, "schema", doctor.Fail, "behind this binary: at 00000")
+		wantCheck(t, checks, "signing keys", doctor.Skip, "migrated schema")
+		if code != 1 {
+			t.Fatalf("exit %d, want 1", code)
+		}
+	})
 }

@@ -74,9 +74,13 @@ func Run(ctx context.Context, cfg *config.Config, loadErr error, opts Options) R
 	}
 	r.configuration(cfg, loadErr)
 	if st := r.database(ctx, cfg); st != nil {
-		r.schema(ctx, st)
+		migrated := r.schema(ctx, st)
 		r.clock(ctx, st, opts.Now)
-		r.keys(ctx, st, cfg, opts.Now)
+		if migrated {
+			r.keys(ctx, st, cfg, opts.Now)
+		} else {
+			r.add(Check{Name: "signing keys", Status: Skip, Message: "needs a migrated schema"})
+		}
 		_ = st.Close()
 	} else {
 		for _, name := range []string{"schema", "clock", "signing keys"} {
@@ -142,17 +146,18 @@ func (r *Report) database(ctx context.Context, cfg *config.Config) *store.Store 
 	return st
 }
 
-// schema compares the applied migrations with this binary's.
-func (r *Report) schema(ctx context.Context, st *store.Store) {
+// schema compares the applied migrations with this binary's. It reports
+// whether any migration is applied, that is whether the tables exist.
+func (r *Report) schema(ctx context.Context, st *store.Store) (migrated bool) {
 	pending, err := st.Pending(ctx)
 	if err != nil {
 		r.add(Check{Name: "schema", Status: Fail, Message: err.Error(), Fix: "compare `latchkey migrate status` with the migrations of this release"})
-		return
+		return false
 	}
 	current, known, err := st.SchemaVersion(ctx)
 	if err != nil {
 		r.add(Check{Name: "schema", Status: Fail, Message: err.Error(), Fix: "check the database user's rights on goose_db_version"})
-		return
+		return false
 	}
 	switch {
 	case pending:
@@ -164,6 +169,7 @@ func (r *Report) schema(ctx context.Context, st *store.Store) {
 	default:
 		r.add(Check{Name: "schema", Status: OK, Message: fmt.Sprintf("up to date at %05d", current)})
 	}
+	return current > 0
 }
 
 // clock compares this machine's clock with the database server's, taking
