@@ -88,6 +88,9 @@ func auditJSON(v any) (*string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit entry: %w", err)
 	}
+	if string(b) == "null" { // a nil pointer in an interface: nothing
+		return nil, nil
+	}
 	out := string(b)
 	return &out, nil
 }
