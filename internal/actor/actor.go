@@ -9,6 +9,7 @@ package actor
 import (
 	"context"
 	"log/slog"
+	"sync"
 )
 
 // LogKey is the one log key for the actor.
@@ -19,15 +20,45 @@ const Bootstrap = "bootstrap"
 
 type ctxKey struct{}
 
-// NewContext returns ctx carrying name.
+type slotKey struct{}
+
+// slot carries an actor back up to a layer that wrapped the request before
+// the admin guard ran: the guard derives a new context, which the outer
+// middleware (the access log) never sees.
+type slot struct {
+	mu   sync.Mutex
+	name string
+}
+
+// WithSlot returns ctx with room for the actor that a later NewContext on
+// a context derived from it sets; FromContext on ctx then reads it. The
+// access log middleware calls it before the handler runs.
+func WithSlot(ctx context.Context) context.Context {
+	return context.WithValue(ctx, slotKey{}, &slot{})
+}
+
+// NewContext returns ctx carrying name, and fills the slot of an outer
+// WithSlot, if any.
 func NewContext(ctx context.Context, name string) context.Context {
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		s.mu.Lock()
+		s.name = name
+		s.mu.Unlock()
+	}
 	return context.WithValue(ctx, ctxKey{}, name)
 }
 
-// FromContext is the actor ctx carries, or "".
+// FromContext is the actor ctx carries (or its slot holds), or "".
 func FromContext(ctx context.Context) string {
-	name, _ := ctx.Value(ctxKey{}).(string)
-	return name
+	if name, ok := ctx.Value(ctxKey{}).(string); ok {
+		return name
+	}
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.name
+	}
+	return ""
 }
 
 // Logger wraps l's handler so that every record logged with a context

@@ -35,3 +35,17 @@ func TestLoggerAddsActor(t *testing.T) {
 		t.Error("empty context has an actor")
 	}
 }
+
+// TestSlotSeesInnerActor: an outer layer that made a slot reads the actor
+// set on a context derived from it, as the access log reads what the admin
+// guard set.
+func TestSlotSeesInnerActor(t *testing.T) {
+	outer := actor.WithSlot(context.Background())
+	if got := actor.FromContext(outer); got != "" {
+		t.Fatalf("before the guard: %q", got)
+	}
+	inner := actor.NewContext(context.WithValue(outer, struct{}{}, 1), "ops")
+	if actor.FromContext(inner) != "ops" || actor.FromContext(outer) != "ops" {
+		t.Errorf("inner %q outer %q, want ops", actor.FromContext(inner), actor.FromContext(outer))
+	}
+}
