@@ -63,7 +63,7 @@ func (e *env) rootCommand() *cobra.Command {
 	config.RegisterCommonFlags(root.PersistentFlags())
 	root.PersistentFlags().Bool("dev", false, "zero-setup mode: SQLite at "+config.DevDatabaseURL+" and generated secrets kept in "+devFileName)
 	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.userCommand(), e.scopeCommand(), e.keysCommand(), e.janitorCommand(),
-		e.healthCommand(), e.doctorCommand(), e.versionCommand())
+		e.adminTokenCommand(), e.auditCommand(), e.healthCommand(), e.doctorCommand(), e.versionCommand())
 	return root
 }
 
