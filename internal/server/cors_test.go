@@ -61,7 +61,7 @@ func TestCORSPerClient(t *testing.T) {
 		h := newHarness(t, b)
 		base := h.public.URL
 		spa := h.client(map[string]any{"client_name": "spa", "token_endpoint_auth_method": "none",
-			"grant_types":  []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"},
+			"grant_types":   []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"},
 			"redirect_uris": []string{"https://spa.example/cb"}, "allowed_cors_origins": []string{"https://SPA.example:443/", "http://localhost:5173"}})
 		derived := h.client(map[string]any{"client_name": "derived", "token_endpoint_auth_method": "none", "application_type": "native",
 			"redirect_uris": []string{"https://derived.example/app/cb", "com.example.derived:/cb"}})
