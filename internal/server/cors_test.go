@@ -222,5 +222,18 @@ func TestCORSClientUpdateAcrossInstances(t *testing.T) {
 			return call(other.URL, "https://new.example") == "https://new.example" && call(other.URL, "https://old.example") == "" &&
 				preflight(other.URL, "https://new.example") == "https://new.example" && preflight(other.URL, "https://old.example") == ""
 		})
+
+		// A client registered on the first instance: its origin passes the
+		// second's preflight, whose cached origin set the creation dropped.
+		if preflight(other.URL, "https://fresh.example") != "" {
+			t.Fatal("an origin no client allows passed the preflight")
+		}
+		h.client(map[string]any{"client_name": "fresh", "token_endpoint_auth_method": "none", "redirect_uris": []string{"https://fresh.example/cb"}})
+		if b.Name == "sqlite" {
+			mu.Lock()
+			offset += 2 * time.Second
+			mu.Unlock()
+		}
+		waitFor("a new client's origin did not pass the preflight", func() bool { return preflight(other.URL, "https://fresh.example") == "https://fresh.example" })
 	})
 }

@@ -76,6 +76,15 @@ func (c *clientCache) evict(id string) {
 	c.gen++
 }
 
+// dropOrigins forgets the origin set only: a new client changes which
+// origins some client allows, but no cached client.
+func (c *clientCache) dropOrigins() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.origins = nil
+	c.gen++
+}
+
 func (c *clientCache) setEnabled(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -113,6 +122,21 @@ func (s *Store) notifyClientChanged(ctx context.Context, id string) error {
 	}
 	return s.db(ctx).Exec("SELECT pg_notify(?, ?)", invalidationChannel, "client:"+id).Error
 }
+
+// notifyClientCreated drops the origin set here and, on PostgreSQL, on
+// every other instance. It evicts no client: a client that did not exist
+// was cached nowhere, and an eviction arriving after the new client was
+// first read would only cost a read.
+func (s *Store) notifyClientCreated(ctx context.Context, id string) error {
+	s.clients.dropOrigins()
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	return s.db(ctx).Exec("SELECT pg_notify(?, ?)", invalidationChannel, clientCreatedPrefix+id).Error
+}
+
+// clientCreatedPrefix starts the notice of a new client.
+const clientCreatedPrefix = "client-created:"
 
 // DefaultListenHeartbeat is how often the listener proves its connection
 // alive; see Options.ListenHeartbeat.
@@ -239,6 +263,8 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
 		}
 		if id, ok := strings.CutPrefix(n.Payload, "client:"); ok {
 			s.clients.evict(id)
+		} else if strings.HasPrefix(n.Payload, clientCreatedPrefix) {
+			s.clients.dropOrigins()
 		} else if n.Payload == signingKeysPayload {
 			s.keyWatchers.notify()
 		}

@@ -174,9 +174,9 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err := s.db(ctx).Create(c).Error; err != nil {
 		return fmt.Errorf("create client: %w", translate(err))
 	}
-	// No instance caches a client that did not exist, but each caches the
-	// set of origins some client allows, which this one may extend.
-	return s.notifyClientChanged(ctx, c.ID)
+	// Every instance caches the set of origins some client allows, which
+	// this one may extend.
+	return s.notifyClientCreated(ctx, c.ID)
 }
 
 // FindClient loads a client by ID, from the cache when it can. ErrNotFound
