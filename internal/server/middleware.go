@@ -45,7 +45,11 @@ var corsBearer = map[string]bool{oauth.PathUserinfo: true}
 // call the token, revocation, PAR and device authorization endpoints from
 // the origins their client allows (allowed_cors_origins, or those of its
 // redirect URIs) or from any in LATCHKEY_CORS_ORIGINS. No credentials
-// (cookies) are ever allowed cross-origin.
+// (cookies) are ever allowed cross-origin. Hand-written rather than
+// github.com/rs/cors: these are three policies by path (public documents,
+// a bearer resource, per-client endpoints whose decision reads the body),
+// and rs/cors would answer a refused preflight itself where this lets the
+// mux answer 405 as for any other method it does not serve.
 func (s *Server) cors(next http.Handler) http.Handler {
 	allowed := map[string]bool{}
 	for _, o := range s.cfg.AllowedOrigins() {
