@@ -158,6 +158,16 @@ type accountView struct {
 	Token string
 	// Link is a way on from a message page.
 	Link, LinkText string
+	// PasskeyList is the person's passkeys; page.Passkeys says whether
+	// they can add one here.
+	PasskeyList []passkeyView
+}
+
+type passkeyView struct {
+	ID, Name, Created, LastUsed string
+	// Synced says the passkey may live on several devices (backup
+	// eligible).
+	Synced bool
 }
 
 type sessionView struct {
@@ -196,11 +206,14 @@ func (a *Account) tr(r *http.Request, key string, args ...any) string {
 // notices are the messages /account shows after a change, by the code in
 // its query: fixed words, never text from the URL.
 var notices = map[string]string{
-	"password":       "account.notice.password",
-	"password-other": "account.notice.password_other",
-	"session":        "account.notice.session",
-	"app":            "account.notice.app",
-	"verify-sent":    "account.notice.verify_sent",
+	"password":        "account.notice.password",
+	"password-other":  "account.notice.password_other",
+	"session":         "account.notice.session",
+	"app":             "account.notice.app",
+	"verify-sent":     "account.notice.verify_sent",
+	"passkey":         "account.notice.passkey",
+	"passkey-removed": "account.notice.passkey_removed",
+	"passkey-failed":  "account.notice.passkey_failed",
 }
 
 // signedIn returns the person signed in on r's browser, or sends the
@@ -244,6 +257,22 @@ func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status
 	for _, ls := range sessions {
 		v.Sessions = append(v.Sessions, sessionView{SID: ls.SID, Device: describeDevice(ls.UserAgent), Address: ls.Address,
 			Created: when(ls.CreatedAt), LastSeen: when(ls.LastSeenAt), ThisDevice: ls.ID == s.LoginSessionID})
+	}
+	fs, err := a.st.ListFactors(ctx, s.User.ID)
+	if err != nil {
+		a.h.fail(w, r, err)
+		return
+	}
+	a.h.withPasskeys(&v.page)
+	for _, f := range fs {
+		if f.Kind != store.FactorWebAuthn {
+			continue
+		}
+		last := ""
+		if f.LastUsedAt != nil {
+			last = when(*f.LastUsedAt)
+		}
+		v.PasskeyList = append(v.PasskeyList, passkeyView{ID: f.ID, Name: f.Name, Created: when(f.CreatedAt), LastUsed: last, Synced: f.BackupEligible})
 	}
 	for _, app := range apps {
 		name := app.ClientName
