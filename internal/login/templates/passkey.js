@@ -69,12 +69,16 @@
     if (e) e.hidden = false;
   };
 
-  // The pending autofill request, aborted when the button is used.
+  // The pending autofill request: the button aborts it, and waits for it
+  // to end, since a browser runs one WebAuthn request at a time.
   let conditional = null;
 
   const run = async (form) => {
-    if (conditional) conditional.abort();
-    conditional = null;
+    if (conditional) {
+      conditional.ctl.abort();
+      await conditional.done.catch(() => {});
+      conditional = null;
+    }
     const pk = await fetchOptions(form);
     if (form.dataset.passkey === 'enrol') {
       send(form, attestationJSON(await navigator.credentials.create({ publicKey: creationOptions(pk) })));
@@ -83,14 +87,18 @@
     }
   };
 
-  const autofill = async (form) => {
-    if (!PublicKeyCredential.isConditionalMediationAvailable ||
-        !(await PublicKeyCredential.isConditionalMediationAvailable())) return;
+  const autofill = (form) => {
     const ctl = new AbortController();
-    conditional = ctl;
-    const pk = await fetchOptions(form);
-    const c = await navigator.credentials.get({ publicKey: requestOptions(pk), mediation: 'conditional', signal: ctl.signal });
-    if (!ctl.signal.aborted) send(form, assertionJSON(c));
+    const done = (async () => {
+      if (!PublicKeyCredential.isConditionalMediationAvailable ||
+          !(await PublicKeyCredential.isConditionalMediationAvailable())) return;
+      const pk = await fetchOptions(form);
+      if (ctl.signal.aborted) return;
+      const c = await navigator.credentials.get({ publicKey: requestOptions(pk), mediation: 'conditional', signal: ctl.signal });
+      if (!ctl.signal.aborted) send(form, assertionJSON(c));
+    })();
+    conditional = { ctl, done };
+    done.catch(() => {});
   };
 
   const start = () => {
@@ -101,7 +109,7 @@
         run(form).catch(() => showError(form));
       });
       if (form.dataset.passkey === 'login' && document.querySelector('input[autocomplete~="webauthn"]')) {
-        autofill(form).catch(() => {});
+        autofill(form);
       }
     }
   };
