@@ -128,7 +128,7 @@ func presence(id *webauthn.AuthenticatorID, on bool) chromedp.Action[chromedp.Vo
 // autofill request may have signed in first.
 func clickIfThere(selector string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
-		_, _ = chromedp.Evaluate[bool](`(() => { const b = document.querySelector(` + strconv.Quote(selector) + `); if (b) b.click(); return true })()`)(ctx, tgt)
+		_, _ = chromedp.Evaluate[bool](`(() => { const b = document.querySelector(`+strconv.Quote(selector)+`); if (b) b.click(); return true })()`)(ctx, tgt)
 		return nil
 	})
 }
