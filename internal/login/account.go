@@ -258,10 +258,15 @@ func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status
 		v.Sessions = append(v.Sessions, sessionView{SID: ls.SID, Device: describeDevice(ls.UserAgent), Address: ls.Address,
 			Created: when(ls.CreatedAt), LastSeen: when(ls.LastSeenAt), ThisDevice: ls.ID == s.LoginSessionID})
 	}
-	fs, err := a.st.ListFactors(ctx, s.User.ID)
-	if err != nil {
-		a.h.fail(w, r, err)
-		return
+	// Passkeys are listed where they can be used: with passkeys off (an
+	// issuer that cannot be an RP ID) the page reads no factors.
+	var fs []store.Factor
+	if a.h.PasskeysOn() {
+		var err error
+		if fs, err = a.st.ListFactors(ctx, s.User.ID); err != nil {
+			a.h.fail(w, r, err)
+			return
+		}
 	}
 	a.h.withPasskeys(&v.page)
 	for _, f := range fs {

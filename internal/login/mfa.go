@@ -283,8 +283,14 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		userID = s.User.ID
 	}
-	if fs, err := h.store.ListFactors(ctx, userID); err == nil {
-		h.offerPasskey(&p, fs)
+	// A page drawn again after a failure offers the passkey again; a
+	// success draws none, and reads no more.
+	again := func(status int, msg string) {
+		if fs, err := h.store.ListFactors(ctx, userID); err == nil {
+			h.offerPasskey(&p, fs)
+		}
+		p.Error = msg
+		h.render(w, r, status, "mfa_verify", p)
 	}
 	var factorAMR []string
 	var ok bool
@@ -306,19 +312,18 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		p.Error = "mfa.error.too_many"
-		h.render(w, r, http.StatusTooManyRequests, "mfa_verify", p)
+		again(http.StatusTooManyRequests, "mfa.error.too_many")
 		return
 	case err != nil:
 		h.fail(w, r, err)
 		return
 	case !ok:
 		h.log.InfoContext(ctx, "second factor failed", "user_id", userID)
-		p.Error = "mfa.error.wrong"
+		msg := "mfa.error.wrong"
 		if r.PostFormValue("credential") != "" {
-			p.Error = "passkey.error.refused"
+			msg = "passkey.error.refused"
 		}
-		h.render(w, r, http.StatusUnauthorized, "mfa_verify", p)
+		again(http.StatusUnauthorized, msg)
 		return
 	}
 	if s == nil {
