@@ -297,7 +297,11 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if r.PostFormValue("credential") != "" {
 		r.Body = http.MaxBytesReader(w, r.Body, 2*credentialFormLimit)
-		factorAMR, err = h.secondFactorPasskey(w, r, userID)
+		had := []string{AMRPassword}
+		if s != nil {
+			had = s.AMR
+		}
+		factorAMR, err = h.secondFactorPasskey(w, r, userID, had)
 		if errors.Is(err, errPasskeyRefused) {
 			h.log.InfoContext(ctx, "second factor failed: passkey", "user_id", userID, "reason", err.Error())
 			err = nil

@@ -515,8 +515,11 @@ func (h *Handler) discoverablePasskey(w http.ResponseWriter, r *http.Request) (s
 // secondFactorPasskey checks a passkey given on the second-factor page
 // for userID: it must be one of theirs, answer this browser's challenge
 // for them, and pass go-webauthn. It returns the factor's amr (without
-// pwd and mfa, which the caller adds).
-func (h *Handler) secondFactorPasskey(w http.ResponseWriter, r *http.Request, userID string) ([]string, error) {
+// mfa, which the caller adds). sessionAMR is what the person already
+// gave: after a password, possession of the key is the second factor,
+// verified or not; after a passkey without user verification (a session
+// of one factor), a key again counts only with user verification.
+func (h *Handler) secondFactorPasskey(w http.ResponseWriter, r *http.Request, userID string, sessionAMR []string) ([]string, error) {
 	if h.passkeys == nil {
 		return nil, fmt.Errorf("%w: passkeys are off", errPasskeyRefused)
 	}
@@ -532,12 +535,13 @@ func (h *Handler) secondFactorPasskey(w http.ResponseWriter, r *http.Request, us
 	if err != nil {
 		return nil, err
 	}
-	f, _, err := h.verifyAssertion(r.Context(), pu, sd, parsed, h.ClientIP(r), false)
+	f, uv, err := h.verifyAssertion(r.Context(), pu, sd, parsed, h.ClientIP(r), false)
 	if err != nil {
 		return nil, err
 	}
-	// After a password, possession of the key is the second factor,
-	// verified or not.
+	if !slices.Contains(sessionAMR, AMRPassword) && !uv {
+		return nil, fmt.Errorf("%w: a passkey session stepped up by a passkey without user verification", errPasskeyRefused)
+	}
 	return passkeyAMR(f.BackupEligible, false), nil
 }
 

@@ -479,6 +479,32 @@ func TestPasskeySecondFactor(t *testing.T) {
 	})
 }
 
+// A session of one factor (a passkey without user verification) is
+// stepped up by a passkey only with user verification: the same key again,
+// unverified, is still one factor.
+func TestPasskeyStepUpNeedsVerification(t *testing.T) {
+	st := storetest.Open(t, storetest.SQLiteURL(t), store.Options{})
+	srv, _ := passkeyPages(t, st)
+	mkUser(t, st, "gus")
+	a := newAuthenticator(t, "gus")
+	a.enrol(t, st, 0)
+	br := newBrowser(t, srv)
+	if resp, body := br.post(login.PathPasskeyLogin, url.Values{"credential": {a.assert(t, br.options(login.PathPasskeyOptions, "login"), assertion{})}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	if got := br.sessionAMR(st); got != "hwk" {
+		t.Fatalf("amr %q, want hwk", got)
+	}
+	resp, _ := br.post(login.PathSecondFactor, url.Values{"credential": {a.assert(t, br.options(login.PathPasskeyOptions, "second-factor"), assertion{})}})
+	if resp.StatusCode != http.StatusUnauthorized || br.sessionAMR(st) != "hwk" {
+		t.Fatalf("unverified step-up: %d, amr %q", resp.StatusCode, br.sessionAMR(st))
+	}
+	resp, _ = br.post(login.PathSecondFactor, url.Values{"credential": {a.assert(t, br.options(login.PathPasskeyOptions, "second-factor"), assertion{uv: true})}})
+	if resp.StatusCode != http.StatusOK || br.sessionAMR(st) != "hwk mfa" {
+		t.Fatalf("verified step-up: %d, amr %q, want hwk mfa", resp.StatusCode, br.sessionAMR(st))
+	}
+}
+
 // Enrolment from /account checks the attestation against this browser's
 // challenge, stores the passkey under its name, lists it, and removes it
 // only for its owner.
