@@ -13,6 +13,10 @@ type FactorInfo struct {
 	Kind       string     `json:"kind"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// Name is what the person called a passkey; Synced says the passkey
+	// may live on several devices (backup eligible).
+	Name   string `json:"name,omitempty"`
+	Synced bool   `json:"synced,omitempty"`
 }
 
 // Factors is GET /admin/users/{id}/factors.
@@ -38,7 +42,8 @@ func (s *Service) ListFactors(ctx context.Context, userID string) (*Factors, err
 	}
 	out := &Factors{Factors: make([]FactorInfo, len(fs)), RecoveryCodes: n}
 	for i, f := range fs {
-		out.Factors[i] = FactorInfo{ID: f.ID, Kind: f.Kind, CreatedAt: f.CreatedAt, LastUsedAt: f.LastUsedAt}
+		out.Factors[i] = FactorInfo{ID: f.ID, Kind: f.Kind, CreatedAt: f.CreatedAt, LastUsedAt: f.LastUsedAt,
+			Name: f.Name, Synced: f.BackupEligible}
 	}
 	return out, nil
 }

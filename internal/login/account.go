@@ -163,6 +163,16 @@ type accountView struct {
 	Token string
 	// Link is a way on from a message page.
 	Link, LinkText string
+	// PasskeyList is the person's passkeys; page.Passkeys says whether
+	// they can add one here.
+	PasskeyList []passkeyView
+}
+
+type passkeyView struct {
+	ID, Name, Created, LastUsed string
+	// Synced says the passkey may live on several devices (backup
+	// eligible).
+	Synced bool
 }
 
 type sessionView struct {
@@ -206,11 +216,14 @@ func (a *Account) localizer(r *http.Request) localizer {
 // notices are the messages /account shows after a change, by the code in
 // its query: fixed words, never text from the URL.
 var notices = map[string]string{
-	"password":       "account.notice.password",
-	"password-other": "account.notice.password_other",
-	"session":        "account.notice.session",
-	"app":            "account.notice.app",
-	"verify-sent":    "account.notice.verify_sent",
+	"password":        "account.notice.password",
+	"password-other":  "account.notice.password_other",
+	"session":         "account.notice.session",
+	"app":             "account.notice.app",
+	"verify-sent":     "account.notice.verify_sent",
+	"passkey":         "account.notice.passkey",
+	"passkey-removed": "account.notice.passkey_removed",
+	"passkey-failed":  "account.notice.passkey_failed",
 }
 
 // signedIn returns the person signed in on r's browser, or sends the
@@ -256,6 +269,27 @@ func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status
 	for _, ls := range sessions {
 		v.Sessions = append(v.Sessions, sessionView{SID: ls.SID, Device: describeDevice(ls.UserAgent), Address: ls.Address,
 			Created: when(ls.CreatedAt), LastSeen: when(ls.LastSeenAt), ThisDevice: ls.ID == s.LoginSessionID})
+	}
+	// Passkeys are listed where they can be used: with passkeys off (an
+	// issuer that cannot be an RP ID) the page reads no factors.
+	var fs []store.Factor
+	if a.h.PasskeysOn() {
+		var err error
+		if fs, err = a.st.ListFactors(ctx, s.User.ID); err != nil {
+			a.h.fail(w, r, err)
+			return
+		}
+	}
+	a.h.withPasskeys(&v.page)
+	for _, f := range fs {
+		if f.Kind != store.FactorWebAuthn {
+			continue
+		}
+		last := ""
+		if f.LastUsedAt != nil {
+			last = when(*f.LastUsedAt)
+		}
+		v.PasskeyList = append(v.PasskeyList, passkeyView{ID: f.ID, Name: f.Name, Created: when(f.CreatedAt), LastUsed: last, Synced: f.BackupEligible})
 	}
 	for _, app := range apps {
 		name := app.ClientName

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
@@ -75,6 +77,10 @@ type Config struct {
 	// PasswordReset offers "Forgot password?" on the login page; NewAccount
 	// sets it when mail can be sent (account.go).
 	PasswordReset bool
+	// Issuer is the public issuer URL: passkeys are for its host (the
+	// WebAuthn RP ID) and origin. Empty, or an IP address, leaves
+	// passkeys off.
+	Issuer string
 	// Now is the clock of sign-in times, revocations and the proofs'
 	// expiry; nil is time.Now. The store and the throttle read the
 	// store's clock, which the server sets to the same one.
@@ -103,6 +109,10 @@ type Handler struct {
 	returnToKeys [][]byte
 	// mfa is the second-factor pages' keys and throttle (mfa.go).
 	mfa mfaState
+	// passkeys is nil when the issuer cannot be a WebAuthn RP (passkey.go);
+	// script is the pages' one script.
+	passkeys *webauthn.WebAuthn
+	script   []byte
 }
 
 // New builds the handler.
@@ -129,6 +139,12 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 		return nil, errors.New("login: Config.AuthorizePath must be the authorization endpoint's path")
 	}
 	if err := h.initMFA(); err != nil {
+		return nil, err
+	}
+	if err := h.initPasskeys(); err != nil {
+		return nil, err
+	}
+	if h.script, err = templateFS.ReadFile("templates/passkey.js"); err != nil {
 		return nil, err
 	}
 	if err := cfg.Theme.Validate(); err != nil {
@@ -170,6 +186,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /consent", h.consentSubmit)
 	mux.HandleFunc("GET /logout", h.logoutPage)
 	h.registerMFA(mux)
+	h.registerPasskeys(mux)
 	mux.HandleFunc("GET /static/{path...}", h.static.serve)
 }
 
@@ -286,17 +303,25 @@ type page struct {
 	MFA *mfaPage
 	// ForgotPassword links the login page to /forgot-password.
 	ForgotPassword bool
+	// Passkeys offers passkeys on the page: it loads the passkey script,
+	// which the CSP then allows (passkey.go).
+	Passkeys bool
 }
 
-// securityHeaders: no script at all, no framing (clickjacking of the
+// securityHeaders: no script but our passkey script on the pages that
+// offer passkeys (script and fetch from our origin only), no framing (clickjacking of the
 // consent button), no referrer (the URL carries authorization parameters),
 // no caching of pages that carry CSRF tokens.
 // Images may come from the theme's logo and a client's logo_uri, and only
 // from there. No form-action: browsers apply it to the redirects after a
 // form too, and the consent form ends at the client's redirect URI.
-func securityHeaders(w http.ResponseWriter, imgSrc string) {
+func securityHeaders(w http.ResponseWriter, imgSrc string, script bool) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src "+imgSrc+"; base-uri 'none'; frame-ancestors 'none'")
+	scripts := ""
+	if script {
+		scripts = "script-src 'self'; connect-src 'self'; "
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; "+scripts+"style-src 'self'; img-src "+imgSrc+"; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
@@ -324,7 +349,7 @@ func (h *Handler) draw(w http.ResponseWriter, r *http.Request, status int, t *te
 			img += " " + o
 		}
 	}
-	securityHeaders(w, img)
+	securityHeaders(w, img, p.Passkeys)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Language", p.Lang)
 	w.Header().Add("Vary", "Accept-Language")
@@ -342,13 +367,15 @@ func (h *Handler) dryRun() error {
 		ThemeCSS: true, RequestID: "r", Title: "login.title", Error: "login.error.invalid", ErrorFields: []string{"code"}, Message: "login.done.message",
 		CSRFToken: "c", ReturnTo: "/", About: "a", ClientName: "n", Username: "u", ClientLogoURI: "https://l", ClientURI: "https://u",
 		Scopes: []ScopeLine{{Name: "s", Description: "d"}, {Name: "t"}}, ClientID: "i", PostLogoutRedirectURI: "https://p", State: "s", UserCode: "c",
-		MFA: &mfaPage{QR: "<svg></svg>", Secret: "S", Sealed: "x", RecoveryCodes: []string{"a"}, HasFactor: true, RecoveryLeft: 1}}
+		MFA:      &mfaPage{QR: "<svg></svg>", Secret: "S", Sealed: "x", RecoveryCodes: []string{"a"}, HasFactor: true, RecoveryLeft: 1, HasPasskey: true},
+		Passkeys: true}
 	// The account pages draw an accountView, which shadows some of page's
 	// fields with its own.
 	v := accountView{page: p, Title: "account.title", Error: "account.error.mismatch", Message: "account.notice.password",
 		CSRFToken: "c", User: &store.User{Username: "u", Name: "n", Email: "e@example.com"}, CanVerify: true, Token: "t",
 		Sessions: []sessionView{{SID: "s", Device: "d", Address: "a", Created: "c", LastSeen: "l", ThisDevice: true}},
-		Apps:     []appView{{ClientID: "i", Name: "n", Since: "s", Scopes: []string{"openid", "email"}}}, Link: "/", LinkText: "account.link"}
+		Apps:     []appView{{ClientID: "i", Name: "n", Since: "s", Scopes: []string{"openid", "email"}}}, Link: "/", LinkText: "account.link",
+		PasskeyList: []passkeyView{{ID: "i", Name: "n", Created: "c", LastUsed: "l", Synced: true}}}
 	for _, name := range pageNames {
 		var data any = p
 		if slices.Contains(accountPages, name) {
@@ -422,6 +449,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 		// prefill it; html/template escapes it in the value attribute.
 		p.Username = rt.LoginHint
 	}
+	h.withPasskeys(&p)
 	h.render(w, r, http.StatusOK, "login", p)
 }
 
@@ -432,6 +460,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if returning {
 		p.ReturnTo, p.About, p.ClientName, p.uiLocales = rt.URL, r.PostFormValue(aboutParam), rt.ClientName, rt.uiLocales()
 	}
+	h.withPasskeys(&p)
 	if !h.validCSRF(r) {
 		p.Error = "login.error.csrf"
 		h.render(w, r, http.StatusForbidden, "login", p)

@@ -30,9 +30,9 @@ import (
 // the session once the code is right. A person already signed in with a
 // password only (before they enrolled, or without any factor) is asked for
 // one when the authorization endpoint needs it (step-up), and the page
-// raises their session. The kinds of factor plug in at verifyFactor: a
-// passkey adds its kind, its amr value ("hwk"/"swk") and its own form
-// posting to the same page.
+// raises their session. A code is checked by verifyFactor; a passkey
+// (passkey.go) posts its assertion to the same page in the "credential"
+// field instead.
 
 // Paths of the second-factor pages.
 const (
@@ -90,6 +90,8 @@ type mfaPage struct {
 	HasFactor bool
 	// RecoveryLeft is how many unused recovery codes the person has.
 	RecoveryLeft int
+	// HasPasskey offers "Use a passkey" on the second-factor page.
+	HasPasskey bool
 }
 
 // mfaState is the Handler's second-factor machinery.
@@ -168,8 +170,19 @@ func (h *Handler) askSecondFactor(w http.ResponseWriter, r *http.Request, userID
 	exp := strconv.FormatInt(h.cfg.Now().Add(pendingTTL).Unix(), 10)
 	h.setCookie(w, "latchkey_mfa", userID+"."+exp+"."+sign(h.mfa.pendingKeys[0], userID, exp), int(pendingTTL/time.Second))
 	p.Title, p.Error = "mfa.verify.title", ""
+	h.offerPasskey(&p, fs)
 	h.render(w, r, http.StatusOK, "mfa_verify", p)
 	return true, nil
+}
+
+// offerPasskey shows "Use a passkey" on a second-factor page when the
+// person has one (and passkeys are on); other pages of p offer none.
+func (h *Handler) offerPasskey(p *page, fs []store.Factor) {
+	p.Passkeys = false
+	if h.passkeys != nil && hasPasskey(fs) {
+		p.Passkeys = true
+		p.MFA = &mfaPage{HasPasskey: true}
+	}
 }
 
 // pendingUser is the person whose password this browser has just
@@ -204,7 +217,13 @@ func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
 	if returning {
 		p.ReturnTo, p.About, p.ClientName = rt.URL, r.URL.Query().Get(aboutParam), rt.ClientName
 	}
-	if h.pendingUser(r) != "" {
+	if id := h.pendingUser(r); id != "" {
+		fs, err := h.store.ListFactors(r.Context(), id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.offerPasskey(&p, fs)
 		h.render(w, r, http.StatusOK, "mfa_verify", p)
 		return
 	}
@@ -232,6 +251,7 @@ func (h *Handler) secondFactorPage(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusForbidden, "mfa_needed", p)
 		return
 	}
+	h.offerPasskey(&p, fs)
 	h.render(w, r, http.StatusOK, "mfa_verify", p)
 }
 
@@ -264,28 +284,63 @@ func (h *Handler) secondFactorSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		userID = s.User.ID
 	}
-	kind, ok, err := h.verifyFactor(ctx, userID, h.ClientIP(r), r.PostFormValue("code"))
+	// A page drawn again after a failure offers the passkey again; a
+	// success draws none, and reads no more.
+	again := func(status int, msg string) {
+		if fs, err := h.store.ListFactors(ctx, userID); err == nil {
+			h.offerPasskey(&p, fs)
+		}
+		p.Error = msg
+		h.render(w, r, status, "mfa_verify", p)
+	}
+	var factorAMR []string
+	var ok bool
+	var err error
+	if r.PostFormValue("credential") != "" {
+		r.Body = http.MaxBytesReader(w, r.Body, 2*credentialFormLimit)
+		had := []string{AMRPassword}
+		if s != nil {
+			had = s.AMR
+		}
+		factorAMR, err = h.secondFactorPasskey(w, r, userID, had)
+		if errors.Is(err, errPasskeyRefused) {
+			h.log.InfoContext(ctx, "second factor failed: passkey", "user_id", userID, "reason", err.Error())
+			err = nil
+		}
+		ok = factorAMR != nil
+	} else {
+		var kind string
+		kind, ok, err = h.verifyFactor(ctx, userID, h.ClientIP(r), r.PostFormValue("code"))
+		// The factor's part: a person signed in by passkey typed no
+		// password here.
+		factorAMR = slices.DeleteFunc(amrWith(kind), func(m string) bool { return m == AMRPassword })
+	}
 	switch {
 	case errors.Is(err, store.ErrLocked):
-		p.Error = "mfa.error.too_many"
-		h.render(w, r, http.StatusTooManyRequests, "mfa_verify", p)
+		again(http.StatusTooManyRequests, "mfa.error.too_many")
 		return
 	case err != nil:
 		h.fail(w, r, err)
 		return
 	case !ok:
 		h.log.InfoContext(ctx, "second factor failed", "user_id", userID)
-		p.Error = "mfa.error.wrong"
-		h.render(w, r, http.StatusUnauthorized, "mfa_verify", p)
+		msg := "mfa.error.wrong"
+		if r.PostFormValue("credential") != "" {
+			msg = "passkey.error.refused"
+		}
+		again(http.StatusUnauthorized, msg)
 		return
 	}
-	amr := amrWith(kind)
 	if s == nil {
+		// The password was just verified: it and the factor.
+		amr := raisedAMR([]string{AMRPassword}, factorAMR)
 		h.setCookie(w, "latchkey_mfa", "", -1)
 		h.startSession(w, r, userID, amr, rt, returning)
 		return
 	}
-	if err := h.store.RaiseLoginSession(ctx, s.LoginSessionID, amr); err != nil {
+	// What the session had (a password, or a passkey without user
+	// verification) and the factor.
+	if err := h.store.RaiseLoginSession(ctx, s.LoginSessionID, raisedAMR(s.AMR, factorAMR)); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -462,13 +517,18 @@ func (h *Handler) enrolPage(w http.ResponseWriter, r *http.Request, s *SignIn, f
 // password-only session cannot swap the factor out). Otherwise it sends
 // the browser to sign in or to give the factor, and reports false.
 func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*SignIn, []store.Factor, bool) {
+	return h.enrollingFor(w, r, PathTOTP)
+}
+
+// enrollingFor is enrolling for a page that comes back to back.
+func (h *Handler) enrollingFor(w http.ResponseWriter, r *http.Request, back string) (*SignIn, []store.Factor, bool) {
 	s, err := h.current(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return nil, nil, false
 	}
 	if s == nil {
-		h.SendToLogin(w, r, ReturnTo{URL: PathTOTP})
+		h.SendToLogin(w, r, ReturnTo{URL: back})
 		return nil, nil, false
 	}
 	fs, err := h.store.ListFactors(r.Context(), s.User.ID)
@@ -477,7 +537,7 @@ func (h *Handler) enrolling(w http.ResponseWriter, r *http.Request) (*SignIn, []
 		return nil, nil, false
 	}
 	if len(fs) > 0 && !s.MultiFactor() {
-		h.SendToSecondFactor(w, r, ReturnTo{URL: PathTOTP})
+		h.SendToSecondFactor(w, r, ReturnTo{URL: back})
 		return nil, nil, false
 	}
 	return s, fs, true

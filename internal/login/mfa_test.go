@@ -68,3 +68,27 @@ func TestQRCodeCarriesNoContent(t *testing.T) {
 		t.Errorf("svg: %.200s", s)
 	}
 }
+
+// The amr of each way through (RFC 8176): a passkey alone is hwk (swk when
+// synced), with mfa only when the authenticator verified the person; a
+// factor given later adds to what the session had, and never claims a
+// password that was not typed.
+func TestPasskeyAMR(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		got  []string
+		want string
+	}{
+		{"passkey, verified", passkeyAMR(false, true), "hwk mfa"},
+		{"passkey, presence only", passkeyAMR(false, false), "hwk"},
+		{"synced passkey, verified", passkeyAMR(true, true), "swk mfa"},
+		{"password then passkey", raisedAMR([]string{AMRPassword}, passkeyAMR(false, false)), "pwd hwk mfa"},
+		{"password then TOTP", raisedAMR([]string{AMRPassword}, []string{AMROTP, AMRMFA}), "pwd otp mfa"},
+		{"unverified passkey then TOTP", raisedAMR(passkeyAMR(false, false), []string{AMROTP, AMRMFA}), "hwk otp mfa"},
+		{"unverified passkey then verified passkey", raisedAMR(passkeyAMR(true, false), passkeyAMR(true, false)), "swk mfa"},
+	} {
+		if got := strings.Join(c.got, " "); got != c.want {
+			t.Errorf("%s: amr %q, want %q", c.name, got, c.want)
+		}
+	}
+}

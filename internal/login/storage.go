@@ -58,6 +58,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	FactorStore
+	PasskeyStore
 	ScopeStore
 	FindUser(ctx context.Context, id string) (*store.User, error)
 }

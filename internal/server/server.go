@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	}
 	lc := login.Config{
 		AuthorizePath:  oauth.PathAuthorize,
+		Issuer:         cfg.Issuer,
 		DevicePath:     oauth.PathDevice,
 		Secure:         cfg.SecureCookies(),
 		SessionIdleTTL: cfg.SessionIdleTTL,

@@ -10,10 +10,13 @@ import (
 // Second factors (issue 17): what a person enrolled besides their password.
 // The store keeps rows; codes, secrets and policy are internal/login's.
 
-// Factor kinds. A passkey adds its own kind ("webauthn") beside these.
+// Factor kinds.
 const (
 	// FactorTOTP is an RFC 6238 authenticator app; a person has at most one.
 	FactorTOTP = "totp"
+	// FactorWebAuthn is a passkey (WebAuthn Level 2); a person may have
+	// several.
+	FactorWebAuthn = "webauthn"
 )
 
 // Factor is one enrolled second factor of a person.
@@ -29,6 +32,19 @@ type Factor struct {
 	Counter    int64      `gorm:"column:counter" json:"-"`
 	CreatedAt  time.Time  `gorm:"column:created_at" json:"created_at"`
 	LastUsedAt *time.Time `gorm:"column:last_used_at" json:"last_used_at"`
+
+	// The passkey's credential record (kind FactorWebAuthn; empty for
+	// TOTP). CredentialID is unique across people.
+	CredentialID      []byte `gorm:"column:credential_id" json:"-"`
+	PublicKey         []byte `gorm:"column:public_key" json:"-"`
+	AAGUID            []byte `gorm:"column:aaguid" json:"-"`
+	Transports        string `gorm:"column:transports" json:"-"`
+	AttestationFormat string `gorm:"column:attestation_format" json:"-"`
+	// BackupEligible says the passkey may be synced to other devices;
+	// BackupState that it is (the authenticator's BE and BS flags).
+	BackupEligible bool   `gorm:"column:backup_eligible" json:"backup_eligible,omitempty"`
+	BackupState    bool   `gorm:"column:backup_state" json:"backup_state,omitempty"`
+	Name           string `gorm:"column:name" json:"name,omitempty"`
 }
 
 // TableName tells GORM the table.

@@ -53,6 +53,7 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, pushedTests...)
 	tests = append(tests, deviceTests...)
 	tests = append(tests, factorTests...)
+	tests = append(tests, passkeyTests...)
 	tests = append(tests, scopeTests...)
 	tests = append(tests, accountTests...)
 	tests = append(tests, auditTests...)
@@ -63,7 +64,7 @@ func RunConformance(t *testing.T, b Backend) {
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range append(append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...), keysBackendTests...) {
+	for _, tc := range append(append(append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...), keysBackendTests...), passkeyBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)
