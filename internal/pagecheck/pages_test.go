@@ -243,7 +243,7 @@ func (p *pass) everyPage(clientID, redirect string) {
 	p.open("not-found", base+"/no-such-page")
 	p.open("error", base+"/oauth2/authorize?client_id=no-such-client&response_type=code")
 	p.open("login", authorize)
-	p.focusOrder("login", "#username", "#password", "button[type=submit]", `a[href="/forgot-password"]`)
+	p.focusOrder("login", "#username", "#password", "button[type=submit]", "button[data-passkey-start]", `a[href="/forgot-password"]`)
 	p.submit("login-error", "#username", p.user.Username, "#password", "wrong-password")
 	p.errorTied("login-error", "#username", "#password")
 	p.submit("consent", "#password", p.password)
@@ -400,6 +400,8 @@ var autocomplete = map[string]string{
 	"confirm_password": "new-password",
 	"code":             "one-time-code",
 	"user_code":        "one-time-code",
+	// A passkey's name is the person's label for it, nothing to fill in.
+	"name": "off",
 }
 
 // tabWalk presses Tab from the top of the page through every control and
