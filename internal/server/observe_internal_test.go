@@ -1,0 +1,33 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/latchkey/latchkey/internal/requestid"
+)
+
+// The admin authentication names its caller with requestid.SetActor; the
+// access line, written after the handler returns, carries it as actor.
+func TestAccessLogActor(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Server{metrics: metrics.New(), log: requestid.Logger(slog.New(slog.NewJSONHandler(&buf, nil)))}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/things", func(w http.ResponseWriter, r *http.Request) {
+		requestid.SetActor(r.Context(), "ops-robot")
+		w.WriteHeader(http.StatusCreated)
+	})
+	s.middleware(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/admin/things", nil))
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if m["msg"] != "request" || m["actor"] != "ops-robot" || m["status"] != float64(201) || m["route"] != "POST /admin/things" {
+		t.Fatalf("access line %v", m)
+	}
+}
