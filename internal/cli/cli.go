@@ -122,21 +122,25 @@ func (e *env) versionCommand() *cobra.Command {
 		Short: "Print version, commit and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := commit
-			if c == "" {
-				if info, ok := debug.ReadBuildInfo(); ok {
-					for _, s := range info.Settings {
-						if s.Key == "vcs.revision" {
-							c = s.Value
-						}
-					}
-				}
-			}
-			if c == "" {
-				c = "unknown"
-			}
-			_, err := fmt.Fprintf(e.stdout, "latchkey %s\ncommit %s\n%s %s/%s\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintf(e.stdout, "latchkey %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	}
+}
+
+// buildCommit is the commit set with -ldflags, else the one the Go
+// toolchain stamped, else "unknown"; latchkey version and
+// latchkey_build_info say the same.
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }

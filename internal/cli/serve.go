@@ -51,7 +51,7 @@ unless --migrate (or --dev) is given.`,
 					return err
 				}
 			}
-			srv, err := server.New(ctx, cfg, st, log)
+			srv, err := server.New(ctx, cfg, st, log, server.WithBuildInfo(version, buildCommit()))
 			if err != nil {
 				return err
 			}

@@ -44,10 +44,12 @@ type Server struct {
 	account *login.Account
 	// backchannel delivers back-channel logout tokens.
 	backchannel *backchannel.Deliverer
-	keys        *keys.Manager
-	admin       *admin.API
-	metrics     *metrics.Metrics
-	log         *slog.Logger
+	// janitor deletes expired rows; one of the background tasks.
+	janitor *janitor.Janitor
+	keys    *keys.Manager
+	admin   *admin.API
+	metrics *metrics.Metrics
+	log     *slog.Logger
 	// background is what Run keeps running beside the listeners: key
 	// rotation and the janitor. Each returns once its context is done.
 	background []func(context.Context)
@@ -68,6 +70,8 @@ type options struct {
 	account []func(*login.AccountConfig)
 	// keys adjusts the key manager's options (tests).
 	keys []func(*keys.Options)
+	// version and commit are latchkey_build_info's (WithBuildInfo).
+	version, commit string
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -126,7 +130,8 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		TrustedProxies: proxies,
 		Theme: login.Theme{Dir: cfg.ThemeDir, ProductName: cfg.ProductName, LogoURL: cfg.LogoURL,
 			PrimaryColor: cfg.PrimaryColor},
-		Now: o.now,
+		Now:     o.now,
+		Metrics: m,
 	}
 	for _, f := range o.login {
 		f(&lc)
@@ -157,14 +162,20 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	if err := registerStateMetrics(m, cfg, st, km, o, log); err != nil {
+		return nil, err
+	}
+	jan := janitor.New(st, Retention(cfg), log)
+	jan.Metrics, jan.Now = m, o.now
 	background := o.background
 	if background == nil {
-		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run, deliverer.Run}
+		background = []func(context.Context){km.Run, jan.Run, deliverer.Run}
 	}
 	return &Server{
 		endSession:  provider.EndSession(pages, deliverer),
 		account:     account,
 		backchannel: deliverer,
+		janitor:     jan,
 		background:  background,
 		cfg:         cfg,
 		store:       st,

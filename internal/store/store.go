@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	gosqlite "github.com/glebarez/go-sqlite"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	gosqlite "github.com/glebarez/go-sqlite"
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -245,6 +246,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return sqlDB.PingContext(ctx)
 }
+
+// SQLDB is the connection pool, for its statistics (the metrics'
+// DBStatsCollector); nothing else may query through it.
+func (s *Store) SQLDB() (*sql.DB, error) { return s.gdb.DB() }
 
 // Close releases the connection pool.
 func (s *Store) Close() error {
