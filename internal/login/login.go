@@ -25,8 +25,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
