@@ -188,6 +188,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
+		nameSpan(ctx, route, requestID)
 		s.metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 		s.metrics.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
 		// client_id and actor join from the context (requestid.Logger).

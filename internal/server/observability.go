@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"sync"
 	"time"
@@ -12,14 +13,52 @@ import (
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/store"
+	"github.com/latchkey/latchkey/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // WithBuildInfo names the running binary in latchkey_build_info; without
 // it the version is "dev" and the commit "unknown".
 func WithBuildInfo(version, commit string) Option {
 	return func(o *options) { o.version, o.commit = version, commit }
+}
+
+// WithTracerProvider turns traces on: each request gets a span named by its
+// route pattern, joined to the caller's trace when it sent a W3C
+// traceparent. The store must be opened with Options.Traced for the SQL
+// spans. Without it (or with nil) nothing is wrapped.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
+}
+
+// traced wraps a listener's handler in its HTTP span when traces are on.
+// The span is named by the method until observe, which sees the route
+// pattern once the mux has matched, renames it.
+func (s *Server) traced(h http.Handler) http.Handler {
+	if s.tracer == nil {
+		return h
+	}
+	return otelhttp.NewHandler(h, "http",
+		otelhttp.WithTracerProvider(s.tracer),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelhttp.WithPropagators(propagation.TraceContext{}),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+}
+
+// nameSpan gives the request's span its route pattern and request id.
+func nameSpan(ctx context.Context, route, requestID string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetName(route)
+	span.SetAttributes(attribute.String("http.route", route), tracing.RequestIDKey.String(requestID))
 }
 
 // activeSessionsLimit bounds the count behind latchkey_active_login_sessions:

@@ -23,6 +23,7 @@ import (
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaxBodyBytes is the largest request body any endpoint reads (1 MiB).
@@ -50,6 +51,9 @@ type Server struct {
 	admin   *admin.API
 	metrics *metrics.Metrics
 	log     *slog.Logger
+	// tracer is nil when traces are off: the handlers are then not
+	// wrapped at all.
+	tracer trace.TracerProvider
 	// background is what Run keeps running beside the listeners: key
 	// rotation and the janitor. Each returns once its context is done.
 	background []func(context.Context)
@@ -72,6 +76,8 @@ type options struct {
 	keys []func(*keys.Options)
 	// version and commit are latchkey_build_info's (WithBuildInfo).
 	version, commit string
+	// tracer makes the HTTP spans (WithTracerProvider); nil is off.
+	tracer trace.TracerProvider
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -185,6 +191,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		admin:       admin.NewAPI(adminService, km, cfg.AdminToken, log),
 		metrics:     m,
 		log:         log,
+		tracer:      o.tracer,
 	}, nil
 }
 
@@ -211,7 +218,7 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)
-	return s.middleware(s.cors(notFoundPage(mux, s.pages.NotFound)))
+	return s.traced(s.middleware(s.cors(notFoundPage(mux, s.pages.NotFound))))
 }
 
 // AdminHandler serves the admin API and /metrics.
@@ -230,7 +237,7 @@ func (s *Server) AdminHandler() http.Handler {
 		mux.Handle("GET /debug/pprof/symbol", s.admin.Guard(http.HandlerFunc(pprof.Symbol)))
 	}
 	s.health(mux)
-	return s.middleware(mux)
+	return s.traced(s.middleware(mux))
 }
 
 func (s *Server) health(mux *http.ServeMux) {

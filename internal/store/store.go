@@ -88,6 +88,9 @@ type Options struct {
 	// four in a row go missing its connection is taken for dead, the cache
 	// is turned off and the loss is logged.
 	ListenHeartbeat time.Duration
+	// Traced makes a span of every statement run under a traced request
+	// (tracing.go). Off, no callback is registered at all.
+	Traced bool
 
 	// listenDial replaces the listener's dialer in tests.
 	listenDial pgconn.DialFunc
@@ -162,6 +165,11 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 	}
 	if opts.OnStatement != nil {
 		if err := observeStatements(gdb, opts.OnStatement); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Traced {
+		if err := traceStatements(gdb, dialect); err != nil {
 			return nil, err
 		}
 	}
