@@ -31,3 +31,12 @@ func TestAccessLogActor(t *testing.T) {
 		t.Fatalf("access line %v", m)
 	}
 }
+
+// With traces off the handlers are not wrapped at all: no span, no
+// allocation, nothing on the request path.
+func TestTracesOffWrapNothing(t *testing.T) {
+	h := &struct{ http.Handler }{http.NotFoundHandler()}
+	if got := (&Server{}).traced(h); got != http.Handler(h) {
+		t.Fatalf("traced wrapped the handler with traces off: %T", got)
+	}
+}
