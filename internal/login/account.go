@@ -63,6 +63,11 @@ type AccountConfig struct {
 	// LinksPerTTL bounds the links of one purpose a person is sent within
 	// LinkTTL (a mail bomb through the forgot-password form); zero is 3.
 	LinksPerTTL int
+	// ForgotPerIP bounds the forgot-password requests one client IP may
+	// make within LinkTTL, whatever names they carry: LinksPerTTL holds per
+	// person, and without this one address could mail every account in
+	// turn. Zero is 10.
+	ForgotPerIP int
 	// CheckPassword applies the rules of a new password (the admin API's).
 	CheckPassword func(password string) error
 	// HashPassword hashes a new password; nil is argon2id with
@@ -190,7 +195,12 @@ func (a *Account) message(w http.ResponseWriter, r *http.Request, status int, ti
 // that carries arguments: the layout shows Error through T, which leaves
 // a text no catalogue has as it is.
 func (a *Account) tr(r *http.Request, key string, args ...any) string {
-	return localizer{c: a.h.locales, lang: a.h.locales.pick("", r)}.T(key, args...)
+	return a.localizer(r).T(key, args...)
+}
+
+// localizer is r's language, for text that leaves the page: e-mails.
+func (a *Account) localizer(r *http.Request) localizer {
+	return localizer{c: a.h.locales, lang: a.h.locales.pick("", r)}
 }
 
 // notices are the messages /account shows after a change, by the code in
@@ -226,8 +236,9 @@ func (a *Account) accountPage(w http.ResponseWriter, r *http.Request) {
 	a.show(w, r, s, http.StatusOK, "", notices[r.URL.Query().Get("done")])
 }
 
-// show renders /account for s with an error or a notice.
-func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status int, errMsg, notice string) {
+// show renders /account for s with an error or a notice. fields are those
+// an error that is no message key is about (fieldErrors).
+func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status int, errMsg, notice string, fields ...string) {
 	ctx := r.Context()
 	sessions, err := a.st.ListLoginSessions(ctx, s.User.ID, a.h.cfg.SessionIdleTTL)
 	if err != nil {
@@ -241,6 +252,7 @@ func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status
 	}
 	v := accountView{Title: "account.title", Error: errMsg, Message: notice, CSRFToken: a.h.csrfToken(w, r), User: s.User,
 		CanVerify: a.cfg.Mailer != nil && s.User.Email != "" && !s.User.EmailVerified}
+	v.ErrorFields = fields
 	for _, ls := range sessions {
 		v.Sessions = append(v.Sessions, sessionView{SID: ls.SID, Device: describeDevice(ls.UserAgent), Address: ls.Address,
 			Created: when(ls.CreatedAt), LastSeen: when(ls.LastSeenAt), ThisDevice: ls.ID == s.LoginSessionID})
@@ -360,7 +372,7 @@ func (a *Account) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.CheckPassword(next); err != nil {
-		a.show(w, r, s, http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "")
+		a.show(w, r, s, http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "", "new_password")
 		return
 	}
 	ip := a.h.ClientIP(r)

@@ -45,8 +45,35 @@ func (a *Account) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 			Error: "reset.error.missing"})
 		return
 	}
-	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, name) })
+	switch err := a.reserveForgot(r); {
+	case errors.Is(err, store.ErrLocked):
+		// Counted by address, not by name: the answer says nothing about
+		// which accounts exist.
+		a.render(w, r, http.StatusTooManyRequests, "reset_request", accountView{Title: "reset.request.title", CSRFToken: a.h.csrfToken(w, r),
+			Error: "reset.error.too_many"})
+		return
+	case err != nil:
+		a.h.log.ErrorContext(r.Context(), "forgot password: count request", "error", err)
+		a.h.ErrorPage(w, r, http.StatusServiceUnavailable, "error.unavailable.title", "error.unavailable.message")
+		return
+	}
+	lang := a.localizer(r)
+	a.background(r.Context(), "forgot password", func(ctx context.Context) error { return a.sendReset(ctx, lang, name) })
 	a.message(w, r, http.StatusOK, "reset.sent.title", forgotAnswer, "/login", "reset.back", a.cfg.LinkTTL)
+}
+
+// reserveForgot counts a forgot-password request against its client IP in
+// the database-backed attempt rows, so the limit holds across instances;
+// store.ErrLocked once the IP has made AccountConfig.ForgotPerIP within
+// LinkTTL. Requests are never taken back: each one may send a mail.
+func (a *Account) reserveForgot(r *http.Request) error {
+	limit := a.cfg.ForgotPerIP
+	if limit <= 0 {
+		limit = 10
+	}
+	_, err := a.h.store.ReserveLoginAttempt(r.Context(), a.cfg.LinkTTL,
+		store.AttemptKey{Key: "forgot-ip:" + a.h.ClientIP(r), Lock: lockAt(limit, a.cfg.LinkTTL)})
+	return err
 }
 
 // background runs work after the answer (AccountConfig.Go), detached from
@@ -70,8 +97,9 @@ func (a *Account) background(ctx context.Context, what string, work func(ctx con
 }
 
 // sendReset finds the account the person named (as sign-in does: a
-// username, else an address exactly one account has) and mails it a link.
-func (a *Account) sendReset(ctx context.Context, name string) error {
+// username, else an address exactly one account has) and mails it a link
+// in lang, the language of the page it was asked from.
+func (a *Account) sendReset(ctx context.Context, lang localizer, name string) error {
 	u, err := a.h.auth.findAccount(ctx, name)
 	if err != nil {
 		return err
@@ -79,15 +107,13 @@ func (a *Account) sendReset(ctx context.Context, name string) error {
 	if u == nil || u.Email == "" {
 		return nil
 	}
-	return a.sendLink(ctx, u, store.EmailTokenReset, "/reset-password", "Reset your password",
-		"Someone, probably you, asked to reset the password of your account %s.\n\n"+
-			"To choose a new password, open this link within %s:\n\n%s\n\n"+
-			"If you did not ask for this, ignore this message: your password stays as it is.\n")
+	return a.sendLink(ctx, u, lang, store.EmailTokenReset, "/reset-password", "mail.reset")
 }
 
-// sendLink makes a link of purpose for u and mails it to u's address.
-// body has three %s: the username, the lifetime and the link.
-func (a *Account) sendLink(ctx context.Context, u *store.User, purpose, path, subject, body string) error {
+// sendLink makes a link of purpose for u and mails it to u's address, in
+// lang: the catalogue's msg+".subject" and msg+".body", whose {0}, {1} and
+// {2} are the username, the lifetime and the link.
+func (a *Account) sendLink(ctx context.Context, u *store.User, lang localizer, purpose, path, msg string) error {
 	token, err := secrets.RandomToken(32)
 	if err != nil {
 		return err
@@ -101,8 +127,8 @@ func (a *Account) sendLink(ctx context.Context, u *store.User, purpose, path, su
 		return err
 	}
 	link := strings.TrimSuffix(a.cfg.Issuer, "/") + path + "?" + url.Values{"token": {token}}.Encode()
-	err = a.cfg.Mailer.Send(ctx, mail.Message{To: u.Email, Subject: subject,
-		Body: fmt.Sprintf(body, u.Username, a.cfg.LinkTTL, link)})
+	err = a.cfg.Mailer.Send(ctx, mail.Message{To: u.Email, Subject: lang.T(msg + ".subject"),
+		Body: lang.T(msg+".body", u.Username, a.cfg.LinkTTL, link)})
 	if err != nil {
 		return fmt.Errorf("send %s link: %w", purpose, err)
 	}
@@ -145,8 +171,10 @@ func (a *Account) resetPage(w http.ResponseWriter, r *http.Request) {
 // and a failure leaves it unused.
 func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 	token := linkToken(r)
-	again := func(status int, msg string) {
-		a.render(w, r, status, "reset", accountView{Title: "reset.title", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg})
+	again := func(status int, msg string, fields ...string) {
+		v := accountView{Title: "reset.title", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg}
+		v.ErrorFields = fields
+		a.render(w, r, status, "reset", v)
 	}
 	if !a.h.validCSRF(r) {
 		again(http.StatusForbidden, "reset.error.csrf")
@@ -158,7 +186,7 @@ func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.CheckPassword(next); err != nil {
-		again(http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()))
+		again(http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "new_password")
 		return
 	}
 	if token == "" {
@@ -211,10 +239,9 @@ func (a *Account) requestVerification(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := s.User
+	lang := a.localizer(r)
 	a.background(r.Context(), "verify email", func(ctx context.Context) error {
-		return a.sendLink(ctx, u, store.EmailTokenVerify, "/verify-email", "Verify your email address",
-			"To confirm that this address belongs to your account %s, open this link within %s:\n\n%s\n\n"+
-				"If you did not ask for this, ignore this message.\n")
+		return a.sendLink(ctx, u, lang, store.EmailTokenVerify, "/verify-email", "mail.verify")
 	})
 	a.done(w, r, "verify-sent")
 }

@@ -69,8 +69,6 @@ const (
 	// totpPeriod and totpDigits are what every authenticator app does.
 	totpPeriod = 30
 	totpDigits = otp.DigitsSix
-	// TOTPIssuer names the account in the authenticator app.
-	TOTPIssuer = "Latchkey"
 )
 
 var mfaPages = []string{"mfa_verify", "mfa_enrol", "mfa_recovery", "mfa_needed"}
@@ -80,6 +78,9 @@ type mfaPage struct {
 	// QR is the otpauth URI as an inline SVG, drawn here: no script, no
 	// image fetched (the CSP allows neither).
 	QR template.HTML
+	// URI is the same otpauth URI as a link, for a person enrolling on the
+	// phone that holds the authenticator app: it cannot scan its own screen.
+	URI template.URL
 	// Secret is the TOTP secret in base32 for typing; Sealed carries it
 	// through the confirming form, sealed.
 	Secret, Sealed string
@@ -441,7 +442,7 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: TOTPIssuer, AccountName: s.User.Username,
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: h.product, AccountName: s.User.Username,
 		Period: totpPeriod, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
 		h.fail(w, r, err)
@@ -470,7 +471,10 @@ func (h *Handler) enrolPage(w http.ResponseWriter, r *http.Request, s *SignIn, f
 		return page{}, err
 	}
 	return page{Title: "mfa.enrol.title", CSRFToken: h.csrfToken(w, r), MFA: &mfaPage{
-		QR: qrSVG, Secret: key.Secret(), Sealed: base64.RawURLEncoding.EncodeToString(sealed),
+		// key.URL is built here from base32 and the product name, both
+		// escaped by url.Values: the otpauth scheme html/template would
+		// otherwise refuse is safe.
+		QR: qrSVG, URI: template.URL(key.URL()), Secret: key.Secret(), Sealed: base64.RawURLEncoding.EncodeToString(sealed),
 		HasFactor: len(fs) > 0, RecoveryLeft: left,
 	}}, nil
 }
@@ -538,7 +542,7 @@ func (h *Handler) totpSubmit(w http.ResponseWriter, r *http.Request) {
 	step, ok := matchTOTP(secret, code, h.cfg.Now())
 	if !ok {
 		att.Failed(ctx)
-		k, kerr := totpKey(secret, s.User.Username)
+		k, kerr := totpKey(h.product, secret, s.User.Username)
 		if kerr != nil {
 			h.fail(w, r, kerr)
 			return
@@ -615,9 +619,9 @@ func (h *Handler) recoveryCodesSubmit(w http.ResponseWriter, r *http.Request) {
 
 // totpKey is the key of an enrolment page shown again (after a wrong
 // code): the same secret, so the app's entry still matches.
-func totpKey(secret, account string) (*otp.Key, error) {
-	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + TOTPIssuer + ":" + account, RawQuery: url.Values{
-		"secret": {secret}, "issuer": {TOTPIssuer}, "period": {strconv.Itoa(totpPeriod)},
+func totpKey(issuer, secret, account string) (*otp.Key, error) {
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + issuer + ":" + account, RawQuery: url.Values{
+		"secret": {secret}, "issuer": {issuer}, "period": {strconv.Itoa(totpPeriod)},
 		"digits": {"6"}, "algorithm": {"SHA1"},
 	}.Encode()}
 	return otp.NewKeyFromURL(u.String())

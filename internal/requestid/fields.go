@@ -5,30 +5,24 @@ import (
 	"sync"
 )
 
-// Keys of what a request learns about its caller while it is served; every
-// line logged with the request's context carries them once known.
-const (
-	ClientIDKey = "client_id"
-	// ActorKey names who called the admin API: the admin authentication
-	// sets it (SetActor), the access log line and every line after it
-	// carry it.
-	ActorKey = "actor"
-)
+// ClientIDKey is the log key of the client a request acts for; every line
+// logged with the request's context carries it once known. (Who called
+// the admin API is internal/actor's.)
+const ClientIDKey = "client_id"
 
 // fields is filled in by handlers deep in the request (the client
-// authentication, the admin guard) and read by the middleware that made
-// it, after they return. A pointer in the context, so every context
-// derived from the request's shares it.
+// authentication) and read by the middleware that made it, after they
+// return. A pointer in the context, so every context derived from the
+// request's shares it.
 type fields struct {
 	mu       sync.Mutex
 	clientID string
-	actor    string
 }
 
 type fieldsKey struct{}
 
-// WithFields returns ctx with an empty holder for the caller's client_id
-// and actor. Without one, the setters do nothing.
+// WithFields returns ctx with an empty holder for the caller's client_id.
+// Without one, SetClientID does nothing.
 func WithFields(ctx context.Context) context.Context {
 	return context.WithValue(ctx, fieldsKey{}, &fields{})
 }
@@ -57,26 +51,6 @@ func ClientID(ctx context.Context) string {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return f.clientID
-	}
-	return ""
-}
-
-// SetActor records who called the admin API (the name of the admin token
-// it presented). The admin authentication is the one caller.
-func SetActor(ctx context.Context, actor string) {
-	if f := holder(ctx); f != nil && actor != "" {
-		f.mu.Lock()
-		f.actor = actor
-		f.mu.Unlock()
-	}
-}
-
-// Actor is the admin caller SetActor recorded, or "".
-func Actor(ctx context.Context) string {
-	if f := holder(ctx); f != nil {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.actor
 	}
 	return ""
 }

@@ -1,6 +1,6 @@
-// Package requestid carries one HTTP request's id, and the client or admin
-// actor it turns out to act for, through its context and puts them on every
-// log line written with that context. The id is the
+// Package requestid carries one HTTP request's id, and the client it turns
+// out to act for, through its context and puts them on every log line
+// written with that context. The id is the
 // caller's X-Request-Id when it is a sane token, so a proxy's or a client's
 // id joins their logs to ours, or a fresh random one.
 package requestid
@@ -70,9 +70,9 @@ func FromHeader(incoming string) string {
 }
 
 // Logger wraps l's handler so that every record logged with a context
-// carrying an id gets request_id, and client_id and actor once the request
-// has learnt them (fields.go), unless the line names its own. Wrapping
-// twice adds them once.
+// carrying an id gets request_id, and client_id once the request has
+// learnt it (fields.go), unless the line names its own. Wrapping twice
+// adds them once.
 func Logger(l *slog.Logger) *slog.Logger {
 	if _, ok := l.Handler().(handler); ok {
 		return l
@@ -88,26 +88,20 @@ type handler struct {
 }
 
 func (h handler) Handle(ctx context.Context, r slog.Record) error {
-	id := FromContext(ctx)
-	client, actor := "", ""
-	if f := holder(ctx); f != nil {
-		f.mu.Lock()
-		client, actor = f.clientID, f.actor
-		f.mu.Unlock()
-	}
-	if id == "" && client == "" && actor == "" {
+	id, client := FromContext(ctx), ClientID(ctx)
+	if id == "" && client == "" {
 		return h.Handler.Handle(ctx, r)
 	}
 	has := map[string]bool{}
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Key {
-		case LogKey, ClientIDKey, ActorKey:
+		case LogKey, ClientIDKey:
 			has[a.Key] = true
 		}
 		return true
 	})
 	r = r.Clone()
-	for _, kv := range [][2]string{{LogKey, id}, {ClientIDKey, client}, {ActorKey, actor}} {
+	for _, kv := range [][2]string{{LogKey, id}, {ClientIDKey, client}} {
 		if kv[1] != "" && !has[kv[0]] && !h.named[kv[0]] {
 			r.AddAttrs(slog.String(kv[0], kv[1]))
 		}
@@ -119,7 +113,7 @@ func (h handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	var named map[string]bool
 	for _, a := range attrs {
 		switch a.Key {
-		case LogKey, ClientIDKey, ActorKey:
+		case LogKey, ClientIDKey:
 			if named == nil {
 				named = map[string]bool{}
 				maps.Copy(named, h.named)

@@ -76,24 +76,23 @@ func TestLoggerAddsTheID(t *testing.T) {
 	}
 }
 
-// Once a handler has recorded the client (and an admin actor), every line
-// logged with the request's context carries client_id and actor, once: a
-// line that names its own client_id, or a logger made With one, keeps it.
-// The first client recorded wins; without the holder nothing is recorded.
-func TestLoggerAddsClientAndActor(t *testing.T) {
+// Once a handler has recorded the client, every line logged with the
+// request's context carries client_id, once: a line that names its own
+// client_id, or a logger made With one, keeps it. The first client
+// recorded wins; without the holder nothing is recorded.
+func TestLoggerAddsClientID(t *testing.T) {
 	var buf bytes.Buffer
 	log := requestid.Logger(slog.New(slog.NewJSONHandler(&buf, nil)))
 	ctx := requestid.WithFields(requestid.NewContext(context.Background(), "req-2"))
 	log.InfoContext(ctx, "before")
 	requestid.SetClientID(ctx, "client-a")
 	requestid.SetClientID(ctx, "client-b")
-	requestid.SetActor(ctx, "ops")
 	log.ErrorContext(ctx, "after")
 	log.InfoContext(ctx, "own", "client_id", "other")
 	log.With("client_id", "with").InfoContext(ctx, "with")
 	requestid.SetClientID(context.Background(), "nowhere")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	want := []struct{ client, actor string }{{"", ""}, {"client-a", "ops"}, {"other", "ops"}, {"with", "ops"}}
+	want := []string{"", "client-a", "other", "with"}
 	if len(lines) != len(want) {
 		t.Fatalf("want %d lines, got %q", len(want), buf.String())
 	}
@@ -103,10 +102,8 @@ func TestLoggerAddsClientAndActor(t *testing.T) {
 			t.Fatal(err)
 		}
 		client, _ := m["client_id"].(string)
-		actor, _ := m["actor"].(string)
-		if client != want[i].client || actor != want[i].actor || m["request_id"] != "req-2" ||
-			strings.Count(line, `"client_id"`) > 1 {
-			t.Errorf("line %d: client_id %q actor %q, want %+v: %s", i+1, client, actor, want[i], line)
+		if client != want[i] || m["request_id"] != "req-2" || strings.Count(line, `"client_id"`) > 1 {
+			t.Errorf("line %d: client_id %q, want %q: %s", i+1, client, want[i], line)
 		}
 	}
 	if got := requestid.ClientID(ctx); got != "client-a" {

@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	netmail "net/mail"
 	"net/url"
 	"regexp"
 	"strings"
@@ -348,6 +352,68 @@ func TestPasswordResetByMail(t *testing.T) {
 			t.Errorf("a late link's page: %d", resp.StatusCode)
 		}
 		signIn(t, h.browser("https://never.example"), "ann", "ann-password-2")
+	})
+}
+
+// The mail is in the language of the page it was asked from: a German
+// browser gets a German reset link mail, subject and body.
+func TestResetMailInPageLanguage(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newAccountHarness(t, b, true)
+		h.setEmail(h.user("ann", "ann-password-1"), "ann@example.com")
+		br := speaking(h.browser("https://never.example"), "de-DE,de;q=0.9")
+		_, fp := br.get(h.public.URL + "/forgot-password")
+		if resp, _ := br.post("/forgot-password", url.Values{"csrf_token": {field(t, csrfRe, fp)}, "username": {"ann"}}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("forgot: %d", resp.StatusCode)
+		}
+		h.work.Wait()
+		m := h.smtp.Next(t, 10*time.Second)
+		msg, err := netmail.ReadMessage(strings.NewReader(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		if err != nil || subject != "Passwort zurücksetzen" {
+			t.Errorf("subject %q (%v)", subject, err)
+		}
+		if body, _ := io.ReadAll(msg.Body); !strings.Contains(string(body), "Jemand, wahrscheinlich Sie") ||
+			!strings.Contains(string(body), h.public.URL+"/reset-password?token=") {
+			t.Errorf("body:\n%s", body)
+		}
+	})
+}
+
+// One address cannot mail every account in turn: past ten forgot-password
+// requests within the link lifetime it is refused with 429, whichever name
+// it asks for, and no mail goes; the limit lapses with the window.
+func TestForgotPasswordPerIPLimit(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		h := newAccountHarness(t, b, true)
+		for _, name := range []string{"ann", "bob"} {
+			h.setEmail(h.user(name, name+"-password-1"), name+"@example.com")
+		}
+		br := h.browser("https://never.example")
+		forgot := func(name string) int {
+			_, fp := br.get(h.public.URL + "/forgot-password")
+			resp, _ := br.post("/forgot-password", url.Values{"csrf_token": {field(t, csrfRe, fp)}, "username": {name}})
+			return resp.StatusCode
+		}
+		for i := range 10 {
+			if got := forgot(fmt.Sprintf("nobody-%d", i)); got != http.StatusOK {
+				t.Fatalf("request %d: %d", i+1, got)
+			}
+		}
+		for _, name := range []string{"ann", "nobody-x"} {
+			if got := forgot(name); got != http.StatusTooManyRequests {
+				t.Errorf("request past the limit for %q: %d, want 429", name, got)
+			}
+		}
+		h.noMail(t)
+		h.clock.advance(h.cfg.EmailLinkTTL + time.Second)
+		if got := forgot("bob"); got != http.StatusOK {
+			t.Fatalf("after the window: %d", got)
+		}
+		h.mailLink(t, "bob@example.com", "/reset-password")
 	})
 }
 

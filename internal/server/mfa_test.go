@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"cmp"
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -21,6 +23,7 @@ import (
 
 var (
 	totpSecretRe   = regexp.MustCompile(`<code class="secret">([A-Z2-7]+)</code>`)
+	otpauthRe      = regexp.MustCompile(`<a href="(otpauth://totp/[^"]+)"`)
 	sealedSecretRe = regexp.MustCompile(`name="secret" value="([^"]+)"`)
 	recoveryCodeRe = regexp.MustCompile(`<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>`)
 	aboutRe        = regexp.MustCompile(`name="about" value="([^"]*)"`)
@@ -49,6 +52,11 @@ func enrolTOTP(t *testing.T, h *harness, br *browser) (string, []string) {
 		t.Errorf("enrolment page CSP %q or script", csp)
 	}
 	secret := field(t, totpSecretRe, page)
+	issuer := cmp.Or(h.cfg.ProductName, "Latchkey")
+	if link, err := url.Parse(html.UnescapeString(field(t, otpauthRe, page))); err != nil ||
+		link.Query().Get("secret") != secret || link.Query().Get("issuer") != issuer || !strings.HasPrefix(link.Path, "/"+issuer+":") {
+		t.Errorf("the authenticator app link %v lacks the secret or issuer %q", link, issuer)
+	}
 	resp, page = br.post("/account/totp", url.Values{"csrf_token": {field(t, csrfRe, page)},
 		"secret": {field(t, sealedSecretRe, page)}, "code": {totpAt(t, secret, h.now())}})
 	if resp.StatusCode != http.StatusOK {
@@ -190,10 +198,11 @@ func TestMFAEnrolmentThenSignInNeedsCode(t *testing.T) {
 	})
 }
 
-// A recovery code signs in once.
+// A recovery code signs in once. (Under a product name of its own, which
+// the authenticator app shows as the account's issuer: enrolTOTP checks.)
 func TestMFARecoveryCodeWorksOnce(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
-		h := mfaHarness(t, b)
+		h := mfaHarness(t, b, func(c *config.Config) { c.ProductName = "Acme Cloud" })
 		h.person("ida", "ida-password-1")
 		app := h.spa("https://app.example/cb", true, "openid")
 		first := h.browser("https://")

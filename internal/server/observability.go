@@ -9,9 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/actor"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/latchkey/latchkey/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +61,14 @@ func nameSpan(ctx context.Context, route, requestID string) {
 	}
 	span.SetName(route)
 	span.SetAttributes(attribute.String("http.route", route), tracing.RequestIDKey.String(requestID))
+}
+
+// serverLogger is log with the request's fields: every line logged while
+// serving a request carries its request_id, the client_id and, on the
+// admin listener, the actor once known. actor's wrapper is outermost so
+// that the admin API's own actor.Logger finds it and adds nothing twice.
+func serverLogger(log *slog.Logger) *slog.Logger {
+	return actor.Logger(requestid.Logger(log))
 }
 
 // activeSessionsLimit bounds the count behind latchkey_active_login_sessions:

@@ -8,18 +8,19 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/latchkey/latchkey/internal/actor"
 	"github.com/latchkey/latchkey/internal/metrics"
-	"github.com/latchkey/latchkey/internal/requestid"
 )
 
-// The admin authentication names its caller with requestid.SetActor; the
-// access line, written after the handler returns, carries it as actor.
+// The admin guard names its caller with actor.NewContext on a context of
+// its own; the access line, written after the handler returns, still
+// carries it as actor (the slot observe gives every request).
 func TestAccessLogActor(t *testing.T) {
 	var buf bytes.Buffer
-	s := &Server{metrics: metrics.New(), log: requestid.Logger(slog.New(slog.NewJSONHandler(&buf, nil)))}
+	s := &Server{metrics: metrics.New(), log: serverLogger(slog.New(slog.NewJSONHandler(&buf, nil)))}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/things", func(w http.ResponseWriter, r *http.Request) {
-		requestid.SetActor(r.Context(), "ops-robot")
+		_ = actor.NewContext(r.Context(), "ops-robot")
 		w.WriteHeader(http.StatusCreated)
 	})
 	s.middleware(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/admin/things", nil))

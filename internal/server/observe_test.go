@@ -28,8 +28,8 @@ func (h *harness) logLines(t *testing.T, before int) []map[string]any {
 }
 
 // Every request gets one access line at info: method, the route pattern
-// (never the raw path), status, duration, request_id and the client the
-// request authenticated. An OAuth error logged while serving it carries
+// (never the raw path), status, duration, request_id, the client the
+// request authenticated and, on the admin listener, the actor. An OAuth error logged while serving it carries
 // the same request_id and client_id, without the handler naming them.
 func TestAccessLog(t *testing.T) {
 	h := newHarness(t, storetest.Backends()[0])
@@ -81,6 +81,11 @@ func TestAccessLog(t *testing.T) {
 	for _, l := range h.logLines(t, before) {
 		if l["msg"] == "request" {
 			routes = append(routes, l["route"])
+			// The admin guard's actor reaches the access line: the
+			// LATCHKEY_ADMIN_TOKEN is "bootstrap"; the public call has none.
+			if want := map[bool]any{true: "bootstrap", false: nil}[l["route"] == "GET /admin/clients/{id}"]; l["actor"] != want {
+				t.Errorf("access line of %v: actor %v, want %v", l["route"], l["actor"], want)
+			}
 		}
 	}
 	if len(routes) != 2 || routes[0] != "GET /admin/clients/{id}" || routes[1] != "unmatched" {

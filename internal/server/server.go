@@ -19,7 +19,6 @@ import (
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
-	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -107,8 +106,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if o.now == nil {
 		o.now = st.Now
 	}
-	// Every line logged while serving a request carries its request_id.
-	log = requestid.Logger(log)
+	log = serverLogger(log)
 	m := metrics.New()
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now

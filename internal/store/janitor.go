@@ -21,7 +21,8 @@ type Retention struct {
 	SessionIdleTTL time.Duration
 	// FailureWindow is how long failed-login counters matter.
 	FailureWindow time.Duration
-	// SecurityEvents is how long audit rows are kept (0: forever).
+	// SecurityEvents is how long audit rows are kept, security events and
+	// the admin audit log alike (LATCHKEY_AUDIT_RETENTION; 0: forever).
 	SecurityEvents time.Duration
 	// GrantLifetime is the longest a grant can live after its
 	// authorization code was issued (code, then the absolute refresh
@@ -140,6 +141,12 @@ func (s *Store) DeleteExpiredByTable(ctx context.Context, r Retention, batch int
 			return deleted, fmt.Errorf("delete old security events: %w", translate(res.Error))
 		}
 		count("security_events", res.RowsAffected)
+		res = s.db(ctx).Exec("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
+			now.Add(-r.SecurityEvents), batch)
+		if res.Error != nil {
+			return deleted, fmt.Errorf("delete old audit log entries: %w", translate(res.Error))
+		}
+		count("audit_log", res.RowsAffected)
 	}
 	return deleted, nil
 }
