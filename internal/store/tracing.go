@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,8 +45,10 @@ func traceStatements(gdb *gorm.DB, dialect string) error {
 		}
 		span.SetName(name)
 		span.SetAttributes(attribute.String("db.statement", sql), attribute.Int64("db.rows_affected", db.RowsAffected))
-		if db.Error != nil && db.Error != gorm.ErrRecordNotFound {
-			span.SetStatus(codes.Error, db.Error.Error())
+		if db.Error != nil && !errors.Is(db.Error, gorm.ErrRecordNotFound) {
+			// Not the driver's text: PostgreSQL names the conflicting key's
+			// value in a unique violation.
+			span.SetStatus(codes.Error, "statement failed")
 		}
 		span.End()
 	}
