@@ -92,6 +92,11 @@ type ClientMetadata struct {
 	// https, or http to a loopback host.
 	LogoURI   string `json:"logo_uri,omitempty"`
 	ClientURI string `json:"client_uri,omitempty"`
+	// AllowedCORSOrigins are the browser origins (scheme://host[:port])
+	// that may call the token, revocation, PAR and device authorization
+	// endpoints as this client, as in Hydra. Absent (nil) derives them from
+	// the http and https redirect URIs; [] allows none.
+	AllowedCORSOrigins *[]string `json:"allowed_cors_origins,omitempty"`
 	// Warnings are in answers only: registration rules that were not
 	// broken but should not be relied on (http://localhost, RFC 8252 §8.3).
 	Warnings []string `json:"warnings,omitempty"`
@@ -253,6 +258,18 @@ func normalize(md *ClientMetadata) (*store.Client, error) {
 	}
 	if err := oidcMetadata(md, c); err != nil {
 		return nil, err
+	}
+	if md.AllowedCORSOrigins != nil {
+		c.AllowedCORSOrigins = []string{}
+		for _, raw := range *md.AllowedCORSOrigins {
+			o, err := redirecturi.ParseOrigin(raw)
+			if err != nil {
+				return nil, invalidMetadata("allowed_cors_origins: %q is %v", raw, err)
+			}
+			if !slices.Contains(c.AllowedCORSOrigins, o) {
+				c.AllowedCORSOrigins = append(c.AllowedCORSOrigins, o)
+			}
+		}
 	}
 	c.RequirePushedAuthorizationRequests = md.RequirePushedAuthorizationRequests
 	c.RequireMFA = md.RequireMFA
@@ -468,6 +485,10 @@ func toMetadata(c *store.Client) *ClientMetadata {
 	}
 	if c.JWKS != "" {
 		md.JWKS = json.RawMessage(c.JWKS)
+	}
+	if c.AllowedCORSOrigins != nil {
+		origins := slices.Clone(c.AllowedCORSOrigins)
+		md.AllowedCORSOrigins = &origins
 	}
 	return md
 }

@@ -571,12 +571,27 @@ func TestServeDev(t *testing.T) {
 			t.Errorf("serve --dev: the demo SPA's origin may not call the token endpoint (Access-Control-Allow-Origin %q)", got)
 		}
 	}
+	// They are the demo client's, derived from its redirect URIs (issue
+	// 18): the token request names it.
+	for origin, want := range map[string]string{"http://localhost:5173": "http://localhost:5173", "http://127.0.0.1:5173": "http://127.0.0.1:5173", "http://localhost:3000": ""} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+public+"/oauth2/token", strings.NewReader("grant_type=authorization_code&code=x&client_id="+devDemoClientID))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		if resp, err := http.DefaultClient.Do(req); err != nil {
+			t.Error(err)
+		} else {
+			resp.Body.Close()
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != want {
+				t.Errorf("serve --dev: a token request for the demo client from %s: Access-Control-Allow-Origin %q, want %q", origin, got, want)
+			}
+		}
+	}
 
 	r := stop()
 	if r.code != 0 {
 		t.Fatalf("serve --dev after its context ended: %v", r)
 	}
-	for _, want := range []string{devDemoClientID, vals[devAdminTokenKey], vals[devDemoPasswordKey], devFileName} {
+	for _, want := range []string{devDemoClientID, vals[devAdminTokenKey], vals[devDemoPasswordKey], devFileName, "CORS for http://localhost:5173, http://127.0.0.1:5173"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the dev banner does not show %q: %s", want, r.stdout)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // adminGroups are what the admin service needs: the database, and the access
@@ -93,23 +94,11 @@ func (e *env) clientCommand() *cobra.Command {
 	}
 	f := create.Flags()
 	f.StringVar(&md.ClientID, "id", "", "client_id (generated when empty)")
-	f.StringVar(&md.ClientName, "name", "", "client_name")
-	f.StringArrayVar(&md.GrantTypes, "grant-type", nil, "grant type, repeatable: authorization_code, client_credentials, password, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:device_code")
-	f.StringArrayVar(&md.RedirectURIs, "redirect-uri", nil, "redirect URI, repeatable")
-	f.StringVar(&md.Scope, "scope", "", "space-separated scopes the client may request")
-	f.StringArrayVar(&md.Audience, "audience", nil, "audience the client may request, repeatable")
-	f.StringVar(&md.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
-	f.BoolVar(&md.Trusted, "trusted", false, "first-party client: skips consent; may use the password grant when confidential")
-	f.StringVar(&md.ApplicationType, "application-type", "", "web or native (default: native when every redirect URI is a loopback IP or a private-use scheme)")
-	f.StringArrayVar(&md.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where logout may send the browser back to, repeatable")
-	f.StringVar(&md.IDTokenSignedResponseAlg, "id-token-alg", "", "id_token_signed_response_alg: RS256 (default), ES256 or EdDSA")
-	f.StringVar(&md.BackchannelLogoutURI, "backchannel-logout-uri", "", "https URL (http on loopback only) that receives OpenID Connect back-channel logout tokens")
-	f.BoolVar(&md.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens must carry sid (needs --backchannel-logout-uri)")
-	f.BoolVar(&md.RequirePushedAuthorizationRequests, "require-par", false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126 require_pushed_authorization_requests)")
-	f.BoolVar(&md.RequireMFA, "require-mfa", false, "require a sign-in with a second factor (require_mfa): sessions without one are asked for it")
-	f.BoolVar(&md.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, "refuse this client any token without a DPoP proof (RFC 9449)")
+	corsCreate := bindClientFlags(f, &md)
+	create.PreRunE = func(cmd *cobra.Command, _ []string) error { return corsCreate.apply(cmd, &md) }
 	f.StringVar(&fromJSON, "from-json", "", "read RFC 7591 metadata from this file (- for stdin) instead of flags")
 	cmd.AddCommand(create)
+	cmd.AddCommand(e.clientUpdateCommand())
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
@@ -173,4 +162,112 @@ func (e *env) readMetadata(path string) (admin.ClientMetadata, error) {
 		return md, fmt.Errorf("read client metadata from %s: %w", path, err)
 	}
 	return md, nil
+}
+
+// corsFlags are allowed_cors_origins as flags: a list, or none at all,
+// or (when neither is given) the origins derived from the redirect URIs.
+type corsFlags struct {
+	origins []string
+	none    bool
+}
+
+// apply puts the CORS flags given into md.
+func (c *corsFlags) apply(cmd *cobra.Command, md *admin.ClientMetadata) error {
+	given := cmd.Flags().Changed("allowed-cors-origin")
+	switch {
+	case given && c.none:
+		return fmt.Errorf("--allowed-cors-origin and --no-cors-origins contradict each other")
+	case given:
+		origins := append([]string{}, c.origins...)
+		md.AllowedCORSOrigins = &origins
+	case c.none:
+		md.AllowedCORSOrigins = &[]string{}
+	}
+	return nil
+}
+
+// bindClientFlags binds the metadata flags client create and client update
+// share.
+func bindClientFlags(f *pflag.FlagSet, md *admin.ClientMetadata) *corsFlags {
+	f.StringVar(&md.ClientName, "name", "", "client_name")
+	f.StringArrayVar(&md.GrantTypes, "grant-type", nil, "grant type, repeatable: authorization_code, client_credentials, password, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:device_code")
+	f.StringArrayVar(&md.RedirectURIs, "redirect-uri", nil, "redirect URI, repeatable")
+	f.StringVar(&md.Scope, "scope", "", "space-separated scopes the client may request")
+	f.StringArrayVar(&md.Audience, "audience", nil, "audience the client may request, repeatable")
+	f.StringVar(&md.TokenEndpointAuthMethod, "auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
+	f.BoolVar(&md.Trusted, "trusted", false, "first-party client: skips consent; may use the password grant when confidential")
+	f.StringVar(&md.ApplicationType, "application-type", "", "web or native (default: native when every redirect URI is a loopback IP or a private-use scheme)")
+	f.StringArrayVar(&md.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where logout may send the browser back to, repeatable")
+	f.StringVar(&md.IDTokenSignedResponseAlg, "id-token-alg", "", "id_token_signed_response_alg: RS256 (default), ES256 or EdDSA")
+	f.StringVar(&md.BackchannelLogoutURI, "backchannel-logout-uri", "", "https URL (http on loopback only) that receives OpenID Connect back-channel logout tokens")
+	f.BoolVar(&md.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "logout tokens must carry sid (needs --backchannel-logout-uri)")
+	f.BoolVar(&md.RequirePushedAuthorizationRequests, "require-par", false, "refuse authorization requests not pushed to /oauth2/par first (RFC 9126 require_pushed_authorization_requests)")
+	f.BoolVar(&md.RequireMFA, "require-mfa", false, "require a sign-in with a second factor (require_mfa): sessions without one are asked for it")
+	f.BoolVar(&md.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, "refuse this client any token without a DPoP proof (RFC 9449)")
+	c := &corsFlags{}
+	f.StringArrayVar(&c.origins, "allowed-cors-origin", nil, "browser origin (scheme://host[:port]) that may call the token endpoint as this client, repeatable (default: the origins of the http and https redirect URIs)")
+	f.BoolVar(&c.none, "no-cors-origins", false, "no browser origin may call the token endpoint as this client (allowed_cors_origins [])")
+	return c
+}
+
+// clientUpdateCommand changes the flags given and keeps the rest, as
+// user update does, through the same PUT the admin API serves.
+func (e *env) clientUpdateCommand() *cobra.Command {
+	var (
+		flags  admin.ClientMetadata
+		derive bool
+	)
+	update := &cobra.Command{
+		Use:   "update CLIENT_ID",
+		Short: "Change a client's metadata: only the flags given change",
+		Example: `  latchkey client update spa --allowed-cors-origin https://app.example.com
+  latchkey client update spa --derive-cors-origins`,
+		Args: cobra.ExactArgs(1),
+	}
+	f := update.Flags()
+	cors := bindClientFlags(f, &flags)
+	f.BoolVar(&derive, "derive-cors-origins", false, "forget allowed_cors_origins: the origins of the redirect URIs apply again")
+	update.RunE = func(cmd *cobra.Command, args []string) error {
+		return e.withAdmin(cmd, adminGroups|config.GroupSecret, func(svc *admin.Service) error {
+			md, err := svc.GetClient(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("client %q: %w", args[0], err)
+			}
+			changed := func(name string) bool { return f.Changed(name) }
+			for name, set := range map[string]func(){
+				"name": func() { md.ClientName = flags.ClientName }, "grant-type": func() { md.GrantTypes = flags.GrantTypes },
+				"redirect-uri": func() { md.RedirectURIs = flags.RedirectURIs }, "scope": func() { md.Scope = flags.Scope },
+				"audience": func() { md.Audience = flags.Audience }, "auth-method": func() { md.TokenEndpointAuthMethod = flags.TokenEndpointAuthMethod },
+				"trusted": func() { md.Trusted = flags.Trusted }, "application-type": func() { md.ApplicationType = flags.ApplicationType },
+				"post-logout-redirect-uri": func() { md.PostLogoutRedirectURIs = flags.PostLogoutRedirectURIs },
+				"id-token-alg":             func() { md.IDTokenSignedResponseAlg = flags.IDTokenSignedResponseAlg },
+				"backchannel-logout-uri":   func() { md.BackchannelLogoutURI = flags.BackchannelLogoutURI },
+				"backchannel-logout-session-required": func() {
+					md.BackchannelLogoutSessionRequired = flags.BackchannelLogoutSessionRequired
+				},
+				"require-par":              func() { md.RequirePushedAuthorizationRequests = flags.RequirePushedAuthorizationRequests },
+				"require-mfa":              func() { md.RequireMFA = flags.RequireMFA },
+				"dpop-bound-access-tokens": func() { md.DPoPBoundAccessTokens = flags.DPoPBoundAccessTokens },
+			} {
+				if changed(name) {
+					set()
+				}
+			}
+			if derive {
+				if changed("allowed-cors-origin") || cors.none {
+					return fmt.Errorf("--derive-cors-origins contradicts --allowed-cors-origin and --no-cors-origins")
+				}
+				md.AllowedCORSOrigins = nil
+			}
+			if err := cors.apply(cmd, md); err != nil {
+				return err
+			}
+			out, err := svc.ReplaceClient(cmd.Context(), args[0], md)
+			if err != nil {
+				return fmt.Errorf("client %q: %w", args[0], err)
+			}
+			return e.printJSON(out)
+		})
+	}
+	return update
 }

@@ -29,9 +29,6 @@ const (
 	devDemoPasswordKey = "DEMO_PASSWORD"
 	devDemoClientID    = "demo-spa"
 	devDemoUsername    = "demo"
-	// devDemoOrigins are where the demo SPA runs (clients/spa on port 5173):
-	// serve --dev lets them call the token and revocation endpoints.
-	devDemoOrigins = "http://localhost:5173,http://127.0.0.1:5173"
 )
 
 // applyDev fills the settings dev mode provides: the SQLite database and the
@@ -57,9 +54,6 @@ func (e *env) applyDev(cfg *config.Config, creates bool) error {
 	}
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = vals[devAdminTokenKey]
-	}
-	if cfg.CORSOrigins == "" {
-		cfg.CORSOrigins = devDemoOrigins
 	}
 	return nil
 }
@@ -142,7 +136,11 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 		return err
 	}
 	svc := admin.NewService(st, hasher, admin.Policy{RevokeFor: cfg.RevocationWindow()})
-	if _, err := st.FindClient(ctx, devDemoClientID); errors.Is(err, store.ErrNotFound) {
+	// The demo client registers no allowed_cors_origins: the origins of its
+	// redirect URIs, where the demo SPA runs (clients/spa on port 5173),
+	// are derived and may call the token and revocation endpoints.
+	demoClient, err := st.FindClient(ctx, devDemoClientID)
+	if errors.Is(err, store.ErrNotFound) {
 		_, err = svc.CreateClient(ctx, &admin.ClientMetadata{
 			ClientID:                devDemoClientID,
 			ClientName:              "Demo SPA",
@@ -158,6 +156,9 @@ func (e *env) seedDev(ctx context.Context, cfg *config.Config, st *store.Store) 
 		})
 		if err != nil {
 			return fmt.Errorf("create demo client: %w", err)
+		}
+		if demoClient, err = st.FindClient(ctx, devDemoClientID); err != nil {
+			return err
 		}
 	} else if err != nil {
 		return err
@@ -190,6 +191,6 @@ Latchkey dev mode (never use it in production)
   demo user      %s / %s
 
 `, cfg.Issuer, cfg.DatabaseURL, filepath.Join(e.devDir, devFileName), cfg.AdminAddr, cfg.AdminToken,
-		devDemoClientID, cfg.CORSOrigins, devDemoUsername, password)
+		devDemoClientID, strings.Join(demoClient.CORSOrigins(), ", "), devDemoUsername, password)
 	return nil
 }

@@ -2,16 +2,22 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/actor"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/requestid"
+	"github.com/latchkey/latchkey/internal/store"
 )
 
 // middleware wraps a listener's mux: recover, limit the body, then record.
@@ -26,17 +32,25 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 const wellKnown = "/.well-known/"
 
 // corsOAuth are the endpoints a browser app (a public client) calls itself.
-var corsOAuth = map[string]bool{"/oauth2/token": true, "/oauth2/revoke": true, "/oauth2/par": true}
+var corsOAuth = map[string]bool{
+	oauth.PathToken: true, oauth.PathRevoke: true, oauth.PathPAR: true, oauth.PathDeviceAuthorization: true,
+}
 
 // corsBearer are resource endpoints a browser app calls with a bearer
 // token in the Authorization header (OpenID Connect UserInfo). Any origin
 // may: the token is the credential, never a cookie, so a page that holds
 // one could use it anyway, and a page that does not gets nothing.
-var corsBearer = map[string]bool{"/oauth2/userinfo": true}
+var corsBearer = map[string]bool{oauth.PathUserinfo: true}
 
-// cors lets browser apps read the metadata and keys, and lets the origins
-// in LATCHKEY_CORS_ORIGINS call the token and revocation endpoints. No
-// credentials (cookies) are ever allowed cross-origin.
+// cors lets browser apps read the metadata and keys, and lets browser apps
+// call the token, revocation, PAR and device authorization endpoints from
+// the origins their client allows (allowed_cors_origins, or those of its
+// redirect URIs) or from any in LATCHKEY_CORS_ORIGINS. No credentials
+// (cookies) are ever allowed cross-origin. Hand-written rather than
+// github.com/rs/cors: these are three policies by path (public documents,
+// a bearer resource, per-client endpoints whose decision reads the body),
+// and rs/cors would answer a refused preflight itself where this lets the
+// mux answer 405 as for any other method it does not serve.
 func (s *Server) cors(next http.Handler) http.Handler {
 	allowed := map[string]bool{}
 	for _, o := range s.cfg.AllowedOrigins() {
@@ -72,13 +86,20 @@ func (s *Server) cors(next http.Handler) http.Handler {
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
-		case corsOAuth[r.URL.Path] && allowed[origin]:
-			w.Header().Set("Access-Control-Allow-Origin", origin)
+		case corsOAuth[r.URL.Path]:
+			// Whether the origin is allowed depends on it (and on the
+			// client named in the body): no shared cache may reuse an
+			// answer for another.
 			w.Header().Add("Vary", "Origin")
+			preflight := r.Method == http.MethodOptions
+			if !allowed[origin] && !s.clientAllowsOrigin(r, origin, preflight) {
+				break
+			}
+			w.Header().Set("Access-Control-Allow-Origin", origin)
 			// A browser app using DPoP (RFC 9449) sends a proof and reads
 			// the server's nonce.
 			w.Header().Set("Access-Control-Expose-Headers", "DPoP-Nonce")
-			if r.Method == http.MethodOptions {
+			if preflight {
 				w.Header().Set("Access-Control-Allow-Methods", "POST")
 				w.Header().Set("Access-Control-Allow-Headers", "Content-Type, DPoP")
 				w.Header().Set("Access-Control-Max-Age", "600")
@@ -88,6 +109,87 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// clientAllowsOrigin decides for the per-client origins. A preflight
+// carries no body, so it names no client: it is let through when some
+// client allows the origin, which only lets the browser send the request
+// that follows. That request names its client (client_id, Basic auth or
+// a client assertion), and only that client's origins let the page read
+// the answer: one client's origin never speaks for another's client_id.
+// Both are read through the store's client cache, which every instance
+// drops on a client change, so an update takes effect without a restart.
+func (s *Server) clientAllowsOrigin(r *http.Request, origin string, preflight bool) bool {
+	ctx := r.Context()
+	if preflight {
+		ok, err := s.store.AnyClientAllowsOrigin(ctx, origin)
+		if err != nil {
+			s.log.WarnContext(ctx, "CORS preflight: client origins unavailable", "error", err)
+		}
+		return ok
+	}
+	id := requestClientID(r)
+	if id == "" {
+		return false
+	}
+	c, err := s.store.FindClient(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.WarnContext(ctx, "CORS: client unavailable", "client_id", id, "error", err)
+		}
+		return false
+	}
+	return c.AllowsOrigin(origin)
+}
+
+// requestClientID names the client a request is made as, before any
+// handler has parsed it: Basic auth's user name (form-encoded, RFC 6749
+// §2.3.1), else the form's client_id, else the sub of a client assertion
+// (RFC 7523 §3; unverified here: it only picks whose origins apply, and
+// the endpoint verifies it). limitBody has already read the body into
+// memory, so reading it here costs a copy, never the network.
+func requestClientID(r *http.Request) string {
+	if user, _, ok := r.BasicAuth(); ok {
+		if id, err := url.QueryUnescape(user); err == nil {
+			return id
+		}
+		return ""
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" || r.Body == nil {
+		return ""
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return ""
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return ""
+	}
+	if id := form.Get("client_id"); id != "" {
+		return id
+	}
+	return assertionSubject(form.Get("client_assertion"))
+}
+
+// assertionSubject is the sub claim of a JWT, read without verifying it.
+func assertionSubject(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	return claims.Sub
 }
 
 // limitBody refuses bodies over MaxBodyBytes with 413 before any handler

@@ -460,7 +460,8 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 // Browser apps may read metadata and keys from anywhere, and call the token
-// and revocation endpoints only from LATCHKEY_CORS_ORIGINS.
+// and revocation endpoints only from allowed origins: here
+// LATCHKEY_CORS_ORIGINS (per-client origins: cors_test.go).
 func TestCORS(t *testing.T) {
 	// One backend is enough: this tests HTTP handling, not storage.
 	h := newHarness(t, storetest.Backends()[0], func(c *config.Config) { c.CORSOrigins = "https://app.example" })

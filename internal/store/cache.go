@@ -30,6 +30,13 @@ type clientCache struct {
 	// enabled is false while the invalidation channel is not listening.
 	enabled bool
 	now     func() time.Time
+	// origins is every origin some client allows (the CORS preflight's
+	// question), nil until built. Any client change drops it; gen counts
+	// the drops, so that a set built from a read that a change overtook is
+	// not kept.
+	origins      map[string]bool
+	originsBuilt time.Time
+	gen          uint64
 }
 
 type cacheEntry struct {
@@ -65,6 +72,17 @@ func (c *clientCache) evict(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, id)
+	c.origins = nil
+	c.gen++
+}
+
+// dropOrigins forgets the origin set only: a new client changes which
+// origins some client allows, but no cached client.
+func (c *clientCache) dropOrigins() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.origins = nil
+	c.gen++
 }
 
 func (c *clientCache) setEnabled(on bool) {
@@ -72,6 +90,27 @@ func (c *clientCache) setEnabled(on bool) {
 	defer c.mu.Unlock()
 	c.enabled = on && c.ttl > 0
 	clear(c.entries)
+	c.origins = nil
+	c.gen++
+}
+
+// getOrigins returns the cached origin set, or false and the generation a
+// set built now must be put back with.
+func (c *clientCache) getOrigins() (map[string]bool, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.origins == nil || !c.enabled || c.now().Sub(c.originsBuilt) > c.ttl {
+		return nil, c.gen, false
+	}
+	return c.origins, c.gen, true
+}
+
+func (c *clientCache) putOrigins(origins map[string]bool, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enabled && c.gen == gen {
+		c.origins, c.originsBuilt = origins, c.now()
+	}
 }
 
 // notifyClientChanged evicts a client here and, on PostgreSQL, tells every
@@ -83,6 +122,21 @@ func (s *Store) notifyClientChanged(ctx context.Context, id string) error {
 	}
 	return s.db(ctx).Exec("SELECT pg_notify(?, ?)", invalidationChannel, "client:"+id).Error
 }
+
+// notifyClientCreated drops the origin set here and, on PostgreSQL, on
+// every other instance. It evicts no client: a client that did not exist
+// was cached nowhere, and an eviction arriving after the new client was
+// first read would only cost a read.
+func (s *Store) notifyClientCreated(ctx context.Context, id string) error {
+	s.clients.dropOrigins()
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	return s.db(ctx).Exec("SELECT pg_notify(?, ?)", invalidationChannel, clientCreatedPrefix+id).Error
+}
+
+// clientCreatedPrefix starts the notice of a new client.
+const clientCreatedPrefix = "client-created:"
 
 // DefaultListenHeartbeat is how often the listener proves its connection
 // alive; see Options.ListenHeartbeat.
@@ -209,6 +263,8 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
 		}
 		if id, ok := strings.CutPrefix(n.Payload, "client:"); ok {
 			s.clients.evict(id)
+		} else if strings.HasPrefix(n.Payload, clientCreatedPrefix) {
+			s.clients.dropOrigins()
 		} else if n.Payload == signingKeysPayload {
 			s.keyWatchers.notify()
 		}

@@ -56,6 +56,7 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, scopeTests...)
 	tests = append(tests, accountTests...)
 	tests = append(tests, auditTests...)
+	tests = append(tests, corsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
