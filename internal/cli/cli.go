@@ -108,7 +108,7 @@ func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logge
 
 // storeOptions are the store settings of the configuration.
 func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
-	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns}
+	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns, Traced: cfg.TracesURL() != ""}
 }
 
 func (e *env) printJSON(v any) error {
@@ -123,21 +123,25 @@ func (e *env) versionCommand() *cobra.Command {
 		Short: "Print version, commit and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := commit
-			if c == "" {
-				if info, ok := debug.ReadBuildInfo(); ok {
-					for _, s := range info.Settings {
-						if s.Key == "vcs.revision" {
-							c = s.Value
-						}
-					}
-				}
-			}
-			if c == "" {
-				c = "unknown"
-			}
-			_, err := fmt.Fprintf(e.stdout, "latchkey %s\ncommit %s\n%s %s/%s\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintf(e.stdout, "latchkey %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	}
+}
+
+// buildCommit is the commit set with -ldflags, else the one the Go
+// toolchain stamped, else "unknown"; latchkey version and
+// latchkey_build_info say the same.
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/store"
+	"github.com/latchkey/latchkey/internal/tracing"
 	"github.com/spf13/cobra"
 )
 
@@ -51,7 +54,24 @@ unless --migrate (or --dev) is given.`,
 					return err
 				}
 			}
-			srv, err := server.New(ctx, cfg, st, log)
+			opts := []server.Option{server.WithBuildInfo(version, buildCommit())}
+			if url := cfg.TracesURL(); url != "" {
+				tp, shutdown, err := tracing.New(ctx, url, version)
+				if err != nil {
+					return err
+				}
+				// The last spans are sent before the process ends.
+				defer func() {
+					flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					defer cancel()
+					if err := shutdown(flushCtx); err != nil {
+						log.Warn("sending the last traces failed", "error", err)
+					}
+				}()
+				opts = append(opts, server.WithTracerProvider(tp))
+				log.Info("traces on", "endpoint", url)
+			}
+			srv, err := server.New(ctx, cfg, st, log, opts...)
 			if err != nil {
 				return err
 			}

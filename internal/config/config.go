@@ -115,6 +115,11 @@ type Config struct {
 	SMTPURL      string        `koanf:"smtp_url"`
 	SMTPFrom     string        `koanf:"smtp_from"`
 	EmailLinkTTL time.Duration `koanf:"email_link_ttl"`
+	// TracesEndpoint turns OpenTelemetry traces on: the OTLP/HTTP
+	// collector they are sent to. Empty (the default) is off, unless the
+	// standard OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_*ENDPOINT
+	// variables ask for them (applyOTelEnv).
+	TracesEndpoint string `koanf:"traces_endpoint"`
 
 	// Dev is `serve --dev`: SQLite by default, generated secrets, migrations
 	// applied. It relaxes the required settings, nothing else.
@@ -211,6 +216,7 @@ func settings() []setting {
 		{"smtp_url", GroupServer, nil, "", true, func(c *Config) any { return &c.SMTPURL }},
 		{"smtp_from", GroupServer, "", "sender of password reset and verification mail, e.g. \"Example <no-reply@example.com>\"", false, func(c *Config) any { return &c.SMTPFrom }},
 		{"email_link_ttl", GroupServer, 30 * time.Minute, "how long a password reset or verification link works", false, func(c *Config) any { return &c.EmailLinkTTL }},
+		{"traces_endpoint", GroupServer, "", "OTLP/HTTP collector to send OpenTelemetry traces to, e.g. http://otel-collector:4318 (empty: off)", false, func(c *Config) any { return &c.TracesEndpoint }},
 		{"dpop_nonce", GroupServer, false, "demand a server nonce in every DPoP proof (RFC 9449 §8)", false, func(c *Config) any { return &c.DPoPNonce }},
 	}
 }
@@ -350,6 +356,9 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		}
 	}
 	c.Issuer = NormalizeIssuer(c.Issuer)
+	if err := c.applyOTelEnv(environ); err != nil {
+		problems = append(problems, err)
+	}
 	if k.Exists("public_addr") && !k.Exists("issuer") {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s is set but %s is not: tokens name the default issuer %s, "+
 			"which is not where this listener answers unless a proxy says so; set %s to the public URL",
@@ -628,7 +637,58 @@ func validateLogin(c *Config, bad func(key, format string, args ...any)) {
 	}
 }
 
+// applyOTelEnv reads OpenTelemetry's own variables, so that a deployment
+// that sets them for every service turns Latchkey's traces on too.
+// LATCHKEY_TRACES_ENDPOINT wins over them. OTEL_TRACES_EXPORTER=none keeps
+// traces off; otlp (the only exporter here, over HTTP) without an endpoint
+// sends to the collector's default, http://localhost:4318.
+func (c *Config) applyOTelEnv(environ []string) error {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "OTEL_") {
+			vars[k] = v
+		}
+	}
+	exporter := vars["OTEL_TRACES_EXPORTER"]
+	switch exporter {
+	case "", "otlp", "none":
+	default:
+		return fmt.Errorf("OTEL_TRACES_EXPORTER: only otlp (OTLP over HTTP) or none are supported, got %q", exporter)
+	}
+	if c.TracesEndpoint != "" || exporter == "none" {
+		return nil
+	}
+	switch {
+	case vars["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] != "":
+		c.TracesEndpoint = vars["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+	case vars["OTEL_EXPORTER_OTLP_ENDPOINT"] != "":
+		c.TracesEndpoint = vars["OTEL_EXPORTER_OTLP_ENDPOINT"]
+	case exporter == "otlp":
+		c.TracesEndpoint = "http://localhost:4318"
+	}
+	return nil
+}
+
+// TracesURL is where spans are POSTed: TracesEndpoint as is when its path
+// already names OTLP's traces resource, else with /v1/traces added (as
+// OTEL_EXPORTER_OTLP_ENDPOINT is read). "" when traces are off.
+func (c *Config) TracesURL() string {
+	if c.TracesEndpoint == "" {
+		return ""
+	}
+	if strings.HasSuffix(c.TracesEndpoint, "/v1/traces") {
+		return c.TracesEndpoint
+	}
+	return strings.TrimSuffix(c.TracesEndpoint, "/") + "/v1/traces"
+}
+
 func validateServer(c *Config, bad func(key, format string, args ...any)) {
+	if c.TracesEndpoint != "" {
+		if u, err := url.Parse(c.TracesEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("traces_endpoint", "%q is not an http(s) URL of an OTLP/HTTP collector, such as http://otel-collector:4318 "+
+				"(or set by OTEL_EXPORTER_OTLP_ENDPOINT)", c.TracesEndpoint)
+		}
+	}
 	if err := validateIssuer(c.Issuer); err != nil {
 		bad("issuer", "%v", err)
 	}

@@ -279,6 +279,7 @@ func TestLoadErrors(t *testing.T) {
 			mention: "LATCHKEY_AUTH_CODE_TTL",
 		},
 		{name: "not a bool", environ: []string{"LATCHKEY_PPROF=maybe"}, mention: "pprof"},
+		{name: "an exporter we do not have", environ: []string{"OTEL_TRACES_EXPORTER=zipkin"}, mention: "OTEL_TRACES_EXPORTER"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,6 +342,10 @@ func TestValidate(t *testing.T) {
 		{"rotation list with a short old secret", func(c *config.Config) { c.Secret = goodSecret + ",old" }, "LATCHKEY_SECRET"},
 		{"blank secret", func(c *config.Config) { c.Secret = " " }, "LATCHKEY_SECRET"},
 		{"secret of commas", func(c *config.Config) { c.Secret = ", ," }, "LATCHKEY_SECRET"},
+
+		{"traces to a collector", func(c *config.Config) { c.TracesEndpoint = "http://otel-collector:4318" }, ""},
+		{"traces to a host without a scheme", func(c *config.Config) { c.TracesEndpoint = "otel-collector:4318" }, "LATCHKEY_TRACES_ENDPOINT"},
+		{"traces over gRPC", func(c *config.Config) { c.TracesEndpoint = "grpc://otel-collector:4317" }, "LATCHKEY_TRACES_ENDPOINT"},
 
 		{"postgres URL", func(c *config.Config) { c.DatabaseURL = "postgres://latchkey@db:5432/latchkey?sslmode=disable" }, ""},
 		{"postgresql URL", func(c *config.Config) { c.DatabaseURL = "postgresql://latchkey@db/latchkey" }, ""},
@@ -724,6 +729,34 @@ func TestPublicAddrWithoutIssuerWarns(t *testing.T) {
 			}
 			if tc.warns && !strings.Contains(c.Warnings[0], "LATCHKEY_ISSUER") {
 				t.Errorf("warning %q does not name LATCHKEY_ISSUER", c.Warnings[0])
+			}
+		})
+	}
+}
+
+// Traces are off by default and turned on by LATCHKEY_TRACES_ENDPOINT or
+// OpenTelemetry's own variables; ours wins, and OTEL_TRACES_EXPORTER=none
+// keeps them off.
+func TestTracesEndpoint(t *testing.T) {
+	for name, tc := range map[string]struct {
+		environ []string
+		want    string
+	}{
+		"off by default":      {nil, ""},
+		"ours":                {[]string{"LATCHKEY_TRACES_ENDPOINT=http://c:4318"}, "http://c:4318/v1/traces"},
+		"ours wins":           {[]string{"LATCHKEY_TRACES_ENDPOINT=http://ours:4318", "OTEL_EXPORTER_OTLP_ENDPOINT=http://theirs:4318"}, "http://ours:4318/v1/traces"},
+		"OTLP endpoint":       {[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318/"}, "http://c:4318/v1/traces"},
+		"traces endpoint":     {[]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://c/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT=http://x"}, "https://c/v1/traces"},
+		"exporter otlp alone": {[]string{"OTEL_TRACES_EXPORTER=otlp"}, "http://localhost:4318/v1/traces"},
+		"exporter none":       {[]string{"OTEL_TRACES_EXPORTER=none", "OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := config.Load(flagSet(t), tc.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.TracesURL(); got != tc.want {
+				t.Errorf("TracesURL() = %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
@@ -16,9 +17,9 @@ import (
 // Store is what the janitor needs of persistence; *store.Store satisfies
 // it (asserted in internal/server).
 type Store interface {
-	// DeleteExpiredBatch deletes at most batch expired rows of each kind
-	// and reports how many it deleted.
-	DeleteExpiredBatch(ctx context.Context, r store.Retention, batch int) (int64, error)
+	// DeleteExpiredByTable deletes at most batch expired rows of each
+	// kind and reports how many it deleted, per table.
+	DeleteExpiredByTable(ctx context.Context, r store.Retention, batch int) (map[string]int64, error)
 	// AcquireLease takes or renews the named lease for holder; only one
 	// holder at a time gets true.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
@@ -39,6 +40,10 @@ type Janitor struct {
 	Batch    int
 	Pause    time.Duration
 	Interval time.Duration
+	// Metrics, when set, counts passes and deleted rows by table; Now
+	// dates the last good pass (time.Now when nil).
+	Metrics *metrics.Metrics
+	Now     func() time.Time
 }
 
 // New returns a janitor with its own lease holder ID.
@@ -51,6 +56,12 @@ func New(st Store, r store.Retention, log *slog.Logger) *Janitor {
 // the lease as it goes. It returns how many rows it deleted, and false if
 // another instance holds the lease.
 func (j *Janitor) Pass(ctx context.Context) (int64, bool, error) {
+	n, held, err := j.pass(ctx)
+	j.count(held, err)
+	return n, held, err
+}
+
+func (j *Janitor) pass(ctx context.Context) (int64, bool, error) {
 	leaseTTL := j.Interval + time.Minute
 	ok, err := j.store.AcquireLease(ctx, LeaseName, j.holder, leaseTTL)
 	if err != nil || !ok {
@@ -61,7 +72,14 @@ func (j *Janitor) Pass(ctx context.Context) (int64, bool, error) {
 	defer func() { _ = j.store.ReleaseLease(context.WithoutCancel(ctx), LeaseName, j.holder) }()
 	var total int64
 	for {
-		n, err := j.store.DeleteExpiredBatch(ctx, j.retention, j.Batch)
+		byTable, err := j.store.DeleteExpiredByTable(ctx, j.retention, j.Batch)
+		var n int64
+		for table, rows := range byTable {
+			n += rows
+			if j.Metrics != nil {
+				j.Metrics.JanitorDeleted.WithLabelValues(table).Add(float64(rows))
+			}
+		}
 		total += n
 		if err != nil {
 			return total, true, err
@@ -97,5 +115,26 @@ func (j *Janitor) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// count records a pass's result: the alert that the janitor stopped
+// running watches the last good pass of any instance.
+func (j *Janitor) count(held bool, err error) {
+	if j.Metrics == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		j.Metrics.JanitorPasses.WithLabelValues("error").Inc()
+	case !held:
+		j.Metrics.JanitorPasses.WithLabelValues("skipped").Inc()
+	default:
+		j.Metrics.JanitorPasses.WithLabelValues("ok").Inc()
+		now := time.Now
+		if j.Now != nil {
+			now = j.Now
+		}
+		j.Metrics.JanitorLastPass.Set(float64(now().Unix()))
 	}
 }

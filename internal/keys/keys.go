@@ -559,6 +559,18 @@ func (m *Manager) Current() (*Key, error) {
 	return nil, ErrNoSigningKey
 }
 
+// Schedule is how long the key that signs now has been signing, and when
+// its successor is due to take over (its activation plus RotationPeriod):
+// the metrics behind the "rotation overdue" alert. A rotation that stalls
+// (a failing database, a stopped instance) lets the age pass the period.
+func (m *Manager) Schedule() (age time.Duration, next time.Time, err error) {
+	k, err := m.Current()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return m.opts.Now().Sub(k.ActivatesAt), k.ActivatesAt.Add(m.opts.RotationPeriod), nil
+}
+
 // publishedUntil is when a chain's key i leaves the JWKS: every token it
 // signed has expired by then. The zero time means it is still needed. Only
 // a newer key of the same chain retires a key.

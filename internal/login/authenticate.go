@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 )
@@ -73,6 +74,9 @@ type Authenticator struct {
 
 	mu   sync.Mutex
 	byIP map[string]*ipChecks
+
+	// Metrics counts each check's result; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // NewAuthenticator returns an authenticator. verify is
@@ -120,25 +124,45 @@ func (a *Authenticator) Authenticate(ctx context.Context, name, password, ip str
 // AuthenticateUser is Authenticate returning the user: the password grant
 // records the username, which the person may not have typed.
 func (a *Authenticator) AuthenticateUser(ctx context.Context, name, password, ip string) (*store.User, error) {
+	u, result, err := a.authenticate(ctx, name, password, ip)
+	a.Metrics.SignIn(result)
+	return u, err
+}
+
+// authenticate is AuthenticateUser, also saying which result it counts.
+func (a *Authenticator) authenticate(ctx context.Context, name, password, ip string) (*store.User, string, error) {
+	failed := func(err error) (*store.User, string, error) {
+		switch {
+		case errors.Is(err, ErrBusy):
+			return nil, "busy", err
+		case errors.Is(err, store.ErrLocked):
+			return nil, "locked", err
+		}
+		return nil, "error", err
+	}
 	att, share, u, hash, err := a.reserve(ctx, name, ip)
 	if err != nil {
-		return nil, err
+		return failed(err)
 	}
 	ok, err := a.check(ctx, ip, share, hash, password)
 	if err != nil {
 		if cerr := att.Cancel(ctx); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
-		return nil, err
+		return failed(err)
 	}
 	if u == nil || !ok {
 		att.Failed(ctx)
-		return nil, fmt.Errorf("authenticate: %w", store.ErrNotFound)
+		result := "bad_password"
+		if u == nil {
+			result = "unknown_user"
+		}
+		return nil, result, fmt.Errorf("authenticate: %w", store.ErrNotFound)
 	}
 	if err := att.Succeeded(ctx); err != nil {
-		return nil, err
+		return failed(err)
 	}
-	return u, nil
+	return u, "success", nil
 }
 
 // findAccount resolves what the person typed: a username, else an email

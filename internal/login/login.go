@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
@@ -81,6 +82,9 @@ type Config struct {
 	// WebAuthn RP ID) and origin. Empty, or an IP address, leaves
 	// passkeys off.
 	Issuer string
+	// Metrics counts sign-ins, lockouts and second-factor checks; nil
+	// counts nothing.
+	Metrics *metrics.Metrics
 	// Now is the clock of sign-in times, revocations and the proofs'
 	// expiry; nil is time.Now. The store and the throttle read the
 	// store's clock, which the server sets to the same one.
@@ -129,6 +133,8 @@ func New(st Store, cfg Config, log *slog.Logger) (*Handler, error) {
 	}
 	h := &Handler{store: st, cfg: cfg, csrfKeys: keys, tmpl: map[string]*template.Template{}, log: log,
 		auth: NewAuthenticator(st, NewThrottle(st, cfg.Throttle), cfg.Passwords, cfg.VerifyPassword)}
+	h.auth.Metrics = cfg.Metrics
+	h.auth.throttle.OnLockout = func(counter string) { cfg.Metrics.Lockout("password", counter) }
 	if h.interactionKeys, err = cfg.SystemSecrets.DeriveKeys(PurposeInteraction); err != nil {
 		return nil, err
 	}
@@ -500,7 +506,9 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if pending, err := h.askSecondFactor(w, r, userID, p); pending || err != nil {
 		if err != nil {
 			h.fail(w, r, err)
+			return
 		}
+		h.cfg.Metrics.SignIn("mfa_required")
 		return
 	}
 	h.startSession(w, r, userID, []string{AMRPassword}, rt, returning)

@@ -118,6 +118,7 @@ func (h *Handler) initMFA() error {
 	// and the reverse) and against the IP (shared with passwords: one
 	// allowance for guessing anything).
 	h.mfa.throttle = NewThrottle(h.store, h.cfg.Throttle)
+	h.mfa.throttle.OnLockout = func(counter string) { h.cfg.Metrics.Lockout("mfa", counter) }
 	return nil
 }
 
@@ -360,6 +361,27 @@ func (h *Handler) verifyFactor(ctx context.Context, userID, ip, code string) (st
 	if code == "" {
 		return "", false, nil
 	}
+	kind, ok, err := h.verifyThrottled(ctx, userID, ip, code)
+	// The kind a wrong code was meant as is read from its shape, as
+	// checkCode does.
+	counted := factorRecovery
+	if len(code) == int(totpDigits) && strings.Trim(code, "0123456789") == "" {
+		counted = store.FactorTOTP
+	}
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		h.cfg.Metrics.MFAVerification(counted, "locked")
+	case err != nil:
+		h.cfg.Metrics.MFAVerification(counted, "error")
+	case !ok:
+		h.cfg.Metrics.MFAVerification(counted, "failure")
+	default:
+		h.cfg.Metrics.MFAVerification(kind, "success")
+	}
+	return kind, ok, err
+}
+
+func (h *Handler) verifyThrottled(ctx context.Context, userID, ip, code string) (string, bool, error) {
 	att, err := h.mfa.throttle.Reserve(ctx, "mfa:"+userID, ip)
 	if err != nil {
 		return "", false, err

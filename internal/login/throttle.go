@@ -44,6 +44,9 @@ type Throttle struct {
 	policy ThrottlePolicy
 	// Sleep is time.Sleep unless a test replaces it.
 	Sleep func(context.Context, time.Duration)
+	// OnLockout, when set, hears of each lockout a failure begins, with
+	// the counter locked: "user" or "ip" (the metrics).
+	OnLockout func(counter string)
 }
 
 // NewThrottle returns a throttle for the password grant and the login page.
@@ -78,8 +81,9 @@ func (t *Throttle) lockout(limit int) func(int) time.Duration {
 type Attempt struct {
 	t            *Throttle
 	username, ip string
-	// userAttempts is the username's count, this attempt included.
-	userAttempts int
+	// userAttempts is the username's count, this attempt included;
+	// ipAttempts the IP's.
+	userAttempts, ipAttempts int
 }
 
 // Reserve counts an attempt against the username and the IP before the
@@ -95,13 +99,23 @@ func (t *Throttle) Reserve(ctx context.Context, username, ip string) (*Attempt, 
 	if err != nil {
 		return nil, fmt.Errorf("throttle: %w", err)
 	}
-	return &Attempt{t: t, username: username, ip: ip, userAttempts: counts[0]}, nil
+	return &Attempt{t: t, username: username, ip: ip, userAttempts: counts[0], ipAttempts: counts[1]}, nil
 }
 
 // Failed ends an attempt whose password was wrong (or whose user does not
 // exist): it stays counted, and the caller answers after a delay that grows
 // with the username's failures.
 func (a *Attempt) Failed(ctx context.Context) {
+	// A failure that reached a limit locks its counter (the lock was
+	// written with the reservation; a success would have cleared it).
+	if a.t.OnLockout != nil {
+		if a.userAttempts >= a.t.policy.UserLimit {
+			a.t.OnLockout("user")
+		}
+		if a.ipAttempts >= a.t.policy.IPLimit {
+			a.t.OnLockout("ip")
+		}
+	}
 	delay := min(time.Duration(a.userAttempts)*a.t.policy.DelayStep, a.t.policy.MaxDelay)
 	sleep := a.t.Sleep
 	if sleep == nil {

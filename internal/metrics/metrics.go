@@ -32,6 +32,61 @@ type Metrics struct {
 	// outcome: delivered, retry (the RP failed; tried again later),
 	// gave_up (retries exhausted), dropped (the client is gone).
 	BackchannelLogouts *prometheus.CounterVec
+	// SignIns counts password checks by result: success, bad_password,
+	// unknown_user, locked, busy, error; and mfa_required, a success
+	// (counted there too) that now waits for its second factor.
+	SignIns *prometheus.CounterVec
+	// Lockouts counts lockouts begun, by throttle (password, mfa) and
+	// counter (user, ip).
+	Lockouts *prometheus.CounterVec
+	// MFAVerifications counts second-factor codes checked, by kind (totp,
+	// recovery) and result (success, failure, locked, error).
+	MFAVerifications *prometheus.CounterVec
+	// JanitorPasses counts janitor passes by result: ok, error, or
+	// skipped (another instance held the lease).
+	JanitorPasses *prometheus.CounterVec
+	// JanitorDeleted counts rows the janitor deleted, by table.
+	JanitorDeleted *prometheus.CounterVec
+	// JanitorLastPass is when this instance last finished a pass that
+	// held the lease, without error (Unix seconds).
+	JanitorLastPass prometheus.Gauge
+}
+
+// SignIn counts one password check; m may be nil (counts nothing).
+func (m *Metrics) SignIn(result string) {
+	if m != nil {
+		m.SignIns.WithLabelValues(result).Inc()
+	}
+}
+
+// Lockout counts a lockout begun; m may be nil.
+func (m *Metrics) Lockout(throttle, counter string) {
+	if m != nil {
+		m.Lockouts.WithLabelValues(throttle, counter).Inc()
+	}
+}
+
+// MFAVerification counts one second-factor check; m may be nil.
+func (m *Metrics) MFAVerification(kind, result string) {
+	if m != nil {
+		m.MFAVerifications.WithLabelValues(kind, result).Inc()
+	}
+}
+
+// Build names the running binary for latchkey_build_info.
+type Build struct {
+	Version, Commit, GoVersion string
+}
+
+// SetBuild registers latchkey_build_info, 1 with the build as labels, so
+// that a dashboard shows which version each instance runs.
+func (m *Metrics) SetBuild(b Build) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "latchkey_build_info", Help: "Version, commit and Go version of the running binary (always 1).",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	m.Registry.MustRegister(g)
 }
 
 // New makes the collectors and registers them, with the Go runtime and
@@ -64,12 +119,53 @@ func New() *Metrics {
 		BackchannelLogouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_backchannel_logout_deliveries_total", Help: "Back-channel logout token deliveries by outcome.",
 		}, []string{"outcome"}),
+		SignIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_sign_ins_total", Help: "Password checks (login page, password grant, account page) by result.",
+		}, []string{"result"}),
+		Lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_lockouts_total", Help: "Lockouts begun, by throttle (password, mfa) and counter (user, ip).",
+		}, []string{"throttle", "counter"}),
+		MFAVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_mfa_verifications_total", Help: "Second-factor codes checked, by kind and result.",
+		}, []string{"kind", "result"}),
+		JanitorPasses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_janitor_passes_total", Help: "Janitor passes by result (ok, error, skipped: another instance held the lease).",
+		}, []string{"result"}),
+		JanitorDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_janitor_deleted_rows_total", Help: "Expired rows the janitor deleted, by table.",
+		}, []string{"table"}),
+		JanitorLastPass: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "latchkey_janitor_last_success_timestamp_seconds", Help: "When this instance last finished a janitor pass without error (Unix time).",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.TokenRequests, m.TokenDuration, m.TokensIssued, m.OAuthErrors, m.RefreshReuse,
-		m.BackchannelLogouts,
+		m.BackchannelLogouts, m.SignIns, m.Lockouts, m.MFAVerifications, m.JanitorPasses, m.JanitorDeleted,
+		m.JanitorLastPass,
 	)
+	// The known label values start at 0, so that each series exists from
+	// the first scrape: rate() and the alerts see the first increase, and
+	// a dashboard shows 0 rather than "no data".
+	for _, r := range []string{"success", "bad_password", "unknown_user", "locked", "mfa_required", "busy", "error"} {
+		m.SignIns.WithLabelValues(r)
+	}
+	for _, th := range []string{"password", "mfa"} {
+		for _, c := range []string{"user", "ip"} {
+			m.Lockouts.WithLabelValues(th, c)
+		}
+	}
+	for _, k := range []string{"totp", "recovery"} {
+		for _, r := range []string{"success", "failure", "locked", "error"} {
+			m.MFAVerifications.WithLabelValues(k, r)
+		}
+	}
+	for _, r := range []string{"ok", "error", "skipped"} {
+		m.JanitorPasses.WithLabelValues(r)
+	}
+	for _, o := range []string{"delivered", "retry", "gave_up", "dropped"} {
+		m.BackchannelLogouts.WithLabelValues(o)
+	}
 	return m
 }

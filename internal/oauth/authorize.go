@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grantsession"
 	"github.com/latchkey/latchkey/internal/login"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -77,6 +78,10 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		pushed = p.resumedPushed(r)
 	}
 	ar, oreq, err := p.checkAuthorizeRequest(ctx, r)
+	if ar != nil && ar.GetClient() != nil {
+		// A registered client, named by client_id: the access log says whose.
+		requestid.SetClientID(ctx, ar.GetClient().GetID())
+	}
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -84,6 +85,17 @@ func withClientAuth(f *fosite.Fosite, fc *fosite.Config, st assertionStore, cfg 
 }
 
 func (a *clientAuth) authenticate(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	c, err := a.authenticateAny(ctx, r, form)
+	if err == nil {
+		// The access log line and every later line of the request name
+		// the client: the token, revocation, introspection, PAR and
+		// device endpoints all authenticate here.
+		requestid.SetClientID(ctx, c.GetID())
+	}
+	return c, err
+}
+
+func (a *clientAuth) authenticateAny(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 	basic, err := basicCredentials(r)
 	if err != nil {
 		return nil, err

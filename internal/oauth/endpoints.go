@@ -14,7 +14,10 @@ import (
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
+	"github.com/latchkey/latchkey/internal/tracing"
 	"github.com/ory/fosite"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // Public endpoint paths (the contract's).
@@ -40,12 +43,22 @@ var knownGrantTypes = map[string]bool{
 // Token serves POST /oauth2/token.
 func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ctx := r.Context()
+	// The grant's span, under the HTTP request's; fosite's own spans
+	// (Fosite.NewAccessRequest, Fosite.NewAccessResponse) and the
+	// statements run are its children. A no-op when traces are off.
+	ctx, span := tracing.Start(r.Context(), "oauth2.token")
 	grant := "unknown"
 	outcome := "ok"
 	defer func() {
 		p.metrics.TokenRequests.WithLabelValues(grant, outcome).Inc()
 		p.metrics.TokenDuration.WithLabelValues(grant).Observe(time.Since(start).Seconds())
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("oauth.grant_type", grant), attribute.String("oauth.outcome", outcome))
+			if outcome != "ok" {
+				span.SetStatus(codes.Error, outcome)
+			}
+		}
+		span.End()
 	}()
 	fail := func(ar fosite.AccessRequester, err error) {
 		outcome = p.writeError(w, r, PathToken, ar, err)

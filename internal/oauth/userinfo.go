@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grantsession"
+	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/ory/fosite"
 )
@@ -75,6 +76,10 @@ func (p *Provider) Userinfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	use, ar, err := p.fosite.IntrospectToken(ctx, token, fosite.AccessToken, grantsession.New(""))
+	if err == nil && ar.GetClient() != nil {
+		// The token's client: whose app asked, for the access log.
+		requestid.SetClientID(ctx, ar.GetClient().GetID())
+	}
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
 		p.writeError(w, r, PathUserinfo, nil, err)

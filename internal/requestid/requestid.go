@@ -1,5 +1,6 @@
-// Package requestid carries one HTTP request's id through its context and
-// puts it on every log line written with that context. The id is the
+// Package requestid carries one HTTP request's id, and the client it turns
+// out to act for, through its context and puts them on every log line
+// written with that context. The id is the
 // caller's X-Request-Id when it is a sane token, so a proxy's or a client's
 // id joins their logs to ours, or a fresh random one.
 package requestid
@@ -7,6 +8,7 @@ package requestid
 import (
 	"context"
 	"log/slog"
+	"maps"
 
 	"github.com/latchkey/latchkey/internal/secrets"
 )
@@ -68,28 +70,63 @@ func FromHeader(incoming string) string {
 }
 
 // Logger wraps l's handler so that every record logged with a context
-// carrying an id gets request_id. Wrapping twice adds it once.
+// carrying an id gets request_id, and client_id once the request has
+// learnt it (fields.go), unless the line names its own. Wrapping twice
+// adds them once.
 func Logger(l *slog.Logger) *slog.Logger {
 	if _, ok := l.Handler().(handler); ok {
 		return l
 	}
-	return slog.New(handler{l.Handler()})
+	return slog.New(handler{Handler: l.Handler()})
 }
 
-type handler struct{ slog.Handler }
+type handler struct {
+	slog.Handler
+	// named are the keys a With on this logger already set: a line of a
+	// logger made with With("client_id", …) keeps that one.
+	named map[string]bool
+}
 
 func (h handler) Handle(ctx context.Context, r slog.Record) error {
-	if id := FromContext(ctx); id != "" {
-		r = r.Clone()
-		r.AddAttrs(slog.String(LogKey, id))
+	id, client := FromContext(ctx), ClientID(ctx)
+	if id == "" && client == "" {
+		return h.Handler.Handle(ctx, r)
+	}
+	has := map[string]bool{}
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case LogKey, ClientIDKey:
+			has[a.Key] = true
+		}
+		return true
+	})
+	r = r.Clone()
+	for _, kv := range [][2]string{{LogKey, id}, {ClientIDKey, client}} {
+		if kv[1] != "" && !has[kv[0]] && !h.named[kv[0]] {
+			r.AddAttrs(slog.String(kv[0], kv[1]))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h handler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return handler{h.Handler.WithAttrs(attrs)}
+	var named map[string]bool
+	for _, a := range attrs {
+		switch a.Key {
+		case LogKey, ClientIDKey:
+			if named == nil {
+				named = map[string]bool{}
+				maps.Copy(named, h.named)
+			}
+			named[a.Key] = true
+		}
+	}
+	if named == nil {
+		named = h.named
+	}
+	return handler{Handler: h.Handler.WithAttrs(attrs), named: named}
 }
 
 func (h handler) WithGroup(name string) slog.Handler {
-	return handler{h.Handler.WithGroup(name)}
+	return handler{Handler: h.Handler.WithGroup(name), named: h.named}
 }

@@ -75,3 +75,38 @@ func TestLoggerAddsTheID(t *testing.T) {
 		}
 	}
 }
+
+// Once a handler has recorded the client, every line logged with the
+// request's context carries client_id, once: a line that names its own
+// client_id, or a logger made With one, keeps it. The first client
+// recorded wins; without the holder nothing is recorded.
+func TestLoggerAddsClientID(t *testing.T) {
+	var buf bytes.Buffer
+	log := requestid.Logger(slog.New(slog.NewJSONHandler(&buf, nil)))
+	ctx := requestid.WithFields(requestid.NewContext(context.Background(), "req-2"))
+	log.InfoContext(ctx, "before")
+	requestid.SetClientID(ctx, "client-a")
+	requestid.SetClientID(ctx, "client-b")
+	log.ErrorContext(ctx, "after")
+	log.InfoContext(ctx, "own", "client_id", "other")
+	log.With("client_id", "with").InfoContext(ctx, "with")
+	requestid.SetClientID(context.Background(), "nowhere")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{"", "client-a", "other", "with"}
+	if len(lines) != len(want) {
+		t.Fatalf("want %d lines, got %q", len(want), buf.String())
+	}
+	for i, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		client, _ := m["client_id"].(string)
+		if client != want[i] || m["request_id"] != "req-2" || strings.Count(line, `"client_id"`) > 1 {
+			t.Errorf("line %d: client_id %q, want %q: %s", i+1, client, want[i], line)
+		}
+	}
+	if got := requestid.ClientID(ctx); got != "client-a" {
+		t.Errorf("ClientID = %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/latchkey/latchkey/internal/backchannel"
+	"github.com/latchkey/latchkey/internal/janitor"
 	"github.com/latchkey/latchkey/internal/keys"
 )
 
@@ -25,6 +26,9 @@ func WithKeyOptions(f func(*keys.Options)) Option {
 
 // Backchannel is the server's back-channel logout deliverer.
 func (s *Server) Backchannel() *backchannel.Deliverer { return s.backchannel }
+
+// Janitor is the server's janitor (its passes are counted in the metrics).
+func (s *Server) Janitor() *janitor.Janitor { return s.janitor }
 
 // Keys is the server's signing keys.
 func (s *Server) Keys() *keys.Manager { return s.keys }

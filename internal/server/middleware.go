@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/actor"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/store"
@@ -268,13 +269,19 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // observe gives the request its id (the caller's X-Request-Id when sane, so
 // a proxy's logs and ours share it), records metrics by route pattern (never
 // the raw path, which would explode label cardinality) and writes one access
-// log line per request. The id travels in the context: every line logged
-// with it carries request_id, and the response echoes it.
+// log line per request at info. The id travels in the context: every line
+// logged with it carries request_id, and the response echoes it. Handlers
+// record the client (requestid.SetClientID) and the admin guard its actor
+// (actor.NewContext) in holders this puts in the context and reads once
+// they return.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		requestID := requestid.FromHeader(r.Header.Get(requestid.Header))
-		r = r.WithContext(requestid.NewContext(r.Context(), requestID))
+		// The holders that handlers further in fill: the client
+		// (requestid) and the admin guard's actor (actor).
+		ctx := actor.WithSlot(requestid.WithFields(requestid.NewContext(r.Context(), requestID)))
+		r = r.WithContext(ctx)
 		w.Header().Set(requestid.Header, requestID)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		rec := &statusRecorder{ResponseWriter: w}
@@ -287,9 +294,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
+		nameSpan(ctx, route, requestID)
 		s.metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 		s.metrics.HTTPDuration.WithLabelValues(route).Observe(elapsed.Seconds())
-		s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
+		// client_id and actor join from the context (requestid.Logger,
+		// actor.Logger).
+		s.log.InfoContext(ctx, "request", "method", r.Method, "route", route,
 			"status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000)
 	})
 }

@@ -19,10 +19,10 @@ import (
 	"github.com/latchkey/latchkey/internal/login"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
-	"github.com/latchkey/latchkey/internal/requestid"
 	"github.com/latchkey/latchkey/internal/secrets"
 	"github.com/latchkey/latchkey/internal/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaxBodyBytes is the largest request body any endpoint reads (1 MiB).
@@ -44,10 +44,15 @@ type Server struct {
 	account *login.Account
 	// backchannel delivers back-channel logout tokens.
 	backchannel *backchannel.Deliverer
-	keys        *keys.Manager
-	admin       *admin.API
-	metrics     *metrics.Metrics
-	log         *slog.Logger
+	// janitor deletes expired rows; one of the background tasks.
+	janitor *janitor.Janitor
+	keys    *keys.Manager
+	admin   *admin.API
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	// tracer is nil when traces are off: the handlers are then not
+	// wrapped at all.
+	tracer trace.TracerProvider
 	// background is what Run keeps running beside the listeners: key
 	// rotation and the janitor. Each returns once its context is done.
 	background []func(context.Context)
@@ -68,6 +73,10 @@ type options struct {
 	account []func(*login.AccountConfig)
 	// keys adjusts the key manager's options (tests).
 	keys []func(*keys.Options)
+	// version and commit are latchkey_build_info's (WithBuildInfo).
+	version, commit string
+	// tracer makes the HTTP spans (WithTracerProvider); nil is off.
+	tracer trace.TracerProvider
 }
 
 // WithLogin lets f adjust the login pages' configuration (the throttle, the
@@ -97,8 +106,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if o.now == nil {
 		o.now = st.Now
 	}
-	// Every line logged while serving a request carries its request_id.
-	log = requestid.Logger(log)
+	log = serverLogger(log)
 	m := metrics.New()
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
@@ -127,7 +135,8 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		TrustedProxies: proxies,
 		Theme: login.Theme{Dir: cfg.ThemeDir, ProductName: cfg.ProductName, LogoURL: cfg.LogoURL,
 			PrimaryColor: cfg.PrimaryColor},
-		Now: o.now,
+		Now:     o.now,
+		Metrics: m,
 	}
 	for _, f := range o.login {
 		f(&lc)
@@ -158,14 +167,20 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	if err := registerStateMetrics(m, cfg, st, km, o, log); err != nil {
+		return nil, err
+	}
+	jan := janitor.New(st, Retention(cfg), log)
+	jan.Metrics, jan.Now = m, o.now
 	background := o.background
 	if background == nil {
-		background = []func(context.Context){km.Run, janitor.New(st, Retention(cfg), log).Run, deliverer.Run}
+		background = []func(context.Context){km.Run, jan.Run, deliverer.Run}
 	}
 	return &Server{
 		endSession:  provider.EndSession(pages, deliverer),
 		account:     account,
 		backchannel: deliverer,
+		janitor:     jan,
 		background:  background,
 		cfg:         cfg,
 		store:       st,
@@ -175,6 +190,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 		admin:       admin.NewAPI(adminService, km, cfg.AdminToken, log),
 		metrics:     m,
 		log:         log,
+		tracer:      o.tracer,
 	}, nil
 }
 
@@ -201,7 +217,7 @@ func (s *Server) PublicHandler() http.Handler {
 	mux.HandleFunc("POST "+oauth.PathRevoke, s.provider.Revoke)
 	mux.HandleFunc("POST "+oauth.PathIntrospect, s.provider.Introspect)
 	s.health(mux)
-	return s.middleware(s.cors(notFoundPage(mux, s.pages.NotFound)))
+	return s.traced(s.middleware(s.cors(notFoundPage(mux, s.pages.NotFound))))
 }
 
 // AdminHandler serves the admin API and /metrics.
@@ -220,7 +236,7 @@ func (s *Server) AdminHandler() http.Handler {
 		mux.Handle("GET /debug/pprof/symbol", s.admin.Guard(http.HandlerFunc(pprof.Symbol)))
 	}
 	s.health(mux)
-	return s.middleware(mux)
+	return s.traced(s.middleware(mux))
 }
 
 func (s *Server) health(mux *http.ServeMux) {

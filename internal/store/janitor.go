@@ -89,23 +89,40 @@ var expiries = []expiry{
 // the expiry index (never a scan of the whole table) and holds its locks for
 // one small batch, so the token endpoints never wait long behind it.
 func (s *Store) DeleteExpiredBatch(ctx context.Context, r Retention, batch int) (int64, error) {
-	now := s.nowUTC()
+	byTable, err := s.DeleteExpiredByTable(ctx, r, batch)
 	var total int64
+	for _, n := range byTable {
+		total += n
+	}
+	return total, err
+}
+
+// DeleteExpiredByTable is DeleteExpiredBatch reporting the rows deleted
+// per table (a table with none is absent), for the janitor's metrics. On
+// an error it reports what the statements before it deleted.
+func (s *Store) DeleteExpiredByTable(ctx context.Context, r Retention, batch int) (map[string]int64, error) {
+	now := s.nowUTC()
+	deleted := map[string]int64{}
+	count := func(table string, n int64) {
+		if n > 0 {
+			deleted[table] += n
+		}
+	}
 	for _, e := range expiries {
 		res := s.db(ctx).Exec(fmt.Sprintf(
 			"DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s < ? ORDER BY %s LIMIT ?)",
 			e.table, e.key, e.key, e.table, e.column, e.column), e.cutoff(now, r), batch)
 		if res.Error != nil {
-			return total, fmt.Errorf("delete expired %s: %w", e.table, translate(res.Error))
+			return deleted, fmt.Errorf("delete expired %s: %w", e.table, translate(res.Error))
 		}
-		total += res.RowsAffected
+		count(e.table, res.RowsAffected)
 	}
 	res := s.db(ctx).Exec("DELETE FROM login_failures WHERE key IN (SELECT key FROM login_failures WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?) ORDER BY window_start LIMIT ?)",
 		now.Add(-r.FailureWindow), now, batch)
 	if res.Error != nil {
-		return total, fmt.Errorf("delete expired login failures: %w", translate(res.Error))
+		return deleted, fmt.Errorf("delete expired login failures: %w", translate(res.Error))
 	}
-	total += res.RowsAffected
+	count("login_failures", res.RowsAffected)
 	if r.GrantLifetime > 0 {
 		// Never while the grant can be live: a stolen refresh token must
 		// still die when its login session logs out (issue 11 item 6).
@@ -113,25 +130,38 @@ func (s *Store) DeleteExpiredBatch(ctx context.Context, r Retention, batch int) 
   (SELECT login_session_id, request_id FROM login_session_grants WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
 			now.Add(-r.GrantLifetime-time.Minute), batch)
 		if res.Error != nil {
-			return total, fmt.Errorf("delete old login session grants: %w", translate(res.Error))
+			return deleted, fmt.Errorf("delete old login session grants: %w", translate(res.Error))
 		}
-		total += res.RowsAffected
+		count("login_session_grants", res.RowsAffected)
 	}
 	if r.SecurityEvents > 0 {
 		res := s.db(ctx).Exec("DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE created_at < ? ORDER BY created_at LIMIT ?)",
 			now.Add(-r.SecurityEvents), batch)
 		if res.Error != nil {
-			return total, fmt.Errorf("delete old security events: %w", translate(res.Error))
+			return deleted, fmt.Errorf("delete old security events: %w", translate(res.Error))
 		}
-		total += res.RowsAffected
+		count("security_events", res.RowsAffected)
 		res = s.db(ctx).Exec("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
 			now.Add(-r.SecurityEvents), batch)
 		if res.Error != nil {
-			return total, fmt.Errorf("delete old audit log entries: %w", translate(res.Error))
+			return deleted, fmt.Errorf("delete old audit log entries: %w", translate(res.Error))
 		}
-		total += res.RowsAffected
+		count("audit_log", res.RowsAffected)
 	}
-	return total, nil
+	return deleted, nil
+}
+
+// CountActiveLoginSessions counts login sessions that have not expired and
+// were used since idleSince, stopping at limit: a scrape of the metric
+// must stay cheap whatever the table holds.
+func (s *Store) CountActiveLoginSessions(ctx context.Context, idleSince time.Time, limit int) (int64, error) {
+	var n int64
+	err := s.db(ctx).Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM login_sessions WHERE expires_at > ? AND last_seen_at >= ? LIMIT ?) AS active`,
+		s.nowUTC(), idleSince.UTC(), limit).Scan(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("count active login sessions: %w", translate(err))
+	}
+	return n, nil
 }
 
 // AcquireLease takes or renews the named lease for holder until ttl from

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	gosqlite "github.com/glebarez/go-sqlite"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	gosqlite "github.com/glebarez/go-sqlite"
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -87,6 +88,9 @@ type Options struct {
 	// four in a row go missing its connection is taken for dead, the cache
 	// is turned off and the loss is logged.
 	ListenHeartbeat time.Duration
+	// Traced makes a span of every statement run under a traced request
+	// (tracing.go). Off, no callback is registered at all.
+	Traced bool
 
 	// listenDial replaces the listener's dialer in tests.
 	listenDial pgconn.DialFunc
@@ -161,6 +165,11 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 	}
 	if opts.OnStatement != nil {
 		if err := observeStatements(gdb, opts.OnStatement); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Traced {
+		if err := traceStatements(gdb, dialect); err != nil {
 			return nil, err
 		}
 	}
@@ -245,6 +254,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return sqlDB.PingContext(ctx)
 }
+
+// SQLDB is the connection pool, for its statistics (the metrics'
+// DBStatsCollector); nothing else may query through it.
+func (s *Store) SQLDB() (*sql.DB, error) { return s.gdb.DB() }
 
 // Close releases the connection pool.
 func (s *Store) Close() error {

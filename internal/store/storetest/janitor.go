@@ -20,6 +20,66 @@ var janitorTests = []struct {
 	{"JanitorDeletesExpiredInBatches", testDeleteExpiredBatch},
 	{"JanitorLease", testLease},
 	{"JanitorConcurrentLeaseOneHolder", testConcurrentLease},
+	{"JanitorCountsByTable", testDeleteExpiredByTable},
+	{"CountActiveLoginSessions", testCountActiveLoginSessions},
+}
+
+// The janitor's metrics count deleted rows per table: each table the
+// batch touched, with what it deleted there, and no table it did not.
+func testDeleteExpiredByTable(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	c := mustClient(t, st, "jbt-c")
+	now := time.Now().UTC()
+	for i := range 3 {
+		r := newRequest(c, fmt.Sprintf("jbt-%d", i), "jbt-u")
+		r.Session.SetExpiresAt(fosite.AccessToken, now.Add(-time.Hour))
+		if err := st.CreateAccessTokenSession(ctx, fmt.Sprintf("jbt-at-%d", i), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustUser(t, st, "jbt-u")
+	ls := &store.LoginSession{UserID: "jbt-u", AuthTime: now.Add(-2 * time.Hour), LastSeenAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
+	if err := st.CreateLoginSession(ctx, "jbt-cookie", ls); err != nil {
+		t.Fatal(err)
+	}
+	r := store.Retention{AccessTokenTTL: 15 * time.Minute, SessionIdleTTL: 24 * time.Hour, FailureWindow: time.Hour}
+	got, err := st.DeleteExpiredByTable(ctx, r, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"access_tokens": 3, "login_sessions": 1}
+	if len(got) != len(want) || got["access_tokens"] != 3 || got["login_sessions"] != 1 {
+		t.Fatalf("deleted by table %v, want %v", got, want)
+	}
+	if got, err := st.DeleteExpiredByTable(ctx, r, 100); err != nil || len(got) != 0 {
+		t.Fatalf("second pass deleted %v (%v), want nothing", got, err)
+	}
+}
+
+// Active login sessions are those neither expired nor idle since the
+// cutoff, and the count stops at its limit.
+func testCountActiveLoginSessions(t *testing.T, st *store.Store) {
+	ctx := ctxT(t)
+	mustUser(t, st, "cals-u")
+	now := time.Now().UTC()
+	for i, ls := range []store.LoginSession{
+		{LastSeenAt: now, ExpiresAt: now.Add(time.Hour)},                        // active
+		{LastSeenAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)},      // active
+		{LastSeenAt: now.Add(-10 * time.Minute), ExpiresAt: now.Add(time.Hour)}, // active
+		{LastSeenAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(time.Hour)},    // idle
+		{LastSeenAt: now, ExpiresAt: now.Add(-time.Second)},                     // expired
+	} {
+		ls.UserID, ls.AuthTime = "cals-u", now.Add(-3*time.Hour)
+		if err := st.CreateLoginSession(ctx, fmt.Sprintf("cals-%d", i), &ls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for limit, want := range map[int]int64{100: 3, 2: 2} {
+		n, err := st.CountActiveLoginSessions(ctx, now.Add(-time.Hour), limit)
+		if err != nil || n != want {
+			t.Errorf("limit %d: counted %d (%v), want %d", limit, n, err, want)
+		}
+	}
 }
 
 // Each call deletes at most batch rows of each kind, only expired ones,
