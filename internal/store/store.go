@@ -57,6 +57,9 @@ type Store struct {
 	// heartbeat and listenDial are Options.ListenHeartbeat and listenDial.
 	heartbeat  time.Duration
 	listenDial pgconn.DialFunc
+	// listenURL and pollInterval are Options.ListenURL and PollInterval.
+	listenURL    string
+	pollInterval time.Duration
 	// proofSpends groups concurrent DPoP proof spends (dpop.go).
 	proofSpends proofSpends
 	// keyWatchers hear that another instance changed the signing keys
@@ -87,6 +90,16 @@ type Options struct {
 	// four in a row go missing its connection is taken for dead, the cache
 	// is turned off and the loss is logged.
 	ListenHeartbeat time.Duration
+	// ListenURL is the PostgreSQL URL the client-cache listener dials
+	// (LATCHKEY_DATABASE_LISTEN_URL): LISTEN needs a session of its own,
+	// which a pooler in transaction mode does not give. Empty means the
+	// database URL; when that turns out not to deliver notifications the
+	// cache falls back to polling (cache.go, listen).
+	ListenURL string
+	// PollInterval is how long a client may be served from memory when
+	// the cache polls (default DefaultPollInterval): the bound on how late
+	// another instance's change is seen.
+	PollInterval time.Duration
 
 	// listenDial replaces the listener's dialer in tests.
 	listenDial pgconn.DialFunc
@@ -180,6 +193,10 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger, heartbeat: opts.ListenHeartbeat, listenDial: opts.listenDial}
 	if s.heartbeat <= 0 {
 		s.heartbeat = DefaultListenHeartbeat
+	}
+	s.listenURL, s.pollInterval = opts.ListenURL, opts.PollInterval
+	if s.pollInterval <= 0 {
+		s.pollInterval = DefaultPollInterval
 	}
 	ttl := opts.ClientCacheTTL
 	if ttl == 0 {
