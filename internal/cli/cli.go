@@ -107,7 +107,7 @@ func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logge
 
 // storeOptions are the store settings of the configuration.
 func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
-	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns}
+	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns, ListenURL: cfg.DatabaseListenURL}
 }
 
 func (e *env) printJSON(v any) error {
