@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	// Every line logged while serving a request carries its request_id.
 	log = requestid.Logger(log)
 	m := metrics.New()
+	m.WatchClientCache(st.CacheMode, store.CacheOff, store.CachePushed, store.CachePolled, store.CacheExpiring)
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
 	for _, f := range o.keys {
