@@ -329,6 +329,8 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
 		case "23505": // unique_violation
 			return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+		case "26000", "42P05": // invalid_sql_statement_name, duplicate_prepared_statement
+			return fmt.Errorf("%w (%s)", err, pooledStatementHint)
 		}
 		return err
 	}
@@ -345,6 +347,13 @@ func translate(err error) error {
 	}
 	return err
 }
+
+// pooledStatementHint says what to do when pgx's cached prepared statements
+// meet a pooler in transaction mode (PgBouncer before 1.21, or without
+// max_prepared_statements): the statement was prepared on one server
+// connection and is used, or prepared again, on another.
+const pooledStatementHint = "a prepared statement met another server connection: if LATCHKEY_DATABASE_URL goes through a pooler " +
+	"in transaction mode, add default_query_exec_mode=exec to it (docs/operations.md, PgBouncer)"
 
 // SQLite result codes translate() looks at.
 const (
