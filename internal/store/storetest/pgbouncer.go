@@ -108,6 +108,8 @@ max_client_conn = 1000
 default_pool_size = 10
 server_lifetime = 3600
 ignore_startup_parameters = extra_float_digits
+log_connections = 0
+log_disconnections = 0
 `, host, port, user, addr.Port)
 	cfg := filepath.Join(dir, "pgbouncer.ini")
 	if err := os.WriteFile(cfg, []byte(ini), 0o600); err != nil {
