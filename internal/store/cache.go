@@ -97,9 +97,9 @@ func (c *clientCache) poll(pollTTL time.Duration) {
 
 // Client cache modes, as CacheMode reports them.
 const (
-	// CacheOff: nothing is cached (SQLite never reports it; PostgreSQL
-	// while the invalidation channel is down, and at start-up until it
-	// listens).
+	// CacheOff: nothing is cached: on PostgreSQL while the invalidation
+	// channel is down, and at start-up until it listens; anywhere with
+	// Options.ClientCacheTTL negative.
 	CacheOff = "off"
 	// CachePushed: changes are pushed over LISTEN/NOTIFY.
 	CachePushed = "pushed"
@@ -169,19 +169,23 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 		databaseURL, via = s.listenURL, "database_listen_url"
 	}
 	backoff := 100 * time.Millisecond
-	heard := false
+	var st listenState
+	st.heard = func() {
+		if !st.ever {
+			st.ever = true
+			s.log.InfoContext(ctx, "client cache: changes are pushed to this instance over LISTEN/NOTIFY", "via", via)
+		}
+	}
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, databaseURL, func() {
-			if !heard {
-				heard = true
-				s.log.InfoContext(ctx, "client cache: changes are pushed to this instance over LISTEN/NOTIFY", "via", via)
-			}
-		})
+		st.sent = 0
+		err := s.listenOnce(ctx, databaseURL, &st)
 		s.clients.setEnabled(false)
 		if ctx.Err() != nil {
 			return
 		}
-		if !heard && via == "database_url" && errors.Is(err, errHeartbeatMissed) {
+		// Heartbeats that could not even be sent (a database too busy
+		// to answer) say nothing about a pooler.
+		if !st.ever && st.sent >= heartbeatsMissed-1 && via == "database_url" && errors.Is(err, errHeartbeatMissed) {
 			s.clients.poll(s.pollInterval)
 			s.log.WarnContext(ctx, "client cache: LISTEN/NOTIFY does not reach this instance through the database URL (a pooler in transaction mode?); "+
 				"clients are re-read after "+s.pollInterval.String()+" and signing keys at their refresh interval. "+
@@ -198,6 +202,14 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 	}
 }
 
+// listenState is what listen learns from its connections: whether any
+// heartbeat ever came back, and how many the current one sent.
+type listenState struct {
+	ever  bool
+	sent  int
+	heard func()
+}
+
 // listenOnce listens on one connection until it fails. A connection can
 // die without a word (a NAT or firewall dropping an idle flow sends no
 // RST), and a LISTEN connection only ever reads, so nothing would notice:
@@ -206,7 +218,7 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 // own, and gives up when none has arrived for heartbeatsMissed intervals.
 // The cache turns on only once the first one is back. TCP keepalive and
 // TCP_USER_TIMEOUT make the kernel close such a connection too.
-func (s *Store) listenOnce(ctx context.Context, databaseURL string, heard func()) error {
+func (s *Store) listenOnce(ctx context.Context, databaseURL string, st *listenState) error {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return err
@@ -255,6 +267,8 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string, heard func()
 			bctx, cancel := context.WithTimeout(ctx, s.heartbeat)
 			if _, err := sqlDB.ExecContext(bctx, "SELECT pg_notify($1, '')", heartbeat); err != nil && ctx.Err() == nil {
 				s.log.DebugContext(ctx, "heartbeat notify failed", "error", err)
+			} else if err == nil {
+				st.sent++
 			}
 			cancel()
 			nextBeat = now.Add(s.heartbeat)
@@ -281,7 +295,7 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string, heard func()
 		lastSeen = time.Now()
 		if !listening {
 			listening = true
-			heard()
+			st.heard()
 			s.clients.setEnabled(true)
 			// A key change announced while the channel was down was
 			// missed: have the keys read again now.
