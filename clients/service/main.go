@@ -16,18 +16,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/clients/internal/backchannel"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
 func main() {
 	issuer := flag.String("issuer", issuerDefault(), "Latchkey issuer (default $LATCHKEY_ISSUER, else http://localhost:8080)")
+	internal := flag.String("internal-url", os.Getenv("LATCHKEY_INTERNAL_URL"), "where the service dials Latchkey when not at the issuer URL, e.g. http://latchkey:8080 in Compose (default $LATCHKEY_INTERNAL_URL)")
 	api := flag.String("api", "http://127.0.0.1:9090/invoices", "the API to call")
 	audience := flag.String("audience", "https://api.example.com", "the API's audience")
 	every := flag.Duration("every", 5*time.Second, "call interval")
 	flag.Parse()
 
-	tokenURL, err := discoverTokenURL(context.Background(), http.DefaultClient, *issuer)
+	// The metadata must name the public issuer; it is fetched, and tokens
+	// are asked for, at the internal URL.
+	hc, err := backchannel.Client(&http.Client{Timeout: 15 * time.Second}, *issuer, *internal)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+	tokenURL, err := discoverTokenURL(ctx, hc, *issuer)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -44,7 +53,7 @@ func main() {
 		AuthStyle: oauth2.AuthStyleInHeader,
 	}
 	// Client returns an *http.Client that attaches the token and renews it.
-	client := conf.Client(context.Background())
+	client := conf.Client(ctx)
 	for {
 		resp, err := client.Get(*api)
 		if err != nil {

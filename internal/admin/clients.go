@@ -514,7 +514,13 @@ func (s *Service) CreateClient(ctx context.Context, md *ClientMetadata) (*Client
 			return nil, err
 		}
 	}
-	if err := s.store.CreateClient(ctx, c); err != nil {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateClient(ctx, c); err != nil {
+			return err
+		}
+		return s.record(ctx, ActionClientCreate, TargetClient, c.ID, nil, toMetadata(c))
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return nil, invalidMetadata("client_id %q is already registered", c.ID)
 		}
@@ -561,24 +567,18 @@ func (s *Service) ReplaceClient(ctx context.Context, id string, md *ClientMetada
 		return nil, err
 	}
 	out := &ClientMetadata{}
+	var before *ClientMetadata
 	// The secret hash is decided from the row as it is now, under its lock:
 	// read outside the lock (or from the cache), a concurrent rotation
 	// could be undone by writing back the hash it replaced.
-	err = s.store.UpdateClient(ctx, id, func(cur *store.Client) error {
-		*out = ClientMetadata{}
-		switch {
-		case !hasSecret(c):
-			c.SecretHash = nil
-		case !hasSecret(cur) || len(cur.SecretHash) == 0:
-			if err := s.withSecret(ctx, c, out); err != nil {
-				return err
-			}
-		default:
-			c.SecretHash = cur.SecretHash
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.UpdateClient(ctx, id, func(cur *store.Client) error {
+			before = toMetadata(cur)
+			return s.replace(ctx, c, cur, out)
+		}); err != nil {
+			return err
 		}
-		c.CreatedAt = cur.CreatedAt
-		*cur = *c
-		return nil
+		return s.record(ctx, ActionClientUpdate, TargetClient, id, before, toMetadata(c))
 	})
 	if err != nil {
 		return nil, err
@@ -589,9 +589,38 @@ func (s *Service) ReplaceClient(ctx context.Context, id string, md *ClientMetada
 	return res, nil
 }
 
+// replace turns the current row cur into c, deciding the secret: kept,
+// dropped for a public client, or new (into out) for a client that gains
+// one.
+func (s *Service) replace(ctx context.Context, c, cur *store.Client, out *ClientMetadata) error {
+	*out = ClientMetadata{}
+	switch {
+	case !hasSecret(c):
+		c.SecretHash = nil
+	case !hasSecret(cur) || len(cur.SecretHash) == 0:
+		if err := s.withSecret(ctx, c, out); err != nil {
+			return err
+		}
+	default:
+		c.SecretHash = cur.SecretHash
+	}
+	c.CreatedAt = cur.CreatedAt
+	*cur = *c
+	return nil
+}
+
 // DeleteClient removes a client and every token issued to it.
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
-	return s.store.DeleteClient(ctx, id)
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		c, err := s.store.FindClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.store.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		return s.record(ctx, ActionClientDelete, TargetClient, id, toMetadata(c), nil)
+	})
 }
 
 // RotateSecret replaces a confidential client's secret and returns the new
@@ -600,15 +629,29 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientMetadata,
 	var res *ClientMetadata
 	// Under the row lock, so that a concurrent PUT keeps this secret (or
 	// this rotation follows it) instead of restoring the old one.
-	err := s.store.UpdateClient(ctx, id, func(c *store.Client) error {
-		if !hasSecret(c) {
-			return ErrPublicClient
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.UpdateClient(ctx, id, func(c *store.Client) error {
+			if !hasSecret(c) {
+				return ErrPublicClient
+			}
+			res = toMetadata(c)
+			return s.withSecret(ctx, c, res)
+		}); err != nil {
+			return err
 		}
-		res = toMetadata(c)
-		return s.withSecret(ctx, c, res)
+		// The metadata is unchanged; the entry says that the secret
+		// changed, and never what it is.
+		return s.record(ctx, ActionClientRotateSecret, TargetClient, id, nil, noSecret(res))
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// noSecret is md without its secret, for the audit log.
+func noSecret(md *ClientMetadata) *ClientMetadata {
+	c := *md
+	c.ClientSecret, c.ClientSecretExpiresAt = "", nil
+	return &c
 }

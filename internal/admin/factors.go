@@ -49,10 +49,20 @@ func (s *Service) ListFactors(ctx context.Context, userID string) (*Factors, err
 // sign-in is by password alone, so an operator resets only after checking
 // who asks. store.ErrNotFound for an unknown user or factor.
 func (s *Service) ResetFactors(ctx context.Context, userID, factorID string) error {
-	if _, err := s.store.FindUser(ctx, userID); err != nil {
-		return err
-	}
-	return s.store.DeleteFactors(ctx, userID, factorID)
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		before, err := s.ListFactors(ctx, userID)
+		if err != nil {
+			return err
+		}
+		if err := s.store.DeleteFactors(ctx, userID, factorID); err != nil {
+			return err
+		}
+		after, err := s.ListFactors(ctx, userID)
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, ActionUserResetFactors, TargetUser, userID, before, after)
+	})
 }
 
 func (a *API) listFactors(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package admin
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,21 +13,26 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/actor"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/store"
 )
 
-// API is the admin HTTP API. Every route demands the admin bearer token.
+// API is the admin HTTP API. Every route demands an admin bearer token:
+// the bootstrap LATCHKEY_ADMIN_TOKEN or a named one (tokens.go).
 type API struct {
-	svc       *Service
-	keys      *keys.Manager
-	tokenHash [32]byte
-	log       *slog.Logger
+	svc *Service
+	// bootstrapHash is the SHA-256 of LATCHKEY_ADMIN_TOKEN.
+	bootstrapHash [32]byte
+	keys          *keys.Manager
+	log           *slog.Logger
 }
 
-// NewAPI returns the admin API guarded by adminToken.
+// NewAPI returns the admin API guarded by adminToken (the bootstrap
+// token) and the named tokens in the database. Its log lines carry the
+// request's actor.
 func NewAPI(svc *Service, km *keys.Manager, adminToken string, log *slog.Logger) *API {
-	return &API{svc: svc, keys: km, tokenHash: sha256.Sum256([]byte(adminToken)), log: log}
+	return &API{svc: svc, keys: km, bootstrapHash: sha256.Sum256([]byte(adminToken)), log: actor.Logger(log)}
 }
 
 // Register adds the admin routes to mux.
@@ -57,6 +61,11 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /admin/keys/rotate", a.guard(a.rotateKey))
 	mux.Handle("POST /admin/keys/{kid}/revoke", a.guard(a.revokeKey))
 	mux.Handle("POST /admin/keys/import", a.guard(a.importKey))
+	mux.Handle("POST /admin/tokens", a.guard(a.createAdminToken))
+	mux.Handle("GET /admin/tokens", a.guard(a.listAdminTokens))
+	mux.Handle("DELETE /admin/tokens/{name}", a.guard(a.revokeAdminToken))
+	mux.Handle("POST /admin/tokens/{name}/rotate", a.guard(a.rotateAdminToken))
+	mux.Handle("GET /admin/audit", a.guard(a.listAudit))
 }
 
 type userRequest struct {
@@ -193,6 +202,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "signing key rotation requested", "kid", info.KID, "activates_at", info.ActivatesAt)
+	a.recordKey(r, ActionKeyRotate, info.KID, info)
 	writeJSON(w, http.StatusOK, info)
 }
 
@@ -201,19 +211,29 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request) {
 // and, for pprof, costs CPU on demand.
 func (a *API) Guard(h http.Handler) http.Handler { return a.guard(h.ServeHTTP) }
 
-// guard checks the bearer token. Both sides are hashed first so the
-// comparison is constant-time whatever the lengths.
+// guard checks the bearer token (Service.AuthenticateAdmin) and puts its
+// name in the request's context as the actor. Named tokens are read from
+// the database on every request, so a revoked one fails at once on every
+// instance; admin calls are rare enough for one indexed query each.
 func (a *API) guard(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearerToken(r.Header.Get("Authorization"))
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
+		name := ""
+		if ok {
+			var err error
+			name, ok, err = a.svc.AuthenticateAdmin(r.Context(), token, a.bootstrapHash)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey-admin"`)
-			writeError(w, http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer $LATCHKEY_ADMIN_TOKEN")
+			writeError(w, http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer with LATCHKEY_ADMIN_TOKEN or a named admin token")
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		next(w, r)
+		next(w, r.WithContext(actor.NewContext(r.Context(), name)))
 	})
 }
 
@@ -304,6 +324,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, md.Code, md.Description)
 	case errors.As(err, new(*InputError)):
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, ErrAdminTokenExists):
+		writeError(w, http.StatusConflict, "conflict", "an admin token of that name exists; revoke or rotate it")
 	case errors.Is(err, ErrUsernameTaken):
 		writeError(w, http.StatusConflict, "conflict", "that username is taken")
 	case errors.Is(err, keys.ErrInvalidKey):
@@ -334,6 +356,8 @@ func resource(r *http.Request) string {
 		return "scope description"
 	case strings.HasPrefix(r.URL.Path, "/admin/keys"):
 		return "signing key"
+	case strings.HasPrefix(r.URL.Path, "/admin/tokens"):
+		return "admin token"
 	}
 	return "resource"
 }
@@ -425,4 +449,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// recordKey writes the audit entry of a signing key change that has been
+// made (RecordKeyChange says why afterwards). The change stands either
+// way, so a failure is logged, not answered.
+func (a *API) recordKey(r *http.Request, action, kid string, after any) {
+	if err := a.svc.RecordKeyChange(r.Context(), action, kid, nil, after); err != nil {
+		a.log.ErrorContext(r.Context(), "audit entry of a signing key change not written", "action", action, "kid", kid, "error", err)
+	}
 }

@@ -55,6 +55,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 		args = append(args, "replaced_by", rev.ReplacedBy.KID)
 	}
 	a.log.WarnContext(r.Context(), "signing key revoked", args...)
+	a.recordKey(r, ActionKeyRevoke, rev.Revoked.KID, rev)
 	writeJSON(w, http.StatusOK, rev)
 }
 
@@ -90,5 +91,6 @@ func (a *API) importKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "signing key imported", "kid", info.KID, "alg", info.Alg, "activates_at", info.ActivatesAt)
+	a.recordKey(r, ActionKeyImport, info.KID, info)
 	writeJSON(w, http.StatusCreated, info)
 }

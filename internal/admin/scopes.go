@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -69,7 +70,21 @@ func (s *Service) PutScope(ctx context.Context, name, description string) (*Scop
 		return nil, false, &InputError{Description: "description is longer than 300 characters"}
 	}
 	sc := &store.Scope{Name: name, Description: description}
-	created, err := s.store.PutScope(ctx, sc)
+	var created bool
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		var before *ScopeInfo
+		switch old, err := s.store.FindScope(ctx, name); {
+		case err == nil:
+			before = scopeInfo(old)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		var err error
+		if created, err = s.store.PutScope(ctx, sc); err != nil {
+			return err
+		}
+		return s.record(ctx, ActionScopePut, TargetScope, name, before, scopeInfo(sc))
+	})
 	if err != nil {
 		return nil, false, err
 	}
@@ -107,7 +122,16 @@ func (s *Service) DeleteScope(ctx context.Context, name string) error {
 	if err := checkScopeName(name); err != nil {
 		return err
 	}
-	return s.store.DeleteScope(ctx, name)
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		sc, err := s.store.FindScope(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := s.store.DeleteScope(ctx, name); err != nil {
+			return err
+		}
+		return s.record(ctx, ActionScopeDelete, TargetScope, name, scopeInfo(sc), nil)
+	})
 }
 
 type scopeRequest struct {

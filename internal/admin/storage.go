@@ -46,6 +46,8 @@ type Store interface {
 	UserStore
 	ScopeStore
 	FactorStore
+	AdminTokenStore
+	AuditStore
 }
 
 // FactorStore lists and removes a person's second factors (factors.go).

@@ -109,7 +109,13 @@ func (s *Service) CreateUserWithProfile(ctx context.Context, username, password 
 	}
 	u := &store.User{ID: id, Username: name, PasswordHash: hash}
 	setProfile(u, p)
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.record(ctx, ActionUserCreate, TargetUser, u.ID, nil, userInfo(u))
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return nil, ErrUsernameTaken
 		}
@@ -132,20 +138,18 @@ func (s *Service) GetUser(ctx context.Context, id string) (*UserInfo, error) {
 // a whole (email_verified without an email is refused however it came
 // about); a refused patch changes nothing.
 func (s *Service) UpdateUser(ctx context.Context, id string, patch *UserPatch) (*UserInfo, error) {
-	var saved *store.User
-	err := s.store.UpdateUser(ctx, id, func(u *store.User) error {
-		saved = u
-		cur := userInfo(u)
-		if err := patch.applyTo(&cur.Username, &cur.Profile); err != nil {
+	var (
+		saved  *store.User
+		before *UserInfo
+	)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.store.UpdateUser(ctx, id, func(u *store.User) error {
+			saved, before = u, userInfo(u)
+			return patch.update(u)
+		}); err != nil {
 			return err
 		}
-		p, err := cur.Profile.check()
-		if err != nil {
-			return err
-		}
-		u.Username = cur.Username
-		setProfile(u, p)
-		return nil
+		return s.record(ctx, ActionUserUpdate, TargetUser, id, before, userInfo(saved))
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
@@ -154,6 +158,21 @@ func (s *Service) UpdateUser(ctx context.Context, id string, patch *UserPatch) (
 		return nil, err
 	}
 	return userInfo(saved), nil
+}
+
+// update applies the patch to u, checking the result as a whole.
+func (patch *UserPatch) update(u *store.User) error {
+	cur := userInfo(u)
+	if err := patch.applyTo(&cur.Username, &cur.Profile); err != nil {
+		return err
+	}
+	p, err := cur.Profile.check()
+	if err != nil {
+		return err
+	}
+	u.Username = cur.Username
+	setProfile(u, p)
+	return nil
 }
 
 // ListUsers returns every user.
@@ -171,7 +190,16 @@ func (s *Service) ListUsers(ctx context.Context) ([]UserInfo, error) {
 
 // DeleteUser removes a user and revokes everything they hold.
 func (s *Service) DeleteUser(ctx context.Context, id string) error {
-	return s.store.DeleteUser(ctx, id, s.revokeUntil())
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		u, err := s.store.FindUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.store.DeleteUser(ctx, id, s.revokeUntil()); err != nil {
+			return err
+		}
+		return s.record(ctx, ActionUserDelete, TargetUser, id, userInfo(u), nil)
+	})
 }
 
 // SetPassword replaces a user's password and, as a changed password must,
@@ -188,14 +216,34 @@ func (s *Service) SetPassword(ctx context.Context, id, password string) error {
 		if err := s.store.SetPasswordHash(ctx, id, hash); err != nil {
 			return err
 		}
-		return s.store.RevokeSubject(ctx, id, s.revokeUntil())
+		if err := s.store.RevokeSubject(ctx, id, s.revokeUntil()); err != nil {
+			return err
+		}
+		// The entry says that the password changed; neither it nor its
+		// hash is in the user's view.
+		return s.recordUser(ctx, ActionUserSetPassword, id)
 	})
 }
 
 // RevokeUserTokens revokes every grant and login session of a user.
 func (s *Service) RevokeUserTokens(ctx context.Context, id string) error {
-	if _, err := s.store.FindUser(ctx, id); err != nil {
+	return s.store.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.store.FindUser(ctx, id); err != nil {
+			return err
+		}
+		if err := s.store.RevokeSubject(ctx, id, s.revokeUntil()); err != nil {
+			return err
+		}
+		return s.recordUser(ctx, ActionUserRevokeTokens, id)
+	})
+}
+
+// recordUser records an action on a user that changes nothing of their
+// view, with the view as it is as after.
+func (s *Service) recordUser(ctx context.Context, action, id string) error {
+	u, err := s.store.FindUser(ctx, id)
+	if err != nil {
 		return err
 	}
-	return s.store.RevokeSubject(ctx, id, s.revokeUntil())
+	return s.record(ctx, action, TargetUser, id, nil, userInfo(u))
 }

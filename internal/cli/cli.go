@@ -62,7 +62,8 @@ func (e *env) rootCommand() *cobra.Command {
 	// flags of the settings it uses (serve: all of them).
 	config.RegisterCommonFlags(root.PersistentFlags())
 	root.PersistentFlags().Bool("dev", false, "zero-setup mode: SQLite at "+config.DevDatabaseURL+" and generated secrets kept in "+devFileName)
-	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.userCommand(), e.scopeCommand(), e.keysCommand(), e.janitorCommand(), e.versionCommand())
+	root.AddCommand(e.serveCommand(), e.migrateCommand(), e.clientCommand(), e.userCommand(), e.scopeCommand(), e.keysCommand(), e.janitorCommand(),
+		e.adminTokenCommand(), e.auditCommand(), e.healthCommand(), e.doctorCommand(), e.versionCommand())
 	return root
 }
 

@@ -628,7 +628,7 @@ func TestHelpFlagsPerCommand(t *testing.T) {
 		{[]string{"user", "list", "--help"}, []string{"--database-url", "--access-token-ttl", "--config", "--dev"}, []string{"--pprof", "--issuer", "--public-addr", "--signing-alg", "--cors-origins"}},
 		{[]string{"migrate", "up", "--help"}, []string{"--database-url", "--database-max-open-conns"}, []string{"--pprof", "--issuer", "--access-token-ttl"}},
 		{[]string{"keys", "rotate", "--help"}, []string{"--signing-alg", "--key-prepublish-period", "(default 15m0s)"}, []string{"--pprof", "--issuer"}},
-		{[]string{"janitor", "--help"}, []string{"--audit-retention", "(default 2160h0m0s)", "--login-failure-window"}, []string{"--pprof", "--issuer"}},
+		{[]string{"janitor", "--help"}, []string{"--audit-retention", "(default 8760h0m0s)", "--login-failure-window"}, []string{"--pprof", "--issuer"}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args[:len(tc.args)-1], " "), func(t *testing.T) {

@@ -33,6 +33,7 @@ func (e *env) withAdmin(cmd *cobra.Command, groups config.Group, fn func(svc *ad
 			}
 		}
 		svc := admin.NewService(st, hasher, admin.Policy{RevokeFor: cfg.RevocationWindow()})
+		e.asActor(cmd)
 		return fn(svc)
 	})
 }

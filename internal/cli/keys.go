@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/server"
@@ -20,16 +21,28 @@ import (
 const keysGroups = config.GroupDatabase | config.GroupSecret | config.GroupKeys | config.GroupLifetimes
 
 // withKeys opens the store and the key manager, which decrypts the keys and
-// so needs the same LATCHKEY_SECRET as the server.
-func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager) error) error {
+// so needs the same LATCHKEY_SECRET as the server. audit records a change
+// made with m in the audit log.
+func (e *env) withKeys(cmd *cobra.Command, fn func(m *keys.Manager, audit keyAudit) error) error {
 	return e.withStore(cmd, keysGroups, func(cfg *config.Config, st *store.Store, log *slog.Logger) error {
 		m, err := keys.New(cmd.Context(), st, cfg.SystemSecrets(), server.KeyOptions(cfg, log))
 		if err != nil {
 			return err
 		}
-		return fn(m)
+		e.asActor(cmd)
+		svc := admin.NewService(st, nil, admin.Policy{})
+		return fn(m, func(action, kid string, after any) {
+			// The change is made (admin.Service.RecordKeyChange says why
+			// the entry follows it); say so rather than fail.
+			if err := svc.RecordKeyChange(cmd.Context(), action, kid, nil, after); err != nil {
+				fmt.Fprintf(e.stderr, "latchkey: the key change is made, but its audit entry was not written: %v\n", err)
+			}
+		})
 	})
 }
+
+// keyAudit records a signing key change.
+type keyAudit func(action, kid string, after any)
 
 func (e *env) keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage JWT signing keys (output is JSON)"}
@@ -39,7 +52,7 @@ func (e *env) keysCommand() *cobra.Command {
 		Short: "List signing keys, chain by chain per algorithm, and their state (pending, active, retired)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withKeys(cmd, func(m *keys.Manager) error { return e.printJSON(m.List()) })
+			return e.withKeys(cmd, func(m *keys.Manager, _ keyAudit) error { return e.printJSON(m.List()) })
 		},
 	})
 	var rotateNow bool
@@ -59,7 +72,7 @@ they signed expire. A verifier holding a cached JWKS sees an unknown kid until i
 fetches the set again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.withKeys(cmd, func(m *keys.Manager) error {
+			return e.withKeys(cmd, func(m *keys.Manager, audit keyAudit) error {
 				rotate := m.Rotate
 				if rotateNow {
 					rotate = m.RotateNow
@@ -68,6 +81,7 @@ fetches the set again.`,
 				if err != nil {
 					return err
 				}
+				audit(admin.ActionKeyRotate, info.KID, info)
 				return e.printJSON(info)
 			})
 		},
@@ -92,11 +106,12 @@ A kid is a base64url thumbprint and one in 64 starts with "-"; put "--" before
 it so that it is not read as a flag: latchkey keys revoke -- KID.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withKeys(cmd, func(m *keys.Manager) error {
+			return e.withKeys(cmd, func(m *keys.Manager, audit keyAudit) error {
 				rev, err := m.Revoke(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
+				audit(admin.ActionKeyRevoke, rev.Revoked.KID, rev)
 				return e.printJSON(rev)
 			})
 		},
@@ -138,11 +153,12 @@ or at once with --now. The private key is never printed or logged.`,
 			if err != nil {
 				return fmt.Errorf("read the key: %w", err)
 			}
-			return e.withKeys(cmd, func(m *keys.Manager) error {
+			return e.withKeys(cmd, func(m *keys.Manager, audit keyAudit) error {
 				info, err := m.Import(cmd.Context(), material, opts)
 				if err != nil {
 					return err
 				}
+				audit(admin.ActionKeyImport, info.KID, info)
 				return e.printJSON(info)
 			})
 		},

@@ -100,7 +100,8 @@ type Config struct {
 	// DatabaseListenURL is a direct PostgreSQL connection for LISTEN when
 	// DatabaseURL goes through a pooler in transaction mode (PgBouncer).
 	DatabaseListenURL string `koanf:"database_listen_url"`
-	// AuditRetention is how long the janitor keeps security events.
+	// AuditRetention is how long the janitor keeps the admin audit log and
+	// security events (365 days by default).
 	AuditRetention time.Duration `koanf:"audit_retention"`
 	// The sign-in throttle (login.ThrottlePolicy): failures are remembered
 	// for LoginFailureWindow; LoginUserLimit per username or LoginIPLimit
@@ -191,7 +192,7 @@ func settings() []setting {
 		{"signing_alg", GroupKeys, "ES256", "ES256, RS256 or EdDSA", false, func(c *Config) any { return &c.SigningAlg }},
 		{"key_rotation_period", GroupKeys, 720 * time.Hour, "how long a signing key signs before the next takes over", false, func(c *Config) any { return &c.KeyRotationPeriod }},
 		{"key_prepublish_period", GroupKeys, 15 * time.Minute, "how long a new signing key is published before it signs", false, func(c *Config) any { return &c.KeyPrepublishPeriod }},
-		{"audit_retention", GroupRetention, 2160 * time.Hour, "how long security events (audit rows) are kept", false, func(c *Config) any { return &c.AuditRetention }},
+		{"audit_retention", GroupRetention, 8760 * time.Hour, "how long audit rows (the admin audit log and security events) are kept", false, func(c *Config) any { return &c.AuditRetention }},
 		{"login_failure_window", GroupLogin, 15 * time.Minute, "how long failed sign-ins are remembered", false, func(c *Config) any { return &c.LoginFailureWindow }},
 		{"login_user_limit", GroupLogin, 5, "failed sign-ins per username within the window before it is locked", false, func(c *Config) any { return &c.LoginUserLimit }},
 		{"login_ip_limit", GroupLogin, 20, "failed sign-ins per client IP within the window before it is locked", false, func(c *Config) any { return &c.LoginIPLimit }},

@@ -745,3 +745,19 @@ func TestPublicAddrWithoutIssuerWarns(t *testing.T) {
 		})
 	}
 }
+
+// The admin audit log and security events are kept 365 days unless
+// LATCHKEY_AUDIT_RETENTION says otherwise (issue 18).
+func TestAuditRetentionDefault(t *testing.T) {
+	c, err := load(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditRetention != 365*24*time.Hour {
+		t.Errorf("default audit retention %s, want 8760h", c.AuditRetention)
+	}
+	c, err = load(t, "", []string{"LATCHKEY_AUDIT_RETENTION=48h"})
+	if err != nil || c.AuditRetention != 48*time.Hour {
+		t.Errorf("from the environment: %v %v", c.AuditRetention, err)
+	}
+}

@@ -236,8 +236,9 @@ func (a *Account) accountPage(w http.ResponseWriter, r *http.Request) {
 	a.show(w, r, s, http.StatusOK, "", notices[r.URL.Query().Get("done")])
 }
 
-// show renders /account for s with an error or a notice.
-func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status int, errMsg, notice string) {
+// show renders /account for s with an error or a notice. fields are those
+// an error that is no message key is about (fieldErrors).
+func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status int, errMsg, notice string, fields ...string) {
 	ctx := r.Context()
 	sessions, err := a.st.ListLoginSessions(ctx, s.User.ID, a.h.cfg.SessionIdleTTL)
 	if err != nil {
@@ -251,6 +252,7 @@ func (a *Account) show(w http.ResponseWriter, r *http.Request, s *SignIn, status
 	}
 	v := accountView{Title: "account.title", Error: errMsg, Message: notice, CSRFToken: a.h.csrfToken(w, r), User: s.User,
 		CanVerify: a.cfg.Mailer != nil && s.User.Email != "" && !s.User.EmailVerified}
+	v.ErrorFields = fields
 	for _, ls := range sessions {
 		v.Sessions = append(v.Sessions, sessionView{SID: ls.SID, Device: describeDevice(ls.UserAgent), Address: ls.Address,
 			Created: when(ls.CreatedAt), LastSeen: when(ls.LastSeenAt), ThisDevice: ls.ID == s.LoginSessionID})
@@ -370,7 +372,7 @@ func (a *Account) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.CheckPassword(next); err != nil {
-		a.show(w, r, s, http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "")
+		a.show(w, r, s, http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "", "new_password")
 		return
 	}
 	ip := a.h.ClientIP(r)

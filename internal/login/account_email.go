@@ -171,8 +171,10 @@ func (a *Account) resetPage(w http.ResponseWriter, r *http.Request) {
 // and a failure leaves it unused.
 func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 	token := linkToken(r)
-	again := func(status int, msg string) {
-		a.render(w, r, status, "reset", accountView{Title: "reset.title", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg})
+	again := func(status int, msg string, fields ...string) {
+		v := accountView{Title: "reset.title", CSRFToken: a.h.csrfToken(w, r), Token: token, Error: msg}
+		v.ErrorFields = fields
+		a.render(w, r, status, "reset", v)
 	}
 	if !a.h.validCSRF(r) {
 		again(http.StatusForbidden, "reset.error.csrf")
@@ -184,7 +186,7 @@ func (a *Account) resetSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.CheckPassword(next); err != nil {
-		again(http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()))
+		again(http.StatusBadRequest, a.tr(r, "account.error.password_rule", err.Error()), "new_password")
 		return
 	}
 	if token == "" {

@@ -267,6 +267,9 @@ type page struct {
 	imgSrc []string
 
 	Title, Error, Message, CSRFToken, ReturnTo string
+	// ErrorFields names the fields an Error that is not a message key is
+	// about (fieldErrors knows those of the keys).
+	ErrorFields []string
 	// About is the signed ClientName and Scopes of ReturnTo, kept in the
 	// login form so that a failed sign-in shows them again.
 	About                string
@@ -336,7 +339,7 @@ func (h *Handler) draw(w http.ResponseWriter, r *http.Request, status int, t *te
 // the start instead of failing each request. The error names the file.
 func (h *Handler) dryRun() error {
 	p := page{localizer: localizer{c: h.locales, lang: defaultLang}, Lang: defaultLang, Product: "P", LogoURL: "/static/l.png",
-		ThemeCSS: true, RequestID: "r", Title: "login.title", Error: "login.error.invalid", Message: "login.done.message",
+		ThemeCSS: true, RequestID: "r", Title: "login.title", Error: "login.error.invalid", ErrorFields: []string{"code"}, Message: "login.done.message",
 		CSRFToken: "c", ReturnTo: "/", About: "a", ClientName: "n", Username: "u", ClientLogoURI: "https://l", ClientURI: "https://u",
 		Scopes: []ScopeLine{{Name: "s", Description: "d"}, {Name: "t"}}, ClientID: "i", PostLogoutRedirectURI: "https://p", State: "s", UserCode: "c",
 		MFA: &mfaPage{QR: "<svg></svg>", Secret: "S", Sealed: "x", RecoveryCodes: []string{"a"}, HasFactor: true, RecoveryLeft: 1}}

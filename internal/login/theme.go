@@ -182,9 +182,16 @@ func errOr(err, alt error) error {
 	return alt
 }
 
+// The cards of latchkey.css in light and dark mode: what links and the
+// focus ring are drawn on.
+const lightCard, darkCard = "#ffffff", "#1a202b"
+
 // themeCSS is /static/theme.css: the primary colour as the pages' custom
 // properties, and a text colour on it that keeps WCAG AA contrast (4.5:1).
-// A stylesheet, not an inline style: the CSP stays style-src 'self'.
+// Links and the focus ring take the colour too, darkened on the light card
+// and lightened on the dark one until they keep 4.5:1 there (a yellow
+// brand colour is no link colour on white, nor a navy one on the dark
+// card). A stylesheet, not an inline style: the CSP stays style-src 'self'.
 func themeCSS(color string) []byte {
 	if color == "" {
 		return nil
@@ -193,7 +200,43 @@ func themeCSS(color string) []byte {
 	if contrast(color, "#ffffff") < contrast(color, "#11151c") {
 		fg = "#11151c"
 	}
-	return fmt.Appendf(nil, ":root { --accent: %[1]s; --accent-fg: %[2]s; }\n@media (prefers-color-scheme: dark) { :root { --accent: %[1]s; --accent-fg: %[2]s; } }\n", color, fg)
+	return fmt.Appendf(nil, ":root { --accent: %[1]s; --accent-fg: %[2]s; --link: %[3]s; }\n"+
+		"@media (prefers-color-scheme: dark) { :root { --accent: %[1]s; --accent-fg: %[2]s; --link: %[4]s; } }\n",
+		color, fg, readableOn(color, lightCard, "#000000"), readableOn(color, darkCard, "#ffffff"))
+}
+
+// readableOn is color mixed toward toward (black or white) just enough to
+// keep 4.5:1 against card.
+func readableOn(color, card, toward string) string {
+	for i := 0; i <= 20; i++ {
+		if c := mix(color, toward, float64(i)/20); contrast(c, card) >= 4.5 {
+			return c
+		}
+	}
+	return toward
+}
+
+// mix is the colour a fraction t of the way from a to b, as #rrggbb.
+func mix(a, b string, t float64) string {
+	ca, cb := rgb(a), rgb(b)
+	out := "#"
+	for i := range ca {
+		out += fmt.Sprintf("%02x", int(math.Round(float64(ca[i])*(1-t)+float64(cb[i])*t)))
+	}
+	return out
+}
+
+// rgb is the channels of "#rgb" or "#rrggbb".
+func rgb(hex string) [3]uint64 {
+	h := strings.TrimPrefix(hex, "#")
+	if len(h) == 3 {
+		h = string([]byte{h[0], h[0], h[1], h[1], h[2], h[2]})
+	}
+	var c [3]uint64
+	for i := range c {
+		c[i], _ = strconv.ParseUint(h[2*i:2*i+2], 16, 8)
+	}
+	return c
 }
 
 // contrast is the WCAG 2.2 contrast ratio of two hex colours.
@@ -207,14 +250,10 @@ func contrast(a, b string) float64 {
 
 // luminance is WCAG's relative luminance of "#rgb" or "#rrggbb".
 func luminance(hex string) float64 {
-	h := strings.TrimPrefix(hex, "#")
-	if len(h) == 3 {
-		h = string([]byte{h[0], h[0], h[1], h[1], h[2], h[2]})
-	}
+	ch := rgb(hex)
 	var l float64
 	for i, w := range []float64{0.2126, 0.7152, 0.0722} {
-		v, _ := strconv.ParseUint(h[2*i:2*i+2], 16, 8)
-		c := float64(v) / 255
+		c := float64(ch[i]) / 255
 		if c <= 0.04045 {
 			c /= 12.92
 		} else {

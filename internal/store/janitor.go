@@ -21,7 +21,8 @@ type Retention struct {
 	SessionIdleTTL time.Duration
 	// FailureWindow is how long failed-login counters matter.
 	FailureWindow time.Duration
-	// SecurityEvents is how long audit rows are kept (0: forever).
+	// SecurityEvents is how long audit rows are kept, security events and
+	// the admin audit log alike (LATCHKEY_AUDIT_RETENTION; 0: forever).
 	SecurityEvents time.Duration
 	// GrantLifetime is the longest a grant can live after its
 	// authorization code was issued (code, then the absolute refresh
@@ -121,6 +122,12 @@ func (s *Store) DeleteExpiredBatch(ctx context.Context, r Retention, batch int) 
 			now.Add(-r.SecurityEvents), batch)
 		if res.Error != nil {
 			return total, fmt.Errorf("delete old security events: %w", translate(res.Error))
+		}
+		total += res.RowsAffected
+		res = s.db(ctx).Exec("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
+			now.Add(-r.SecurityEvents), batch)
+		if res.Error != nil {
+			return total, fmt.Errorf("delete old audit log entries: %w", translate(res.Error))
 		}
 		total += res.RowsAffected
 	}

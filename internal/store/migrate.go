@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -95,4 +96,76 @@ func (s *Store) Pending(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("check migrations: %w", err)
 	}
 	return pending, nil
+}
+
+// ErrNothingToRollBack means MigrateDown found no applied migration.
+var ErrNothingToRollBack = errors.New("no migration is applied")
+
+// LastApplied is the most recently applied migration, the one MigrateDown
+// would roll back; ErrNothingToRollBack when none is.
+func (s *Store) LastApplied(ctx context.Context) (MigrationStatus, error) {
+	status, err := s.Status(ctx)
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	current, err := s.dbVersion(ctx)
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	if current == 0 {
+		return MigrationStatus{}, ErrNothingToRollBack
+	}
+	for _, m := range status {
+		if m.Version == current {
+			return m, nil
+		}
+	}
+	// Applied by a newer binary: this one has no Down section for it.
+	return MigrationStatus{Version: current, Applied: true}, fmt.Errorf("migration %05d was applied by a newer latchkey; roll it back with that binary", current)
+}
+
+// MigrateDown rolls back the most recently applied migration by running
+// its Down section in a transaction, and returns it.
+func (s *Store) MigrateDown(ctx context.Context) (MigrationStatus, error) {
+	p, err := s.migrator()
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	r, err := p.Down(ctx)
+	if errors.Is(err, goose.ErrNoNextVersion) {
+		return MigrationStatus{}, ErrNothingToRollBack
+	}
+	if err != nil {
+		return MigrationStatus{}, fmt.Errorf("roll back migration: %w", err)
+	}
+	return MigrationStatus{Version: r.Source.Version, Name: path.Base(r.Source.Path)}, nil
+}
+
+// SchemaVersion is the newest migration applied to the database and the
+// newest this binary knows. current > known means a newer binary migrated
+// the database (normal during a rolling upgrade); current < known, or a gap
+// reported by Pending, means the schema is behind.
+func (s *Store) SchemaVersion(ctx context.Context) (current, known int64, err error) {
+	current, err = s.dbVersion(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := s.migrator()
+	if err != nil {
+		return 0, 0, err
+	}
+	src := p.ListSources()
+	return current, src[len(src)-1].Version, nil
+}
+
+func (s *Store) dbVersion(ctx context.Context) (int64, error) {
+	p, err := s.migrator()
+	if err != nil {
+		return 0, err
+	}
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
 }

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/clients/internal/backchannel"
 	resourceserver "github.com/latchkey/latchkey/clients/resource-server"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9090", "listen address")
 	issuer := flag.String("issuer", issuerDefault(), "Latchkey issuer (default $LATCHKEY_ISSUER, else http://localhost:8080)")
+	internal := flag.String("internal-url", os.Getenv("LATCHKEY_INTERNAL_URL"), "where this API dials Latchkey when not at the issuer URL, e.g. http://latchkey:8080 in Compose (default $LATCHKEY_INTERNAL_URL)")
 	audience := flag.String("audience", "https://api.example.com", "this API's audience")
 	corsOrigin := flag.String("cors-origin", "", "a browser app's origin allowed to call this API (the SPA example)")
 	maxLifetime := flag.Duration("max-token-lifetime", 15*time.Minute, "Latchkey's LATCHKEY_ACCESS_TOKEN_TTL: longer-lived JWTs are refused")
@@ -28,8 +30,14 @@ func main() {
 	if *externalURL == "" {
 		*externalURL = "http://" + *addr
 	}
+	// Tokens name the public issuer; the JWKS and introspection calls go to
+	// the internal URL.
+	hc, err := backchannel.Client(&http.Client{Timeout: 10 * time.Second}, *issuer, *internal)
+	if err != nil {
+		log.Fatal(err)
+	}
 	cfg := resourceserver.Config{Issuer: *issuer, Audience: *audience, MaxTokenLifetime: *maxLifetime,
-		ExternalURL: *externalURL, DPoPNonce: *dpopNonce}
+		ExternalURL: *externalURL, DPoPNonce: *dpopNonce, HTTPClient: hc}
 	if id := os.Getenv("INTROSPECTION_CLIENT_ID"); id != "" {
 		cfg.IntrospectionURL = strings.TrimSuffix(*issuer, "/") + "/oauth2/introspect"
 		cfg.ClientID, cfg.ClientSecret = id, os.Getenv("INTROSPECTION_CLIENT_SECRET")

@@ -55,6 +55,7 @@ func RunConformance(t *testing.T, b Backend) {
 	tests = append(tests, factorTests...)
 	tests = append(tests, scopeTests...)
 	tests = append(tests, accountTests...)
+	tests = append(tests, auditTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

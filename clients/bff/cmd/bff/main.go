@@ -8,13 +8,16 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/latchkey/latchkey/clients/bff"
+	"github.com/latchkey/latchkey/clients/internal/backchannel"
 )
 
 func main() {
 	addr := flag.String("addr", "localhost:3000", "listen address")
 	issuer := flag.String("issuer", issuerDefault(), "Latchkey issuer (default $LATCHKEY_ISSUER, else http://localhost:8080)")
+	internal := flag.String("internal-url", os.Getenv("LATCHKEY_INTERNAL_URL"), "where the BFF dials Latchkey when not at the issuer URL, e.g. http://latchkey:8080 in Compose (default $LATCHKEY_INTERNAL_URL)")
 	base := flag.String("base-url", "http://localhost:3000", "where browsers reach this BFF")
 	api := flag.String("api", "http://127.0.0.1:9090/invoices", "the upstream proxied at /api/invoices")
 	insecure := flag.Bool("insecure", false, "plain-http development: no Secure flag, no __Host- prefix")
@@ -25,7 +28,13 @@ func main() {
 	if err != nil {
 		log.Fatalf("COOKIE_KEY: %v", err)
 	}
-	b, err := bff.New(context.Background(), bff.Config{
+	// Browsers are sent to the issuer's URLs; discovery, the JWKS, the token
+	// and revocation calls go to the internal URL.
+	hc, err := backchannel.Client(&http.Client{Timeout: 15 * time.Second}, *issuer, *internal)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err := bff.New(context.Background(), bff.Config{HTTPClient: hc,
 		Issuer: *issuer, ClientID: os.Getenv("CLIENT_ID"), ClientSecret: os.Getenv("CLIENT_SECRET"),
 		BaseURL: *base, Scopes: []string{"openid", "profile", "email", "invoices:read", "offline_access"},
 		Upstreams: map[string]string{"invoices": *api}, Insecure: *insecure, CookieKey: key,
