@@ -122,7 +122,7 @@ log_disconnections = 0
 		args = []string{"-u", "nobody", cfg}
 	}
 	cmd := exec.Command(bin, args...)
-	logs := &strings.Builder{}
+	logs := &lockedLog{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	// Its own process group: a ^C to the test does not reach it first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -132,7 +132,11 @@ log_disconnections = 0
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
+	stopping := false
 	stop = func() {
+		pgbouncer.Lock()
+		stopping = true
+		pgbouncer.Unlock()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -142,13 +146,11 @@ log_disconnections = 0
 		}
 		os.RemoveAll(dir)
 	}
+	// Its own line, not a successful dial: something else may hold the
+	// port, and PgBouncer then exits saying so.
+	listening := fmt.Sprintf("listening on 127.0.0.1:%d", addr.Port)
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr.String(), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
+	for !strings.Contains(logs.String(), listening) {
 		select {
 		case <-exited:
 			stop()
@@ -161,8 +163,36 @@ log_disconnections = 0
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A PgBouncer that dies during the run fails the tests that use it
+	// with its log, not with "connection refused".
+	go func() {
+		<-exited
+		pgbouncer.Lock()
+		defer pgbouncer.Unlock()
+		if !stopping {
+			pgbouncer.err = fmt.Errorf("pgbouncer exited during the tests: %s", logs.String())
+		}
+	}()
 	pgbouncer.addr = addr.String()
 	return stop
+}
+
+// lockedLog collects PgBouncer's output while the tests read it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // PgBouncerAddr is the running PgBouncer's host:port. It skips the test
