@@ -69,7 +69,13 @@ const (
 // database, all behind one issuer as a load balancer would present them.
 func startCluster(t *testing.T, n int) []*instance {
 	t.Helper()
-	dbURL := storetest.PostgresURL(t)
+	return startClusterOn(t, n, storetest.PostgresURL(t))
+}
+
+// startClusterOn is startCluster on the database at dbURL, with env added
+// to each instance's environment.
+func startClusterOn(t *testing.T, n int, dbURL string, env ...string) []*instance {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "latchkey")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -86,6 +92,7 @@ func startCluster(t *testing.T, n int) []*instance {
 			"LATCHKEY_DATABASE_URL="+dbURL, "LATCHKEY_SECRET="+clusterSecret, "LATCHKEY_ADMIN_TOKEN="+clusterAdmin,
 			"LATCHKEY_PUBLIC_ADDR="+in.public, "LATCHKEY_ADMIN_ADDR="+in.admin, "LATCHKEY_ISSUER="+issuer,
 			"LATCHKEY_KEY_PREPUBLISH_PERIOD=0s", "LATCHKEY_LOG_LEVEL=warn")
+		in.cmd.Env = append(in.cmd.Env, env...)
 		in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 		if err := in.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -172,7 +179,81 @@ func TestClusterActsAsOne(t *testing.T) {
 	if os.Getenv(storetest.PostgresEnv) == "" {
 		t.Skipf("%s is not set", storetest.PostgresEnv)
 	}
-	nodes := startCluster(t, 3)
+	clusterActsAsOne(t, startCluster(t, 3))
+}
+
+// Through PgBouncer in transaction mode (docs/operations.md, "PgBouncer"):
+// the database URL asks for default_query_exec_mode=exec and
+// LATCHKEY_DATABASE_LISTEN_URL goes straight to PostgreSQL, and the three
+// instances act as one exactly as on a direct connection; a deleted client
+// is refused at once, pushed over LISTEN/NOTIFY.
+func TestClusterThroughPgBouncer(t *testing.T) {
+	dbURL := storetest.PgBouncerURL(t)
+	nodes := startClusterOn(t, 3, dbURL, "LATCHKEY_DATABASE_LISTEN_URL="+storetest.PgBouncerDirectURL(t, dbURL))
+	for _, in := range nodes {
+		in.waitCacheMode(t, "pushed")
+	}
+	clusterActsAsOne(t, nodes)
+}
+
+// waitCacheMode waits until /metrics reports the client cache in mode.
+func (in *instance) waitCacheMode(t *testing.T, mode string) {
+	t.Helper()
+	want := `latchkey_client_cache_mode{mode="` + mode + `"} 1`
+	eventually(t, "the client cache is "+mode+" at "+in.public, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+in.admin+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+clusterAdmin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), want)
+	})
+}
+
+// Through PgBouncer with no LATCHKEY_DATABASE_LISTEN_URL, LISTEN cannot
+// work: each instance notices that its heartbeats never come back, says so
+// in its log and /metrics, and polls. A client deleted at A is then refused
+// at B within the poll interval (1 s), not after the minute a pushed cache
+// keeps an entry.
+func TestClusterPollsThroughPgBouncer(t *testing.T) {
+	dbURL := storetest.PgBouncerURL(t)
+	nodes := startClusterOn(t, 2, dbURL)
+	a, b := nodes[0], nodes[1]
+	b.waitCacheMode(t, "polled")
+	_, svc := a.adminCall(t, http.MethodPost, "/admin/clients", map[string]any{"grant_types": []string{"client_credentials"}})
+	sid, ssecret := svc["client_id"].(string), svc["client_secret"].(string)
+	if st, _ := b.form(t, "/oauth2/token", sid, ssecret, url.Values{"grant_type": {"client_credentials"}}); st != http.StatusOK {
+		t.Fatal("token at B")
+	}
+	if st, _ := a.adminCall(t, http.MethodDelete, "/admin/clients/"+sid, nil); st != http.StatusNoContent {
+		t.Fatal("delete at A")
+	}
+	deleted := time.Now()
+	// The bound is the poll interval; the margin is for a loaded machine,
+	// far below the minute.
+	for {
+		st, _ := b.form(t, "/oauth2/token", sid, ssecret, url.Values{"grant_type": {"client_credentials"}})
+		if st == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(deleted) > 5*time.Second {
+			t.Fatalf("B still accepts a client deleted at A %s ago", time.Since(deleted))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("refused at B %s after the deletion at A", time.Since(deleted).Round(time.Millisecond))
+	// The log is read once B has stopped writing it.
+	_ = b.cmd.Process.Signal(os.Interrupt)
+	_ = b.cmd.Wait()
+	if !strings.Contains(b.logs.String(), "LATCHKEY_DATABASE_LISTEN_URL") {
+		t.Fatalf("the fallback is not logged:\n%s", b.logs.String())
+	}
+}
+
+func clusterActsAsOne(t *testing.T, nodes []*instance) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 
 	_, pwd := a.adminCall(t, http.MethodPost, "/admin/clients", map[string]any{"trusted": true,

@@ -108,7 +108,7 @@ func (e *env) openStore(ctx context.Context, cfg *config.Config, log *slog.Logge
 
 // storeOptions are the store settings of the configuration.
 func storeOptions(cfg *config.Config, log *slog.Logger) store.Options {
-	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns, Traced: cfg.TracesURL() != ""}
+	return store.Options{Logger: log, MaxOpenConns: cfg.DatabaseMaxOpenConns, ListenURL: cfg.DatabaseListenURL, Traced: cfg.TracesURL() != ""}
 }
 
 func (e *env) printJSON(v any) error {

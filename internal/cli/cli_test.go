@@ -691,6 +691,18 @@ func TestPoolSizeSetting(t *testing.T) {
 	}
 }
 
+// LATCHKEY_DATABASE_LISTEN_URL reaches the store's listener.
+func TestListenURLSetting(t *testing.T) {
+	cfg := config.Default()
+	if got := storeOptions(cfg, nil).ListenURL; got != "" {
+		t.Errorf("default listen URL %q, want none (the database URL)", got)
+	}
+	cfg.DatabaseListenURL = "postgres://latchkey@db:5432/latchkey"
+	if got := storeOptions(cfg, nil).ListenURL; got != cfg.DatabaseListenURL {
+		t.Errorf("listen URL %q, want %q", got, cfg.DatabaseListenURL)
+	}
+}
+
 // A --dev command run where serve --dev never ran says there is no dev
 // database here, instead of making an empty one and calling its schema
 // behind, and leaves no generated secrets behind.

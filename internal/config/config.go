@@ -97,6 +97,9 @@ type Config struct {
 	TrustedProxies string `koanf:"trusted_proxies"`
 	// DatabaseMaxOpenConns bounds the PostgreSQL pool of one instance.
 	DatabaseMaxOpenConns int `koanf:"database_max_open_conns"`
+	// DatabaseListenURL is a direct PostgreSQL connection for LISTEN when
+	// DatabaseURL goes through a pooler in transaction mode (PgBouncer).
+	DatabaseListenURL string `koanf:"database_listen_url"`
 	// AuditRetention is how long the janitor keeps the admin audit log and
 	// security events (365 days by default).
 	AuditRetention time.Duration `koanf:"audit_retention"`
@@ -179,6 +182,7 @@ type setting struct {
 func settings() []setting {
 	return []setting{
 		{"database_url", GroupDatabase, nil, "postgres://… or sqlite://PATH or sqlite::memory:", false, func(c *Config) any { return &c.DatabaseURL }},
+		{"database_listen_url", GroupDatabase, nil, "postgres://… straight to the server, for LISTEN/NOTIFY when the database URL goes through PgBouncer in transaction mode", false, func(c *Config) any { return &c.DatabaseListenURL }},
 		{"database_max_open_conns", GroupDatabase, 20, "most PostgreSQL connections per instance (SQLite always uses one)", false, func(c *Config) any { return &c.DatabaseMaxOpenConns }},
 		{"secret", GroupSecret, nil, "", true, func(c *Config) any { return &c.Secret }},
 		{"access_token_ttl", GroupLifetimes, 15 * time.Minute, "access token lifetime", false, func(c *Config) any { return &c.AccessTokenTTL }},
@@ -538,6 +542,19 @@ func validateDatabase(c *Config, bad func(key, format string, args ...any)) {
 		}
 	} else if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
 		bad("database_url", "%v", err)
+	}
+	if c.DatabaseListenURL != "" {
+		// LISTEN needs a session: the URL must reach PostgreSQL itself, as
+		// the database URL does when no pooler is in between.
+		dialect, _, err := ParseDatabaseURL(c.DatabaseListenURL)
+		switch {
+		case err != nil:
+			bad("database_listen_url", "%v", err)
+		case dialect != DialectPostgres:
+			bad("database_listen_url", "must be a postgres:// URL straight to the PostgreSQL server (it carries LISTEN/NOTIFY); SQLite needs none")
+		case c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres"):
+			bad("database_listen_url", "is only for a PostgreSQL LATCHKEY_DATABASE_URL; unset it with SQLite")
+		}
 	}
 	if c.DatabaseMaxOpenConns < 1 || c.DatabaseMaxOpenConns > 1000 {
 		bad("database_max_open_conns", "must be between 1 and 1000, got %d", c.DatabaseMaxOpenConns)

@@ -97,6 +97,7 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"LATCHKEY_DATABASE_URL", c.DatabaseURL, ""},
+		{"LATCHKEY_DATABASE_LISTEN_URL", c.DatabaseListenURL, ""},
 		{"LATCHKEY_ISSUER", c.Issuer, "http://localhost:8080"},
 		{"LATCHKEY_SECRET", c.Secret, ""},
 		{"LATCHKEY_PUBLIC_ADDR", c.PublicAddr, ":8080"},
@@ -356,6 +357,22 @@ func TestValidate(t *testing.T) {
 		{"unparsable postgres URL", func(c *config.Config) { c.DatabaseURL = "postgres://db:port/x" }, "LATCHKEY_DATABASE_URL"},
 		{"sqlite without a path", func(c *config.Config) { c.DatabaseURL = "sqlite://" }, "LATCHKEY_DATABASE_URL"},
 		{"sqlite with options", func(c *config.Config) { c.DatabaseURL = "sqlite://x.db?mode=ro" }, "LATCHKEY_DATABASE_URL"},
+		{"listen URL beside a pooled postgres URL", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@pgbouncer:6432/latchkey?default_query_exec_mode=exec"
+			c.DatabaseListenURL = "postgres://latchkey@db:5432/latchkey"
+		}, ""},
+		{"listen URL that is not postgres", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@pgbouncer:6432/latchkey"
+			c.DatabaseListenURL = "sqlite://x.db"
+		}, "LATCHKEY_DATABASE_LISTEN_URL"},
+		{"listen URL without host", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@pgbouncer:6432/latchkey"
+			c.DatabaseListenURL = "postgres:///latchkey"
+		}, "LATCHKEY_DATABASE_LISTEN_URL"},
+		{"listen URL with SQLite", func(c *config.Config) {
+			c.DatabaseURL = "sqlite://x.db"
+			c.DatabaseListenURL = "postgres://latchkey@db/latchkey"
+		}, "LATCHKEY_DATABASE_LISTEN_URL"},
 
 		{"https issuer with path", func(c *config.Config) { c.Issuer = "https://auth.example.com/tenant" }, ""},
 		{"http localhost issuer", func(c *config.Config) { c.Issuer = "http://localhost:8080" }, ""},

@@ -108,6 +108,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	}
 	log = serverLogger(log)
 	m := metrics.New()
+	m.WatchClientCache(st.CacheMode, store.CacheOff, store.CachePushed, store.CachePolled, store.CacheExpiring)
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
 	for _, f := range o.keys {

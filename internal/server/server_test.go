@@ -432,6 +432,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			`latchkey_oauth_errors_total{endpoint="/oauth2/token",error="invalid_client"} 1`,
 			`latchkey_http_requests_total{code="200",route="POST /oauth2/token"}`,
 			`latchkey_token_request_duration_seconds_bucket`,
+			`latchkey_client_cache_mode{mode="off"}`, // how clients are cached (docs/operations.md)
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("metrics lack %s", want)

@@ -22,13 +22,18 @@ const invalidationChannel = "latchkey_invalidate"
 // by any instance evicts the entry everywhere at once (LISTEN/NOTIFY), and
 // while that channel is down nothing is cached. A channel that died without
 // a word is noticed within heartbeatsMissed heartbeats, which bounds how
-// long a stale entry can be served.
+// long a stale entry can be served. Where LISTEN cannot work at all (a
+// pooler in transaction mode) the cache polls instead: entries live only
+// pollTTL, so a change made elsewhere is seen within that bound.
 type clientCache struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
 	ttl     time.Duration
+	pollTTL time.Duration
 	// enabled is false while the invalidation channel is not listening.
 	enabled bool
+	// polling means no channel: entries live pollTTL.
+	polling bool
 	now     func() time.Time
 	// origins is every origin some client allows (the CORS preflight's
 	// question), nil until built. Any client change drops it; gen counts
@@ -52,8 +57,12 @@ func newClientCache(ttl time.Duration, enabled bool, now func() time.Time) *clie
 func (c *clientCache) get(id string) (*Client, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	ttl := c.ttl
+	if c.polling {
+		ttl = min(ttl, c.pollTTL)
+	}
 	e, ok := c.entries[id]
-	if !ok || !c.enabled || c.now().Sub(e.fetched) > c.ttl {
+	if !ok || !c.enabled || c.now().Sub(e.fetched) > ttl {
 		return nil, false
 	}
 	cl := e.client
@@ -89,6 +98,7 @@ func (c *clientCache) setEnabled(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.enabled = on && c.ttl > 0
+	c.polling = false
 	clear(c.entries)
 	c.origins = nil
 	c.gen++
@@ -111,6 +121,48 @@ func (c *clientCache) putOrigins(origins map[string]bool, gen uint64) {
 	if c.enabled && c.gen == gen {
 		c.origins, c.originsBuilt = origins, c.now()
 	}
+}
+
+// poll turns the cache on with entries that live pollTTL: for good, since
+// no channel will tell it of changes.
+func (c *clientCache) poll(pollTTL time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pollTTL = pollTTL
+	c.polling = true
+	c.enabled = c.ttl > 0 && pollTTL > 0
+	clear(c.entries)
+}
+
+// Client cache modes, as CacheMode reports them.
+const (
+	// CacheOff: nothing is cached: on PostgreSQL while the invalidation
+	// channel is down, and at start-up until it listens; anywhere with
+	// Options.ClientCacheTTL negative.
+	CacheOff = "off"
+	// CachePushed: changes are pushed over LISTEN/NOTIFY.
+	CachePushed = "pushed"
+	// CachePolled: no channel; entries live Options.PollInterval.
+	CachePolled = "polled"
+	// CacheExpiring: SQLite, entries live the cache lifetime.
+	CacheExpiring = "expiring"
+)
+
+// CacheMode says how the client cache learns of changes made elsewhere;
+// /metrics reports it.
+func (s *Store) CacheMode() string {
+	c := s.clients
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	switch {
+	case !c.enabled:
+		return CacheOff
+	case c.polling:
+		return CachePolled
+	case s.dialect == DialectSQLite:
+		return CacheExpiring
+	}
+	return CachePushed
 }
 
 // notifyClientChanged evicts a client here and, on PostgreSQL, tells every
@@ -149,18 +201,52 @@ const heartbeatsMissed = 4
 // errHeartbeatMissed means the LISTEN connection stopped delivering.
 var errHeartbeatMissed = errors.New("no heartbeat notification arrived in time; the connection is taken for dead")
 
+// DefaultPollInterval is how long a client may be served from memory when
+// the invalidation channel cannot work; see Options.PollInterval.
+const DefaultPollInterval = time.Second
+
 // listen holds a connection that LISTENs for invalidations until ctx ends,
 // reconnecting after failures. The cache is off whenever it is not
 // listening, so a lost notice can never leave a stale client in use.
+//
+// With no LATCHKEY_DATABASE_LISTEN_URL it listens on the database URL. If
+// that goes through a pooler in transaction mode (PgBouncer), LISTEN runs
+// on whichever server connection the pooler lends for that one statement
+// and nothing is ever delivered back: the first connection then connects,
+// listens and sends its heartbeats without error, yet hears none. A channel
+// that has never worked is taken for that and the cache falls back to
+// polling for good; a channel that once worked and then went quiet is a
+// network failure, handled as before.
 func (s *Store) listen(ctx context.Context, databaseURL string) {
+	via := "database_url"
+	if s.listenURL != "" {
+		databaseURL, via = s.listenURL, "database_listen_url"
+	}
 	backoff := 100 * time.Millisecond
+	var st listenState
+	st.heard = func() {
+		if !st.ever {
+			st.ever = true
+			s.log.InfoContext(ctx, "client cache: changes are pushed to this instance over LISTEN/NOTIFY", "via", via)
+		}
+	}
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, databaseURL)
+		st.sent = 0
+		err := s.listenOnce(ctx, databaseURL, &st)
 		s.clients.setEnabled(false)
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.WarnContext(ctx, "client cache invalidation channel lost; caching off until it is back", "error", err)
+		// Heartbeats that could not even be sent (a database too busy
+		// to answer) say nothing about a pooler.
+		if !st.ever && st.sent >= heartbeatsMissed-1 && via == "database_url" && errors.Is(err, errHeartbeatMissed) {
+			s.clients.poll(s.pollInterval)
+			s.log.WarnContext(ctx, "client cache: LISTEN/NOTIFY does not reach this instance through the database URL (a pooler in transaction mode?); "+
+				"clients are re-read after "+s.pollInterval.String()+" and signing keys at their refresh interval. "+
+				"Set LATCHKEY_DATABASE_LISTEN_URL to a direct connection to have changes pushed", "poll_interval", s.pollInterval.String())
+			return
+		}
+		s.log.WarnContext(ctx, "client cache invalidation channel lost; caching off until it is back", "error", err, "via", via)
 		select {
 		case <-ctx.Done():
 			return
@@ -168,6 +254,14 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// listenState is what listen learns from its connections: whether any
+// heartbeat ever came back, and how many the current one sent.
+type listenState struct {
+	ever  bool
+	sent  int
+	heard func()
 }
 
 // listenOnce listens on one connection until it fails. A connection can
@@ -178,7 +272,7 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 // own, and gives up when none has arrived for heartbeatsMissed intervals.
 // The cache turns on only once the first one is back. TCP keepalive and
 // TCP_USER_TIMEOUT make the kernel close such a connection too.
-func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
+func (s *Store) listenOnce(ctx context.Context, databaseURL string, st *listenState) error {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return err
@@ -227,6 +321,8 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
 			bctx, cancel := context.WithTimeout(ctx, s.heartbeat)
 			if _, err := sqlDB.ExecContext(bctx, "SELECT pg_notify($1, '')", heartbeat); err != nil && ctx.Err() == nil {
 				s.log.DebugContext(ctx, "heartbeat notify failed", "error", err)
+			} else if err == nil {
+				st.sent++
 			}
 			cancel()
 			nextBeat = now.Add(s.heartbeat)
@@ -253,6 +349,7 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string) error {
 		lastSeen = time.Now()
 		if !listening {
 			listening = true
+			st.heard()
 			s.clients.setEnabled(true)
 			// A key change announced while the channel was down was
 			// missed: have the keys read again now.

@@ -173,3 +173,109 @@ func TestSilentlyDeadListener(t *testing.T) {
 	proxy.dropped.Store(false)
 	eventually("the cache comes back with a new connection", 15*time.Second, a.ClientCacheOn)
 }
+
+// Through PgBouncer in transaction mode with no LATCHKEY_DATABASE_LISTEN_URL,
+// LISTEN runs on a borrowed server connection and nothing is ever delivered:
+// a cache that trusted it would serve a deleted client for its whole
+// lifetime. The listener notices that its heartbeats never come back, says
+// so, and the cache polls: an entry lives PollInterval, so another
+// instance's change is seen within that bound and no later.
+func TestClientCachePolledThroughPooler(t *testing.T) {
+	dbURL := storetest.PgBouncerURL(t)
+	ctx := context.Background()
+	logs := &logBuffer{}
+	var mu sync.Mutex
+	var offset time.Duration
+	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
+	const poll = 2 * time.Second
+	a := storetest.Open(t, dbURL, store.Options{
+		ListenHeartbeat: 50 * time.Millisecond, PollInterval: poll,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Now().Add(offset)
+		},
+	})
+	other := storetest.Open(t, dbURL, store.Options{})
+	deadline := time.Now().Add(5 * time.Second)
+	for a.CacheMode() != store.CachePolled {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache is %q, not polling, through a transaction pooler; logs: %s", a.CacheMode(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "LATCHKEY_DATABASE_LISTEN_URL") {
+		t.Fatalf("the fallback is not logged with what to do: %s", logs.String())
+	}
+
+	if err := other.CreateClient(ctx, &store.Client{ID: "polled", Name: "v1", TokenEndpointAuthMethod: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.FindClient(ctx, "polled"); err != nil || got.Name != "v1" {
+		t.Fatalf("FindClient = %v, %v", got, err)
+	}
+	if err := other.DeleteClient(ctx, "polled"); err != nil {
+		t.Fatal(err)
+	}
+	// Cached, within the bound: the deletion is not seen yet (which also
+	// shows that the cache is on, not merely off).
+	advance(poll - 100*time.Millisecond)
+	if _, err := a.FindClient(ctx, "polled"); err != nil {
+		t.Fatalf("within the poll interval the entry should be served from memory: %v", err)
+	}
+	// Past the bound: re-read, and refused.
+	advance(200 * time.Millisecond)
+	if _, err := a.FindClient(ctx, "polled"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a client deleted elsewhere is still served after the poll interval: %v", err)
+	}
+}
+
+// With LATCHKEY_DATABASE_LISTEN_URL straight to the server, the pool may go
+// through PgBouncer and changes are still pushed: the cache says so, and a
+// deletion is seen without any time passing on the reader's clock.
+func TestClientCachePushedBesidePooler(t *testing.T) {
+	dbURL := storetest.PgBouncerURL(t)
+	ctx := context.Background()
+	logs := &logBuffer{}
+	a := storetest.Open(t, dbURL, store.Options{
+		ListenURL: storetest.PgBouncerDirectURL(t, dbURL), ListenHeartbeat: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		// Frozen: only a pushed notice can evict.
+		Now: func() time.Time { return time.Unix(1e9, 0) },
+	})
+	other := storetest.Open(t, dbURL, store.Options{})
+	deadline := time.Now().Add(5 * time.Second)
+	for a.CacheMode() != store.CachePushed {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache is %q, not pushed; logs: %s", a.CacheMode(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), `"via":"database_listen_url"`) {
+		t.Fatalf("the start-up line does not say which channel: %s", logs.String())
+	}
+	if err := other.CreateClient(ctx, &store.Client{ID: "pushed", TokenEndpointAuthMethod: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.FindClient(ctx, "pushed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteClient(ctx, "pushed"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for {
+		_, err := a.FindClient(ctx, "pushed")
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deletion was not pushed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.CacheMode() != store.CachePushed {
+		t.Fatalf("cache mode %q", a.CacheMode())
+	}
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/latchkey/latchkey/migrations"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 // MigrationStatus is one row of `latchkey migrate status`.
@@ -35,12 +34,9 @@ func (s *Store) migrator() (*goose.Provider, error) {
 	if s.dialect == DialectPostgres {
 		dialect = goose.DialectPostgres
 		// Several instances may start at once with --migrate: an advisory
-		// lock makes exactly one of them apply the migrations.
-		locker, err := lock.NewPostgresSessionLocker()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, goose.WithSessionLocker(locker))
+		// lock makes exactly one of them apply the migrations
+		// (migratelock.go).
+		opts = append(opts, goose.WithLocker(&xactMigrationLock{}))
 	}
 	p, err := goose.NewProvider(dialect, sqlDB, dir, opts...)
 	if err != nil {

@@ -58,6 +58,9 @@ type Store struct {
 	// heartbeat and listenDial are Options.ListenHeartbeat and listenDial.
 	heartbeat  time.Duration
 	listenDial pgconn.DialFunc
+	// listenURL and pollInterval are Options.ListenURL and PollInterval.
+	listenURL    string
+	pollInterval time.Duration
 	// proofSpends groups concurrent DPoP proof spends (dpop.go).
 	proofSpends proofSpends
 	// keyWatchers hear that another instance changed the signing keys
@@ -91,6 +94,16 @@ type Options struct {
 	// Traced makes a span of every statement run under a traced request
 	// (tracing.go). Off, no callback is registered at all.
 	Traced bool
+	// ListenURL is the PostgreSQL URL the client-cache listener dials
+	// (LATCHKEY_DATABASE_LISTEN_URL): LISTEN needs a session of its own,
+	// which a pooler in transaction mode does not give. Empty means the
+	// database URL; when that turns out not to deliver notifications the
+	// cache falls back to polling (cache.go, listen).
+	ListenURL string
+	// PollInterval is how long a client may be served from memory when
+	// the cache polls (default DefaultPollInterval): the bound on how late
+	// another instance's change is seen.
+	PollInterval time.Duration
 
 	// listenDial replaces the listener's dialer in tests.
 	listenDial pgconn.DialFunc
@@ -189,6 +202,10 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 	s := &Store{gdb: gdb, dialect: dialect, now: opts.Now, log: opts.Logger, heartbeat: opts.ListenHeartbeat, listenDial: opts.listenDial}
 	if s.heartbeat <= 0 {
 		s.heartbeat = DefaultListenHeartbeat
+	}
+	s.listenURL, s.pollInterval = opts.ListenURL, opts.PollInterval
+	if s.pollInterval <= 0 {
+		s.pollInterval = DefaultPollInterval
 	}
 	ttl := opts.ClientCacheTTL
 	if ttl == 0 {
@@ -325,6 +342,8 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
 		case "23505": // unique_violation
 			return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
+		case "26000", "42P05": // invalid_sql_statement_name, duplicate_prepared_statement
+			return fmt.Errorf("%w (%s)", err, pooledStatementHint)
 		}
 		return err
 	}
@@ -341,6 +360,13 @@ func translate(err error) error {
 	}
 	return err
 }
+
+// pooledStatementHint says what to do when pgx's cached prepared statements
+// meet a pooler in transaction mode (PgBouncer before 1.21, or without
+// max_prepared_statements): the statement was prepared on one server
+// connection and is used, or prepared again, on another.
+const pooledStatementHint = "a prepared statement met another server connection: if LATCHKEY_DATABASE_URL goes through a pooler " +
+	"in transaction mode, add default_query_exec_mode=exec to it (docs/operations.md, PgBouncer)"
 
 // SQLite result codes translate() looks at.
 const (

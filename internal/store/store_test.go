@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/store"
-	"testing"
-
 	"github.com/latchkey/latchkey/internal/store/storetest"
 )
 
@@ -23,11 +23,13 @@ func TestClientCacheAcrossInstances(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
 		ctx := context.Background()
 		url := b.URL(t)
-		a := storetest.Open(t, url, store.Options{})
+		// Through PgBouncer, with LATCHKEY_DATABASE_LISTEN_URL set: the
+		// changes are pushed as on a direct connection.
+		a := storetest.Open(t, url, store.Options{ListenURL: b.ListenURL(t, url)})
 		// The other instance's cache lifetime passes when the test says.
 		var mu sync.Mutex
 		var offset time.Duration
-		other := storetest.Open(t, url, store.Options{Now: func() time.Time {
+		other := storetest.Open(t, url, store.Options{ListenURL: b.ListenURL(t, url), Now: func() time.Time {
 			mu.Lock()
 			defer mu.Unlock()
 			return time.Now().Add(offset)
@@ -109,6 +111,47 @@ func TestFindClientInTransactionSkipsCache(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// Instances started at once with --migrate: one applies the migrations while
+// the others wait, and the lock is gone afterwards. Through PgBouncer in
+// transaction mode goose's session-level advisory lock failed here ("failed
+// to unlock session"): its lock and unlock ran on different server
+// connections.
+func TestConcurrentMigrate(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		if b.Name == "sqlite" {
+			t.Skip("SQLite: one instance per file; goose has no SQLite lock")
+		}
+		url := b.URL(t)
+		dialect, source, err := config.ParseDatabaseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range errs {
+			st, err := store.Open(ctx, dialect, source, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			wg.Add(1)
+			go func() { defer wg.Done(); _, errs[i] = st.Migrate(ctx) }()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("instance %d: %v", i, err)
+			}
+		}
+		// The lock was released: migrating again neither waits nor fails.
+		st := storetest.Open(t, url, store.Options{})
+		if pending, err := st.Pending(ctx); err != nil || pending {
+			t.Fatalf("pending after migrate: %v %v", pending, err)
 		}
 	})
 }

@@ -23,7 +23,10 @@ var keysBackendTests = []struct {
 func testSigningKeyNotices(t *testing.T, b Backend) {
 	url := b.URL(t)
 	a := Open(t, url, store.Options{})
-	other := Open(t, url, store.Options{})
+	// Through a pooler the notices need LATCHKEY_DATABASE_LISTEN_URL;
+	// without it the keys are re-read every refresh interval
+	// (TestClientCachePolledThroughPooler).
+	other := Open(t, url, store.Options{ListenURL: b.ListenURL(t, url)})
 	heard := make(chan struct{}, 16)
 	other.OnSigningKeysChanged(func() { heard <- struct{}{} })
 	ctx := ctxT(t)

@@ -1,8 +1,9 @@
 // Package storetest is the one storage conformance suite (RunConformance)
 // and the helpers that give tests a real, migrated database: SQLite always,
-// PostgreSQL when LATCHKEY_TEST_POSTGRES_URL names a server. Each PostgreSQL
-// test gets its own schema, so tests run in parallel without seeing each
-// other's rows.
+// PostgreSQL when LATCHKEY_TEST_POSTGRES_URL names a server, and PostgreSQL
+// through PgBouncer when LATCHKEY_TEST_PGBOUNCER is set too (pgbouncer.go).
+// Each PostgreSQL test gets its own schema, so tests run in parallel without
+// seeing each other's rows.
 package storetest
 
 import (
@@ -30,11 +31,15 @@ type Backend struct {
 	URL func(t testing.TB) string
 }
 
-// Backends lists SQLite and, when configured, PostgreSQL.
+// Backends lists SQLite and, when configured, PostgreSQL, and PostgreSQL
+// through PgBouncer in transaction mode (see Main).
 func Backends() []Backend {
 	b := []Backend{{Name: "sqlite", URL: SQLiteURL}}
 	if os.Getenv(PostgresEnv) != "" {
 		b = append(b, Backend{Name: "postgres", URL: PostgresURL})
+	}
+	if pgbouncerOn() {
+		b = append(b, Backend{Name: "pgbouncer", URL: PgBouncerURL})
 	}
 	return b
 }
