@@ -385,17 +385,25 @@ func parseAssertion(r *http.Request) (*protocol.ParsedCredentialAssertionData, e
 func (h *Handler) verifyAssertion(ctx context.Context, p *passkeyUser, sd *webauthn.SessionData, parsed *protocol.ParsedCredentialAssertionData, ip string, discoverable bool) (*store.Factor, bool, error) {
 	// One allowance with TOTP codes: guessing either counts.
 	att, err := h.mfa.throttle.Reserve(ctx, "mfa:"+p.u.ID, ip)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		h.cfg.Metrics.MFAVerification("passkey", "locked")
+		return nil, false, err
+	case err != nil:
+		h.cfg.Metrics.MFAVerification("passkey", "error")
 		return nil, false, err
 	}
 	f, uv, err := h.checkAssertion(ctx, p, sd, parsed, discoverable)
 	switch {
 	case errors.Is(err, errPasskeyRefused):
+		h.cfg.Metrics.MFAVerification("passkey", "failure")
 		att.Failed(ctx)
 		return nil, false, err
 	case err != nil:
+		h.cfg.Metrics.MFAVerification("passkey", "error")
 		return nil, false, errors.Join(err, att.Cancel(ctx))
 	}
+	h.cfg.Metrics.MFAVerification("passkey", "success")
 	return f, uv, att.Succeeded(ctx)
 }
 

@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 
 	"github.com/latchkey/latchkey/internal/login"
@@ -59,17 +62,21 @@ func (l *lockedBuffer) String() string {
 
 // passkeyPages serves the pages for issuer pkIssuer, with the throttle's
 // delays off, and returns the log.
-func passkeyPages(t *testing.T, st *store.Store) (*httptest.Server, *lockedBuffer) {
+func passkeyPages(t *testing.T, st *store.Store, tune ...func(*login.Config)) (*httptest.Server, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	h, err := login.New(st, login.Config{
+	cfg := login.Config{
 		SessionTTL: time.Hour, SessionIdleTTL: time.Hour,
 		VerifyPassword: func(string, string) (bool, error) { return true, nil },
 		AuthorizePath:  "/oauth2/authorize",
 		SystemSecrets:  secrets.ParseSystemSecrets(strings.Repeat("s", 32)),
 		Throttle:       login.DefaultThrottlePolicy,
 		Issuer:         pkIssuer,
-	}, slog.New(slog.NewTextHandler(logs, nil)))
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	h, err := login.New(st, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,10 +425,12 @@ func TestPasskeyRefusals(t *testing.T) {
 }
 
 // Wrong assertions count against the person like wrong TOTP codes: past
-// the limit even a right one is refused with 429.
+// the limit even a right one is refused with 429. Each shows in
+// latchkey_mfa_verifications_total{kind="passkey"}.
 func TestPasskeyThrottled(t *testing.T) {
 	st := storetest.Open(t, storetest.SQLiteURL(t), store.Options{})
-	srv, _ := passkeyPages(t, st)
+	m := metrics.New()
+	srv, _ := passkeyPages(t, st, func(c *login.Config) { c.Metrics = m })
 	mkUser(t, st, "mallory")
 	a := newAuthenticator(t, "mallory")
 	a.enrol(t, st, 0)
@@ -436,6 +445,11 @@ func TestPasskeyThrottled(t *testing.T) {
 	resp, _ := br.post(login.PathPasskeyLogin, url.Values{"credential": {a.assert(t, br.options(login.PathPasskeyOptions, "login"), assertion{uv: true})}})
 	if resp.StatusCode != http.StatusTooManyRequests || br.sessionAMR(st) != "" {
 		t.Fatalf("after %d failures: %d", login.DefaultThrottlePolicy.UserLimit, resp.StatusCode)
+	}
+	for result, want := range map[string]float64{"failure": float64(login.DefaultThrottlePolicy.UserLimit), "locked": 1, "success": 0} {
+		if got := testutil.ToFloat64(m.MFAVerifications.WithLabelValues("passkey", result)); got != want {
+			t.Errorf("passkey %s counted %v times, want %v", result, got, want)
+		}
 	}
 }
 

@@ -39,8 +39,8 @@ type Metrics struct {
 	// Lockouts counts lockouts begun, by throttle (password, mfa) and
 	// counter (user, ip).
 	Lockouts *prometheus.CounterVec
-	// MFAVerifications counts second-factor codes checked, by kind (totp,
-	// recovery) and result (success, failure, locked, error).
+	// MFAVerifications counts second-factor checks, by kind (totp,
+	// recovery, passkey) and result (success, failure, locked, error).
 	MFAVerifications *prometheus.CounterVec
 	// JanitorPasses counts janitor passes by result: ok, error, or
 	// skipped (another instance held the lease).
@@ -156,7 +156,7 @@ func New() *Metrics {
 			m.Lockouts.WithLabelValues(th, c)
 		}
 	}
-	for _, k := range []string{"totp", "recovery"} {
+	for _, k := range []string{"totp", "recovery", "passkey"} {
 		for _, r := range []string{"success", "failure", "locked", "error"} {
 			m.MFAVerifications.WithLabelValues(k, r)
 		}
