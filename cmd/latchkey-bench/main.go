@@ -1,6 +1,7 @@
 // Command latchkey-bench drives a running Latchkey with concurrent workers
 // and prints, per scenario, requests per second, latency percentiles,
-// errors and the server's RSS. See docs/benchmarks.md.
+// errors and the server's RSS. `latchkey-bench seed` fills a database with
+// the rows of a large deployment first (internal/seed). See docs/benchmarks.md.
 package main
 
 import (
@@ -16,6 +17,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "seed" {
+		os.Exit(runSeed(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var opts bench.Options
 	flag.StringVar(&opts.PublicURL, "url", "http://127.0.0.1:8080", "Latchkey public URL")
 	flag.StringVar(&opts.AdminURL, "admin-url", "http://127.0.0.1:8081", "Latchkey admin URL")
