@@ -141,13 +141,16 @@ func Seed(ctx context.Context, conn *pgx.Conn, opts Options) (Stats, error) {
 	if err := s.clients(ctx); err != nil {
 		return s.stats, err
 	}
-	if err := s.each(ctx, "users", opts.Users, s.userBatch); err != nil {
+	if err := s.each(ctx, "users", opts.Users, func(lo int) marker { return marker{"users", "id", UserID(lo)} }, s.userBatch); err != nil {
 		return s.stats, err
 	}
-	if err := s.each(ctx, "grants", opts.Grants, s.grantBatch); err != nil {
+	if err := s.each(ctx, "grants", opts.Grants, func(lo int) marker {
+		_, key := s.tok.token("ory_rt_", kindRefresh, lo)
+		return marker{"refresh_tokens", "signature", key}
+	}, s.grantBatch); err != nil {
 		return s.stats, err
 	}
-	if err := s.each(ctx, "revoked jtis", opts.RevokedJTIs, s.jtiBatch); err != nil {
+	if err := s.each(ctx, "revoked jtis", opts.RevokedJTIs, func(lo int) marker { return marker{"revoked_jtis", "jti", jtiKey(lo)} }, s.jtiBatch); err != nil {
 		return s.stats, err
 	}
 	s.stats.Elapsed = time.Since(s.start)
@@ -157,13 +160,13 @@ func Seed(ctx context.Context, conn *pgx.Conn, opts Options) (Stats, error) {
 // SeedPassword is every seeded user's password.
 const SeedPassword = "seed-password"
 
-// batch is one transaction's rows: marker is a row of the first table that
-// exists exactly when the batch was written, since it is never one the
-// janitor deletes.
-type batch struct {
-	tables []table
-	marker string
-}
+// batch is one transaction's rows.
+type batch struct{ tables []table }
+
+// marker names a batch's first row, which exists exactly when the batch was
+// written: the seed makes it one the janitor never deletes (live, not
+// revoked).
+type marker struct{ table, key, value string }
 
 type table struct {
 	name, key string
@@ -171,10 +174,10 @@ type table struct {
 	rows      [][]any
 }
 
-func (s *seeder) each(ctx context.Context, kind string, total int, build func(lo, hi int) batch) error {
+func (s *seeder) each(ctx context.Context, kind string, total int, mark func(lo int) marker, build func(lo, hi int) batch) error {
 	for lo := 0; lo < total; lo += s.opts.Batch {
 		hi := min(lo+s.opts.Batch, total)
-		if err := s.write(ctx, build(lo, hi)); err != nil {
+		if err := s.write(ctx, mark(lo), func() batch { return build(lo, hi) }); err != nil {
 			return fmt.Errorf("%s %d-%d: %w", kind, lo, hi-1, err)
 		}
 		if s.opts.Progress != nil {
@@ -189,16 +192,16 @@ func (s *seeder) each(ctx context.Context, kind string, total int, build func(lo
 // and later deleted, or a run was interrupted mid-way through an earlier
 // version of the batch) is written again through a staging table with ON
 // CONFLICT DO NOTHING: slower, and needed only then.
-func (s *seeder) write(ctx context.Context, b batch) error {
-	first := b.tables[0]
+func (s *seeder) write(ctx context.Context, m marker, build func() batch) error {
 	var done bool
-	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+first.name+" WHERE "+first.key+" = $1)", b.marker).Scan(&done); err != nil {
+	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+m.table+" WHERE "+m.key+" = $1)", m.value).Scan(&done); err != nil {
 		return err
 	}
 	if done {
 		s.stats.Skipped++
 		return nil
 	}
+	b := build()
 	n, err := s.copy(ctx, b, false)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -284,7 +287,7 @@ func (s *seeder) userBatch(lo, hi int) batch {
 		t.rows = append(t.rows, []any{UserID(k), Username(k), s.pwHash, Username(k) + "@bench.example", true,
 			fmt.Sprintf("Seed User %d", k), "[]", created, created})
 	}
-	return batch{tables: []table{t}, marker: UserID(lo)}
+	return batch{tables: []table{t}}
 }
 
 var jtiCols = []string{"jti", "expires_at"}
@@ -302,7 +305,7 @@ func (s *seeder) jtiBatch(lo, hi int) batch {
 		}
 		t.rows = append(t.rows, []any{jtiKey(j), exp})
 	}
-	return batch{tables: []table{t}, marker: jtiKey(lo)}
+	return batch{tables: []table{t}}
 }
 
 var (
@@ -322,19 +325,16 @@ const (
 // grantBatch writes grants [lo, hi). A grant is a password grant of user
 // i mod Users through client i mod Clients, refreshed Rotated times: its
 // live refresh token was issued at a moment spread evenly over the refresh
-// TTL, so expiries are too. Its first grant (the marker) is always live.
+// TTL, so expiries are too. Its first grant (the batch's marker) is always
+// live.
 func (s *seeder) grantBatch(lo, hi int) batch {
 	refresh := table{name: "refresh_tokens", key: "signature", cols: refreshCols}
 	access := table{name: "access_tokens", key: "signature", cols: accessCols}
 	revoked := table{name: "revoked_grants", key: "request_id", cols: revokedGrantCols}
-	var marker string
 	for i := lo; i < hi; i++ {
 		g := s.grant(i, i == lo)
 		_, rtKey := s.tok.token("ory_rt_", kindRefresh, i)
 		_, atKey := s.tok.token("ory_at_", kindAccess, i)
-		if i == lo {
-			marker = rtKey
-		}
 		sess := s.session(g)
 		atSig := ""
 		if s.opts.AccessTokens && !g.revoked {
@@ -358,7 +358,7 @@ func (s *seeder) grantBatch(lo, hi int) batch {
 			revoked.rows = append(revoked.rows, []any{g.id, g.revokedUntil})
 		}
 	}
-	return batch{tables: []table{refresh, access, revoked}, marker: marker}
+	return batch{tables: []table{refresh, access, revoked}}
 }
 
 type grant struct {
