@@ -70,25 +70,47 @@ func (t *tokens) token(prefix string, kind uint64, i int) (token, key string) {
 	return prefix + b64.EncodeToString(raw) + "." + sig, secrets.SignatureKey(sig)
 }
 
-// RefreshToken is the live refresh token of seeded grant i (0-based), as
-// the server would accept it, given the same system secret as the seed.
-func RefreshToken(ss secrets.SystemSecrets, i int) (string, error) {
+// Tokens recomputes seeded grants' tokens.
+type Tokens struct{ t *tokens }
+
+// NewTokens derives the keys once, for callers that recompute many tokens.
+func NewTokens(ss secrets.SystemSecrets) (*Tokens, error) {
 	t, err := newTokens(ss)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	tok, _ := t.token("ory_rt_", kindRefresh, i)
-	return tok, nil
+	return &Tokens{t}, nil
 }
 
-// AccessToken is the opaque access token of seeded grant i.
-func AccessToken(ss secrets.SystemSecrets, i int) (string, error) {
-	t, err := newTokens(ss)
+// Refresh is the live refresh token of seeded grant i (0-based), as the
+// server accepts it, given the same system secret as the seed.
+func (t *Tokens) Refresh(i int) string {
+	tok, _ := t.t.token("ory_rt_", kindRefresh, i)
+	return tok
+}
+
+// Access is the opaque access token of seeded grant i.
+func (t *Tokens) Access(i int) string {
+	tok, _ := t.t.token("ory_at_", kindAccess, i)
+	return tok
+}
+
+// RefreshToken is Tokens.Refresh for one token.
+func RefreshToken(ss secrets.SystemSecrets, i int) (string, error) {
+	t, err := NewTokens(ss)
 	if err != nil {
 		return "", err
 	}
-	tok, _ := t.token("ory_at_", kindAccess, i)
-	return tok, nil
+	return t.Refresh(i), nil
+}
+
+// AccessToken is Tokens.Access for one token.
+func AccessToken(ss secrets.SystemSecrets, i int) (string, error) {
+	t, err := NewTokens(ss)
+	if err != nil {
+		return "", err
+	}
+	return t.Access(i), nil
 }
 
 // id is a stable identifier for row i of a kind, in the format the server
