@@ -109,8 +109,8 @@ func Load(ctx context.Context, conn *pgx.Conn, o LoadOptions) (LoadStats, error)
 
 // loadBatch is n new grants, numbered from seq for their users and clients.
 func (s *seeder) loadBatch(n, seq int) (batch, error) {
-	refresh := table{name: "refresh_tokens", key: "signature", cols: refreshCols}
-	access := table{name: "access_tokens", key: "signature", cols: accessCols}
+	refresh := table{name: "refresh_tokens", cols: refreshCols}
+	access := table{name: "access_tokens", cols: accessCols}
 	now := time.Now().UTC()
 	s.now = now
 	for k := range n {

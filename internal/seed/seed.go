@@ -169,9 +169,9 @@ type batch struct{ tables []table }
 type marker struct{ table, key, value string }
 
 type table struct {
-	name, key string
-	cols      []string
-	rows      [][]any
+	name string
+	cols []string
+	rows [][]any
 }
 
 func (s *seeder) each(ctx context.Context, kind string, total int, mark func(lo int) marker, build func(lo, hi int) batch) error {
@@ -281,7 +281,7 @@ ON CONFLICT (id) DO NOTHING`, ClientID(c), fmt.Sprintf("Seeded client %d", c), h
 var userCols = []string{"id", "username", "password_hash", "email", "email_verified", "name", "groups", "created_at", "updated_at"}
 
 func (s *seeder) userBatch(lo, hi int) batch {
-	t := table{name: "users", key: "id", cols: userCols}
+	t := table{name: "users", cols: userCols}
 	for k := lo; k < hi; k++ {
 		created := s.now.Add(-time.Duration(unit(10, uint64(k)) * float64(365*24*time.Hour)))
 		t.rows = append(t.rows, []any{UserID(k), Username(k), s.pwHash, Username(k) + "@bench.example", true,
@@ -293,7 +293,7 @@ func (s *seeder) userBatch(lo, hi int) batch {
 var jtiCols = []string{"jti", "expires_at"}
 
 func (s *seeder) jtiBatch(lo, hi int) batch {
-	t := table{name: "revoked_jtis", key: "jti", cols: jtiCols}
+	t := table{name: "revoked_jtis", cols: jtiCols}
 	e := s.opts.ExpiredFraction
 	for j := lo; j < hi; j++ {
 		u := unit(20, uint64(j))
@@ -328,9 +328,9 @@ const (
 // TTL, so expiries are too. Its first grant (the batch's marker) is always
 // live.
 func (s *seeder) grantBatch(lo, hi int) batch {
-	refresh := table{name: "refresh_tokens", key: "signature", cols: refreshCols}
-	access := table{name: "access_tokens", key: "signature", cols: accessCols}
-	revoked := table{name: "revoked_grants", key: "request_id", cols: revokedGrantCols}
+	refresh := table{name: "refresh_tokens", cols: refreshCols}
+	access := table{name: "access_tokens", cols: accessCols}
+	revoked := table{name: "revoked_grants", cols: revokedGrantCols}
 	for i := lo; i < hi; i++ {
 		g := s.grant(i, i == lo)
 		_, rtKey := s.tok.token("ory_rt_", kindRefresh, i)
@@ -373,7 +373,9 @@ func (s *seeder) grant(i int, marker bool) grant {
 	g := grant{id: GrantID(i), client: ClientID(i % o.Clients), subject: UserID(i % o.Users), username: Username(i % o.Users)}
 	u := unit(1, uint64(i))
 	if marker {
-		u = max(u, o.ExpiredFraction)
+		// At least half the refresh TTL still to live: a rerun within
+		// that time finds every batch by its first grant.
+		u = max(u, (1+o.ExpiredFraction)/2)
 	}
 	if u < o.ExpiredFraction {
 		// Expired up to an hour ago: what a janitor pass every few
