@@ -33,7 +33,9 @@ func runSeed(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, seedUsage); fs.PrintDefaults() }
 	o := seed.Options{Secret: secrets.ParseSystemSecrets(os.Getenv("LATCHKEY_SECRET"))}
-	dbURL := fs.String("database-url", os.Getenv("LATCHKEY_DATABASE_URL"), "PostgreSQL URL (default $LATCHKEY_DATABASE_URL)")
+	// Read after parsing, not as the flag's default, which -h would print
+	// with its password.
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (default $LATCHKEY_DATABASE_URL)")
 	fs.IntVar(&o.Grants, "grants", 10_000_000, "grants (a live refresh token, its rotated predecessors and an access token each)")
 	revoked := fs.Int("revoked-grants", -1, "how many of the grants are revoked (default 1% of -grants)")
 	fs.IntVar(&o.RevokedJTIs, "revoked-jtis", 1_000_000, "size of the JWT deny-list (revoked_jtis)")
@@ -47,7 +49,7 @@ func runSeed(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.DenyWindow, "deny-window", 24*time.Hour, "the revoked jtis' expiries spread over this, so the list keeps its size while measured")
 	fs.IntVar(&o.Batch, "batch", 10_000, "grants, users or jtis per transaction")
 	janitorLoad := fs.Bool("janitor-load", false, "instead of seeding, add -rate new grants a second (for the janitor measurement)")
-	rate := fs.Int("rate", 2000, "with -janitor-load: new grants a second")
+	rate := fs.Int("rate", 2000, "with -janitor-load: new grants a second (they belong to the seed's -users and -clients: pass the same)")
 	loadTTL := fs.Duration("load-ttl", time.Minute, "with -janitor-load: lifetime of the new grants' tokens")
 	duration := fs.Duration("duration", 0, "with -janitor-load: how long (0: until interrupted)")
 	showToken := fs.Int("show-token", -1, "print the refresh and access tokens of seeded grant N (0-based) and exit")
@@ -56,6 +58,9 @@ func runSeed(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if *dbURL == "" {
+		*dbURL = os.Getenv("LATCHKEY_DATABASE_URL")
 	}
 	if *revoked < 0 {
 		*revoked = o.Grants / 100
