@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -25,7 +26,9 @@ func main() {
 	var opts bench.Options
 	flag.StringVar(&opts.PublicURL, "url", "http://127.0.0.1:8080", "Latchkey public URL")
 	flag.StringVar(&opts.AdminURL, "admin-url", "http://127.0.0.1:8081", "Latchkey admin URL")
-	flag.StringVar(&opts.AdminToken, "admin-token", os.Getenv("LATCHKEY_ADMIN_TOKEN"), "admin token (default $LATCHKEY_ADMIN_TOKEN)")
+	// Secrets default to "" and are read from the environment after
+	// parsing: a default shows in -h, which would print them.
+	flag.StringVar(&opts.AdminToken, "admin-token", "", "admin token (default $LATCHKEY_ADMIN_TOKEN)")
 	flag.IntVar(&opts.Workers, "workers", 16, "concurrent workers")
 	flag.DurationVar(&opts.Duration, "duration", 10*time.Second, "how long each scenario runs")
 	flag.StringVar(&opts.IDTokenAlg, "id-token-alg", "", "id_token_signed_response_alg of the bench's clients: RS256, ES256 or EdDSA (default: the server's, RS256)")
@@ -35,8 +38,10 @@ func main() {
 	flag.StringVar(&hydra.PublicURL, "hydra-url", "", "an Ory Hydra's public URL: run "+strings.Join(bench.HydraScenarios, ", ")+" against it instead (docs/benchmarks.md)")
 	flag.StringVar(&hydra.AdminURL, "hydra-admin-url", "http://127.0.0.1:4445", "that Hydra's admin URL")
 	flag.StringVar(&hydra.ClientID, "hydra-client", "bench", "client_id of a Hydra client for the code flow (client_secret_basic, redirect URI "+bench.HydraRedirectURI+")")
-	flag.StringVar(&hydra.ClientSecret, "hydra-secret", os.Getenv("HYDRA_CLIENT_SECRET"), "its secret (default $HYDRA_CLIENT_SECRET)")
+	flag.StringVar(&hydra.ClientSecret, "hydra-secret", "", "its secret (default $HYDRA_CLIENT_SECRET)")
 	flag.Parse()
+	opts.AdminToken = cmp.Or(opts.AdminToken, os.Getenv("LATCHKEY_ADMIN_TOKEN"))
+	hydra.ClientSecret = cmp.Or(hydra.ClientSecret, os.Getenv("HYDRA_CLIENT_SECRET"))
 	if opts.SeededGrants > 0 {
 		t, err := seed.NewTokens(secrets.ParseSystemSecrets(os.Getenv("LATCHKEY_SECRET")))
 		if err != nil {
