@@ -18,8 +18,8 @@ func TestSettingsReachThrottleAndRetention(t *testing.T) {
 	if got := server.ThrottlePolicy(def); got != login.DefaultThrottlePolicy {
 		t.Errorf("default throttle %+v, want login.DefaultThrottlePolicy %+v", got, login.DefaultThrottlePolicy)
 	}
-	if got := server.Retention(def); got.SecurityEvents != 90*24*time.Hour || got.FailureWindow != login.DefaultThrottlePolicy.Window {
-		t.Errorf("default retention %+v: want 90 days of security events and the throttle's window", got)
+	if got := server.Retention(def); got.SecurityEvents != 365*24*time.Hour || got.FailureWindow != login.DefaultThrottlePolicy.Window {
+		t.Errorf("default retention %+v: want 365 days of audit and security events and the throttle's window", got)
 	}
 
 	c := config.Default()
