@@ -336,7 +336,11 @@ func unavailable(err error) bool {
 	var netErr net.Error
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn), errors.As(err, &connErr), errors.As(err, &netErr):
+	case errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn), errors.As(err, &connErr), errors.As(err, &netErr),
+		// A connection the driver closed when its server went away (a
+		// failover), met by the next statement or COMMIT of its
+		// transaction: nothing of it was sent, so nothing committed.
+		errors.Is(err, pgconn.ErrConnClosed):
 		return true
 	case errors.As(err, &pgErr):
 		// admin_shutdown, crash_shutdown, cannot_connect_now,
