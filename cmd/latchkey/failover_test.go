@@ -587,11 +587,12 @@ func TestFailover(t *testing.T) {
 	if st2 != http.StatusOK {
 		t.Fatalf("rotate at A after the failover: %d %v", st2, rotated)
 	}
-	waitFor("B signs with the key rotated at A", 5*time.Second, func() bool {
+	took = waitFor("B signs with the key rotated at A", 10*time.Second, func() bool {
 		_, tok := b.form(t, "/oauth2/token", id, secret, url.Values{"grant_type": {"client_credentials"}})
 		at, _ := tok["access_token"].(string)
 		header, _ := base64.RawURLEncoding.DecodeString(strings.Split(at, ".")[0])
 		return strings.Contains(string(header), rotated["kid"].(string))
 	})
+	t.Logf("a key rotated at A signs at B %s later", took.Round(time.Millisecond))
 	t.Logf("whole test %s", time.Since(began).Round(time.Millisecond))
 }
