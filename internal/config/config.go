@@ -825,6 +825,13 @@ func ParseDatabaseURL(databaseURL string) (dialect, source string, err error) {
 		if u.Host == "" {
 			return "", "", errors.New("names no host: use postgres://USER@HOST:PORT/DATABASE")
 		}
+		// Several hosts are a primary and its standbys: the driver takes
+		// the first that answers unless told to want a writable one, and
+		// a standby refuses every write Latchkey makes.
+		if tsa := u.Query().Get("target_session_attrs"); strings.Contains(u.Host, ",") && tsa != "read-write" && tsa != "primary" {
+			return "", "", errors.New("names several hosts but not target_session_attrs=read-write: add it, so that Latchkey connects to whichever host is the primary " +
+				"and never to a standby (docs/operations.md, High availability: failover)")
+		}
 		return DialectPostgres, databaseURL, nil
 	default:
 		return "", "", errors.New(`must start with postgres://, sqlite:// or be sqlite::memory:`)

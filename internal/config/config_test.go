@@ -355,6 +355,22 @@ func TestValidate(t *testing.T) {
 		{"not a URL", func(c *config.Config) { c.DatabaseURL = "latchkey.db" }, "LATCHKEY_DATABASE_URL"},
 		{"postgres without host", func(c *config.Config) { c.DatabaseURL = "postgres:///latchkey" }, "LATCHKEY_DATABASE_URL"},
 		{"unparsable postgres URL", func(c *config.Config) { c.DatabaseURL = "postgres://db:port/x" }, "LATCHKEY_DATABASE_URL"},
+		// A primary and its standby (docs/operations.md, "High availability:
+		// failover"): without read-write the driver may settle on the standby.
+		{"primary and standby, read-write", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@db1:5432,db2:5432/latchkey?target_session_attrs=read-write"
+		}, ""},
+		{"primary and standby, primary", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@db1,db2/latchkey?target_session_attrs=primary"
+		}, ""},
+		{"primary and standby, any", func(c *config.Config) { c.DatabaseURL = "postgres://latchkey@db1,db2/latchkey" }, "LATCHKEY_DATABASE_URL"},
+		{"primary and standby, prefer-standby", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@db1,db2/latchkey?target_session_attrs=prefer-standby"
+		}, "LATCHKEY_DATABASE_URL"},
+		{"listen URL on primary and standby, any", func(c *config.Config) {
+			c.DatabaseURL = "postgres://latchkey@db1,db2/latchkey?target_session_attrs=read-write"
+			c.DatabaseListenURL = "postgres://latchkey@db1,db2/latchkey"
+		}, "LATCHKEY_DATABASE_LISTEN_URL"},
 		{"sqlite without a path", func(c *config.Config) { c.DatabaseURL = "sqlite://" }, "LATCHKEY_DATABASE_URL"},
 		{"sqlite with options", func(c *config.Config) { c.DatabaseURL = "sqlite://x.db?mode=ro" }, "LATCHKEY_DATABASE_URL"},
 		{"listen URL beside a pooled postgres URL", func(c *config.Config) {

@@ -247,7 +247,7 @@ func (s *Server) health(mux *http.ServeMux) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.store.Ping(ctx); err != nil {
+		if err := s.store.Ready(ctx); err != nil {
 			s.log.WarnContext(ctx, "readiness check failed", "error", err)
 			w.Header().Set("Retry-After", "5")
 			writeStatus(w, http.StatusServiceUnavailable, "database unavailable")

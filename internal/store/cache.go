@@ -225,6 +225,9 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 	backoff := 100 * time.Millisecond
 	var st listenState
 	st.heard = func() {
+		// A connection that worked ends an outage: the next one starts
+		// its backoff over instead of where a failover left it.
+		backoff = 100 * time.Millisecond
 		if !st.ever {
 			st.ever = true
 			s.log.InfoContext(ctx, "client cache: changes are pushed to this instance over LISTEN/NOTIFY", "via", via)

@@ -279,3 +279,55 @@ func TestClientCachePushedBesidePooler(t *testing.T) {
 		t.Fatalf("cache mode %q", a.CacheMode())
 	}
 }
+
+// A failover takes the listener through failed connections while no
+// primary answers, each doubling its backoff (to 10 s). A connection that
+// then worked starts the count again: the next loss, weeks later, is
+// reconnected after 100 ms, not after the backoff the last outage left,
+// during which the client cache would stay off. docs/operations.md,
+// "High availability: failover".
+func TestListenerBackoffStartsOverAfterAWorkingConnection(t *testing.T) {
+	dbURL := storetest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five refused dials grow the backoff to 3.2 s.
+	var refusals atomic.Int32
+	refusals.Store(5)
+	var mu sync.Mutex
+	var live net.Conn
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if refusals.Add(-1) >= 0 {
+			return nil, errors.New("connection refused (no primary yet)")
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", u.Host)
+		mu.Lock()
+		live = c
+		mu.Unlock()
+		return c, err
+	}
+	a := storetest.Open(t, dbURL, store.WithListenDial(store.Options{ListenHeartbeat: 50 * time.Millisecond}, dial))
+	eventually := func(what string, within time.Duration, ok func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > within {
+				t.Fatalf("not within %s: %s", within, what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	eventually("the cache is on once the listener connects after the refusals", 15*time.Second, a.ClientCacheOn)
+
+	mu.Lock()
+	_ = live.Close()
+	mu.Unlock()
+	eventually("the cache is off once the listener's connection is gone", 5*time.Second, func() bool { return !a.ClientCacheOn() })
+	// 100 ms of backoff, a connection and a heartbeat; the 3.2 s the
+	// refusals left would fail this.
+	took := eventually("the listener is back within a fresh backoff", 2*time.Second, a.ClientCacheOn)
+	t.Logf("listening again %s after the loss", took.Round(time.Millisecond))
+}

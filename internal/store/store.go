@@ -272,6 +272,34 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
+// Ready is Ping and, on PostgreSQL, a check that the server takes writes:
+// a standby, which a URL without target_session_attrs=read-write or an
+// address that moved to a demoted primary can lead to, answers a ping and
+// refuses every write. /readyz calls it, so that a load balancer stops
+// sending requests that could only be answered 503.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.Ping(ctx); err != nil {
+		return err
+	}
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	sqlDB, err := s.gdb.DB()
+	if err != nil {
+		return err
+	}
+	// Through database/sql, not GORM: no request's statement, so it does
+	// not show in statement counts.
+	var readOnly string
+	if err := sqlDB.QueryRowContext(ctx, "SHOW transaction_read_only").Scan(&readOnly); err != nil {
+		return fmt.Errorf("readiness: %w", translate(err))
+	}
+	if readOnly == "on" {
+		return fmt.Errorf("%w: the PostgreSQL server takes no writes (a standby, or default_transaction_read_only is on)", ErrUnavailable)
+	}
+	return nil
+}
+
 // SQLDB is the connection pool, for its statistics (the metrics'
 // DBStatsCollector); nothing else may query through it.
 func (s *Store) SQLDB() (*sql.DB, error) { return s.gdb.DB() }
@@ -308,11 +336,23 @@ func unavailable(err error) bool {
 	var netErr net.Error
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn), errors.As(err, &connErr), errors.As(err, &netErr):
+	case errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn), errors.As(err, &connErr), errors.As(err, &netErr),
+		// A connection the driver closed when its server went away (a
+		// failover), met by the next statement or COMMIT of its
+		// transaction: nothing of it was sent, so nothing committed.
+		errors.Is(err, pgconn.ErrConnClosed):
 		return true
 	case errors.As(err, &pgErr):
-		// admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
-		return pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || pgErr.Code == "53300"
+		// admin_shutdown, crash_shutdown, cannot_connect_now,
+		// too_many_connections; and read_only_sql_transaction: a standby
+		// (or a demoted primary) refusing a write, which a failover can
+		// show for a moment, is a database that cannot take the request
+		// now, not a failed request.
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300", "25006":
+			return true
+		}
+		return false
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "database is closed") || strings.Contains(msg, "connection refused") ||
