@@ -120,16 +120,22 @@ func (s *Store) markGrantRevoked(ctx context.Context, requestID string) error {
 }
 
 // IsRevoked reports whether a JWT was revoked: its jti, its grant, or
-// everything its subject held when it was issued. One query: it runs on
-// every introspection.
+// everything its subject held when it was issued. It runs on every
+// introspection: on PostgreSQL the in-memory deny-list answers "not
+// revoked" without a query whenever it can be trusted (denylist.go); a
+// "maybe", or any doubt, is one query.
 func (s *Store) IsRevoked(ctx context.Context, jti, requestID, subject string, issuedAt time.Time) (bool, error) {
+	key := secrets.SignatureKey(jti)
+	if maybe, trusted := s.deny.check(key, requestID, subject, issuedAt); trusted && !maybe {
+		return false, nil
+	}
 	now := s.nowUTC()
 	var revoked bool
 	err := s.db(ctx).Raw(
 		"SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ? AND expires_at > ?) "+
 			"OR EXISTS (SELECT 1 FROM revoked_grants WHERE request_id = ? AND expires_at > ?) "+
 			"OR EXISTS (SELECT 1 FROM revoked_subjects WHERE subject = ? AND revoked_at >= ?)",
-		secrets.SignatureKey(jti), now, requestID, now, subject, issuedAt.UTC(),
+		key, now, requestID, now, subject, issuedAt.UTC(),
 	).Scan(&revoked).Error
 	if err != nil {
 		return false, fmt.Errorf("check revocation: %w", translate(err))
