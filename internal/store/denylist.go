@@ -94,16 +94,28 @@ func (h *hashSet) add(x uint64) {
 	if len(h.recent) < mergeAt {
 		return
 	}
-	merged := make([]uint64, 0, len(h.sorted)+len(h.recent))
-	merged = append(merged, h.sorted...)
+	fresh := make([]uint64, 0, len(h.recent))
 	for x := range h.recent {
-		merged = append(merged, x)
+		fresh = append(fresh, x)
 	}
-	slices.Sort(merged)
+	slices.Sort(fresh)
+	// A new slice, merged in one pass: checks holding the old one under
+	// the read lock are done with it before this runs (the write lock),
+	// and a slice is never changed once built.
+	merged := make([]uint64, 0, len(h.sorted)+len(fresh))
+	i, j := 0, 0
+	for i < len(h.sorted) && j < len(fresh) {
+		if h.sorted[i] < fresh[j] {
+			merged = append(merged, h.sorted[i])
+			i++
+		} else {
+			merged = append(merged, fresh[j])
+			j++
+		}
+	}
+	merged = append(append(merged, h.sorted[i:]...), fresh[j:]...)
 	h.sorted, h.recent = merged, nil
 }
-
-func (h *hashSet) len() int { return len(h.sorted) + len(h.recent) }
 
 // denySet is one generation of the filter.
 type denySet struct {
