@@ -261,6 +261,14 @@ func (d *denyList) notice(payload string) bool {
 	return true
 }
 
+// denyHere puts a revocation into this instance's filter before the row is
+// written, so that this instance sees its own revocations at once, not
+// after the notice's round trip: the same instance revoking then
+// introspecting must see the token revoked. Before the write, not after the
+// commit: a transaction that rolls back leaves only a "maybe", which the
+// query answers. payload is a notice as the triggers write it.
+func (s *Store) denyHere(payload string) { s.deny.notice(payload) }
+
 // trusted reports whether checks are answered from memory.
 func (d *denyList) trusted() bool {
 	d.mu.RLock()
@@ -279,10 +287,11 @@ var errNoRevocationTriggers = errors.New("the revocation notice triggers (migrat
 
 // keepDenyList loads the deny-list for the listener connection of gen, then
 // reloads it every rebuild interval until ctx ends (the connection is lost).
-// A failed load is retried at the heartbeat: meanwhile every check asks the
-// database.
+// A failed load is retried with backoff up to the heartbeat: meanwhile
+// every check asks the database.
 func (s *Store) keepDenyList(ctx context.Context, gen uint64) {
 	logged := false
+	retry := 50 * time.Millisecond
 	for {
 		wait := s.denyRebuild
 		if err := s.loadDenyList(ctx, gen); err != nil {
@@ -290,9 +299,9 @@ func (s *Store) keepDenyList(ctx context.Context, gen uint64) {
 				return
 			}
 			// Until Migrate has run this fails at start-up: not worth a
-			// warning every heartbeat.
+			// warning every time.
 			s.log.DebugContext(ctx, "revocation deny-list not loaded; revocations are checked in the database", "error", err)
-			wait = s.heartbeat
+			wait, retry = retry, min(retry*2, s.heartbeat)
 		} else if !logged {
 			logged = true
 			s.log.DebugContext(ctx, "revocation deny-list loaded; revocations from any instance are pushed over LISTEN/NOTIFY")

@@ -183,3 +183,62 @@ func TestDenyListNotificationLatency(t *testing.T) {
 	t.Logf("notification latency over %d revocations: after A's commit returned p50 %v p99 %v max %v; from A's call p50 %v p99 %v max %v",
 		n, pct(afterCommit, .5), pct(afterCommit, .99), afterCommit[n-1], pct(fromCall, .5), pct(fromCall, .99), fromCall[n-1])
 }
+
+// An instance sees its own revocations at once, not after its notice's
+// round trip: revoke, then introspect at the same instance, is never
+// answered "active". Its listener is cut off silently (the proxy swallows
+// everything) with a heartbeat long enough that the deny-list stays trusted
+// for the whole test: no notice can arrive, so only the instance's own
+// bookkeeping can make the checks right.
+func TestDenyListOwnRevocationsAtOnce(t *testing.T) {
+	dbURL := storetest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	proxy := newBlackhole(t, u.Host)
+	var stmts atomic.Int64
+	a := storetest.Open(t, dbURL, store.WithListenDial(store.Options{
+		ListenHeartbeat: 30 * time.Second, OnStatement: func(context.Context, string) { stmts.Add(1) },
+	}, proxy.dial))
+	waitFor(t, "the deny-list is trusted", 30*time.Second, a.RevocationsInMemory)
+	proxy.dropped.Store(true)
+	mustOwnUser(t, a, "own-u")
+	now := time.Now()
+	iat := now.Add(-time.Minute)
+	checks := []struct {
+		name                string
+		jti, grant, subject string
+		revoke              func() error
+	}{
+		{"jti", "own-jti", "g", "s", func() error { return a.RevokeJTI(ctx, "own-jti", now.Add(time.Hour)) }},
+		{"grant", "j", "own-grant", "s", func() error { return a.RevokeGrant(ctx, "own-grant", now.Add(time.Hour)) }},
+		{"subject", "j", "g", "own-u", func() error { return a.RevokeSubject(ctx, "own-u", now.Add(time.Hour)) }},
+	}
+	for _, c := range checks {
+		if r, err := a.IsRevoked(ctx, c.jti, c.grant, c.subject, iat); err != nil || r {
+			t.Fatalf("%s: revoked before: %v %v", c.name, r, err)
+		}
+		if err := c.revoke(); err != nil {
+			t.Fatal(err)
+		}
+		before := stmts.Load()
+		if r, err := a.IsRevoked(ctx, c.jti, c.grant, c.subject, iat); err != nil || !r {
+			t.Errorf("%s: this instance's own revocation is not seen at once: %v %v", c.name, r, err)
+		}
+		if stmts.Load() == before {
+			t.Errorf("%s: answered without the confirming query", c.name)
+		}
+	}
+	if !a.RevocationsInMemory() {
+		t.Fatal("the deny-list stopped being trusted: the test proved nothing")
+	}
+}
+
+func mustOwnUser(t *testing.T, st *store.Store, id string) {
+	t.Helper()
+	if err := st.CreateUser(context.Background(), &store.User{ID: id, Username: "name-" + id, PasswordHash: "$argon2id$x"}); err != nil {
+		t.Fatal(err)
+	}
+}
