@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -29,6 +30,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/latchkey/latchkey/internal/dpop"
+	"github.com/latchkey/latchkey/internal/seed"
 	"golang.org/x/oauth2"
 )
 
@@ -42,6 +44,14 @@ import (
 // request: the pair measures what DPoP costs the server.
 var Scenarios = []string{"healthz", "cc", "cc-dpop", "introspect", "token-exchange", "revoke", "refresh", "refresh-dpop", "refresh-openid", "authcode", "authcode-openid", "login", "verify", "device-poll"}
 
+// SeededScenarios run only against a database filled by `latchkey-bench
+// seed` (Options.Seed), so `-scenario all` leaves them out.
+// "introspect-seeded" introspects the refresh token of a random seeded
+// grant each time: a row read by primary key among millions, mostly not in
+// memory, where "introspect" checks one JWT whose signature the server
+// remembers.
+var SeededScenarios = []string{"introspect-seeded"}
+
 // "token-exchange" trades one person's access token (a password grant's,
 // scope read) for a delegated one (RFC 8693), as a backend does before it
 // calls the next service.
@@ -54,6 +64,11 @@ type Options struct {
 	// IDTokenAlg is the id_token_signed_response_alg the bench's clients
 	// register ("" leaves the server's default, RS256).
 	IDTokenAlg string
+	// SeededGrants is how many grants `latchkey-bench seed` wrote, and
+	// Seed recomputes their tokens (from the server's LATCHKEY_SECRET);
+	// the seeded scenarios need both.
+	SeededGrants int
+	Seed         *seed.Tokens
 }
 
 // Result is one scenario's figures.
@@ -437,6 +452,25 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 		}, nil
 	case "device-poll":
 		return r.devicePoll, nil
+	case "introspect-seeded":
+		if r.opts.SeededGrants < 1 || r.opts.Seed == nil {
+			return nil, errors.New("introspect-seeded needs -seeded-grants N (what `latchkey-bench seed` wrote) and the server's LATCHKEY_SECRET")
+		}
+		return func(context.Context) (op, error) {
+			rng := mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
+			return func(ctx context.Context) error {
+				// Live, expired or revoked alike: each answer is a 200
+				// with "active", and each costs the server the same read.
+				m, err := r.post(ctx, r.http, "/oauth2/introspect", r.rs, url.Values{"token": {r.opts.Seed.Refresh(rng.IntN(r.opts.SeededGrants))},
+					"token_type_hint": {"refresh_token"}})
+				if err == nil {
+					if _, ok := m["active"].(bool); !ok {
+						err = fmt.Errorf("introspection without active: %v", m)
+					}
+				}
+				return err
+			}, nil
+		}, nil
 	case "verify":
 		tok, err := r.ccToken(ctx)
 		if err != nil {
@@ -446,7 +480,7 @@ func (r *Runner) scenario(ctx context.Context, name string) (func(ctx context.Co
 			return func(context.Context) error { return r.verify(tok) }, nil
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(Scenarios, ", "))
+	return nil, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(append(slices.Clone(Scenarios), SeededScenarios...), ", "))
 }
 
 // verify checks a JWT locally the way a resource server does.

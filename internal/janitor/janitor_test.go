@@ -75,6 +75,57 @@ func TestPassDeletesExpiredOnly(t *testing.T) {
 	})
 }
 
+// A pass ends once it has caught up, even while tokens keep expiring: a
+// pass that waited for a round with nothing to delete would never end
+// under steady traffic, and the last good pass would never be dated.
+func TestPassEndsUnderSteadyExpiry(t *testing.T) {
+	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
+		ctx := context.Background()
+		st := storetest.New(t, b)
+		c := &store.Client{ID: "c", TokenEndpointAuthMethod: "none"}
+		_ = st.CreateClient(ctx, c)
+		past := time.Now().Add(-time.Hour)
+		for i := range 5 {
+			_ = st.CreateAccessTokenSession(ctx, "old-at-"+strconv.Itoa(i), grant(c, "g"+strconv.Itoa(i), past))
+		}
+		steady := &expiringStream{Store: st, c: c, past: past}
+		j := janitor.New(steady, retention, slog.New(slog.DiscardHandler))
+		j.Batch, j.Pause = 2, 0
+		done := make(chan struct{})
+		var n int64
+		var err error
+		go func() { defer close(done); n, _, err = j.Pass(ctx) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the pass did not end while one token expired per round")
+		}
+		// 5 at first, one more per round: rounds of 2, 2, 2, 2, then 1.
+		if err != nil || n != 9 {
+			t.Fatalf("pass deleted %d (%v), want 9", n, err)
+		}
+	})
+}
+
+// expiringStream is the real store with one more expired access token
+// written after every round of deletes, as traffic would.
+type expiringStream struct {
+	*store.Store
+	c     *store.Client
+	past  time.Time
+	round int
+}
+
+func (e *expiringStream) DeleteExpiredByTable(ctx context.Context, r store.Retention, batch int) (map[string]int64, error) {
+	got, err := e.Store.DeleteExpiredByTable(ctx, r, batch)
+	e.round++
+	id := "new-at-" + strconv.Itoa(e.round)
+	if cerr := e.CreateAccessTokenSession(ctx, id, grant(e.c, id, e.past)); cerr != nil {
+		return got, cerr
+	}
+	return got, err
+}
+
 // Of several instances running the janitor at once, one holds the lease.
 func TestLeaseOneHolder(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {

@@ -459,10 +459,12 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "login", p)
 }
 
-func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	p := page{Title: "login.title", CSRFToken: h.csrfToken(w, r), Username: r.PostFormValue("username")}
-	rt, returning := h.readReturnTo(r.PostFormValue)
+// postedLogin reads what a POSTed sign-in form carries back (where to
+// return, for which client) into the login page drawn again on an error,
+// and refuses the form, drawing that page, when its CSRF token is wrong.
+func (h *Handler) postedLogin(w http.ResponseWriter, r *http.Request) (p page, rt ReturnTo, returning, ok bool) {
+	p = page{Title: "login.title", CSRFToken: h.csrfToken(w, r), Username: r.PostFormValue("username")}
+	rt, returning = h.readReturnTo(r.PostFormValue)
 	if returning {
 		p.ReturnTo, p.About, p.ClientName, p.uiLocales = rt.URL, r.PostFormValue(aboutParam), rt.ClientName, rt.uiLocales()
 	}
@@ -470,6 +472,15 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if !h.validCSRF(r) {
 		p.Error = "login.error.csrf"
 		h.render(w, r, http.StatusForbidden, "login", p)
+		return p, rt, returning, false
+	}
+	return p, rt, returning, true
+}
+
+func (h *Handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p, rt, returning, ok := h.postedLogin(w, r)
+	if !ok {
 		return
 	}
 	username, password := strings.TrimSpace(r.PostFormValue("username")), r.PostFormValue("password")

@@ -463,15 +463,8 @@ func describeWebAuthnError(err error) error {
 func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 2*credentialFormLimit)
 	ctx := r.Context()
-	p := page{Title: "login.title", CSRFToken: h.csrfToken(w, r)}
-	rt, returning := h.readReturnTo(r.PostFormValue)
-	if returning {
-		p.ReturnTo, p.About, p.ClientName, p.uiLocales = rt.URL, r.PostFormValue(aboutParam), rt.ClientName, rt.uiLocales()
-	}
-	h.withPasskeys(&p)
-	if !h.validCSRF(r) {
-		p.Error = "login.error.csrf"
-		h.render(w, r, http.StatusForbidden, "login", p)
+	p, rt, returning, ok := h.postedLogin(w, r)
+	if !ok {
 		return
 	}
 	userID, amr, err := h.discoverablePasskey(w, r)
