@@ -58,7 +58,8 @@ func count(stmts []string) (reads, writes, txs int) {
 
 // The query budget of each flow, counted on every backend so that it cannot
 // creep up: client credentials writes nothing and reads at most its client
-// once; introspection is one read; a refresh is one transaction of a few
+// once; introspection is one read, none on PostgreSQL with the deny-list in
+// memory; a refresh is one transaction of a few
 // statements; the whole code flow stays within ten.
 func TestQueryBudget(t *testing.T) {
 	storetest.ForEachBackend(t, func(t *testing.T, b storetest.Backend) {
@@ -94,10 +95,27 @@ func TestQueryBudget(t *testing.T) {
 		}
 		check("cc dpop", rec.take(), 0, 1, 0)
 
+		// Introspection of a JWT: its revocation check is the one read,
+		// and on PostgreSQL none at all once the in-memory deny-list is
+		// trusted (store/denylist.go): a token nobody revoked is a definite
+		// miss there.
 		h.introspect(rs, tok)
+		if b.Name == "postgres" {
+			deadline := time.Now().Add(30 * time.Second)
+			for !h.store.RevocationsInMemory() {
+				if time.Now().After(deadline) {
+					t.Fatal("the deny-list is never trusted")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
 		rec.take()
 		h.introspect(rs, tok)
-		check("introspect", rec.take(), 1, 0, 0)
+		if stmts := rec.take(); b.Name == "postgres" {
+			check("introspect", stmts, 0, 0, 0)
+		} else {
+			check("introspect", stmts, 1, 0, 0)
+		}
 
 		// The device flow (RFC 8628): a pending poll is one indexed read and
 		// no write (the client is cached); the redemption one transaction.
@@ -142,7 +160,8 @@ func TestQueryBudget(t *testing.T) {
 		}
 
 		// Token exchange (RFC 8693) of a JWT: the subject token checked as
-		// introspection checks it (one read), nothing written.
+		// introspection checks it (one read, none on PostgreSQL), nothing
+		// written.
 		xc := h.client(map[string]any{"grant_types": []string{oauth.GrantTypeTokenExchange}, "scope": "read"})
 		subject := h.token(pwd, url.Values{"grant_type": {"password"}, "username": {"quinn"}, "password": {"quinn-password-1"}, "scope": {"read"}})
 		xf := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {subject["access_token"].(string)},

@@ -237,6 +237,7 @@ func (s *Store) listen(ctx context.Context, databaseURL string) {
 		st.sent = 0
 		err := s.listenOnce(ctx, databaseURL, &st)
 		s.clients.setEnabled(false)
+		s.deny.down()
 		if ctx.Err() != nil {
 			return
 		}
@@ -317,6 +318,10 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string, st *listenSt
 		lastSeen  = time.Now()
 		nextBeat  = time.Now()
 	)
+	// The deny-list loads of this connection end with it; listen turns the
+	// deny-list off as it turns the cache off.
+	dctx, stopDeny := context.WithCancel(ctx)
+	defer func() { s.deny.down(); stopDeny() }()
 	for {
 		if now := time.Now(); !now.Before(nextBeat) {
 			// Through database/sql, not GORM: a heartbeat is no request's
@@ -354,6 +359,9 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string, st *listenSt
 			listening = true
 			st.heard()
 			s.clients.setEnabled(true)
+			// LISTEN runs above, so a load begun now misses nothing:
+			// what it does not read is announced (denylist.go).
+			go s.keepDenyList(dctx, s.deny.up())
 			// A key change announced while the channel was down was
 			// missed: have the keys read again now.
 			s.keyWatchers.notify()
@@ -367,6 +375,8 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string, st *listenSt
 			s.clients.dropOrigins()
 		} else if n.Payload == signingKeysPayload {
 			s.keyWatchers.notify()
+		} else {
+			s.deny.notice(n.Payload)
 		}
 	}
 }

@@ -34,3 +34,11 @@ func (s *Store) HoldProofSpends() (queued func() int, release func()) {
 	}
 	return queued, func() { s.drainProofSpends(context.Background()) }
 }
+
+// WithDenyListHooks calls heard after each revocation notice is applied and
+// load at the stages of each deny-list load ("begun": notices are kept for
+// it; "read": the tables are read, not yet swapped in).
+func WithDenyListHooks(o Options, heard func(), load func(stage string)) Options {
+	o.denyHeard, o.onDenyLoad = heard, load
+	return o
+}

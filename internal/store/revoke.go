@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/secrets"
@@ -73,6 +74,7 @@ func (revokedGrant) TableName() string { return "revoked_grants" }
 // RevokeJTI puts one JWT on the deny-list until it expires on its own.
 func (s *Store) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
 	row := revokedJTI{JTI: secrets.SignatureKey(jti), ExpiresAt: until.UTC()}
+	s.denyHere(noticeRevokedJTI + row.JTI)
 	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 		return fmt.Errorf("revoke jti: %w", translate(err))
 	}
@@ -98,6 +100,7 @@ func (s *Store) DenyGrantJWTs(ctx context.Context, requestID string, until time.
 // grant's lock in its transaction: the lock is not taken twice.
 func (s *Store) denyGrantJWTsLocked(ctx context.Context, requestID string, until time.Time) error {
 	row := revokedGrant{RequestID: requestID, ExpiresAt: until.UTC()}
+	s.denyHere(noticeRevokedGrant + requestID)
 	err := s.db(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "request_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"expires_at"}),
@@ -113,6 +116,7 @@ func (s *Store) denyGrantJWTsLocked(ctx context.Context, requestID string, until
 // access tokens (DenyGrantJWTs does), and the refresh path ignores it anyway.
 func (s *Store) markGrantRevoked(ctx context.Context, requestID string) error {
 	row := revokedGrant{RequestID: requestID, ExpiresAt: s.nowUTC()}
+	s.denyHere(noticeRevokedGrant + requestID)
 	if err := s.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 		return fmt.Errorf("revoke grant: %w", translate(err))
 	}
@@ -120,16 +124,22 @@ func (s *Store) markGrantRevoked(ctx context.Context, requestID string) error {
 }
 
 // IsRevoked reports whether a JWT was revoked: its jti, its grant, or
-// everything its subject held when it was issued. One query: it runs on
-// every introspection.
+// everything its subject held when it was issued. It runs on every
+// introspection: on PostgreSQL the in-memory deny-list answers "not
+// revoked" without a query whenever it can be trusted (denylist.go); a
+// "maybe", or any doubt, is one query.
 func (s *Store) IsRevoked(ctx context.Context, jti, requestID, subject string, issuedAt time.Time) (bool, error) {
+	key := secrets.SignatureKey(jti)
+	if maybe, trusted := s.deny.check(key, requestID, subject, issuedAt); trusted && !maybe {
+		return false, nil
+	}
 	now := s.nowUTC()
 	var revoked bool
 	err := s.db(ctx).Raw(
 		"SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ? AND expires_at > ?) "+
 			"OR EXISTS (SELECT 1 FROM revoked_grants WHERE request_id = ? AND expires_at > ?) "+
 			"OR EXISTS (SELECT 1 FROM revoked_subjects WHERE subject = ? AND revoked_at >= ?)",
-		secrets.SignatureKey(jti), now, requestID, now, subject, issuedAt.UTC(),
+		key, now, requestID, now, subject, issuedAt.UTC(),
 	).Scan(&revoked).Error
 	if err != nil {
 		return false, fmt.Errorf("check revocation: %w", translate(err))
@@ -198,6 +208,7 @@ func (s *Store) revokeGrants(ctx context.Context, ids []string, until time.Time)
 	rows := make([]revokedGrant, len(ids))
 	for i, id := range ids {
 		rows[i] = revokedGrant{RequestID: id, ExpiresAt: until.UTC()}
+		s.denyHere(noticeRevokedGrant + id)
 	}
 	if err := s.db(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "request_id"}},
@@ -268,6 +279,9 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string, until time.Ti
 	now := s.nowUTC()
 	return s.InTx(ctx, func(ctx context.Context) error {
 		row := revokedSubject{Subject: subject, RevokedAt: now}
+		// A microsecond late: the database keeps microseconds and may
+		// round up; later only makes more tokens "maybe".
+		s.denyHere(noticeRevokedSubject + strconv.FormatInt(now.UnixMicro()+1, 10) + ":" + subject)
 		if err := s.db(ctx).Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "subject"}},
 			DoUpdates: clause.AssignmentColumns([]string{"revoked_at"}),

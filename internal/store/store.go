@@ -66,6 +66,11 @@ type Store struct {
 	// keyWatchers hear that another instance changed the signing keys
 	// (keys.go).
 	keyWatchers keyWatchers
+	// deny is the revocation deny-list in memory (denylist.go), rebuilt
+	// every denyRebuild; onDenyLoad is Options.onDenyLoad.
+	deny        *denyList
+	denyRebuild time.Duration
+	onDenyLoad  func(stage string)
 }
 
 // Options tune Open. The zero value is usable.
@@ -104,9 +109,18 @@ type Options struct {
 	// the cache polls (default DefaultPollInterval): the bound on how late
 	// another instance's change is seen.
 	PollInterval time.Duration
+	// DenyListRebuild is how often, on PostgreSQL, the in-memory
+	// revocation deny-list is reloaded from the database so that expired
+	// entries leave it (default DefaultDenyListRebuild; denylist.go).
+	DenyListRebuild time.Duration
 
 	// listenDial replaces the listener's dialer in tests.
 	listenDial pgconn.DialFunc
+	// denyHeard is called after each revocation notice is applied, and
+	// onDenyLoad at the stages of a deny-list load: tests time and
+	// interleave with them.
+	denyHeard  func()
+	onDenyLoad func(stage string)
 }
 
 // createPrivate makes a new SQLite file readable by its owner only: it holds
@@ -204,6 +218,12 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 		s.heartbeat = DefaultListenHeartbeat
 	}
 	s.listenURL, s.pollInterval = opts.ListenURL, opts.PollInterval
+	s.deny, s.onDenyLoad = newDenyList(), opts.onDenyLoad
+	s.deny.heard = opts.denyHeard
+	s.denyRebuild = opts.DenyListRebuild
+	if s.denyRebuild <= 0 {
+		s.denyRebuild = DefaultDenyListRebuild
+	}
 	if s.pollInterval <= 0 {
 		s.pollInterval = DefaultPollInterval
 	}

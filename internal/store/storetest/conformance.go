@@ -64,7 +64,7 @@ func RunConformance(t *testing.T, b Backend) {
 			tc.fn(t, New(t, b))
 		})
 	}
-	for _, tc := range append(append(append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...), keysBackendTests...), passkeyBackendTests...) {
+	for _, tc := range append(append(append(append(append(append(append(backendTests, logoutBackendTests...), pushedBackendTests...), deviceBackendTests...), factorBackendTests...), keysBackendTests...), passkeyBackendTests...), denyListBackendTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, b)
