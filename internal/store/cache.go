@@ -361,7 +361,8 @@ func (s *Store) listenOnce(ctx context.Context, databaseURL string, st *listenSt
 			s.clients.setEnabled(true)
 			// LISTEN runs above, so a load begun now misses nothing:
 			// what it does not read is announced (denylist.go).
-			go s.keepDenyList(dctx, s.deny.up())
+			gen := s.deny.up()
+			s.background.Go(func() { s.keepDenyList(dctx, gen) })
 			// A key change announced while the channel was down was
 			// missed: have the keys read again now.
 			s.keyWatchers.notify()

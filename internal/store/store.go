@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -52,9 +53,12 @@ type Store struct {
 	// observe is Options.OnStatement, or a no-op.
 	observe func(context.Context, string)
 	stop    context.CancelFunc
-	dialect string
-	now     func() time.Time
-	log     *slog.Logger
+	// background holds the listener and the deny-list loads: Close waits
+	// for them, so none logs or queries after the store is closed.
+	background sync.WaitGroup
+	dialect    string
+	now        func() time.Time
+	log        *slog.Logger
 	// heartbeat and listenDial are Options.ListenHeartbeat and listenDial.
 	heartbeat  time.Duration
 	listenDial pgconn.DialFunc
@@ -256,7 +260,7 @@ func Open(ctx context.Context, dialect, source string, opts Options) (*Store, er
 	if dialect == DialectPostgres && ttl > 0 {
 		lctx, stop := context.WithCancel(context.Background())
 		s.stop = stop
-		go s.listen(lctx, dsn)
+		s.background.Go(func() { s.listen(lctx, dsn) })
 	}
 	return s, nil
 }
@@ -328,6 +332,13 @@ func (s *Store) SQLDB() (*sql.DB, error) { return s.gdb.DB() }
 func (s *Store) Close() error {
 	if s.stop != nil {
 		s.stop()
+		done := make(chan struct{})
+		go func() { s.background.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			s.log.Warn("store closed before its listener stopped")
+		}
 	}
 	sqlDB, err := s.gdb.DB()
 	if err != nil {
@@ -335,6 +346,11 @@ func (s *Store) Close() error {
 	}
 	return sqlDB.Close()
 }
+
+// closeWait bounds how long Close waits for the background goroutines; each
+// stops at its context's end, within the listener connection's one-second
+// close.
+const closeWait = 5 * time.Second
 
 func (s *Store) nowUTC() time.Time { return s.now().UTC() }
 
