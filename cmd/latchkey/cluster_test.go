@@ -212,6 +212,8 @@ func TestClusterThroughPgBouncer(t *testing.T) {
 	nodes := startClusterOn(t, 3, dbURL, "LATCHKEY_DATABASE_LISTEN_URL="+storetest.PgBouncerDirectURL(t, dbURL))
 	for _, in := range nodes {
 		in.waitCacheMode(t, "pushed")
+		// With a direct listen URL, "not revoked" costs no query.
+		in.waitMetric(t, "latchkey_revocations_in_memory 1")
 	}
 	clusterActsAsOne(t, nodes)
 }
@@ -219,8 +221,13 @@ func TestClusterThroughPgBouncer(t *testing.T) {
 // waitCacheMode waits until /metrics reports the client cache in mode.
 func (in *instance) waitCacheMode(t *testing.T, mode string) {
 	t.Helper()
-	want := `latchkey_client_cache_mode{mode="` + mode + `"} 1`
-	eventually(t, "the client cache is "+mode+" at "+in.public, func() bool {
+	in.waitMetric(t, `latchkey_client_cache_mode{mode="`+mode+`"} 1`)
+}
+
+// waitMetric waits until in's /metrics has the line want.
+func (in *instance) waitMetric(t *testing.T, want string) {
+	t.Helper()
+	eventually(t, want+" at "+in.public, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+in.admin+"/metrics", nil)
 		req.Header.Set("Authorization", "Bearer "+clusterAdmin)
 		resp, err := http.DefaultClient.Do(req)
@@ -243,6 +250,9 @@ func TestClusterPollsThroughPgBouncer(t *testing.T) {
 	nodes := startClusterOn(t, 2, dbURL)
 	a, b := nodes[0], nodes[1]
 	b.waitCacheMode(t, "polled")
+	// Without a listen URL nothing proves the deny-list complete: every
+	// revocation check asks the database.
+	b.waitMetric(t, "latchkey_revocations_in_memory 0")
 	_, svc := a.adminCall(t, http.MethodPost, "/admin/clients", map[string]any{"grant_types": []string{"client_credentials"}})
 	sid, ssecret := svc["client_id"].(string), svc["client_secret"].(string)
 	if st, _ := b.form(t, "/oauth2/token", sid, ssecret, url.Values{"grant_type": {"client_credentials"}}); st != http.StatusOK {

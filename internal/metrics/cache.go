@@ -21,3 +21,20 @@ func (m *Metrics) WatchClientCache(mode func() string, modes ...string) {
 		}))
 	}
 }
+
+// WatchDenyList exports whether revocation checks are answered from the
+// in-memory deny-list (store.RevocationsInMemory) as
+// latchkey_revocations_in_memory: 1 while "not revoked" costs no query, 0
+// while every check asks the database (SQLite, a pooler without a listen
+// URL, a listener not proven alive, a load in progress).
+func (m *Metrics) WatchDenyList(inMemory func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "latchkey_revocations_in_memory",
+		Help: "1 while revocation checks answer \"not revoked\" from the in-memory deny-list, 0 while each asks the database.",
+	}, func() float64 {
+		if inMemory() {
+			return 1
+		}
+		return 0
+	}))
+}

@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Log
 	log = serverLogger(log)
 	m := metrics.New()
 	m.WatchClientCache(st.CacheMode, store.CacheOff, store.CachePushed, store.CachePolled, store.CacheExpiring)
+	m.WatchDenyList(st.RevocationsInMemory)
 	ko := KeyOptions(cfg, log)
 	ko.Now = o.now
 	for _, f := range o.keys {

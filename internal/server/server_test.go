@@ -433,6 +433,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			`latchkey_http_requests_total{code="200",route="POST /oauth2/token"}`,
 			`latchkey_token_request_duration_seconds_bucket`,
 			`latchkey_client_cache_mode{mode="off"}`, // how clients are cached (docs/operations.md)
+			`latchkey_revocations_in_memory`,         // whether "not revoked" costs a query
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("metrics lack %s", want)
