@@ -113,6 +113,8 @@ func TestDenyListRevocationDuringLoad(t *testing.T) {
 		mu    sync.Mutex
 		stage = map[string]string{"begun": "at-begin", "read": "after-read"}
 		done  = map[string]bool{}
+		// heard gets a value for each revocation notice b2 applies.
+		heard = make(chan struct{}, 16)
 	)
 	load := func(s string) {
 		mu.Lock()
@@ -129,12 +131,20 @@ func TestDenyListRevocationDuringLoad(t *testing.T) {
 			t.Error(err)
 		}
 		if s == "read" {
-			// Hold the swap until the notice is surely applied: the
-			// point is a notice that comes during the load.
-			time.Sleep(200 * time.Millisecond)
+			// Hold the swap until both notices are applied: the point is
+			// a notice that comes during the load.
+			deadline := time.After(30 * time.Second)
+			for applied := 0; applied < 2; applied++ {
+				select {
+				case <-heard:
+				case <-deadline:
+					t.Error("the notices of the revocations during the load never arrived")
+					return
+				}
+			}
 		}
 	}
-	b2 := storetest.Open(t, dbURL, store.WithDenyListHooks(store.Options{}, nil, load))
+	b2 := storetest.Open(t, dbURL, store.WithDenyListHooks(store.Options{}, func() { heard <- struct{}{} }, load))
 	waitFor(t, "the deny-list is trusted", 30*time.Second, b2.RevocationsInMemory)
 	mu.Lock()
 	ran := done["at-begin"] && done["after-read"]
